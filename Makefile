@@ -1,0 +1,27 @@
+# The two commands: `make demo` (index the sample corpus and search it) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test test-long lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+# The whole default suite (what CI runs); long modes are marked `slow`.
+test: setup
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+
+test-long: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(VENV)/bin/ruff check anyfind tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/bench_core.py

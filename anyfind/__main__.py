@@ -1,0 +1,3 @@
+from anyfind.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""Where indexes live and what an index was built with.
+
+Settings precedence everywhere: explicit argument > environment > index config file > default.
+The resolved configuration is saved as config.json beside the index, so an index opens
+with no arguments and a model mismatch is caught.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, ModelMismatch
+
+SCHEMA_VERSION = 1
+CONFIG_FILE = "config.json"
+DEFAULT_INDEX = "default"
+
+
+def anyfind_home() -> Path:
+    """ANYFIND_HOME, else the user's application directory (click.get_app_dir)."""
+    env = os.environ.get("ANYFIND_HOME")
+    if env:
+        return Path(env).expanduser()
+    import click
+
+    return Path(click.get_app_dir("anyfind"))
+
+
+def resolve_index_path(name_or_path: str | os.PathLike | None = None) -> Path:
+    """A name ('photos') lives under <home>/indexes/; anything path-like is used as is."""
+    value = name_or_path if name_or_path is not None else os.environ.get("ANYFIND_INDEX")
+    value = str(value) if value else DEFAULT_INDEX
+    looks_like_path = (
+        os.sep in value or value.startswith((".", "~")) or (os.altsep and os.altsep in value)
+    )
+    if looks_like_path:
+        return Path(value).expanduser().resolve()
+    if not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"invalid index name {value!r}: use letters, digits, '-', '_' or a path")
+    return anyfind_home() / "indexes" / value
+
+
+@dataclass
+class SpaceConfig:
+    """One embedding space: an encoder and the FAISS index that holds its vectors."""
+
+    name: str
+    encoder: str  # registry name, e.g. "sentence-transformers"
+    model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    dim: int | None = None  # filled in from the encoder on first use
+    metric: str = "cosine"  # inner product on L2-normalised vectors
+    faiss: str = "auto"  # FAISS factory string, or "auto" to choose by size
+    identity: dict[str, Any] = field(default_factory=dict)
+
+    def same_model(self, other: SpaceConfig) -> bool:
+        return (self.encoder, self.model) == (other.encoder, other.model)
+
+
+@dataclass
+class IndexConfig:
+    spaces: dict[str, SpaceConfig] = field(default_factory=dict)
+    store_url: str | None = None  # None: SQLite file inside the index directory
+    chunk_tokens: int | None = None  # None: the text encoder's own budget
+    chunk_overlap: int = 32
+    max_file_bytes: int = 200 * 1024 * 1024
+    tagger: bool = False  # offline ImageNet tags for images
+    transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed
+    schema_version: int = SCHEMA_VERSION
+    created_at: float = field(default_factory=time.time)
+    anyfind_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["spaces"] = {k: asdict(v) for k, v in self.spaces.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IndexConfig:
+        data = dict(data)
+        spaces = {k: SpaceConfig(**v) for k, v in data.pop("spaces", {}).items()}
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(spaces=spaces, **{k: v for k, v in data.items() if k in known})
+
+    def save(self, directory: Path) -> None:
+        from .fsutil import atomic_write_bytes
+
+        payload = json.dumps(self.to_json(), indent=2, sort_keys=True).encode()
+        atomic_write_bytes(directory / CONFIG_FILE, payload)
+
+    @classmethod
+    def load(cls, directory: Path) -> IndexConfig:
+        path = directory / CONFIG_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"index config {path} is unreadable: {exc}") from exc
+        if data.get("schema_version", 0) > SCHEMA_VERSION:
+            raise ConfigError(
+                f"index {directory} was written by a newer anyfind "
+                f"(schema {data['schema_version']} > {SCHEMA_VERSION}): upgrade anyfind"
+            )
+        return cls.from_json(data)
+
+    def check_models(self, wanted: dict[str, SpaceConfig]) -> None:
+        """Raise ModelMismatch when a requested model differs from the one the index holds."""
+        for name, want in wanted.items():
+            have = self.spaces.get(name)
+            if have is None or want.model is None:
+                continue
+            if not have.same_model(want):
+                raise ModelMismatch(
+                    f"index space '{name}' was built with {have.encoder}:{have.model}, "
+                    f"not {want.encoder}:{want.model}; run `anyfind reindex` to rebuild it "
+                    "with the new model"
+                )
+
+
+def default_text_space(model: str | None = None) -> SpaceConfig:
+    return SpaceConfig(name="text", encoder="sentence-transformers", model=model or DEFAULT_TEXT_MODEL)
+
+
+DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"

@@ -1,0 +1,17 @@
+"""Connectors by name; third-party packages add theirs through the
+`anyfind.connectors` entry-point group."""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import Blob, Connector, ItemRef, ScanError
+
+connectors: Registry[type[Connector]] = Registry("connector", "anyfind.connectors")
+connectors.register("filesystem", "anyfind.connectors.filesystem:FilesystemConnector")
+
+
+def connector_for(kind: str, uri: str, options: dict | None = None) -> Connector:
+    return connectors.get(kind)(uri, **(options or {}))
+
+
+__all__ = ["Blob", "Connector", "ItemRef", "ScanError", "connector_for", "connectors"]

@@ -1,0 +1,95 @@
+"""The connector contract: scan() lists item references, open() gives their bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    """One item a connector found: a stable URI and a cheap change fingerprint."""
+
+    uri: str  # stable identity within the source, e.g. file:///abs/path
+    path: str  # what people see: a path or a readable locator
+    size: int | None = None
+    mtime: float | None = None
+    fingerprint: str = ""  # cheap change marker (size+mtime, blob id, ETag ...)
+    media_type: str | None = None  # a hint; extraction sniffs content anyway
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+class Blob:
+    """Lazy access to one item's content (bytes, a stream, or a local path)."""
+
+    def __init__(self, ref: ItemRef, opener, local_path: Path | None = None):
+        self.ref = ref
+        self._opener = opener
+        self._local_path = local_path
+
+    def open(self) -> BinaryIO:
+        return self._opener()
+
+    def read(self, limit: int | None = None) -> bytes:
+        with self.open() as fh:
+            return fh.read() if limit is None else fh.read(limit)
+
+    @contextlib.contextmanager
+    def local_path(self) -> Iterator[Path]:
+        """A filesystem path to the content; spooled to a temp file when not local."""
+        if self._local_path is not None:
+            yield self._local_path
+            return
+        suffix = Path(self.ref.path).suffix
+        fd, name = tempfile.mkstemp(prefix="anyfind-", suffix=suffix)
+        try:
+            with os.fdopen(fd, "wb") as out, self.open() as src:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+            yield Path(name)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str = "blob", media_type: str | None = None) -> Blob:
+        ref = ItemRef(uri=f"bytes:{path}", path=path, size=len(data), media_type=media_type)
+        return cls(ref, lambda: io.BytesIO(data))
+
+
+@dataclass
+class ScanError:
+    """An entry the scan could not list or stat (recorded, never fatal)."""
+
+    path: str
+    message: str
+
+
+class Connector(ABC):
+    """A repository of items. Subclasses set `kind` and implement scan() and open()."""
+
+    kind: str = ""
+
+    def __init__(self, uri: str, **options: Any):
+        self.uri = uri
+        self.options = options
+        self.scan_errors: list[ScanError] = []
+
+    @abstractmethod
+    def scan(self) -> Iterator[ItemRef]:
+        """Yield every item currently in the repository."""
+
+    @abstractmethod
+    def open(self, ref: ItemRef) -> Blob:
+        """Give access to one item's content."""
+
+    def describe(self) -> str:
+        """The source's URI as safe to print (subclasses mask credentials)."""
+        return self.uri

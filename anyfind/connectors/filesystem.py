@@ -1,0 +1,133 @@
+"""Folders on disk: recursive, globs, gitignore-style ignore files, loop-safe."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from .base import Blob, Connector, ItemRef, ScanError
+
+IGNORE_FILES = (".anyfindignore", ".gitignore")
+
+
+def _spec(patterns: list[str]) -> pathspec.PathSpec | None:
+    return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
+
+
+class FilesystemConnector(Connector):
+    """Options: include / exclude (gitignore-style globs, relative to the root),
+    hidden (index dot-files, default False), ignore_files (default .anyfindignore and
+    .gitignore), follow_symlinks (default True; loops are detected)."""
+
+    kind = "filesystem"
+
+    def __init__(self, uri: str, **options: Any):
+        super().__init__(uri, **options)
+        path = uri[len("file://"):] if uri.startswith("file://") else uri
+        self.root = Path(path).expanduser().absolute()
+        self.include = _spec(list(options.get("include") or []))
+        self.exclude = _spec(list(options.get("exclude") or []))
+        self.hidden = bool(options.get("hidden", False))
+        self.ignore_files = tuple(options.get("ignore_files", IGNORE_FILES))
+        self.follow_symlinks = bool(options.get("follow_symlinks", True))
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def _ref(self, path: Path, st: os.stat_result) -> ItemRef:
+        return ItemRef(
+            uri=path.as_uri(),
+            path=str(path),
+            size=st.st_size,
+            mtime=st.st_mtime,
+            fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
+        )
+
+    def _error(self, path: str | Path, exc: BaseException) -> None:
+        msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        self.scan_errors.append(ScanError(str(path), f"{type(exc).__name__}: {msg}"))
+
+    def _wanted(self, rel: str) -> bool:
+        if self.include is not None and not self.include.match_file(rel):
+            return False
+        return not (self.exclude is not None and self.exclude.match_file(rel))
+
+    def _load_ignores(self, directory: Path) -> pathspec.PathSpec | None:
+        lines: list[str] = []
+        for name in self.ignore_files:
+            try:
+                lines += (directory / name).read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+        return _spec(lines)
+
+    def scan(self) -> Iterator[ItemRef]:
+        root = self.root
+        try:
+            st = root.stat()
+        except OSError as exc:
+            self._error(root, exc)
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            if stat.S_ISREG(st.st_mode):
+                yield self._ref(root, st)
+            return
+
+        seen_dirs = {(st.st_dev, st.st_ino)}
+        # Stack of (directory, [(ignore-spec base dir, spec), ...]) for nested ignore files.
+        stack: list[tuple[Path, list[tuple[Path, pathspec.PathSpec]]]] = [(root, [])]
+        while stack:
+            directory, ignores = stack.pop()
+            spec = self._load_ignores(directory)
+            if spec is not None:
+                ignores = [*ignores, (directory, spec)]
+            try:
+                with os.scandir(directory) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                self._error(directory, exc)
+                continue
+            subdirs = []
+            for entry in entries:
+                if not self.hidden and entry.name.startswith("."):
+                    continue
+                path = Path(entry.path)
+                try:
+                    is_link = entry.is_symlink()
+                    if is_link and not self.follow_symlinks:
+                        continue
+                    est = entry.stat(follow_symlinks=True)
+                except OSError as exc:  # dangling link, permission, vanished
+                    self._error(path, exc)
+                    continue
+                is_dir = stat.S_ISDIR(est.st_mode)
+                if self._ignored(path, is_dir, ignores):
+                    continue
+                if is_dir:
+                    key = (est.st_dev, est.st_ino)
+                    if key in seen_dirs:  # a symlink loop or a second way in
+                        continue
+                    seen_dirs.add(key)
+                    subdirs.append((path, ignores))
+                elif stat.S_ISREG(est.st_mode):
+                    rel = path.relative_to(root).as_posix()
+                    if self._wanted(rel):
+                        yield self._ref(path, est)
+            stack.extend(reversed(subdirs))
+
+    @staticmethod
+    def _ignored(path: Path, is_dir: bool, ignores) -> bool:
+        for base, spec in ignores:
+            rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
+            if spec.match_file(rel):
+                return True
+        return False
+
+    def open(self, ref: ItemRef) -> Blob:
+        path = Path(ref.path)
+        return Blob(ref, lambda: open(path, "rb"), local_path=path)

@@ -1,0 +1,53 @@
+"""Domain errors. The CLI maps each to a one-line message; the library raises them."""
+
+from __future__ import annotations
+
+
+class AnyfindError(Exception):
+    """Base class of every error anyfind raises on purpose."""
+
+
+class ConfigError(AnyfindError):
+    """A setting or option is invalid."""
+
+
+class IndexNotFound(AnyfindError):
+    """The named index does not exist."""
+
+
+class ModelMismatch(AnyfindError):
+    """The index was built with other models than the ones asked for."""
+
+
+class MissingExtra(AnyfindError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, extra: str, module: str):
+        super().__init__(
+            f"this needs the '{extra}' extra (module '{module}' is missing): "
+            f"pip install 'anyfind[{extra}]'"
+        )
+        self.extra = extra
+        self.module = module
+
+
+class ExtractionError(AnyfindError):
+    """One item's content could not be read or parsed. Recorded per item; the run goes on."""
+
+
+class IndexLocked(AnyfindError):
+    """Another process is writing to this index."""
+
+
+class QueryError(AnyfindError):
+    """A query or filter expression is invalid."""
+
+
+def require(module: str, extra: str):
+    """Import an optional module, or raise MissingExtra naming the extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtra(extra, module) from exc

@@ -1,0 +1,119 @@
+"""Turn an item's bytes into text sections, an image or timed segments.
+
+Extractors are `fn(blob, media_type, ctx) -> Extracted`, looked up by exact media type,
+then by family (`text/*`). Built-ins are registered as "module:attr" strings, imported on
+first use, so importing this package loads no parser (and a module not written or not
+installed yet only fails the items that need it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import AnyfindError, ExtractionError
+from .base import Extracted, Section, TimedSegment
+from .sniff import DOCX, EMPTY, PDF, canonical, modality_of, sniff_blob, sniff_media_type
+
+if TYPE_CHECKING:
+    from ..connectors.base import Blob
+
+Extractor = Callable[["Blob", str, object | None], Extracted]
+
+__all__ = [
+    "Extracted",
+    "Extractor",
+    "Section",
+    "TimedSegment",
+    "extract",
+    "modality_of",
+    "register_extractor",
+    "sniff_blob",
+    "sniff_media_type",
+]
+
+_TEXT = "anyfind.extract.text:extract_text"
+_HTML = "anyfind.extract.html:extract_html"
+_extractors: dict[str, Extractor | str] = {
+    "text/*": _TEXT,
+    "text/html": _HTML,
+    "application/xhtml+xml": _HTML,
+    PDF: "anyfind.extract.pdf:extract_pdf",
+    DOCX: "anyfind.extract.docx:extract_docx",
+    "image/*": "anyfind.extract.image:extract_image",
+    "audio/*": "anyfind.extract.audio:extract_audio",
+    "video/*": "anyfind.extract.audio:extract_audio",  # the sound track is what we index
+    **dict.fromkeys(
+        (
+            "application/json",
+            "application/x-ndjson",
+            "application/xml",
+            "application/yaml",
+            "application/toml",
+        ),
+        _TEXT,
+    ),
+}
+_LABELS = {PDF: "PDF", DOCX: "DOCX", "text/html": "HTML"}
+
+
+def register_extractor(pattern: str, fn: Extractor | str) -> None:
+    """Register `fn` (or a "module:attr" path) for a media type or a family like "image/*"."""
+    _extractors[pattern.lower()] = fn
+
+
+def extract(blob: Blob, media_type: str | None = None, ctx: object | None = None) -> Extracted:
+    """Extract one item. Sniffs the type when not given; every failure is an ExtractionError."""
+    try:
+        if media_type:
+            media_type = canonical(media_type) if blob.read(1) else EMPTY
+        else:
+            media_type = sniff_blob(blob)
+    except OSError as exc:
+        raise ExtractionError(f"could not read the file: {_one_line(exc)}") from exc
+    if media_type == EMPTY:
+        raise ExtractionError("empty file")
+    fn = _lookup(media_type)
+    try:
+        return fn(blob, media_type, ctx)
+    except ExtractionError:
+        raise
+    except AnyfindError as exc:  # e.g. MissingExtra: a per-item failure, the run goes on
+        raise ExtractionError(str(exc)) from exc
+    except Exception as exc:
+        label = _LABELS.get(media_type, media_type)
+        raise ExtractionError(f"{label} could not be parsed: {_one_line(exc)}") from exc
+
+
+def _lookup(media_type: str) -> Extractor:
+    family = media_type.partition("/")[0]
+    for key in (media_type, f"{family}/*"):
+        target = _extractors.get(key)
+        if target is None:
+            continue
+        if isinstance(target, str):
+            module, _, attr = target.partition(":")
+            try:
+                target = getattr(importlib.import_module(module), attr)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:  # the module exists but needs something missing
+                    raise ExtractionError(
+                        f"no extractor for {media_type}: {_one_line(exc)}"
+                    ) from exc
+                raise ExtractionError(f"no extractor for {media_type}") from exc
+            except Exception as exc:
+                raise ExtractionError(f"no extractor for {media_type}: {_one_line(exc)}") from exc
+            _extractors[key] = target
+        return target
+    if media_type == "application/octet-stream":
+        raise ExtractionError("not a text file (binary content)")
+    raise ExtractionError(f"no extractor for {media_type}")
+
+
+def _one_line(exc: BaseException) -> str:
+    message = " ".join(str(exc).split())
+    if len(message) > 200:
+        message = message[:197] + "..."
+    name = type(exc).__name__
+    return f"{message} ({name})" if message else name

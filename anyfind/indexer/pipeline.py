@@ -1,0 +1,245 @@
+"""The indexing pipeline: plan, hash, extract (in a thread), embed in batches, write.
+
+Extraction runs in a producer thread overlapped with encoding in the main thread
+(tokenisation and matrix work release the GIL). Items are written in batches, each in
+one store transaction together with their chunks and vectors, so an interrupted run
+resumes from the last committed batch with nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..connectors.base import Connector, ItemRef
+from ..errors import AnyfindError, ExtractionError
+from ..store.metadata import ChunkRecord, ItemRecord
+from .planner import plan_sync
+from .report import SyncReport
+
+if TYPE_CHECKING:
+    from ..index import Index
+
+BATCH_CHUNKS = 256  # chunks per encode/write batch
+CHECKPOINT_SECONDS = 60.0  # save vector files this often during a long sync
+_DONE = object()
+
+
+@dataclass
+class Prepared:
+    """One item after extraction and chunking, before embedding."""
+
+    ref: ItemRef
+    replace_id: int | None
+    content_hash: str | None
+    media_type: str | None = None
+    modality: str | None = None
+    title: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    chunks: list[ChunkRecord] = field(default_factory=list)
+    images: dict[int, Any] = field(default_factory=dict)  # chunk ordinal -> PIL image
+    error: str | None = None
+    status: str = "ok"  # ok | error | skipped
+
+
+def content_hash(blob) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with blob.open() as fh:
+        while data := fh.read(1 << 20):
+            h.update(data)
+    return h.hexdigest()
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, AnyfindError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Pipeline:
+    def __init__(self, index: Index, progress: bool = True, batch_chunks: int = BATCH_CHUNKS):
+        self.index = index
+        self.store = index.store
+        self.progress = progress
+        self.batch_chunks = batch_chunks
+
+    # -- planning ------------------------------------------------------------------------
+    def sync(self, source_id: int, connector: Connector, retry_errors: bool = False) -> SyncReport:
+        started = time.perf_counter()
+        report = SyncReport()
+        refs = list(connector.scan())
+        for err in connector.scan_errors:
+            report.errors.append({"path": err.path, "error": err.message})
+        stored = self.store.items_of_source(source_id)
+        plan = plan_sync(refs, stored, retry_errors=retry_errors)
+        report.unchanged = len(plan.unchanged)
+
+        deleted_by_hash = {row.content_hash: row for row in plan.deleted
+                           if row.content_hash and row.status == "ok"}
+        todo: list[tuple[ItemRef, int | None, str | None, str | None]] = []
+        failed_early: list[Prepared] = []
+        for ref, row in [(r, None) for r in plan.new] + plan.changed:
+            try:
+                digest = content_hash(connector.open(ref))
+            except Exception as exc:  # unreadable, vanished: recorded, never fatal
+                failed_early.append(Prepared(ref, row.id if row else None, None,
+                                             error=_short(exc), status="error"))
+                continue
+            if row is not None and row.content_hash == digest and row.status == "ok":
+                self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint)
+                report.unchanged += 1
+                continue
+            if row is None and digest in deleted_by_hash:
+                old = deleted_by_hash.pop(digest)
+                self.store.move_item(old.id, ref.uri, ref.path, ref.size, ref.mtime,
+                                     ref.fingerprint)
+                plan.deleted.remove(old)
+                report.renamed += 1
+                continue
+            if row is None:
+                twin = self.store.item_by_hash(digest)
+                if twin is not None:
+                    self.store.copy_item(twin, self._record(source_id, ref, digest, None))
+                    report.copied += 1
+                    report.added += 1
+                    continue
+            todo.append((ref, row.id if row else None, digest, row.path if row else None))
+
+        if plan.deleted:
+            self.store.delete_items([row.id for row in plan.deleted])
+            report.removed = len(plan.deleted)
+
+        if failed_early:
+            self._write(source_id, failed_early, report)
+        self._process(source_id, connector, todo, report)
+        self.index.refresh_vectors(save=True)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- extraction (producer thread) ----------------------------------------------------
+    def _prepare(self, connector: Connector, ref: ItemRef, replace_id, digest) -> Prepared:
+        from ..extract import extract
+        from ..extract.sniff import modality_of, sniff_blob
+
+        item = Prepared(ref, replace_id, digest)
+        try:
+            limit = self.index.config.max_file_bytes
+            if ref.size is not None and ref.size > limit:
+                raise ExtractionError(f"file too large ({ref.size} bytes > cap of {limit})")
+            if ref.size == 0:
+                raise ExtractionError("empty file")
+            blob = connector.open(ref)
+            item.media_type = sniff_blob(blob)
+            item.modality = modality_of(item.media_type)
+            if item.modality is None:
+                claimed = mimetypes.guess_type(ref.path)[0]
+                if claimed and modality_of(claimed):
+                    # named like a document, but its bytes are not one
+                    raise ExtractionError(f"content is not {claimed} (binary or corrupt data)")
+                item.status, item.error = "skipped", f"unsupported format ({item.media_type})"
+                return item
+            if not self.index.handles(item.modality):
+                item.status = "skipped"
+                item.error = f"{item.media_type} is not indexed ({self.index.why_not(item.modality)})"
+                return item
+            extracted = extract(blob, item.media_type, self.index.extract_context())
+            item.modality = extracted.modality
+            item.title = extracted.title
+            item.meta = dict(extracted.metadata)
+            self.index.make_chunks(extracted, item)
+        except Exception as exc:  # every failure is this item's, never the run's
+            item.status = "error"
+            item.error = _short(exc)
+            item.chunks = []
+        return item
+
+    def _producer(self, connector, todo, out: queue.Queue, stop: threading.Event) -> None:
+        try:
+            for ref, replace_id, digest, _ in todo:
+                if stop.is_set():
+                    break
+                out.put(self._prepare(connector, ref, replace_id, digest))
+        finally:
+            out.put(_DONE)
+
+    # -- embedding and writing (main thread) ---------------------------------------------
+    def _process(self, source_id: int, connector: Connector, todo, report: SyncReport) -> None:
+        if not todo:
+            return
+        from tqdm import tqdm
+
+        q: queue.Queue = queue.Queue(maxsize=64)
+        stop = threading.Event()
+        worker = threading.Thread(target=self._producer, args=(connector, todo, q, stop),
+                                  name="anyfind-extract", daemon=True)
+        worker.start()
+        bar = tqdm(total=len(todo), unit="item", desc="indexing", disable=not self.progress,
+                   dynamic_ncols=True, leave=False)
+        pending: list[Prepared] = []
+        n_chunks = 0
+        last_checkpoint = time.monotonic()
+        try:
+            while True:
+                item = q.get()
+                if item is _DONE:
+                    break
+                pending.append(item)
+                n_chunks += len(item.chunks)
+                if n_chunks >= self.batch_chunks:
+                    self._flush(source_id, pending, report, bar)
+                    pending, n_chunks = [], 0
+                    if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+                        self.index.refresh_vectors(save=True)
+                        last_checkpoint = time.monotonic()
+            self._flush(source_id, pending, report, bar)
+        finally:
+            stop.set()
+            bar.close()
+            while worker.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    q.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+
+    def _flush(self, source_id: int, items: list[Prepared], report: SyncReport, bar) -> None:
+        if not items:
+            return
+        self.index.embed_chunks(items)
+        self._write(source_id, items, report)
+        bar.update(len(items))
+        bar.set_postfix(chunks=report.chunks, failed=report.failed, refresh=False)
+
+    def _record(self, source_id: int, ref: ItemRef, digest, item: Prepared | None) -> ItemRecord:
+        return ItemRecord(
+            source_id=source_id, uri=ref.uri, path=ref.path,
+            modality=item.modality if item else None,
+            media_type=item.media_type if item else None,
+            size=ref.size, mtime=ref.mtime, fingerprint=ref.fingerprint, content_hash=digest,
+            status=item.status if item else "ok", error=item.error if item else None,
+            title=item.title if item else None,
+            meta={**ref.metadata, **(item.meta if item else {})},
+        )
+
+    def _write(self, source_id: int, items: list[Prepared], report: SyncReport) -> None:
+        entries = []
+        for item in items:
+            entries.append((self._record(source_id, item.ref, item.content_hash, item),
+                            item.chunks, item.replace_id))
+            if item.status == "error":
+                report.failed += 1
+                report.errors.append({"path": item.ref.path, "error": item.error or ""})
+            elif item.status == "skipped":
+                report.skipped += 1
+            elif item.replace_id is not None:
+                report.updated += 1
+            else:
+                report.added += 1
+            report.chunks += sum(1 for c in item.chunks if c.vectors)
+        self.store.write_items(entries)

@@ -1,0 +1,40 @@
+"""What a sync did, for people (summary line) and machines (to_dict)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class SyncReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    renamed: int = 0
+    copied: int = 0  # new items whose content was already indexed: no model ran
+    failed: int = 0
+    skipped: int = 0  # content types this index does not handle
+    chunks: int = 0  # chunks embedded in this run
+    seconds: float = 0.0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def merge(self, other: SyncReport) -> None:
+        for name in ("added", "updated", "unchanged", "removed", "renamed", "copied",
+                     "failed", "skipped", "chunks", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        parts = [f"{self.added} added", f"{self.updated} updated", f"{self.unchanged} unchanged",
+                 f"{self.removed} removed", f"{self.failed} failed"]
+        if self.renamed:
+            parts.append(f"{self.renamed} renamed")
+        if self.copied:
+            parts.append(f"{self.copied} copied")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        return ", ".join(parts) + f" ({self.chunks} chunks embedded in {self.seconds:.1f}s)"

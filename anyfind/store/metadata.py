@@ -1,0 +1,376 @@
+"""The metadata store: sources, items, chunks and their vectors, behind SQLAlchemy 2.
+
+SQLite (WAL) inside the index directory by default; any SQLAlchemy URL works.
+Every write that changes an item happens in one transaction together with its chunks
+and vectors, so a crash leaves either the old item or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from .migrations import migrate
+from .schema import Chunk, Embedding, Item, Source, Space
+
+
+@dataclass
+class ChunkRecord:
+    """A chunk ready to be written, with its vectors per space."""
+
+    ordinal: int
+    modality: str
+    text: str = ""
+    char_start: int | None = None
+    char_end: int | None = None
+    page: int | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    vectors: dict[str, np.ndarray] | None = None
+
+
+@dataclass
+class ItemRecord:
+    source_id: int
+    uri: str
+    path: str
+    modality: str | None
+    media_type: str | None
+    size: int | None
+    mtime: float | None
+    fingerprint: str
+    content_hash: str | None
+    status: str = "ok"
+    error: str | None = None
+    title: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        with self.engine.begin() as conn:
+            migrate(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- sources -------------------------------------------------------------------------
+    def ensure_source(self, name: str, kind: str, uri: str, options: dict | None = None) -> int:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(Source.id, Source.uri).where(Source.name == name)).first()
+            if row:
+                conn.execute(
+                    update(Source)
+                    .where(Source.id == row.id)
+                    .values(uri=uri, kind=kind, options=options or {})
+                )
+                return int(row.id)
+            return int(
+                conn.execute(
+                    insert(Source).values(
+                        name=name, kind=kind, uri=uri, options=options or {},
+                        created_at=time.time(), state={},
+                    )
+                ).inserted_primary_key[0]
+            )
+
+    def sources(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            counts = dict(
+                conn.execute(select(Item.source_id, func.count()).group_by(Item.source_id)).all()
+            )
+            rows = conn.execute(select(Source.__table__).order_by(Source.name)).mappings().all()
+        return [dict(r, items=counts.get(r["id"], 0)) for r in rows]
+
+    def source_by_name(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Source.__table__).where(Source.name == name)).mappings().first()
+        return dict(row) if row else None
+
+    def set_source_state(self, source_id: int, state: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(Source).where(Source.id == source_id).values(state=state, synced_at=time.time())
+            )
+
+    def delete_source(self, source_id: int) -> list[str]:
+        ids = [r.id for r in self.items_of_source(source_id).values()]
+        spaces = self.delete_items(ids)
+        with self.engine.begin() as conn:
+            conn.execute(delete(Source).where(Source.id == source_id))
+        return spaces
+
+    # -- items ---------------------------------------------------------------------------
+    def items_of_source(self, source_id: int) -> dict[str, Any]:
+        """uri -> light row (id, size, mtime, fingerprint, content_hash, status)."""
+        cols = (Item.id, Item.uri, Item.path, Item.size, Item.mtime, Item.fingerprint,
+                Item.content_hash, Item.status)
+        with self.engine.connect() as conn:
+            return {r.uri: r for r in conn.execute(select(*cols).where(Item.source_id == source_id))}
+
+    def item_by_hash(self, content_hash: str) -> int | None:
+        """An indexed item with this content (for free renames and copies)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(Item.id)
+                .where(Item.content_hash == content_hash, Item.status == "ok")
+                .limit(1)
+            ).first()
+        return int(row.id) if row else None
+
+    def item(self, item_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(Item.__table__, Source.name.label("source"))
+                .join(Source, Source.id == Item.source_id)
+                .where(Item.id == item_id)
+            ).mappings().first()
+        return dict(row) if row else None
+
+    def item_ids_by_path(self, paths: Sequence[str]) -> list[int]:
+        with self.engine.connect() as conn:
+            ids: list[int] = []
+            for p in paths:
+                ids += [r.id for r in conn.execute(
+                    select(Item.id).where((Item.path == p) | Item.path.like(p.rstrip("/") + "/%"))
+                )]
+        return ids
+
+    def chunks_of_item(self, item_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Chunk.__table__).where(Chunk.item_id == item_id).order_by(Chunk.ordinal)
+            ).mappings().all()
+        return [dict(r) for r in rows]
+
+    def write_items(self, entries: Sequence[tuple[ItemRecord, Sequence[ChunkRecord], int | None]]
+                    ) -> tuple[list[int], set[str]]:
+        """Insert items (each replacing an older row when its id is given) with their chunks
+        and vectors, in ONE transaction: after a crash either all are there or none.
+
+        Returns the new item ids and the spaces whose vectors changed."""
+        ids: list[int] = []
+        spaces: set[str] = set()
+        with self.engine.begin() as conn:
+            replaced = [r for _, _, r in entries if r is not None]
+            if replaced:
+                spaces |= self._delete_items(conn, replaced)
+            now = time.time()
+            for record, chunks, _ in entries:
+                values = dict(record.__dict__)
+                values["meta"] = values["meta"] or {}
+                values["indexed_at"] = now
+                item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
+                spaces |= self._insert_chunks(conn, item_id, chunks)
+                ids.append(item_id)
+            self._bump(conn, spaces)
+        return ids, spaces
+
+    def write_item(self, record: ItemRecord, chunks: Sequence[ChunkRecord],
+                   replace_id: int | None = None) -> tuple[int, set[str]]:
+        ids, spaces = self.write_items([(record, chunks, replace_id)])
+        return ids[0], spaces
+
+    def _insert_chunks(self, conn, item_id: int, chunks: Sequence[ChunkRecord]) -> set[str]:
+        spaces: set[str] = set()
+        vector_rows = []
+        for c in chunks:
+            values = {k: v for k, v in c.__dict__.items() if k != "vectors"}
+            chunk_id = int(conn.execute(insert(Chunk).values(item_id=item_id, **values))
+                           .inserted_primary_key[0])
+            for space, vec in (c.vectors or {}).items():
+                vector_rows.append({"chunk_id": chunk_id, "space": space,
+                                    "vector": np.asarray(vec, dtype=np.float32).tobytes()})
+                spaces.add(space)
+        if vector_rows:
+            conn.execute(insert(Embedding), vector_rows)
+        return spaces
+
+    def copy_item(self, source_item_id: int, record: ItemRecord) -> tuple[int, set[str]]:
+        """A new item whose content equals an indexed one: copy chunks and vectors, no model."""
+        with self.engine.begin() as conn:
+            src = conn.execute(select(Item.title, Item.meta).where(Item.id == source_item_id)).first()
+            values = dict(record.__dict__)
+            values.update(title=src.title if src else None, meta=(src.meta if src else None) or {},
+                          indexed_at=time.time())
+            item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
+            chunks = self._chunk_records(conn, source_item_id)
+            spaces = self._insert_chunks(conn, item_id, chunks)
+            self._bump(conn, spaces)
+        return item_id, spaces
+
+    def _chunk_records(self, conn, item_id: int) -> list[ChunkRecord]:
+        rows = conn.execute(select(Chunk.__table__).where(Chunk.item_id == item_id)
+                            .order_by(Chunk.ordinal)).all()
+        ids = [r.id for r in rows]
+        vecs: dict[int, dict[str, np.ndarray]] = {}
+        if ids:
+            q = select(Embedding.chunk_id, Embedding.space, Embedding.vector).where(
+                Embedding.chunk_id.in_(ids))
+            for cid, space, blob in conn.execute(q):
+                vecs.setdefault(cid, {})[space] = np.frombuffer(blob, dtype=np.float32)
+        return [
+            ChunkRecord(ordinal=r.ordinal, modality=r.modality, text=r.text, char_start=r.char_start,
+                        char_end=r.char_end, page=r.page, start_s=r.start_s, end_s=r.end_s,
+                        vectors=vecs.get(r.id, {}))
+            for r in rows
+        ]
+
+    def move_item(self, item_id: int, uri: str, path: str, size, mtime, fingerprint: str,
+                  source_id: int | None = None) -> None:
+        """A rename or move: same content, new location. No re-embedding."""
+        values = dict(uri=uri, path=path, size=size, mtime=mtime, fingerprint=fingerprint)
+        if source_id is not None:
+            values["source_id"] = source_id
+        with self.engine.begin() as conn:
+            conn.execute(update(Item).where(Item.id == item_id).values(**values))
+
+    def touch_item(self, item_id: int, size, mtime, fingerprint: str) -> None:
+        """Metadata changed but content did not (e.g. `touch`): no re-embedding."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Item).where(Item.id == item_id)
+                         .values(size=size, mtime=mtime, fingerprint=fingerprint))
+
+    def delete_items(self, item_ids: Iterable[int]) -> set[str]:
+        ids = list(item_ids)
+        if not ids:
+            return set()
+        with self.engine.begin() as conn:
+            spaces = self._delete_items(conn, ids)
+            self._bump(conn, spaces)
+        return spaces
+
+    def _delete_items(self, conn, ids: list[int]) -> set[str]:
+        spaces: set[str] = set()
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            chunk_ids = select(Chunk.id).where(Chunk.item_id.in_(part))
+            spaces |= {r[0] for r in conn.execute(
+                select(Embedding.space).where(Embedding.chunk_id.in_(chunk_ids)).distinct())}
+            conn.execute(delete(Embedding).where(Embedding.chunk_id.in_(chunk_ids)))
+            conn.execute(delete(Chunk).where(Chunk.item_id.in_(part)))
+            conn.execute(delete(Item).where(Item.id.in_(part)))
+        return spaces
+
+    # -- spaces and vectors --------------------------------------------------------------
+    def ensure_space(self, name: str, dim: int) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(select(Space.name).where(Space.name == name)).first() is None:
+                conn.execute(insert(Space).values(name=name, dim=dim, generation=0))
+
+    def _bump(self, conn, spaces: Iterable[str]) -> None:
+        for s in spaces:
+            conn.execute(update(Space).where(Space.name == s).values(generation=Space.generation + 1))
+
+    def generation(self, space: str) -> int:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Space.generation).where(Space.name == space)).first()
+        return int(row[0]) if row else 0
+
+    def vector_ids(self, space: str) -> np.ndarray:
+        with self.engine.connect() as conn:
+            ids = conn.execute(select(Embedding.chunk_id).where(Embedding.space == space)).scalars().all()
+        return np.asarray(ids, dtype=np.int64)
+
+    def vectors(self, space: str, ids: Sequence[int] | None = None, dim: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, matrix) of a space, all of it or the given chunk ids."""
+        out_ids: list[int] = []
+        blobs: list[bytes] = []
+        with self.engine.connect() as conn:
+            if ids is None:
+                batches = [None]
+            else:
+                ids = [int(i) for i in ids]
+                batches = [ids[i : i + 900] for i in range(0, len(ids), 900)]
+            for part in batches:
+                q = select(Embedding.chunk_id, Embedding.vector).where(Embedding.space == space)
+                if part is not None:
+                    q = q.where(Embedding.chunk_id.in_(part))
+                for cid, blob in conn.execute(q.order_by(Embedding.chunk_id)):
+                    out_ids.append(cid)
+                    blobs.append(blob)
+        if not blobs:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32)
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+        return np.asarray(out_ids, dtype=np.int64), matrix
+
+    # -- reads for search ----------------------------------------------------------------
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Chunks with their item and source, by chunk id."""
+        cols = (
+            Chunk.id.label("chunk_id"), Chunk.item_id, Chunk.ordinal, Chunk.modality.label("chunk_modality"),
+            Chunk.text, Chunk.char_start, Chunk.char_end, Chunk.page, Chunk.start_s, Chunk.end_s,
+            Item.uri, Item.path, Item.modality, Item.media_type, Item.title, Item.meta, Item.size,
+            Item.mtime, Source.name.label("source"),
+        )
+        out: dict[int, dict[str, Any]] = {}
+        ids = [int(i) for i in chunk_ids]
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 900):
+                q = (select(*cols).join(Item, Item.id == Chunk.item_id)
+                     .join(Source, Source.id == Item.source_id)
+                     .where(Chunk.id.in_(ids[i : i + 900])))
+                for r in conn.execute(q).mappings():
+                    out[r["chunk_id"]] = dict(r)
+        return out
+
+    def counts(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            by_status = dict(conn.execute(select(Item.status, func.count()).group_by(Item.status)).all())
+            by_modality = dict(conn.execute(
+                select(Item.modality, func.count()).where(Item.status == "ok").group_by(Item.modality)).all())
+            chunks = conn.execute(select(func.count()).select_from(Chunk)).scalar_one()
+            vectors = dict(conn.execute(
+                select(Embedding.space, func.count()).group_by(Embedding.space)).all())
+            sources = conn.execute(select(func.count()).select_from(Source)).scalar_one()
+        return {
+            "items": sum(by_status.values()),
+            "ok": by_status.get("ok", 0),
+            "errors": by_status.get("error", 0),
+            "by_modality": {str(k): v for k, v in by_modality.items()},
+            "chunks": chunks,
+            "vectors": vectors,
+            "sources": sources,
+        }
+
+    def errors(self, limit: int | None = None) -> list[dict[str, Any]]:
+        q = (select(Item.id, Item.path, Item.media_type, Item.error, Source.name.label("source"))
+             .join(Source, Source.id == Item.source_id)
+             .where(Item.status == "error").order_by(Item.path))
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]

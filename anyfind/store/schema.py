@@ -1,0 +1,102 @@
+"""SQLAlchemy 2 models of the metadata store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Source(Base):
+    __tablename__ = "sources"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    uri: Mapped[str] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+    synced_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. last git commit
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("source_id", "uri", name="uq_items_source_uri"),
+        Index("ix_items_content_hash", "content_hash"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    uri: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    media_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    mtime: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fingerprint: Mapped[str] = mapped_column(String(256), default="")
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # ok | error
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    title: Mapped[str | None] = mapped_column(Text, nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    indexed_at: Mapped[float] = mapped_column(Float)
+
+
+class Chunk(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (
+        Index("ix_chunks_item", "item_id", "ordinal"),
+        {"sqlite_autoincrement": True},  # ids are FAISS ids: never reuse one
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    modality: Mapped[str] = mapped_column(String(16))  # text | image | audio
+    text: Mapped[str] = mapped_column(Text, default="")
+    char_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    char_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    page: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    start_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Embedding(Base):
+    """The vectors themselves. The store is their source of truth; FAISS files are a
+    derived, rebuildable cache (see store/vectors.py)."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (Index("ix_embeddings_space", "space", "chunk_id"),)
+    chunk_id: Mapped[int] = mapped_column(
+        ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    space: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Space(Base):
+    __tablename__ = "spaces"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped on every change

@@ -1,0 +1,211 @@
+"""One FAISS index per embedding space: cosine as inner product on normalised vectors.
+
+The metadata store holds every vector; the FAISS file is a derived cache written
+atomically after each sync together with the store generation it reflects. Opening a
+file whose generation lags the store catches it up by id sets (add what is missing,
+remove what is gone), so a crash between a store commit and a file write is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..fsutil import atomic_write_bytes, atomic_write_with
+
+FLAT_MAX = 50_000  # below this an exact search is fast enough and perfectly accurate
+
+
+def choose_factory(n: int, dim: int) -> str:
+    """autofaiss-style choice by size: exact when small, IVF above FLAT_MAX."""
+    if n <= FLAT_MAX:
+        return "Flat"
+    nlist = int(min(65536, max(256, 4 * math.sqrt(n))))
+    return f"IVF{nlist},Flat"
+
+
+def _faiss():
+    from ..errors import require
+
+    return require("faiss", "core")
+
+
+def exact_search(matrix: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy brute force: the test oracle for every FAISS index type."""
+    if len(ids) == 0:
+        return (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))
+    scores = queries @ matrix.T
+    k = min(k, len(ids))
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, top, axis=1), ids[top]
+
+
+class VectorIndex:
+    """A FAISS index for one space, with ids = chunk ids."""
+
+    def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto"):
+        self.directory = Path(directory)
+        self.space = space
+        self.dim = dim
+        self.factory = factory
+        self.index: Any = None
+        self.generation = -1
+        self.built_factory = ""
+        self.nprobe: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.directory / f"{self.space}.faiss"
+
+    @property
+    def sidecar(self) -> Path:
+        return self.directory / f"{self.space}.json"
+
+    def __len__(self) -> int:
+        return 0 if self.index is None else int(self.index.ntotal)
+
+    # -- building ------------------------------------------------------------------------
+    def _new_index(self, vectors: np.ndarray):
+        faiss = _faiss()
+        factory = self.factory if self.factory != "auto" else choose_factory(len(vectors), self.dim)
+        if factory == "Flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        else:
+            index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
+            if not index.is_trained:
+                sample = vectors
+                if len(sample) > 200_000:
+                    rng = np.random.default_rng(0)
+                    sample = vectors[rng.choice(len(vectors), 200_000, replace=False)]
+                index.train(sample)
+            ivf = faiss.try_extract_index_ivf(index)
+            if ivf is not None:
+                # ~3% of the lists: recall@10 near 0.95+ for sentence embeddings.
+                ivf.nprobe = max(8, ivf.nlist // 32)
+                ivf.make_direct_map(True)  # allows remove_ids and reconstruct
+        self.built_factory = factory
+        return index
+
+    def rebuild(self, ids: np.ndarray, vectors: np.ndarray, generation: int) -> None:
+        self.index = self._new_index(vectors)
+        if len(ids):
+            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                                    np.ascontiguousarray(ids, dtype=np.int64))
+        self.generation = generation
+
+    def ids(self) -> np.ndarray:
+        """The chunk ids present in the index."""
+        faiss = _faiss()
+        if self.index is None:
+            return np.zeros(0, dtype=np.int64)
+        if isinstance(self.index, faiss.IndexIDMap):
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        ivf = faiss.extract_index_ivf(self.index)
+        invlists = ivf.invlists
+        parts = []
+        for lst in range(ivf.nlist):
+            n = invlists.list_size(lst)
+            if n:
+                ptr = invlists.get_ids(lst)
+                parts.append(faiss.rev_swig_ptr(ptr, n).copy())
+                invlists.release_ids(lst, ptr)
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        if self.index is None:
+            self.index = self._new_index(vectors)
+        self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                                np.ascontiguousarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray) -> int:
+        if self.index is None or len(ids) == 0:
+            return 0
+        faiss = _faiss()
+        return int(self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))))
+
+    def catch_up(self, store) -> bool:
+        """Make the index equal the store's vectors for this space. True if it changed."""
+        gen = store.generation(self.space)
+        if self.index is not None and gen == self.generation:
+            return False
+        if self.index is None:
+            ids, vecs = store.vectors(self.space, dim=self.dim)
+            self.rebuild(ids, vecs, gen)
+            return True
+        want = store.vector_ids(self.space)
+        have = self.ids()
+        missing = np.setdiff1d(want, have, assume_unique=True)
+        extra = np.setdiff1d(have, want, assume_unique=True)
+        self.remove(extra)
+        if len(missing):
+            ids, vecs = store.vectors(self.space, missing, dim=self.dim)
+            self.add(ids, vecs)
+        self.generation = gen
+        # An IVF trained on far fewer vectors than it now holds loses recall: retrain.
+        if self.factory == "auto" and choose_factory(len(self), self.dim) != self.built_factory:
+            grow = self.built_factory == "Flat" or len(self) > 4 * self._trained_size()
+            if grow:
+                ids, vecs = store.vectors(self.space, dim=self.dim)
+                self.rebuild(ids, vecs, gen)
+        return True
+
+    def _trained_size(self) -> int:
+        if self.built_factory.startswith("IVF"):
+            nlist = int(self.built_factory[3:].split(",")[0])
+            return int((nlist / 4) ** 2)
+        return 0
+
+    # -- persistence ---------------------------------------------------------------------
+    def load(self) -> bool:
+        """Read the saved index; False if there is none (or it is unreadable)."""
+        faiss = _faiss()
+        try:
+            meta = json.loads(self.sidecar.read_text())
+            index = faiss.read_index(str(self.path))
+        except (OSError, ValueError, RuntimeError):
+            return False
+        if index.d != self.dim:
+            return False
+        self.index = index
+        self.generation = int(meta.get("generation", -1))
+        self.built_factory = meta.get("factory", "")
+        return True
+
+    def save(self) -> None:
+        if self.index is None:
+            return
+        faiss = _faiss()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # Index file first, then the sidecar: a sidecar is never ahead of its file.
+        atomic_write_with(self.path, lambda tmp: faiss.write_index(self.index, tmp))
+        meta = {"generation": self.generation, "factory": self.built_factory,
+                "count": len(self), "dim": self.dim}
+        atomic_write_bytes(self.sidecar, json.dumps(meta).encode())
+
+    # -- search --------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query; `allowed` restricts to those chunk ids."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.index is None or len(self) == 0 or k <= 0:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        k = min(k, len(self))
+        if allowed is None:
+            scores, ids = self.index.search(queries, k)
+        else:
+            faiss = _faiss()
+            sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            params = faiss.SearchParametersIVF(sel=sel) if not isinstance(
+                self.index, faiss.IndexIDMap) else faiss.SearchParameters(sel=sel)
+            if isinstance(params, faiss.SearchParametersIVF):
+                params.nprobe = faiss.extract_index_ivf(self.index).nprobe
+            scores, ids = self.index.search(queries, k, params=params)
+        keep = ids[0] >= 0 if len(ids) == 1 else slice(None)
+        return scores[:, keep], ids[:, keep]

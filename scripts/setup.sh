@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs: system packages (as root, when missing), a virtual
+# environment with torch and anyfind with all extras. Safe to run again: it skips what
+# is already there (the venv is re-installed only when pyproject.toml changes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+APT_PACKAGES=(espeak-ng postgresql chromium)
+
+missing=()
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing system packages (${missing[*]}); tests that need them will skip" >&2
+  fi
+fi
+
+stamp="$VENV/.anyfind-installed"
+want=$(sha256sum pyproject.toml | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+# torch and torchvision must be the matching pair (open_clip imports torchvision).
+"$VENV/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v "^WARNING: Location" || true
+"$VENV/bin/python" -m pip install -q -e ".[all,dev]" 2>&1 | grep -v "^WARNING: Location" || true
+"$VENV/bin/python" -c "import anyfind, torch, sentence_transformers, faiss" 
+echo "$want" > "$stamp"
+echo "setup: ready ($VENV)"

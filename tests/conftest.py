@@ -1,0 +1,94 @@
+"""Shared fixtures: a temporary home for every test, and real documents built on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing may reach a model hub from the tests.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def anyfind_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "anyfind-home"
+    monkeypatch.setenv("ANYFIND_HOME", str(home))
+    monkeypatch.delenv("ANYFIND_INDEX", raising=False)
+    return home
+
+
+def make_pdf(path: Path, pages: list[str]) -> Path:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+    return path
+
+
+def make_docx(path: Path, title: str, paragraphs: list[str]) -> Path:
+    import docx
+
+    doc = docx.Document()
+    doc.add_heading(title, level=1)
+    for p in paragraphs:
+        doc.add_paragraph(p)
+    doc.save(str(path))
+    return path
+
+
+DOCS = {
+    "garden/tomatoes.md": (
+        "# Growing tomatoes\n\nTomatoes need at least eight hours of direct sunlight a day. "
+        "Water them deeply twice a week at the base of the plant, never on the leaves, "
+        "to prevent blight.\n\nPinch out the side shoots of cordon varieties so the plant "
+        "puts its energy into fruit."
+    ),
+    "astro/moon.txt": (
+        "The Moon is slowly drifting away from the Earth, about 3.8 centimetres every year. "
+        "Its gravity raises the ocean tides. The same face always points towards us because "
+        "the Moon is tidally locked."
+    ),
+    "web/espresso.html": (
+        "<html><head><title>Espresso</title><script>var x=1;</script></head><body>"
+        "<nav>Home | Shop</nav><h1>Pulling an espresso shot</h1><p>Grind finely and tamp "
+        "evenly. Nine bars of pressure push hot water through the puck in about "
+        "twenty-eight seconds, giving a small cup with a layer of crema.</p></body></html>"
+    ),
+    "code/fib.py": (
+        '"""Fibonacci numbers with memoisation."""\n\nfrom functools import cache\n\n\n'
+        "@cache\ndef fib(n):\n    \"\"\"Return the n-th Fibonacci number recursively.\"\"\"\n"
+        "    return n if n < 2 else fib(n - 1) + fib(n - 2)\n"
+    ),
+}
+
+PDF_PAGES = [
+    "Quarterly report. Revenue grew by twelve percent compared with the previous quarter.",
+    "Risks. The main risk is a shortage of semiconductor chips delaying our deliveries.",
+]
+
+DOCX_PARAGRAPHS = [
+    "Every employee receives twenty-five days of paid holiday each year.",
+    "Unused holiday can be carried over until the end of March.",
+]
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A folder of real documents: Markdown, text, HTML, code, a 2-page PDF and a DOCX."""
+    root = tmp_path / "corpus"
+    for rel, text in DOCS.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    (root / "office").mkdir()
+    make_pdf(root / "office" / "report.pdf", PDF_PAGES)
+    make_docx(root / "office" / "handbook.docx", "Staff handbook", DOCX_PARAGRAPHS)
+    return root
