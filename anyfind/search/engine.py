@@ -66,6 +66,11 @@ class Searcher:
             raise QueryError(f"unknown mode '{q.mode}' (use one of: {', '.join(MODES)})")
         if q.k <= 0:
             return []
+        if q.audio is not None and q.text is None:
+            # A spoken query is transcribed and searched as text.
+            q.text = self.index.transcribe_query(q.audio)
+            if not q.text.strip():
+                raise QueryError("no speech was recognised in the audio clip")
         if q.text is not None:
             q.text = q.text.strip()
             if not q.text:
