@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -66,10 +67,16 @@ def cli() -> None:
               help="faster-whisper model name or folder (new index only; default tiny.en).")
 @click.option("--no-audio", is_flag=True, help="Do not transcribe audio (new index only).")
 @click.option("--no-tags", is_flag=True, help="No offline image tags (new index only).")
+@click.option("--clip", is_flag=True, help="Add the CLIP image-text space (default ViT-B-32).")
+@click.option("--clip-model", default=None, metavar="ARCH", help="open_clip architecture.")
+@click.option("--clip-weights", default=None, metavar="PATH|TAG",
+              help="Local checkpoint file (or an open_clip pretrained tag on a connected machine).")
+@click.option("--clip-config", default=None, metavar="JSON",
+              help="open_clip model-config JSON for a custom architecture.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 def index(paths, index_name, include, exclude, hidden, text_model, whisper_model, no_audio,
-          no_tags, quiet, as_json) -> None:
+          no_tags, clip, clip_model, clip_weights, clip_config, quiet, as_json) -> None:
     """Index files and folders (re-running syncs only what changed)."""
     from .config import default_transcriber
 
@@ -78,7 +85,11 @@ def index(paths, index_name, include, exclude, hidden, text_model, whisper_model
         settings["transcriber"] = None if no_audio else default_transcriber(whisper_model)
     if no_tags:
         settings["tagger"] = False
-    with _open(index_name, create=True, text_model=text_model, **settings) as idx:
+    if clip_weights and not Path(clip_weights).expanduser().exists():
+        settings["clip_pretrained"] = clip_weights  # a hub tag, not a file
+        clip_weights = None
+    with _open(index_name, create=True, text_model=text_model, clip=clip, clip_model=clip_model,
+               clip_weights=clip_weights, clip_config=clip_config, **settings) as idx:
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
                          progress=_progress_wanted(quiet))
     _print_report(report, as_json)
@@ -104,8 +115,8 @@ def _print_report(report, as_json: bool) -> None:
               show_default=True)
 @click.option("--chunks", is_flag=True, help="One result per matching passage, not per item.")
 @click.option("--min-score", type=float, default=None, help="Drop results scoring below this.")
-@click.option("--image", "image", default=None, type=click.Path(exists=True),
-              help="Search by example image.")
+@click.option("--image", "image", default=None, metavar="PATH|URL",
+              help="Search by example image (a file or an http(s) URL).")
 @click.option("--audio", "audio", default=None, type=click.Path(exists=True),
               help="Search with a spoken clip.")
 @json_option

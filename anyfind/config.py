@@ -69,6 +69,7 @@ class IndexConfig:
     chunk_tokens: int | None = None  # None: the text encoder's own budget
     chunk_overlap: int = 32
     max_file_bytes: int = 200 * 1024 * 1024
+    max_image_pixels: int = 100_000_000  # decompression-bomb guard
     tagger: bool = False  # offline ImageNet tags for images
     transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed
     schema_version: int = SCHEMA_VERSION
@@ -115,12 +116,32 @@ class IndexConfig:
             have = self.spaces.get(name)
             if have is None or want.model is None:
                 continue
-            if not have.same_model(want):
+            if not have.same_model(want) or (want.options and want.options != have.options):
                 raise ModelMismatch(
                     f"index space '{name}' was built with {have.encoder}:{have.model}, "
                     f"not {want.encoder}:{want.model}; run `anyfind reindex` to rebuild it "
                     "with the new model"
                 )
+
+
+def clip_space(model: str | None = None, weights: str | None = None,
+               pretrained: str | None = None, config: str | None = None) -> SpaceConfig:
+    """The shared cross-modal space: images, and text through CLIP's text tower.
+
+    config: an open_clip model-config JSON for a custom architecture (named by its stem)."""
+    options: dict[str, Any] = {}
+    if weights:
+        options["weights"] = str(Path(weights).expanduser().resolve())
+    if config:
+        options["model_config"] = str(Path(config).expanduser().resolve())
+        model = model or Path(config).stem
+    if pretrained:
+        options["pretrained"] = pretrained
+    return SpaceConfig(name="vision", encoder="open-clip", model=model or DEFAULT_CLIP_MODEL,
+                       options=options)
+
+
+DEFAULT_CLIP_MODEL = "ViT-B-32"  # with laion2b_s34b_b79k weights unless others are given
 
 
 def default_text_space(model: str | None = None) -> SpaceConfig:

@@ -15,9 +15,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .config import (
     CONFIG_FILE,
     IndexConfig,
+    clip_space,
     SpaceConfig,
     default_tagger,
     default_text_space,
@@ -78,15 +81,24 @@ class Index:
         self._vectors: dict[str, VectorIndex] = {}
         self._chunker = None
         self._context = None
+        self._tagger = None
+        self._label_vectors: dict[int, dict[str, np.ndarray]] = {}
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
     def open(cls, name_or_path: str | os.PathLike | None = None, *, create: bool = True,
-             text_model: str | None = None, store_url: str | None = None,
+             text_model: str | None = None, clip: bool = False, clip_model: str | None = None,
+             clip_weights: str | None = None, clip_config: str | None = None,
+             store_url: str | None = None,
              device: str | None = None, **settings: Any) -> Index:
-        """Open an index by name or path; create it (with these settings) if missing."""
+        """Open an index by name or path; create it (with these settings) if missing.
+
+        clip / clip_model / clip_weights add the shared image-text space (open_clip)."""
         path = resolve_index_path(name_or_path)
         wanted = {"text": default_text_space(text_model)} if text_model else {}
+        clip_pretrained = settings.pop("clip_pretrained", None)
+        if clip or clip_model or clip_weights or clip_config or clip_pretrained:
+            wanted["vision"] = clip_space(clip_model, clip_weights, clip_pretrained, clip_config)
         if (path / CONFIG_FILE).exists():
             config = IndexConfig.load(path)
             config.check_models(wanted)
@@ -96,6 +108,8 @@ class Index:
             config = IndexConfig(spaces={"text": default_text_space(text_model)},
                                  store_url=store_url, transcriber=default_transcriber(),
                                  tagger=default_tagger())
+            if "vision" in wanted:
+                config.spaces["vision"] = wanted["vision"]
             for key, value in settings.items():
                 if not hasattr(config, key):
                     raise ConfigError(f"unknown index setting '{key}'")
@@ -233,8 +247,8 @@ class Index:
         if self._context is None:
             from .indexer.context import ExtractContext
 
-            self._context = ExtractContext(self.config.transcriber, bool(self.config.tagger),
-                                           self.device)
+            self._context = ExtractContext(self.config.transcriber, self.device,
+                                           self.config.max_image_pixels)
         return self._context
 
     @property
@@ -250,9 +264,10 @@ class Index:
     def make_chunks(self, extracted, item) -> None:
         """Turn extracted content into chunk records on a prepared item."""
         if extracted.modality == "image":
-            tags = " ".join(s.text for s in extracted.sections)
-            item.chunks = [ChunkRecord(ordinal=0, modality="image", text=tags)]
+            item.chunks = [ChunkRecord(ordinal=0, modality="image", text="")]
             item.images[0] = extracted.image
+            if item.content_hash:
+                self.thumbnails.write(item.content_hash, extracted.image)
             return
         if extracted.modality == "audio":
             from .audio.chunking import group_segments
@@ -271,8 +286,47 @@ class Index:
             for i, c in enumerate(self.chunker.chunk_sections(extracted.sections))
         ]
 
+    @property
+    def tagger(self):
+        if self._tagger is None and self.config.tagger:
+            from .encoders.tagger import ImageTagger
+
+            self._tagger = ImageTagger(device=self.device)
+        return self._tagger
+
+    @property
+    def thumbnails(self):
+        from .thumbnails import Thumbnails
+
+        return Thumbnails(self.path / "thumbnails")
+
+    def _tag_images(self, items) -> None:
+        """Batch-tag every image chunk: tags become its text (lexical) and metadata."""
+        pairs = [(item, chunk) for item in items for chunk in item.chunks
+                 if chunk.modality == "image" and not chunk.text]
+        if not pairs or self.tagger is None:
+            return
+        all_tags = self.tagger.tag([item.images[c.ordinal] for item, c in pairs])
+        for (item, chunk), tags in zip(pairs, all_tags):
+            item.meta["tags"] = [{"label": label, "prob": prob} for label, prob in tags]
+            chunk.text = ", ".join(label for label, _ in tags)
+
+    def _tag_vector(self, encoder, tags: list[dict]) -> np.ndarray | None:
+        """Probability-weighted mean of the tag names' text embeddings."""
+        if not tags:
+            return None
+        cache = self._label_vectors.setdefault(id(encoder), {})
+        missing = [t["label"] for t in tags if t["label"] not in cache]
+        if missing:
+            for label, vec in zip(missing, encoder.encode_documents(missing)):
+                cache[label] = vec
+        vec = sum(t["prob"] * cache[t["label"]] for t in tags)
+        norm = float(np.linalg.norm(vec))
+        return (vec / norm).astype(np.float32) if norm > 0 else None
+
     def embed_chunks(self, items) -> None:
         """Fill chunk.vectors for every space that accepts each chunk, batched per space."""
+        self._tag_images(items)
         for name, space in self.spaces.items():
             enc = space.encoder
             by_modality: dict[str, list[tuple[ChunkRecord, Any]]] = {}
@@ -282,6 +336,10 @@ class Index:
                         continue
                     if chunk.modality == "image" and "image" in enc.modalities:
                         by_modality.setdefault("image", []).append((chunk, item.images[chunk.ordinal]))
+                    elif chunk.modality == "image":
+                        vec = self._tag_vector(enc, item.meta.get("tags") or [])
+                        if vec is not None:  # a text space sees an image through its tags
+                            chunk.vectors = {**(chunk.vectors or {}), name: vec}
                     elif chunk.text.strip() and "text" in enc.modalities:
                         by_modality.setdefault("text", []).append((chunk, chunk.text))
             for modality, pairs in by_modality.items():
@@ -342,11 +400,41 @@ class Index:
         return transcriber.transcribe(str(audio)).text
 
     def load_query_image(self, image: Any):
+        """A PIL image from a PIL image, a path or an http(s) URL."""
         from PIL import Image
 
+        from .extract.image import to_rgb
+
         if isinstance(image, Image.Image):
-            return image.convert("RGB")
-        return Image.open(image).convert("RGB")
+            return to_rgb(image)
+        if isinstance(image, str) and image.startswith(("http://", "https://")):
+            import io
+            import urllib.request
+
+            with urllib.request.urlopen(image, timeout=20) as resp:  # noqa: S310 - user's URL
+                data = resp.read(50 * 1024 * 1024)
+            img = Image.open(io.BytesIO(data))
+            img.load()
+            return to_rgb(img)
+        try:
+            with Image.open(image) as img:
+                img.load()
+                return to_rgb(img)
+        except OSError as exc:
+            from .errors import QueryError
+
+            raise QueryError(f"cannot read query image {image}: {exc}") from exc
+
+    def image_tag_vector(self, encoder, image) -> np.ndarray | None:
+        """A text space's view of an image: the weighted mean of its tag names."""
+        if self.tagger is None:
+            return None
+        tags = self.tagger.tag([image])[0]
+        return self._tag_vector(encoder, [{"label": lab, "prob": p} for lab, p in tags])
+
+    def thumbnail(self, item_id: int) -> Path | None:
+        row = self.store.item(item_id)
+        return self.thumbnails.get(row["content_hash"]) if row else None
 
     # -- reading -------------------------------------------------------------------------
     def item(self, item_id: int) -> dict[str, Any] | None:

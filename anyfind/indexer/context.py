@@ -6,16 +6,17 @@ from typing import Any
 
 
 class ExtractContext:
-    """Lazily built transcriber (audio) and tagger (images) for one index's settings."""
+    """Lazily built transcriber (audio) for one index's settings, and the image pixel cap.
 
-    def __init__(self, transcriber: dict[str, Any] | None, tagger: bool,
-                 device: str | None = None, max_image_pixels: int = 100_000_000):
+    Image tags are not made here, one image at a time, but in batches next to the
+    encoders (Index.embed_chunks)."""
+
+    def __init__(self, transcriber: dict[str, Any] | None, device: str | None = None,
+                 max_image_pixels: int = 100_000_000):
         self._transcriber_cfg = transcriber
-        self._tagger_on = tagger
         self.device = device
         self.max_image_pixels = max_image_pixels
         self._transcriber = None
-        self._tagger = None
 
     @property
     def transcriber(self):
@@ -27,11 +28,3 @@ class ExtractContext:
                 cfg["device"] = self.device
             self._transcriber = Transcriber(**cfg)
         return self._transcriber
-
-    @property
-    def tagger(self):
-        if self._tagger is None and self._tagger_on:
-            from ..encoders.tagger import ImageTagger
-
-            self._tagger = ImageTagger(device=self.device)
-        return self._tagger

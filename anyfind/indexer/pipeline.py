@@ -55,6 +55,11 @@ def content_hash(blob) -> str:
     return h.hexdigest()
 
 
+def _is_binary_type(media_type: str) -> bool:
+    return media_type.startswith(("image/", "audio/", "video/")) or media_type in (
+        "application/pdf", "application/zip") or media_type.startswith("application/vnd.")
+
+
 def _short(exc: BaseException) -> str:
     if isinstance(exc, AnyfindError):
         return str(exc)
@@ -138,8 +143,11 @@ class Pipeline:
             blob = connector.open(ref)
             item.media_type = sniff_blob(blob)
             item.modality = modality_of(item.media_type)
+            claimed = mimetypes.guess_type(ref.path)[0]
+            if claimed and _is_binary_type(claimed) and item.media_type.startswith("text/"):
+                # a text file named .jpg/.mp3/.pdf is a mistake worth reporting
+                raise ExtractionError(f"content is text, not {claimed}")
             if item.modality is None:
-                claimed = mimetypes.guess_type(ref.path)[0]
                 if claimed and modality_of(claimed):
                     # named like a document, but its bytes are not one
                     raise ExtractionError(f"content is not {claimed} (binary or corrupt data)")

@@ -45,12 +45,17 @@ class Searcher:
     def _query_vectors(self, q: Query) -> dict[str, np.ndarray]:
         """One query vector per space the query's modality reaches."""
         out: dict[str, np.ndarray] = {}
+        image = self.index.load_query_image(q.image) if q.image is not None else None
         for name, space in self.index.spaces.items():
             enc = space.encoder
             if q.text is not None and "text" in enc.modalities:
                 out[name] = enc.encode_query([q.text], "text")[0]
-            elif q.image is not None and "image" in enc.modalities:
-                out[name] = enc.encode_query([self.index.load_query_image(q.image)], "image")[0]
+            elif image is not None and "image" in enc.modalities:
+                out[name] = enc.encode_query([image], "image")[0]
+            elif image is not None:  # a text-only space sees the image through its tags
+                vec = self.index.image_tag_vector(enc, image)
+                if vec is not None:
+                    out[name] = vec
         return out
 
     def dense_signals(self, q: Query, depth: int) -> dict[str, Signal]:
