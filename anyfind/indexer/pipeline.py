@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import os
 import queue
 import threading
 import time
@@ -74,6 +75,7 @@ class Pipeline:
         self.store = index.store
         self.progress = progress
         self.batch_chunks = batch_chunks
+        self.workers = max(1, min(4, os.cpu_count() or 1))
 
     # -- planning ------------------------------------------------------------------------
     def sync(self, source_id: int, connector: Connector, retry_errors: bool = False) -> SyncReport:
@@ -169,11 +171,23 @@ class Pipeline:
         return item
 
     def _producer(self, connector, todo, out: queue.Queue, stop: threading.Event) -> None:
+        """Prepare items on a few threads (decoders and parsers release the GIL), in order."""
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
         try:
-            for ref, replace_id, digest, _ in todo:
-                if stop.is_set():
-                    break
-                out.put(self._prepare(connector, ref, replace_id, digest))
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="anyfind-extract") as pool:
+                window: deque = deque()
+                for ref, replace_id, digest, _ in todo:
+                    if stop.is_set():
+                        break
+                    window.append(pool.submit(self._prepare, connector, ref, replace_id, digest))
+                    if len(window) >= 2 * self.workers:
+                        out.put(window.popleft().result())
+                while window and not stop.is_set():
+                    out.put(window.popleft().result())
+                for f in window:
+                    f.cancel()
         finally:
             out.put(_DONE)
 
