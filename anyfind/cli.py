@@ -156,7 +156,9 @@ def _format_result(r) -> str:
     lines = [head]
     if r.tags:
         lines.append(f"      tags: {', '.join(r.tags[:5])}")
-    if snippet:
+    if r.width and r.height:
+        lines.append(f"      {r.width}x{r.height} px")
+    if snippet and r.modality != "image":
         lines.append(f"      {snippet}")
     return "\n".join(lines)
 
