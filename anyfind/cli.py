@@ -63,6 +63,9 @@ def cli() -> None:
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching (repeatable).")
 @click.option("--hidden", is_flag=True, help="Also index hidden files and folders.")
 @click.option("--text-model", default=None, help="sentence-transformers model (new index only).")
+@click.option("--store-url", envvar="ANYFIND_STORE_URL", default=None, metavar="URL",
+              help="SQLAlchemy URL of the metadata store (new index only; default SQLite "
+                   "inside the index). Env: ANYFIND_STORE_URL.")
 @click.option("--whisper-model", default=None,
               help="faster-whisper model name or folder (new index only; default tiny.en).")
 @click.option("--no-audio", is_flag=True, help="Do not transcribe audio (new index only).")
@@ -75,7 +78,7 @@ def cli() -> None:
               help="open_clip model-config JSON for a custom architecture.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def index(paths, index_name, include, exclude, hidden, text_model, whisper_model, no_audio,
+def index(paths, index_name, include, exclude, hidden, text_model, store_url, whisper_model, no_audio,
           no_tags, clip, clip_model, clip_weights, clip_config, quiet, as_json) -> None:
     """Index files and folders (re-running syncs only what changed)."""
     from .config import default_transcriber
@@ -88,7 +91,8 @@ def index(paths, index_name, include, exclude, hidden, text_model, whisper_model
     if clip_weights and not Path(clip_weights).expanduser().exists():
         settings["clip_pretrained"] = clip_weights  # a hub tag, not a file
         clip_weights = None
-    with _open(index_name, create=True, text_model=text_model, clip=clip, clip_model=clip_model,
+    with _open(index_name, create=True, text_model=text_model, store_url=store_url, clip=clip,
+               clip_model=clip_model,
                clip_weights=clip_weights, clip_config=clip_config, **settings) as idx:
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
                          progress=_progress_wanted(quiet))

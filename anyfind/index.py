@@ -20,8 +20,8 @@ import numpy as np
 from .config import (
     CONFIG_FILE,
     IndexConfig,
-    clip_space,
     SpaceConfig,
+    clip_space,
     default_tagger,
     default_text_space,
     default_transcriber,
@@ -307,7 +307,7 @@ class Index:
         if not pairs or self.tagger is None:
             return
         all_tags = self.tagger.tag([item.images[c.ordinal] for item, c in pairs])
-        for (item, chunk), tags in zip(pairs, all_tags):
+        for (item, chunk), tags in zip(pairs, all_tags, strict=True):
             item.meta["tags"] = [{"label": label, "prob": prob} for label, prob in tags]
             chunk.text = ", ".join(label for label, _ in tags)
 
@@ -318,7 +318,7 @@ class Index:
         cache = self._label_vectors.setdefault(id(encoder), {})
         missing = [t["label"] for t in tags if t["label"] not in cache]
         if missing:
-            for label, vec in zip(missing, encoder.encode_documents(missing)):
+            for label, vec in zip(missing, encoder.encode_documents(missing), strict=True):
                 cache[label] = vec
         vec = sum(t["prob"] * cache[t["label"]] for t in tags)
         norm = float(np.linalg.norm(vec))
@@ -344,7 +344,7 @@ class Index:
                         by_modality.setdefault("text", []).append((chunk, chunk.text))
             for modality, pairs in by_modality.items():
                 vecs = enc.encode_documents([x for _, x in pairs], modality)
-                for (chunk, _), vec in zip(pairs, vecs):
+                for (chunk, _), vec in zip(pairs, vecs, strict=True):
                     chunk.vectors = {**(chunk.vectors or {}), name: vec}
         for name, space in self.spaces.items():
             if space.config.dim:

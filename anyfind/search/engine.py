@@ -63,7 +63,7 @@ class Searcher:
         for name, vec in self._query_vectors(q).items():
             vi = self.index.vectors(name)
             scores, ids = vi.search(vec[None, :], depth)
-            signals[name] = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            signals[name] = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
         return signals
 
     def search(self, q: Query) -> list[Result]:

@@ -87,7 +87,7 @@ class VectorIndex:
             if ivf is not None:
                 # ~3% of the lists: recall@10 near 0.95+ for sentence embeddings.
                 ivf.nprobe = max(8, ivf.nlist // 32)
-                ivf.make_direct_map(True)  # allows remove_ids and reconstruct
+                # no direct map: an Array map refuses add_with_ids, a Hashtable one IDSelectorBatch
         self.built_factory = factory
         return index
 
