@@ -119,11 +119,12 @@ class Store:
             row = conn.execute(select(Source.__table__).where(Source.name == name)).mappings().first()
         return dict(row) if row else None
 
-    def set_source_state(self, source_id: int, state: dict[str, Any]) -> None:
+    def set_source_state(self, source_id: int, state: dict[str, Any], synced: bool = True) -> None:
+        values: dict[str, Any] = {"state": state}
+        if synced:
+            values["synced_at"] = time.time()
         with self.engine.begin() as conn:
-            conn.execute(
-                update(Source).where(Source.id == source_id).values(state=state, synced_at=time.time())
-            )
+            conn.execute(update(Source).where(Source.id == source_id).values(**values))
 
     def delete_source(self, source_id: int) -> list[str]:
         ids = [r.id for r in self.items_of_source(source_id).values()]
@@ -328,8 +329,9 @@ class Store:
         return np.asarray(out_ids, dtype=np.int64), matrix
 
     # -- reads for search ----------------------------------------------------------------
-    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """Chunks with their item and source, by chunk id."""
+    def chunk_rows(self, chunk_ids: Sequence[int], source_ids: Sequence[int] | None = None
+                   ) -> dict[int, dict[str, Any]]:
+        """Chunks with their item and source, by chunk id (only these sources when given)."""
         cols = (
             Chunk.id.label("chunk_id"), Chunk.item_id, Chunk.ordinal, Chunk.modality.label("chunk_modality"),
             Chunk.text, Chunk.char_start, Chunk.char_end, Chunk.page, Chunk.start_s, Chunk.end_s,
@@ -343,6 +345,8 @@ class Store:
                 q = (select(*cols).join(Item, Item.id == Chunk.item_id)
                      .join(Source, Source.id == Item.source_id)
                      .where(Chunk.id.in_(ids[i : i + 900])))
+                if source_ids is not None:
+                    q = q.where(Item.source_id.in_(list(source_ids)))
                 for r in conn.execute(q).mappings():
                     out[r["chunk_id"]] = dict(r)
         return out
