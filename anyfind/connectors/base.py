@@ -67,6 +67,16 @@ class Blob:
         return cls(ref, lambda: io.BytesIO(data))
 
 
+def glob_spec(patterns: Any):
+    """A gitignore-style matcher for include/exclude options (None when there are none)."""
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns or [])
+    if not patterns:
+        return None
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
+
+
 @dataclass
 class ScanError:
     """An entry the scan could not list or stat (recorded, never fatal)."""

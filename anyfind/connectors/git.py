@@ -18,11 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pathspec
-
 from ..errors import ConfigError, SourceError
 from ..secrets import mask_uri
-from .base import Blob, Connector, ItemRef
+from .base import Blob, Connector, ItemRef, glob_spec
 
 _SAFE_REF = re.compile(r"^[^\s\x00-\x1f]+$")
 # Cloned into the cache; a plain path or file:// URL is read in place with `git -C`.
@@ -48,8 +46,8 @@ class GitConnector(Connector):
         self.max_commits = int(options.get("max_commits", 1000))
         self.timeout = float(options.get("timeout", 300))
         self.retries = max(1, int(options.get("retries", 2)))
-        self.include = _spec(options.get("include"))
-        self.exclude = _spec(options.get("exclude"))
+        self.include = glob_spec(options.get("include"))
+        self.exclude = glob_spec(options.get("exclude"))
         if _REMOTE.match(uri):
             self.remote: str | None = uri[4:] if uri.startswith("git+") else uri
             self.local: Path | None = None
@@ -226,8 +224,3 @@ class GitConnector(Connector):
                 if self._cat.stdout:
                     self._cat.stdout.close()
                 self._cat = None
-
-
-def _spec(patterns) -> pathspec.PathSpec | None:
-    patterns = list(patterns or [])
-    return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None

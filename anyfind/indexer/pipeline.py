@@ -93,7 +93,8 @@ class Pipeline:
                                              error=_short(exc), status="error"))
                 continue
             if row is not None and row.content_hash == digest and row.status == "ok":
-                self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint)
+                self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint,
+                                      meta=ref.metadata or None)
                 report.unchanged += 1
                 continue
             if row is None and digest in deleted_by_hash:

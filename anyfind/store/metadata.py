@@ -86,6 +86,12 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _clean(self, value: Any) -> Any:
+        """PostgreSQL text cannot hold NUL characters (PDF text sometimes has them)."""
+        if isinstance(value, str) and "\x00" in value and self.engine.dialect.name != "sqlite":
+            return value.replace("\x00", "")
+        return value
+
     # -- sources -------------------------------------------------------------------------
     def ensure_source(self, name: str, kind: str, uri: str, options: dict | None = None) -> int:
         with self.engine.begin() as conn:
@@ -190,7 +196,7 @@ class Store:
                 spaces |= self._delete_items(conn, replaced)
             now = time.time()
             for record, chunks, _ in entries:
-                values = dict(record.__dict__)
+                values = {k: self._clean(v) for k, v in record.__dict__.items()}
                 values["meta"] = values["meta"] or {}
                 values["indexed_at"] = now
                 item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
@@ -209,6 +215,7 @@ class Store:
         vector_rows = []
         for c in chunks:
             values = {k: v for k, v in c.__dict__.items() if k != "vectors"}
+            values["text"] = self._clean(values["text"])
             chunk_id = int(conn.execute(insert(Chunk).values(item_id=item_id, **values))
                            .inserted_primary_key[0])
             for space, vec in (c.vectors or {}).items():
@@ -258,11 +265,16 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(Item).where(Item.id == item_id).values(**values))
 
-    def touch_item(self, item_id: int, size, mtime, fingerprint: str) -> None:
-        """Metadata changed but content did not (e.g. `touch`): no re-embedding."""
+    def touch_item(self, item_id: int, size, mtime, fingerprint: str,
+                   meta: dict[str, Any] | None = None) -> None:
+        """Metadata changed but content did not (e.g. `touch`, or a database row whose
+        other columns changed): no re-embedding. `meta` is merged into the item's."""
+        values: dict[str, Any] = dict(size=size, mtime=mtime, fingerprint=fingerprint)
         with self.engine.begin() as conn:
-            conn.execute(update(Item).where(Item.id == item_id)
-                         .values(size=size, mtime=mtime, fingerprint=fingerprint))
+            if meta:
+                old = conn.execute(select(Item.meta).where(Item.id == item_id)).scalar()
+                values["meta"] = {**(old or {}), **meta}
+            conn.execute(update(Item).where(Item.id == item_id).values(**values))
 
     def delete_items(self, item_ids: Iterable[int]) -> set[str]:
         ids = list(item_ids)

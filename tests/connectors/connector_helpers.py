@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+PG_USER, PG_PASSWORD = "anyfind", "pg-test-Secret-42"
+
 
 def git(repo: Path, *args: str) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.org",
