@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
-from connector_helpers import PG_PASSWORD, PG_USER
+from connector_helpers import PG_PASSWORD, PG_USER, free_port
 
 from anyfind import Index
 
@@ -31,12 +32,6 @@ def _pg_bindir() -> Path | None:
         return Path(found[0]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +80,87 @@ def postgres_url(postgres_server, request):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     yield f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@{host}:{port}/{name}"
+
+
+# -- a loopback HTTP server whose pages a test can change ------------------------------------
+class Site:
+    """Pages by path: bytes (200, with an ETag), or (status, body) to answer an error."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, bytes | tuple[int, bytes]] = {}
+        self.base = ""
+
+
+def _handler(site: Site):
+    from http.server import BaseHTTPRequestHandler
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, body: bool) -> None:
+            page = site.pages.get(self.path.split("?", 1)[0])
+            if page is None:
+                page = (404, b"<!doctype html><html><body><h1>Not Found</h1></body></html>")
+            status, data = page if isinstance(page, tuple) else (200, page)
+            self.send_response(status)
+            kind = "application/xml" if self.path.endswith(".xml") and status == 200 else "text/html"
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            if status == 200:
+                self.send_header("ETag", f'"{hashlib.md5(data).hexdigest()}"')
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._answer(True)
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._answer(False)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def site():
+    from http.server import ThreadingHTTPServer
+
+    s = Site()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(s))
+    s.base = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield s
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+# -- an S3-compatible server on loopback (moto's server mode) --------------------------------
+@pytest.fixture(scope="session")
+def s3_server():
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    pytest.importorskip("s3fs", reason="s3fs is not installed (anyfind[s3])")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(),
+                                            verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """(endpoint URL, boto3 client) with test credentials in the environment."""
+    import boto3
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    return s3_server, client

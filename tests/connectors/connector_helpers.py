@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -30,3 +31,10 @@ def write(root: Path, files: dict[str, str | bytes]) -> None:
 
 def names(results) -> list[str]:
     return [r.path.rsplit("/", 1)[-1].rsplit(":", 1)[-1] for r in results]
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (right now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
