@@ -514,7 +514,7 @@ class Index:
             "spaces": {n: {"encoder": s.config.encoder, "model": s.config.model,
                            "dim": s.config.dim, "vectors": counts["vectors"].get(n, 0)}
                        for n, s in self.spaces.items()},
-            "sources": self.store.sources(),
+            "sources": self.sources(),
             "disk_bytes": size,
             **{k: v for k, v in counts.items() if k not in ("vectors", "sources")},
         }

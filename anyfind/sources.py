@@ -97,6 +97,8 @@ def infer_kind(uri: str, options: dict[str, Any] | None = None) -> str:
 
 def normalise_uri(kind: str, uri: str) -> str:
     """Absolute paths for local sources, so a source means the same from any folder."""
+    if uri.startswith("${"):
+        return uri  # an environment reference, resolved when the source syncs
     if "://" in uri or uri.startswith("git@"):
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
             rest = uri[len("sqlite:///"):]
