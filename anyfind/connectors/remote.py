@@ -10,12 +10,12 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import ConfigError, MissingExtra, SourceError
+from ..errors import ConfigError, MissingExtra, SourceError, require
 from .base import Blob, Connector, ItemRef, glob_spec
 
 # protocol -> (module, extra)
 BACKENDS = {
-    "s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"),
+    "s3": ("s3fs", "connectors"), "s3a": ("s3fs", "connectors"),
     "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"),
     "az": ("adlfs", "azure"), "abfs": ("adlfs", "azure"), "abfss": ("adlfs", "azure"),
     "adl": ("adlfs", "azure"),
@@ -28,8 +28,7 @@ def filesystem(protocol: str, storage_options: dict[str, Any] | None = None,
                timeout: float = TIMEOUT, retries: int = RETRIES):
     """A fresh fsspec filesystem (no instance or listing cache), with timeouts and
     bounded retries where the backend takes them."""
-    import fsspec
-
+    fsspec = require("fsspec", "connectors")
     opts = dict(storage_options or {})
     if protocol in BACKENDS:
         module, extra = BACKENDS[protocol]
@@ -43,7 +42,7 @@ def filesystem(protocol: str, storage_options: dict[str, Any] | None = None,
         opts["config_kwargs"] = {**config, **opts.get("config_kwargs", {})}
         opts.setdefault("use_listings_cache", False)
     elif protocol in ("http", "https"):
-        import aiohttp
+        aiohttp = require("aiohttp", "connectors")
 
         opts.setdefault("client_kwargs", {})["timeout"] = aiohttp.ClientTimeout(
             total=timeout * 4, connect=timeout, sock_read=timeout)

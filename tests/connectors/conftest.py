@@ -143,7 +143,7 @@ def site():
 @pytest.fixture(scope="session")
 def s3_server():
     moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    pytest.importorskip("s3fs", reason="s3fs is not installed (anyfind[s3])")
+    pytest.importorskip("s3fs", reason="s3fs is not installed (anyfind[connectors])")
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(),
                                             verbose=False)
     server.start()
