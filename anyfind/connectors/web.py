@@ -47,7 +47,7 @@ class WebConnector(Connector):
     def __init__(self, uri: str, **options: Any):
         super().__init__(uri, **options)
         path = urlsplit(uri).path.lower()
-        default = path.endswith(".xml") and "sitemap" in path.rsplit("/", 1)[-1]
+        default = path.endswith((".xml", ".xml.gz")) and "sitemap" in path.rsplit("/", 1)[-1]
         self.sitemap = bool(options.get("sitemap", default))
         self.same_host = bool(options.get("same_host", True))
         self.max_pages = int(options.get("max_pages", MAX_PAGES))
