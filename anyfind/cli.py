@@ -73,7 +73,7 @@ def index(paths, index_name, include, exclude, hidden, text_model, quiet, as_jso
     with _open(index_name, create=True, text_model=text_model) as idx:
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
                          progress=_progress_wanted(quiet))
-    _print_report(report, as_json)
+    _finish_sync(report, as_json)
 
 
 def _print_report(report, as_json: bool) -> None:

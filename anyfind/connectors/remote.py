@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConfigError, MissingExtra, SourceError, require
+from ..secrets import mask_uri
 from .base import Blob, Connector, ItemRef, glob_spec
 
 # protocol -> (module, extra)
@@ -49,14 +50,27 @@ def filesystem(protocol: str, storage_options: dict[str, Any] | None = None,
     return fsspec.filesystem(protocol, skip_instance_cache=True, **opts)
 
 
+def read_capped(fh, limit: int) -> bytes:
+    """Read to the end, or limit + 1 bytes (a stream's read(n) may return less than n)."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = fh.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
 def read_url(url: str, max_bytes: int, timeout: float = TIMEOUT) -> bytes:
     """The bytes at an fsspec URL (http, s3, file...), refusing more than max_bytes."""
     protocol = url.split("://", 1)[0].lower()
     fs = filesystem(protocol, timeout=timeout)
     with fs.open(url, "rb") as fh:
-        data = fh.read(max_bytes + 1)
+        data = read_capped(fh, max_bytes)
     if len(data) > max_bytes:
-        raise OSError(f"{url} is larger than {max_bytes} bytes")
+        raise OSError(f"{mask_uri(url)} is larger than {max_bytes} bytes")
     return data
 
 

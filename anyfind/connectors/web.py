@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from ..errors import SourceError
 from ..secrets import mask_uri
 from .base import Blob, Connector, ItemRef, ScanError, glob_spec
-from .remote import TIMEOUT, filesystem, fingerprint
+from .remote import TIMEOUT, filesystem, fingerprint, read_capped
 
 MAX_PAGES = 10_000
 MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemaps.org limit
@@ -83,7 +83,7 @@ class WebConnector(Connector):
     def _get(self, url: str, limit: int) -> bytes:
         def fetch(u: str) -> bytes:
             with self.fs.open(u, "rb", block_size=0) as fh:
-                return fh.read(limit + 1)
+                return read_capped(fh, limit)
 
         data = self._call(fetch, url)
         if len(data) > limit:

@@ -61,12 +61,17 @@ def test_sitemap_sync_adds_updates_removes(index, site):
 def test_single_url_and_bad_urls(index, site):
     site.pages["/guide"] = page("Guide", "Check the tyre pressure of your bicycle every week.")
     site.pages["/fake-sitemap.xml"] = page("Oops", "Something went wrong")
+    # a large page arrives in many reads: the text at its very end must still be there
+    padding = "<script>" + "var x = 1;\n" * 40_000 + "</script>"
+    site.pages["/long"] = page("Pier", padding + "The lighthouse on the pier is painted red.")
     index.add_source("guide", f"{site.base}/guide")
+    index.add_source("long", f"{site.base}/long")
     index.add_source("missing", f"{site.base}/nothing-here")
     index.add_source("htmlmap", f"{site.base}/fake-sitemap.xml")
     index.add_source("down", f"http://127.0.0.1:{free_port()}/x", retries=2, timeout=5)
     report = index.sync()
-    assert report.added == 1 and sorted(report.failed_sources) == ["down", "htmlmap", "missing"]
+    assert report.added == 2 and sorted(report.failed_sources) == ["down", "htmlmap", "missing"]
+    assert index.search("red lighthouse on the pier", k=1)[0].source == "long"
     errors = {e["source"]: e["error"] for e in report.errors}
     assert "HTTP 404" in errors["missing"]
     assert "not a sitemap" in errors["htmlmap"] and "HTML page" in errors["htmlmap"]
