@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,6 +48,7 @@ from .store.metadata import ChunkRecord, Store
 from .store.vectors import VectorIndex
 
 VECTOR_DIR = "vectors"
+log = logging.getLogger("anyfind.sources")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -275,12 +278,8 @@ class Index:
                      retry_errors: bool) -> SyncReport:
         """Sync one source; any failure of the source as a whole is reported, not raised,
         and leaves its items as they were."""
-        import logging
-        import time
-
         from .indexer.pipeline import Pipeline
 
-        log = logging.getLogger("anyfind.sources")
         name = row["name"]
         secrets: list[str] = []
         shown = mask_uri(row["uri"])
