@@ -20,6 +20,10 @@ index_option = click.option(
     help="Index name (under ANYFIND_HOME) or path. Env: ANYFIND_INDEX. Default: 'default'.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+config_option = click.option(
+    "--config", "config_file", envvar="ANYFIND_CONFIG", default=None, type=click.Path(exists=True),
+    help="TOML file declaring sources (besides anyfind.toml in the index). Env: ANYFIND_CONFIG.",
+)
 
 
 class AnyfindGroup(click.Group):
@@ -96,7 +100,7 @@ def index(paths, index_name, include, exclude, hidden, text_model, store_url, wh
                clip_weights=clip_weights, clip_config=clip_config, **settings) as idx:
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
                          progress=_progress_wanted(quiet))
-    _print_report(report, as_json)
+    _finish_sync(report, as_json)
 
 
 def _print_report(report, as_json: bool) -> None:
@@ -104,10 +108,11 @@ def _print_report(report, as_json: bool) -> None:
         _emit_json(report.to_dict())
         return
     click.echo(report.summary())
-    for err in report.errors[:10]:
+    item_errors = [e for e in report.errors if "source" not in e]  # sources: see _finish_sync
+    for err in item_errors[:10]:
         click.echo(f"  {click.style('error', fg='red')} {err['path']}: {err['error']}", err=True)
-    if len(report.errors) > 10:
-        click.echo(f"  ... and {len(report.errors) - 10} more (anyfind status --errors)", err=True)
+    if len(item_errors) > 10:
+        click.echo(f"  ... and {len(item_errors) - 10} more (anyfind status --errors)", err=True)
 
 
 @cli.command()
@@ -123,14 +128,18 @@ def _print_report(report, as_json: bool) -> None:
               help="Search by example image (a file or an http(s) URL).")
 @click.option("--audio", "audio", default=None, type=click.Path(exists=True),
               help="Search with a spoken clip.")
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="Only results from this source (repeatable).")
 @json_option
-def search(query, index_name, k, offset, mode, chunks, min_score, image, audio, as_json) -> None:
+def search(query, index_name, k, offset, mode, chunks, min_score, image, audio, sources,
+           as_json) -> None:
     """Search the index: text, --image or --audio."""
     if query is None and image is None and audio is None:
         raise click.UsageError("give a QUERY, --image PATH or --audio PATH")
     with _open(index_name) as idx:
         results = idx.search(query, k=k, offset=offset, mode=mode, chunks=chunks,
-                             min_score=min_score, image=image, audio=audio)
+                             min_score=min_score, image=image, audio=audio,
+                             sources=list(sources) or None)
     if as_json:
         for r in results:
             _emit_json(r.to_dict())
@@ -170,10 +179,13 @@ def _format_result(r) -> str:
 @cli.command()
 @index_option
 @click.option("--errors", "show_errors", is_flag=True, help="List items that failed.")
+@config_option
 @json_option
-def status(index_name, show_errors, as_json) -> None:
+def status(index_name, show_errors, config_file, as_json) -> None:
     """What the index holds: items, chunks, vectors, sources, errors."""
     with _open(index_name) as idx:
+        if config_file:
+            idx.use_config(config_file)
         st = idx.status()
         errs = idx.errors() if show_errors else []
     if as_json:
@@ -189,7 +201,9 @@ def status(index_name, show_errors, as_json) -> None:
         click.echo(f"space    {name}: {sp['encoder']} {sp['model']} ({sp['dim']}-d), "
                    f"{sp['vectors']} vectors")
     for s in st["sources"]:
-        click.echo(f"source   {s['name']} ({s['kind']}) {s['uri']}: {s['items']} items")
+        error = (s.get("state") or {}).get("last_error")
+        click.echo(f"source   {s['name']} ({s['kind']}) {s['uri']}: {s['items']} items"
+                   + (f"  [last sync failed: {error}]" if error else ""))
     click.echo(f"disk     {st['disk_bytes'] / 1e6:.1f} MB")
     for e in errs:
         click.echo(f"error    {e['path']}: {e['error']}")
@@ -250,6 +264,160 @@ def show(item_id, index_name, fmt, as_json) -> None:
         where = f"p.{c['page']}" if c["page"] is not None else (
             f"{_clock(c['start_s'])}–{_clock(c['end_s'])}" if c["start_s"] is not None else "")
         click.echo(f"\n[{c['ordinal']}] {where}\n{c['text']}")
+
+
+# -- persistent sources ------------------------------------------------------------------
+@cli.group()
+def sources() -> None:
+    """Persistent sources: folders, git repositories, databases, buckets, web sites, archives."""
+
+
+def _parse_option(text: str) -> tuple[list[str], Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"expected KEY=VALUE, got {text!r}", param_hint="--option")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def _extra_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for text in pairs:
+        path, value = _parse_option(text)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+@sources.command("add")
+@click.argument("name")
+@click.argument("uri")
+@index_option
+@click.option("--kind", default=None, help="Connector kind (default: inferred from the URI).")
+@click.option("--ref", default=None, help="git: branch, tag or commit (default HEAD).")
+@click.option("--commits", is_flag=True, default=None, help="git: also index commit messages.")
+@click.option("--table", default=None, help="sql: table to read.")
+@click.option("--schema", default=None, help="sql: schema of the table.")
+@click.option("--query", default=None, help="sql: a SELECT to read instead of a table.")
+@click.option("--id-column", default=None, help="sql: the row id (default: primary key).")
+@click.option("--text-column", "text_columns", multiple=True,
+              help="sql: a column whose text is indexed (repeatable; default: string columns).")
+@click.option("--title-column", default=None, help="sql: a column holding a title.")
+@click.option("--blob-column", default=None, help="sql: a column of bytes (image, audio, PDF...).")
+@click.option("--url-column", default=None, help="sql: a column holding a path or URL to fetch.")
+@click.option("--updated-column", default=None,
+              help="sql: an updated-at column (cheap change detection).")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only paths matching (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching (repeatable).")
+@click.option("--endpoint-url", default=None, help="objectstore: an S3-compatible endpoint.")
+@click.option("--option", "-o", "extra", multiple=True, metavar="KEY=VALUE",
+              help="Any other connector option; VALUE is JSON when it parses (-o max_pages=50, "
+                   "-o storage_options.anon=true). Write secrets as ${ENV_VAR}.")
+@click.option("--replace", is_flag=True, help="Replace a source of the same name.")
+@click.option("--sync", "sync_now", is_flag=True, help="Sync it right away.")
+@json_option
+def sources_add(name, uri, index_name, kind, extra, replace, sync_now, as_json,
+                **options) -> None:
+    """Add a source NAME reading URI (a path, git URL, database URL, s3://, https://, archive)."""
+    options["text_columns"] = list(options["text_columns"]) or None
+    options.update(_extra_options(extra))
+    with _open(index_name, create=True) as idx:
+        info = idx.add_source(name, uri, kind, replace=replace, **options)
+        report = idx.sync([name], progress=_progress_wanted(False)) if sync_now else None
+    if as_json:
+        _emit_json({"source": info, "report": report.to_dict() if report else None})
+    else:
+        click.echo(f"added source {info['name']} ({info['kind']}) {info['uri']}")
+        if report is None:
+            click.echo(f"run `anyfind sync {name}` to index it", err=True)
+    if report is not None:
+        _finish_sync(report, as_json=False if not as_json else None)
+
+
+@sources.command("list")
+@index_option
+@config_option
+@json_option
+def sources_list(index_name, config_file, as_json) -> None:
+    """Every source (stored or declared in a config file), credentials masked."""
+    with _open(index_name, create=True) as idx:
+        if config_file:
+            idx.use_config(config_file)
+        rows = idx.sources()
+    if as_json:
+        for row in rows:
+            _emit_json(row)
+        return
+    if not rows:
+        click.echo("no sources (add one with `anyfind sources add NAME URI`)", err=True)
+    for row in rows:
+        state = row.get("state") or {}
+        when = _ago(row["synced_at"]) if row.get("synced_at") else "never synced"
+        line = f"{row['name']:<16} {row['kind']:<12} {row['items']:>7} items  {when:<16} {row['uri']}"
+        if row["origin"] != "store":
+            line += f"  (from {row['origin']})"
+        click.echo(line)
+        if state.get("last_error"):
+            click.echo(f"{'':<16} {click.style('last sync failed', fg='red')}: "
+                       f"{state['last_error']}", err=True)
+
+
+def _ago(ts: float) -> str:
+    import time
+
+    seconds = max(0, int(time.time() - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"synced {seconds // size}{unit} ago"
+    return f"synced {seconds}s ago"
+
+
+@sources.command("remove")
+@click.argument("name")
+@index_option
+@config_option
+def sources_remove(name, index_name, config_file) -> None:
+    """Remove a source with its items and vectors."""
+    with _open(index_name) as idx:
+        if config_file:
+            idx.use_config(config_file)
+        n = idx.remove_source(name)
+    click.echo(f"removed source {name} ({n} items)")
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@index_option
+@config_option
+@click.option("--retry-errors", is_flag=True, help="Also retry items that failed before.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@json_option
+def sync(names, index_name, config_file, retry_errors, quiet, as_json) -> None:
+    """Re-sync sources incrementally (all of them, or the NAMES given).
+
+    Exits with status 1 when a source could not be synced (the others still are)."""
+    with _open(index_name, create=bool(config_file)) as idx:
+        if config_file:
+            idx.use_config(config_file)
+        report = idx.sync(list(names) or None, progress=_progress_wanted(quiet),
+                          retry_errors=retry_errors)
+    _finish_sync(report, as_json)
+
+
+def _finish_sync(report, as_json: bool | None) -> None:
+    if as_json is not None:
+        _print_report(report, as_json)
+    if report.failed_sources:
+        for err in report.errors:
+            if "source" in err:
+                click.echo(f"  {click.style('source failed', fg='red')} {err['source']} "
+                           f"({err['path']}): {err['error']}", err=True)
+        sys.exit(1)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ class FilesystemConnector(Connector):
     .gitignore), follow_symlinks (default True; loops are detected)."""
 
     kind = "filesystem"
+    option_names = frozenset({"include", "exclude", "hidden", "ignore_files", "follow_symlinks"})
 
     def __init__(self, uri: str, **options: Any):
         super().__init__(uri, **options)

@@ -26,6 +26,7 @@ from .report import SyncReport
 if TYPE_CHECKING:
     from ..index import Index
 
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 BATCH_CHUNKS = 256  # chunks per encode/write batch
 CHECKPOINT_SECONDS = 60.0  # save vector files this often during a long sync
 _DONE = object()
@@ -100,7 +101,8 @@ class Pipeline:
                                              error=_short(exc), status="error"))
                 continue
             if row is not None and row.content_hash == digest and row.status == "ok":
-                self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint)
+                self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint,
+                                      meta=ref.metadata or None)
                 report.unchanged += 1
                 continue
             if row is None and digest in deleted_by_hash:
@@ -147,8 +149,10 @@ class Pipeline:
             item.modality = modality_of(item.media_type)
             claimed = mimetypes.guess_type(ref.path)[0]
             if claimed and _is_binary_type(claimed) and item.media_type.startswith("text/"):
-                # a text file named .jpg/.mp3/.pdf is a mistake worth reporting
-                raise ExtractionError(f"content is text, not {claimed}")
+                if blob.read(len(LFS_POINTER)) == LFS_POINTER:
+                    item.meta["lfs_pointer"] = True  # the object is not fetched: index the pointer
+                else:  # a text file named .jpg/.mp3/.pdf is a mistake worth reporting
+                    raise ExtractionError(f"content is text, not {claimed}")
             if item.modality is None:
                 if claimed and modality_of(claimed):
                     # named like a document, but its bytes are not one
@@ -162,7 +166,7 @@ class Pipeline:
             extracted = extract(blob, item.media_type, self.index.extract_context())
             item.modality = extracted.modality
             item.title = extracted.title
-            item.meta = dict(extracted.metadata)
+            item.meta.update(extracted.metadata)
             self.index.make_chunks(extracted, item)
         except Exception as exc:  # every failure is this item's, never the run's
             item.status = "error"

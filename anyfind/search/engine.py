@@ -33,6 +33,7 @@ class Query:
     chunks: bool = False  # one result per matching chunk instead of per item
     min_score: float | None = None
     weights: dict[str, float] = field(default_factory=dict)
+    sources: list[str] | None = None  # only items of these sources (by name)
 
 
 Signal = list[tuple[int, float]]  # (chunk id, score), best first
@@ -41,6 +42,16 @@ Signal = list[tuple[int, float]]  # (chunk id, score), best first
 class Searcher:
     def __init__(self, index: Index):
         self.index = index
+        self._source_ids: list[int] | None = None
+
+    def _resolve_sources(self, names: list[str] | None) -> list[int] | None:
+        if not names:
+            return None
+        known = {s["name"]: s["id"] for s in self.index.store.sources()}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise QueryError(f"no source named '{missing[0]}' (known: {', '.join(sorted(known))})")
+        return [known[n] for n in names]
 
     def _query_vectors(self, q: Query) -> dict[str, np.ndarray]:
         """One query vector per space the query's modality reaches."""
@@ -80,6 +91,7 @@ class Searcher:
             q.text = q.text.strip()
             if not q.text:
                 raise QueryError("empty query: type some words, or pass --image/--audio")
+        self._source_ids = self._resolve_sources(q.sources)
         want = q.k + q.offset
         total = max((len(self.index.vectors(n)) for n in self.index.spaces), default=0)
         depth = max(50, want * 5)
@@ -99,7 +111,7 @@ class Searcher:
 
     def _fuse(self, signals: dict[str, Signal], q: Query) -> list[Result]:
         chunk_ids = {cid for sig in signals.values() for cid, _ in sig}
-        rows = self.index.store.chunk_rows(sorted(chunk_ids))
+        rows = self.index.store.chunk_rows(sorted(chunk_ids), source_ids=self._source_ids)
         key = (lambda cid: cid) if q.chunks else (lambda cid: rows[cid]["item_id"])
 
         # Per signal: the best chunk of each key, in rank order.

@@ -86,6 +86,12 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _clean(self, value: Any) -> Any:
+        """PostgreSQL text cannot hold NUL characters (PDF text sometimes has them)."""
+        if isinstance(value, str) and "\x00" in value and self.engine.dialect.name != "sqlite":
+            return value.replace("\x00", "")
+        return value
+
     # -- sources -------------------------------------------------------------------------
     def ensure_source(self, name: str, kind: str, uri: str, options: dict | None = None) -> int:
         with self.engine.begin() as conn:
@@ -119,11 +125,12 @@ class Store:
             row = conn.execute(select(Source.__table__).where(Source.name == name)).mappings().first()
         return dict(row) if row else None
 
-    def set_source_state(self, source_id: int, state: dict[str, Any]) -> None:
+    def set_source_state(self, source_id: int, state: dict[str, Any], synced: bool = True) -> None:
+        values: dict[str, Any] = {"state": state}
+        if synced:
+            values["synced_at"] = time.time()
         with self.engine.begin() as conn:
-            conn.execute(
-                update(Source).where(Source.id == source_id).values(state=state, synced_at=time.time())
-            )
+            conn.execute(update(Source).where(Source.id == source_id).values(**values))
 
     def delete_source(self, source_id: int) -> list[str]:
         ids = [r.id for r in self.items_of_source(source_id).values()]
@@ -189,7 +196,7 @@ class Store:
                 spaces |= self._delete_items(conn, replaced)
             now = time.time()
             for record, chunks, _ in entries:
-                values = dict(record.__dict__)
+                values = {k: self._clean(v) for k, v in record.__dict__.items()}
                 values["meta"] = values["meta"] or {}
                 values["indexed_at"] = now
                 item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
@@ -208,6 +215,7 @@ class Store:
         vector_rows = []
         for c in chunks:
             values = {k: v for k, v in c.__dict__.items() if k != "vectors"}
+            values["text"] = self._clean(values["text"])
             chunk_id = int(conn.execute(insert(Chunk).values(item_id=item_id, **values))
                            .inserted_primary_key[0])
             for space, vec in (c.vectors or {}).items():
@@ -257,11 +265,16 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(Item).where(Item.id == item_id).values(**values))
 
-    def touch_item(self, item_id: int, size, mtime, fingerprint: str) -> None:
-        """Metadata changed but content did not (e.g. `touch`): no re-embedding."""
+    def touch_item(self, item_id: int, size, mtime, fingerprint: str,
+                   meta: dict[str, Any] | None = None) -> None:
+        """Metadata changed but content did not (e.g. `touch`, or a database row whose
+        other columns changed): no re-embedding. `meta` is merged into the item's."""
+        values: dict[str, Any] = dict(size=size, mtime=mtime, fingerprint=fingerprint)
         with self.engine.begin() as conn:
-            conn.execute(update(Item).where(Item.id == item_id)
-                         .values(size=size, mtime=mtime, fingerprint=fingerprint))
+            if meta:
+                old = conn.execute(select(Item.meta).where(Item.id == item_id)).scalar()
+                values["meta"] = {**(old or {}), **meta}
+            conn.execute(update(Item).where(Item.id == item_id).values(**values))
 
     def delete_items(self, item_ids: Iterable[int]) -> set[str]:
         ids = list(item_ids)
@@ -328,8 +341,9 @@ class Store:
         return np.asarray(out_ids, dtype=np.int64), matrix
 
     # -- reads for search ----------------------------------------------------------------
-    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """Chunks with their item and source, by chunk id."""
+    def chunk_rows(self, chunk_ids: Sequence[int], source_ids: Sequence[int] | None = None
+                   ) -> dict[int, dict[str, Any]]:
+        """Chunks with their item and source, by chunk id (only these sources when given)."""
         cols = (
             Chunk.id.label("chunk_id"), Chunk.item_id, Chunk.ordinal, Chunk.modality.label("chunk_modality"),
             Chunk.text, Chunk.char_start, Chunk.char_end, Chunk.page, Chunk.start_s, Chunk.end_s,
@@ -343,6 +357,8 @@ class Store:
                 q = (select(*cols).join(Item, Item.id == Chunk.item_id)
                      .join(Source, Source.id == Item.source_id)
                      .where(Chunk.id.in_(ids[i : i + 900])))
+                if source_ids is not None:
+                    q = q.where(Item.source_id.in_(list(source_ids)))
                 for r in conn.execute(q).mappings():
                     out[r["chunk_id"]] = dict(r)
         return out
