@@ -362,7 +362,15 @@ class Index:
         return len(ids)
 
     def reindex(self, *, text_model: str | None = None, progress: bool = False) -> SyncReport:
-        """Re-extract and re-embed everything (optionally with another text model)."""
+        """Re-extract and re-embed everything (optionally with another text model).
+
+        With the same models, items are replaced one batch at a time, so the index stays
+        searchable and a failing source keeps its items. A new model makes the old
+        vectors meaningless, so they are dropped first."""
+        if not text_model or text_model == self.config.spaces["text"].model:
+            with self.lock:
+                self.store.forget_fingerprints()
+                return self.sync(progress=progress)
         with self.lock:
             all_ids = [row.id for s in self.store.sources()
                        for row in self.store.items_of_source(s["id"]).values()]

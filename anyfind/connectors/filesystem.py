@@ -10,6 +10,7 @@ from typing import Any
 
 import pathspec
 
+from ..errors import SourceError
 from .base import Blob, Connector, ItemRef, ScanError
 
 IGNORE_FILES = (".anyfindignore", ".gitignore")
@@ -72,8 +73,10 @@ class FilesystemConnector(Connector):
         try:
             st = root.stat()
         except OSError as exc:
-            self._error(root, exc)
-            return
+            # The whole source is unreachable (unmounted drive, moved folder): fail the
+            # source, so that its items are kept rather than synced away as deleted.
+            reason = exc.strerror or type(exc).__name__
+            raise SourceError(f"cannot read folder {root}: {reason}") from None
         if not stat.S_ISDIR(st.st_mode):
             if stat.S_ISREG(st.st_mode):
                 yield self._ref(root, st)

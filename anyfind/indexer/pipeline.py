@@ -93,7 +93,11 @@ class Pipeline:
                            if row.content_hash and row.status == "ok"}
         todo: list[tuple[ItemRef, int | None, str | None, str | None]] = []
         failed_early: list[Prepared] = []
+        cap = self.index.config.max_file_bytes
         for ref, row in [(r, None) for r in plan.new] + plan.changed:
+            if ref.size is not None and ref.size > cap:  # refused in _prepare; never hashed
+                todo.append((ref, row.id if row else None, None, row.path if row else None))
+                continue
             try:
                 digest = content_hash(connector.open(ref))
             except Exception as exc:  # unreadable, vanished: recorded, never fatal
@@ -256,11 +260,19 @@ class Pipeline:
     def _write(self, source_id: int, items: list[Prepared], report: SyncReport) -> None:
         entries = []
         for item in items:
-            entries.append((self._record(source_id, item.ref, item.content_hash, item),
-                            item.chunks, item.replace_id))
             if item.status == "error":
                 report.failed += 1
                 report.errors.append({"path": item.ref.path, "error": item.error or ""})
+                if item.replace_id is not None:
+                    # A changed item that fails keeps its last good version (a network
+                    # blip or a half-written file must not cost its vectors); the error
+                    # is noted on it and the next sync tries again.
+                    self.store.note_error(item.replace_id, item.error or "")
+                    continue
+            entries.append((self._record(source_id, item.ref, item.content_hash, item),
+                            item.chunks, item.replace_id))
+            if item.status == "error":
+                pass
             elif item.status == "skipped":
                 report.skipped += 1
             elif item.replace_id is not None:

@@ -269,12 +269,22 @@ class Store:
                    meta: dict[str, Any] | None = None) -> None:
         """Metadata changed but content did not (e.g. `touch`, or a database row whose
         other columns changed): no re-embedding. `meta` is merged into the item's."""
-        values: dict[str, Any] = dict(size=size, mtime=mtime, fingerprint=fingerprint)
+        values: dict[str, Any] = dict(size=size, mtime=mtime, fingerprint=fingerprint, error=None)
         with self.engine.begin() as conn:
             if meta:
                 old = conn.execute(select(Item.meta).where(Item.id == item_id)).scalar()
                 values["meta"] = {**(old or {}), **meta}
             conn.execute(update(Item).where(Item.id == item_id).values(**values))
+
+    def forget_fingerprints(self) -> None:
+        """Make every item look changed to the next sync (reindex in place)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Item).values(fingerprint="", content_hash=None))
+
+    def note_error(self, item_id: int, message: str) -> None:
+        """Record a failed re-read on an item that keeps its last good content."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Item).where(Item.id == item_id).values(error=message))
 
     def delete_items(self, item_ids: Iterable[int]) -> set[str]:
         ids = list(item_ids)
@@ -385,7 +395,7 @@ class Store:
     def errors(self, limit: int | None = None) -> list[dict[str, Any]]:
         q = (select(Item.id, Item.path, Item.media_type, Item.error, Source.name.label("source"))
              .join(Source, Source.id == Item.source_id)
-             .where(Item.status == "error").order_by(Item.path))
+             .where((Item.status == "error") | Item.error.is_not(None)).order_by(Item.path))
         if limit:
             q = q.limit(limit)
         with self.engine.connect() as conn:
