@@ -3,12 +3,9 @@ apps over it, and a real uvicorn on a free loopback port."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,29 +136,11 @@ def free_socket(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
-@contextlib.contextmanager
-def running(app, host: str = "127.0.0.1", timeout: float = 180.0) -> Iterator[str]:
+def running(app, host: str = "127.0.0.1"):
     """A real uvicorn serving `app` on a free loopback port, in a thread; its base URL."""
-    import uvicorn
+    from anyfind.server.run import background
 
-    sock = free_socket(host)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:  # bounded wait on a condition (start-up warms the models)
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn exited during start-up")
-        if time.monotonic() > deadline:
-            raise TimeoutError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
+    return background(app, host)
 
 
 @pytest.fixture(scope="session")
