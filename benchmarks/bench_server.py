@@ -3,8 +3,8 @@
     python benchmarks/bench_server.py [--index PATH] [--docs 1000] [--requests 500]
                                       [--concurrency 8] [--out results.json]
 
-Without --index it builds one in a temporary folder: the sample corpus (examples/corpus)
-plus --docs synthetic notes. The server runs in this process (a uvicorn thread on a free
+Without --index (or with one that does not exist yet) it builds an index: the sample
+corpus (examples/corpus) plus --docs synthetic notes; a temporary one is removed after. The server runs in this process (a uvicorn thread on a free
 127.0.0.1 port) with its models warmed; clients are threads with keep-alive connections.
 Reports requests/s and p50/p90/p99 latency, and the in-process `Index.search` latency of
 the same queries for comparison (what HTTP, JSON and the thread pool add).
@@ -40,7 +40,7 @@ WORDS = ("harbour lighthouse orchard glacier volcano library bakery comet river 
 def build_index(path: Path, docs: int) -> None:
     from anyfind import Index
 
-    corpus = path.parent / "corpus"
+    corpus = path.parent / f"{path.name}-corpus"
     shutil.copytree(ROOT / "examples" / "corpus", corpus)
     rng = random.Random(0)
     synth = corpus / "synthetic"
@@ -104,7 +104,8 @@ def in_process(index, rounds: int = 5) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--index", type=Path, help="an existing index (default: build one)")
+    ap.add_argument("--index", type=Path, help="an index to use, built there if missing "
+                                               "(default: a temporary one)")
     ap.add_argument("--docs", type=int, default=1000, help="synthetic notes when building")
     ap.add_argument("--requests", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=8)
@@ -119,6 +120,8 @@ def main() -> None:
     if path is None:
         tmp = Path(tempfile.mkdtemp(prefix="anyfind-bench-server-"))
         path = tmp / "index"
+    if not (path / "config.json").exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         build_index(path, args.docs)
     try:
         app = create_app(path)
