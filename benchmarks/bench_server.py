@@ -134,9 +134,11 @@ def main() -> None:
                 "load_average_before": [round(x, 2) for x in os.getloadavg()],
                 "items": status["items"], "chunks": status["chunks"],
                 "warmed": app.state.warmed,
-                "http": load(url, args.requests, args.concurrency),
-                "sequential_http": load(url, min(args.requests, 100), 1),
+                # Interleaved, so that a busy machine skews all three alike.
                 "in_process": in_process(index),
+                "sequential_http": load(url, min(args.requests, 100), 1),
+                "http": load(url, args.requests, args.concurrency),
+                "in_process_after": in_process(index),
                 "load_average_after": [round(x, 2) for x in os.getloadavg()],
             }
     finally:

@@ -8,52 +8,72 @@ may be writing to the same index from another process. Two things need care:
   copy-on-write: a search keeps the snapshot it was handed while a newer one is built
   beside it (under a lock, once), then swapped in.
 - Models. Hugging Face tokenizers are not re-entrant and lazily built models race, so
-  every model call (encode, tag, transcribe) is serialised by one lock. FAISS searches
-  and SQLite reads (WAL: readers never block the writer) stay parallel.
+  every model call (encode, tag, transcribe) runs on one model thread, one at a time.
+  FAISS searches and SQLite reads (WAL: readers never block the writer) stay parallel.
 """
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import threading
 import wave
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..index import Index, Space
+from ..index import VECTOR_DIR, Index, Space
 from ..store.vectors import VectorIndex
 
+T = TypeVar("T")
+
 MODEL_METHODS = frozenset({"encode_query", "encode_documents", "tag", "transcribe"})
-# Encoders are cached per process (encoders.get_encoder), so two indexes may share one
-# model object: the lock is per process too.
-MODEL_LOCK = threading.RLock()
+
+
+class ModelThread:
+    """Runs model calls one at a time on one dedicated thread.
+
+    One at a time: tokenizers are not re-entrant. One thread: torch keeps an OpenMP team
+    per calling thread, so inference hopping across a pool of request threads would
+    build (and spin) a team in each of them. Encoders are cached per process
+    (encoders.get_encoder), so there is one ModelThread per process too."""
+
+    NAME = "anyfind-models"
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.NAME)
+
+    def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if threading.current_thread().name.startswith(self.NAME):
+            return fn(*args, **kwargs)  # a model call made by a model call
+        return self._executor.submit(fn, *args, **kwargs).result()
+
+
+MODELS = ModelThread()
 
 
 class Serialised:
-    """A model proxy whose inference methods run one call at a time."""
+    """A model proxy whose inference methods run on the model thread."""
 
-    def __init__(self, target: Any, lock: threading.RLock):
+    def __init__(self, target: Any, models: ModelThread = MODELS):
         self._target = target
-        self._lock = lock
+        self._models = models
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)
         if name not in MODEL_METHODS or not callable(attr):
             return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attr(*args, **kwargs)
-
-        return call
+        return functools.partial(self._models.run, attr)
 
 
 class SharedSpace(Space):
     @property
     def encoder(self):
-        with self.index.model_lock:
-            if not isinstance(self._encoder, Serialised):
-                self._encoder = Serialised(Space.encoder.fget(self), self.index.model_lock)
+        if not isinstance(self._encoder, Serialised):
+            with self.index.init_lock:
+                if not isinstance(self._encoder, Serialised):
+                    self._encoder = Serialised(MODELS.run(Space.encoder.fget, self))
         return self._encoder
 
 
@@ -62,7 +82,7 @@ class SharedIndex(Index):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.model_lock = MODEL_LOCK
+        self.init_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
         self._shared_tagger: Serialised | None = None
         self.spaces = {name: SharedSpace(self, s.config) for name, s in self.spaces.items()}
@@ -76,26 +96,28 @@ class SharedIndex(Index):
             current = self._vectors.get(name)
             if current is None:
                 cfg = self.config.spaces[name]
-                fresh = VectorIndex(self.path / "vectors", name, cfg.dim or 0, cfg.faiss)
+                fresh = VectorIndex(self.path / VECTOR_DIR, name, cfg.dim or 0, cfg.faiss)
                 fresh.load()
+            elif current.generation == self.store.generation(name):
+                return current  # another thread caught up while this one waited
             else:
                 fresh = snapshot(current)
             fresh.catch_up(self.store)
             self._vectors[name] = fresh
             return fresh
 
-    # -- models: one call at a time -------------------------------------------------------
+    # -- models: one call at a time, on the model thread ----------------------------------
     @property
     def tagger(self):
-        with self.model_lock:
-            if self._shared_tagger is None:
-                tagger = Index.tagger.fget(self)
-                self._shared_tagger = Serialised(tagger, self.model_lock) if tagger else None
+        if self._shared_tagger is None and self.config.tagger:
+            with self.init_lock:
+                if self._shared_tagger is None:
+                    tagger = MODELS.run(Index.tagger.fget, self)
+                    self._shared_tagger = Serialised(tagger) if tagger else None
         return self._shared_tagger
 
     def transcribe_query(self, audio: Any) -> str:
-        with self.model_lock:
-            return super().transcribe_query(audio)
+        return MODELS.run(super().transcribe_query, audio)
 
     def warm(self) -> list[str]:
         """Load every model a query can need and run each once; names what was warmed."""

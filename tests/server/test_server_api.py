@@ -6,10 +6,10 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from conftest import HAS_ESPEAK, PHOTOS, ids_by_name
 
 from anyfind import Index
 from anyfind.search.results import Result
+from tests.server.server_fixtures import HAS_ESPEAK, PHOTOS, ids_by_name
 
 needs_audio = pytest.mark.skipif(not HAS_ESPEAK, reason="espeak-ng is not installed")
 

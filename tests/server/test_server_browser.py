@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import HAS_ESPEAK, PHOTOS, TOKEN, running
+
+from tests.server.server_fixtures import HAS_ESPEAK, PHOTOS, TOKEN, running
 
 CHROMIUM = os.environ.get("ANYFIND_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"

@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 
 import httpx
-from conftest import running
+
+from tests.server.server_fixtures import running
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPICS = ["harbour", "lighthouse", "orchard", "glacier", "volcano", "library", "bakery", "comet"]

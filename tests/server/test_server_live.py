@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HAS_ESPEAK, PHOTOS, free_socket, ids_by_name
+
+from tests.server.server_fixtures import HAS_ESPEAK, PHOTOS, free_socket, ids_by_name
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,12 +6,12 @@ import io
 
 import pytest
 from click.testing import CliRunner
-from conftest import PHOTOS, TOKEN, ids_by_name
 
 from anyfind.cli import cli
 from anyfind.errors import ConfigError
 from anyfind.server.binding import allowed_hosts, check_bind, is_loopback
 from anyfind.server.security import mask_url
+from tests.server.server_fixtures import PHOTOS, TOKEN, ids_by_name
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 API_ROUTES = ["/api/search?q=coffee", "/api/status", "/api/items/1", "/api/items/1/content",
