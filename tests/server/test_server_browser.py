@@ -14,6 +14,7 @@ from tests.server.server_fixtures import HAS_ESPEAK, PHOTOS, TOKEN, running
 
 CHROMIUM = os.environ.get("ANYFIND_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+TIMEOUT_MS = 90_000  # bounded waits, generous for a busy 2-core machine
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -34,6 +35,7 @@ def browser():
 @pytest.fixture
 def page(browser, live_server):
     context = browser.new_context(viewport={"width": 1200, "height": 900}, base_url=live_server)
+    context.set_default_timeout(TIMEOUT_MS)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -105,7 +107,7 @@ def test_audio_plays_from_the_matched_passage(page, corpus):
     current = player.evaluate("a => a.currentTime")
     assert current == pytest.approx(start, abs=1.0)
     page.wait_for_function("([a, s]) => !a.paused && a.currentTime > s + 0.1",
-                           arg=[player.element_handle(), start], timeout=15_000)
+                           arg=[player.element_handle(), start])
     shot(page, "server-page-audio.png")
 
 
@@ -152,6 +154,7 @@ def test_page_asks_for_the_token_and_uses_it(browser, index_path):
 
     with running(create_app(index_path, token=TOKEN, warm=False)) as url:
         context = browser.new_context(base_url=url)
+        context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
         page.goto("/?q=coffee")
         page.locator("#token-dialog[open]").wait_for()
