@@ -418,6 +418,22 @@ def _finish_sync(report, as_json: bool | None) -> None:
                 click.echo(f"  {click.style('source failed', fg='red')} {err['source']} "
                            f"({err['path']}): {err['error']}", err=True)
         sys.exit(1)
+@cli.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Other than loopback needs a token (or --insecure).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", envvar="ANYFIND_TOKEN", default=None, metavar="TOKEN",
+              help="Require `Authorization: Bearer TOKEN` on the API. Env: ANYFIND_TOKEN "
+                   "(better: a command line is visible to other users).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback host without a token.")
+@click.option("--cors", multiple=True, metavar="ORIGIN",
+              help="Let pages from this origin call the API (repeatable; off by default).")
+def serve(index_name, host, port, token, insecure, cors) -> None:
+    """Serve the HTTP API (docs at /docs) and the web page at /."""
+    from .server.run import serve as run_server
+
+    run_server(index_name, host=host, port=port, token=token, insecure=insecure, cors=cors)
 
 
 def main() -> None:

@@ -296,6 +296,15 @@ class Index:
     def _workdir(self, source_id: int) -> Path:
         return self.path / "cache" / f"source-{source_id}"
 
+    def connector(self, row: dict[str, Any]):
+        """A ready connector for a stored source row, with its real credentials restored."""
+        uri, options, _ = runtime_form(row["uri"], row["options"] or {},
+                                       self.secrets.get(f"source:{row['name']}"))
+        connector = connector_for(row["kind"], uri, options)
+        connector.workdir = self._workdir(row["id"])
+        connector.prior_state = dict(row.get("state") or {})
+        return connector
+
     def _sync_source(self, row: dict[str, Any], spec: SourceSpec | None, progress: bool,
                      retry_errors: bool) -> SyncReport:
         """Sync one source; any failure of the source as a whole is reported, not raised,
