@@ -130,6 +130,23 @@ class Index:
                 report.merge(self._sync_one(source_id, "filesystem", str(root), options, progress))
         return report
 
+    def add_documents(self, source: str, records: Iterable[Any], *, progress: bool = False
+                      ) -> SyncReport:
+        """Index in-memory documents as the source `source`: (id, title, text) tuples,
+        dicts with id/title/text, or connectors.records.Record. The source then holds
+        exactly these records (unchanged ones cost nothing; missing ones are removed)."""
+        from .connectors.records import RecordsConnector
+        from .indexer.pipeline import Pipeline
+
+        with self.lock:
+            existing = self.store.source_by_name(source)
+            if existing is not None and existing["kind"] != "records":
+                raise ConfigError(f"source '{source}' exists and is a {existing['kind']} source")
+            uri = f"records:{source}"
+            source_id = self.store.ensure_source(source, "records", uri, {})
+            connector = RecordsConnector(uri, records)
+            return Pipeline(self, progress=progress).sync(source_id, connector)
+
     def _source_name_for(self, root: Path) -> str:
         existing = {s["name"]: s for s in self.store.sources()}
         for s in existing.values():
@@ -158,6 +175,8 @@ class Index:
                 if name not in known:
                     raise ConfigError(f"no source named '{name}' (see `anyfind sources list`)")
                 s = known[name]
+                if s["kind"] == "records":
+                    continue  # in-memory records have no origin to re-read (add_documents)
                 report.merge(self._sync_one(s["id"], s["kind"], s["uri"], s["options"] or {},
                                             progress, retry_errors))
         return report
@@ -274,7 +293,7 @@ class Index:
                         by_modality.setdefault("text", []).append((chunk, chunk.text))
             for modality, pairs in by_modality.items():
                 vecs = enc.encode_documents([x for _, x in pairs], modality)
-                for (chunk, _), vec in zip(pairs, vecs):
+                for (chunk, _), vec in zip(pairs, vecs, strict=True):
                     chunk.vectors = {**(chunk.vectors or {}), name: vec}
         for name, space in self.spaces.items():
             if space.config.dim:
@@ -306,15 +325,27 @@ class Index:
     # -- searching -----------------------------------------------------------------------
     def search(self, query: str | None = None, *, k: int = 10, image: Any = None,
                audio: Any = None, offset: int = 0, mode: str = "hybrid", chunks: bool = False,
-               min_score: float | None = None) -> list[Result]:
-        """Ranked results across every modality and source."""
-        q = Query(text=query, image=image, audio=audio, k=k, offset=offset, mode=mode,
-                  chunks=chunks, min_score=min_score)
-        if query is None and image is None and audio is None:
-            from .errors import QueryError
+               min_score: float | None = None, fusion: str = "rrf",
+               weights: dict[str, float] | None = None, filters: str | None = None,
+               rerank: str | None = None, syntax: bool = True) -> list[Result]:
+        """Ranked results across every modality and source.
 
-            raise QueryError("nothing to search for: give a query, an image or an audio clip")
+        `query` may hold filters (`ext:pdf after:2024-01-01`, see anyfind.search.filters);
+        `filters` adds more. mode: hybrid (dense + lexical, fused), dense or lexical.
+        fusion: rrf or score; weights by signal name ("text", "lexical", "dense" for every
+        embedding space). rerank: a cross-encoder re-orders the top results.
+        syntax=False takes the query text literally (no filters in it)."""
+        q = Query(text=query, image=image, audio=audio, k=k, offset=offset, mode=mode,
+                  chunks=chunks, min_score=min_score, fusion=fusion, weights=dict(weights or {}),
+                  filters=filters, rerank=rerank, syntax=syntax)
         return Searcher(self).search(q)
+
+    def similar(self, item_id: int, *, k: int = 10, offset: int = 0,
+                filters: str | None = None) -> list[Result]:
+        """Items closest to one indexed item, in every space that holds its vectors."""
+        from .search.similar import similar
+
+        return similar(self, item_id, k=k, offset=offset, filters=filters)
 
     def extra_signals(self, q: Query, depth: int) -> dict[str, list[tuple[int, float]]]:
         """Signals beyond the embedding spaces (lexical search plugs in here)."""

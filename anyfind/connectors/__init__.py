@@ -8,6 +8,7 @@ from .base import Blob, Connector, ItemRef, ScanError
 
 connectors: Registry[type[Connector]] = Registry("connector", "anyfind.connectors")
 connectors.register("filesystem", "anyfind.connectors.filesystem:FilesystemConnector")
+connectors.register("records", "anyfind.connectors.records:RecordsConnector")
 
 
 def connector_for(kind: str, uri: str, options: dict | None = None) -> Connector:

@@ -32,3 +32,39 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def snippet(text: str, highlights: list[list[int]], width: int = 240
+            ) -> tuple[str, list[tuple[int, int]]]:
+    """A window of at most `width` characters around the first highlight, whitespace
+    collapsed, with the highlight spans moved into it."""
+    start = 0
+    if highlights and len(text) > width:
+        first = highlights[0][0]
+        start = max(0, first - width // 4)
+        if start:
+            space = text.find(" ", start, first)
+            start = space + 1 if space >= 0 else start
+    end = min(len(text), start + width)
+    out: list[str] = []
+    where: dict[int, int] = {}  # original index -> index in out
+    for i in range(start, end):
+        ch = text[i]
+        if ch.isspace():
+            if not out or out[-1] == " ":
+                where[i] = len(out)
+                continue
+            ch = " "
+        where[i] = len(out)
+        out.append(ch)
+    where[end] = len(out)
+    body = "".join(out).strip()
+    lead = len("".join(out)) - len("".join(out).lstrip())
+    spans = []
+    for a, b in highlights:
+        if a >= start and b <= end:
+            spans.append((where[a] - lead, where[b] - lead))
+    prefix = "..." if start > 0 else ""
+    suffix = "..." if end < len(text) else ""
+    shift = len(prefix)
+    return prefix + body + suffix, [(a + shift, b + shift) for a, b in spans]

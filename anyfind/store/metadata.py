@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (
     Engine,
+    Select,
     create_engine,
     delete,
     event,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+from .lexical import LexicalIndex
 from .migrations import migrate
 from .schema import Chunk, Embedding, Item, Source, Space
 
@@ -82,6 +84,7 @@ class Store:
         self.engine = make_engine(url)
         with self.engine.begin() as conn:
             migrate(conn)
+        self.lexical = LexicalIndex(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -328,6 +331,16 @@ class Store:
         return np.asarray(out_ids, dtype=np.int64), matrix
 
     # -- reads for search ----------------------------------------------------------------
+    @staticmethod
+    def allowed_chunks(condition) -> Select:
+        """The ids of chunks whose item (joined with its source) meets a filter condition."""
+        return (select(Chunk.id).join(Item, Item.id == Chunk.item_id)
+                .join(Source, Source.id == Item.source_id).where(condition))
+
+    def chunk_ids(self, query: Select) -> np.ndarray:
+        with self.engine.connect() as conn:
+            return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Chunks with their item and source, by chunk id."""
         cols = (
