@@ -9,6 +9,7 @@ a single signal keeps that signal's own score (cosine, or BM25 for lexical).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
 
 MODES = ("hybrid", "dense", "lexical")
 MIN_DEPTH = 50
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="anyfind-search")
+    return _executor
 
 
 @dataclass
@@ -129,14 +139,19 @@ class Searcher:
         allowed_sql, allowed = self._allowed(q.filters)
         if allowed is not None and len(allowed) == 0:
             return []
-        vectors = self._query_vectors(q) if q.mode != "lexical" else {}
         lexical = q.mode != "dense" and bool(q.terms) and self.store.lexical.available
         depth = max(MIN_DEPTH, want * 5)
+        # The first lexical query runs in a thread while the query is being encoded.
+        pending = _pool().submit(self.store.lexical.search, q.terms, depth, allowed_sql
+                                 ) if lexical else None
+        vectors = self._query_vectors(q) if q.mode != "lexical" else {}
         while True:
             signals = {name: self.dense_signal(name, vec, depth, allowed)
                        for name, vec in vectors.items()}
             if lexical:
-                signals["lexical"] = self.store.lexical.search(q.terms, depth, allowed_sql)
+                signals["lexical"] = (pending.result() if pending is not None else
+                                      self.store.lexical.search(q.terms, depth, allowed_sql))
+                pending = None
             signals.update(self.index.extra_signals(q, depth))
             results = self._fuse(signals, q)
             # Deeper only while some signal was cut at `depth` (it may hold more items).
@@ -207,7 +222,7 @@ class Searcher:
             fused = score_fusion(ranked, q.weights)
         else:
             fused = rrf({n: [kk for kk, _ in o] for n, o in ranked.items()}, q.weights)
-        ordered = sorted(fused.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        ordered = sorted(fused.items(), key=lambda kv: -kv[1])  # stable: ties keep rank order
         return [self._result(rows[best[kk][1]], score, per_signal[kk]) for kk, score in ordered]
 
     @staticmethod

@@ -1,9 +1,12 @@
 """Query text -> the terms that go to the lexical index and to highlighting.
 
 User text never reaches a full-text query language raw: it is cut into word tokens
-(letters and digits, any script), lower-cased, stripped of common English function
-words and de-duplicated. Each term is then quoted by the backend, so quotes, `*`, `:`,
-`NEAR`, `AND`, parentheses ... are just words or separators.
+(letters and digits, any script), lower-cased and stripped of common English function
+words. Each term is then quoted by the backend, so quotes, `*`, `:`, `NEAR`, `AND`,
+parentheses ... are just words or separators.
+
+Repeated words are kept: BM25 sums over query terms, so a word said twice in a long
+question weighs twice (the query-term-frequency factor of BM25 with k3 = infinity).
 """
 
 from __future__ import annotations
@@ -36,10 +39,10 @@ def words(text: str) -> list[str]:
 
 
 def query_terms(text: str) -> list[str]:
-    """The distinct content words of a query, in order; stop words only if nothing else."""
+    """The content words of a query, in order, repeats kept; stop words only if nothing
+    else is left."""
     tokens = words(text)
-    content = [t for t in tokens if t not in STOP_WORDS] or tokens
-    return list(dict.fromkeys(content))[:MAX_TERMS]
+    return ([t for t in tokens if t not in STOP_WORDS] or tokens)[:MAX_TERMS]
 
 
 def has_words(text: str) -> bool:
