@@ -34,37 +34,33 @@ class Result:
         return asdict(self)
 
 
+
 def snippet(text: str, highlights: list[list[int]], width: int = 240
             ) -> tuple[str, list[tuple[int, int]]]:
-    """A window of at most `width` characters around the first highlight, whitespace
-    collapsed, with the highlight spans moved into it."""
+    """At most `width` characters of `text` around its first highlight, whitespace
+    collapsed, "..." where cut, with the highlight spans moved into that string."""
     start = 0
     if highlights and len(text) > width:
         first = highlights[0][0]
         start = max(0, first - width // 4)
-        if start:
-            space = text.find(" ", start, first)
-            start = space + 1 if space >= 0 else start
+        space = text.find(" ", start, first)
+        if start and space >= 0:
+            start = space + 1  # begin on a word
     end = min(len(text), start + width)
-    out: list[str] = []
-    where: dict[int, int] = {}  # original index -> index in out
+    while start < end and text[start].isspace():
+        start += 1
+    out: list[str] = ["..."] if start > 0 else []
+    length = len(out[0]) if out else 0
+    where: dict[int, int] = {}  # index in text -> index in the snippet
     for i in range(start, end):
-        ch = text[i]
-        if ch.isspace():
-            if not out or out[-1] == " ":
-                where[i] = len(out)
-                continue
-            ch = " "
-        where[i] = len(out)
+        where[i] = length
+        ch = " " if text[i].isspace() else text[i]
+        if ch == " " and (i + 1 == end or text[i + 1].isspace()):
+            continue  # collapse runs of whitespace (and drop it at the end)
         out.append(ch)
-    where[end] = len(out)
-    body = "".join(out).strip()
-    lead = len("".join(out)) - len("".join(out).lstrip())
-    spans = []
-    for a, b in highlights:
-        if a >= start and b <= end:
-            spans.append((where[a] - lead, where[b] - lead))
-    prefix = "..." if start > 0 else ""
-    suffix = "..." if end < len(text) else ""
-    shift = len(prefix)
-    return prefix + body + suffix, [(a + shift, b + shift) for a, b in spans]
+        length += 1
+    where[end] = length
+    if end < len(text):
+        out.append("...")
+    spans = [(where[a], where[b]) for a, b in highlights if start <= a and b <= end]
+    return "".join(out), spans
