@@ -126,9 +126,9 @@ def _pg_bin(name: str) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def postgres_url():
+def postgres_server():
     """A throw-away PostgreSQL cluster on a Unix socket (skipped when not installed)."""
-    pytest.importorskip("psycopg")
+    psycopg = pytest.importorskip("psycopg")
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
         pytest.skip("PostgreSQL server binaries are not installed")
@@ -137,21 +137,32 @@ def postgres_url():
     if os.geteuid() == 0:  # initdb refuses to run as root
         shutil.chown(root, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    data, sock = root / "data", root
+    data = root / "data"
     run = lambda *args: subprocess.run(prefix + list(args), check=True, capture_output=True)  # noqa: E731
     try:
         run(initdb, "-D", str(data), "-A", "trust", "-U", "anyfind", "--no-sync")
         run(pg_ctl, "-D", str(data), "-w", "-l", str(root / "log"), "-o",
-            f"-k {sock} -c listen_addresses='' -c fsync=off", "start")
+            f"-k {root} -c listen_addresses='' -c fsync=off", "start")
     except (subprocess.CalledProcessError, OSError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"could not start PostgreSQL: {exc}")
     try:
-        yield f"postgresql+psycopg://anyfind@/postgres?host={sock}"
+        yield psycopg, root
     finally:
         subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the test cluster."""
+    psycopg, sock = postgres_server
+    name = f"t{time.time_ns()}"
+    with psycopg.connect(host=str(sock), user="anyfind", dbname="postgres",
+                         autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"postgresql+psycopg://anyfind@/{name}?host={sock}"
 
 
 def test_postgres_full_text_search(postgres_url):
@@ -180,3 +191,25 @@ def test_postgres_full_text_search(postgres_url):
         assert store.lexical.search(["tomato"], 10) == []
     finally:
         store.close()
+
+
+def test_postgres_index_end_to_end(postgres_url, tmp_path, corpus):
+    """The whole search path on a PostgreSQL store: lexical, hybrid, JSON-based filters."""
+    html = corpus / "web" / "lang.html"
+    html.write_text('<html lang="de"><body><p>Die Katze schläft. The cat sleeps.</p></body></html>')
+    os.utime(corpus / "astro" / "moon.txt", (1e9, 1e9))  # 2001
+    with Index.open(tmp_path / "idx", store_url=postgres_url) as index:
+        index.add([corpus])
+        assert index.search("semiconductor shortage", k=1, mode="lexical")[0].path.endswith(
+            "report.pdf")
+        hit = index.search("chip shortage delaying deliveries", k=1)[0]
+        assert hit.path.endswith("report.pdf") and set(hit.spaces) == {"text", "lexical"}
+        assert [hit.text[a:b] for a, b in hit.highlights] == [
+            "shortage", "chips", "delaying", "deliveries"]
+        assert {os.path.basename(r.path) for r in index.search("cat lang:de", k=5)} == {
+            "lang.html"}
+        assert {os.path.basename(r.path) for r in index.search("moon before:2001-12-31", k=5)
+                } == {"moon.txt"}
+        index.add_documents("photos", [{"id": "p", "text": "A cat on a sofa.",
+                                        "meta": {"taken": 1.6e9}}])  # 2020-09
+        assert [r.path for r in index.search("cat date:2020", k=5)] == ["photos/p"]
