@@ -101,7 +101,8 @@ def search_options(f):
     """Options shared by `search` and `eval`."""
     for option in reversed([
         click.option("--fusion", type=click.Choice(["rrf", "score"]), default="rrf",
-                     show_default=True, help="Reciprocal rank fusion, or calibrated scores."),
+                     show_default=True,
+                     help="rrf: reciprocal rank fusion; score: mean of min-max normalised scores."),
         click.option("--weights", callback=_weights, default=None, metavar="NAME=W,...",
                      help="Signal weights: lexical, dense (every space) or a space name."),
         click.option("--rerank", default=None, metavar="MODEL",
@@ -122,7 +123,8 @@ def search_options(f):
 @click.option("--filter", "filters", default=None, metavar="EXPR",
               help='More filters, e.g. "ext:pdf after:2024-01-01" (also allowed in QUERY).')
 @click.option("--chunks", is_flag=True, help="One result per matching passage, not per item.")
-@click.option("--min-score", type=float, default=None, help="Drop results scoring below this.")
+@click.option("--min-score", type=float, default=None,
+              help="Drop results below this score (hybrid 0-1, dense cosine, lexical BM25).")
 @click.option("--image", "image", default=None, type=click.Path(exists=True),
               help="Search by example image.")
 @click.option("--audio", "audio", default=None, type=click.Path(exists=True),
