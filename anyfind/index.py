@@ -22,6 +22,7 @@ from .errors import ConfigError, IndexNotFound, ModelMismatch
 from .indexer.report import SyncReport
 from .lock import WriteLock
 from .search.engine import Query, Searcher
+from .search.filters import Filters
 from .search.results import Result
 from .store.metadata import ChunkRecord, Store
 from .store.vectors import VectorIndex
@@ -326,7 +327,7 @@ class Index:
     def search(self, query: str | None = None, *, k: int = 10, image: Any = None,
                audio: Any = None, offset: int = 0, mode: str = "hybrid", chunks: bool = False,
                min_score: float | None = None, fusion: str = "rrf",
-               weights: dict[str, float] | None = None, filters: str | None = None,
+               weights: dict[str, float] | None = None, filters: str | Filters | None = None,
                rerank: str | None = None, syntax: bool = True) -> list[Result]:
         """Ranked results across every modality and source.
 
@@ -341,14 +342,15 @@ class Index:
         return Searcher(self).search(q)
 
     def similar(self, item_id: int, *, k: int = 10, offset: int = 0,
-                filters: str | None = None) -> list[Result]:
+                filters: str | Filters | None = None) -> list[Result]:
         """Items closest to one indexed item, in every space that holds its vectors."""
         from .search.similar import similar
 
         return similar(self, item_id, k=k, offset=offset, filters=filters)
 
     def extra_signals(self, q: Query, depth: int) -> dict[str, list[tuple[int, float]]]:
-        """Signals beyond the embedding spaces (lexical search plugs in here)."""
+        """More signals to fuse, beyond the embedding spaces and the lexical index (a hook
+        for subclasses; each is a ranked list of (chunk id, score))."""
         return {}
 
     def load_query_image(self, image: Any):
