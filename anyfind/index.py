@@ -34,6 +34,7 @@ from .errors import AnyfindError, ConfigError, IndexNotFound, ModelMismatch
 from .indexer.report import SyncReport
 from .lock import WriteLock
 from .search.engine import Query, Searcher
+from .search.filters import Filters
 from .search.results import Result
 from .secrets import (
     SecretFile,
@@ -194,6 +195,23 @@ class Index:
                 row = self.store.source_by_name(name)
                 report.merge(self._sync_source(row, None, progress, retry_errors=False))
         return report
+
+    def add_documents(self, source: str, records: Iterable[Any], *, progress: bool = False
+                      ) -> SyncReport:
+        """Index in-memory documents as the source `source`: (id, title, text) tuples,
+        dicts with id/title/text, or connectors.records.Record. The source then holds
+        exactly these records (unchanged ones cost nothing; missing ones are removed)."""
+        from .connectors.records import RecordsConnector
+        from .indexer.pipeline import Pipeline
+
+        with self.lock:
+            existing = self.store.source_by_name(source)
+            if existing is not None and existing["kind"] != "records":
+                raise ConfigError(f"source '{source}' exists and is a {existing['kind']} source")
+            uri = f"records:{source}"
+            source_id = self.store.ensure_source(source, "records", uri, {})
+            connector = RecordsConnector(uri, records)
+            return Pipeline(self, progress=progress).sync(source_id, connector)
 
     def _source_name_for(self, root: Path) -> str:
         existing = {s["name"]: s for s in self.store.sources()}
@@ -357,6 +375,8 @@ class Index:
             if missing:
                 raise ConfigError(f"no source named '{missing[0]}' (see `anyfind sources list`)")
             for name in names:
+                if known[name]["kind"] == "records":
+                    continue  # in-memory records have no origin to re-read (add_documents)
                 report.merge(self._sync_source(known[name], declared.get(name), progress,
                                                retry_errors))
         return report
@@ -561,20 +581,34 @@ class Index:
     # -- searching -----------------------------------------------------------------------
     def search(self, query: str | None = None, *, k: int = 10, image: Any = None,
                audio: Any = None, offset: int = 0, mode: str = "hybrid", chunks: bool = False,
-               min_score: float | None = None, sources: Sequence[str] | None = None
-               ) -> list[Result]:
-        """Ranked results across every modality and source (or only the named sources)."""
-        q = Query(text=query, image=image, audio=audio, k=k, offset=offset, mode=mode,
-                  chunks=chunks, min_score=min_score,
-                  sources=list(sources) if sources else None)
-        if query is None and image is None and audio is None:
-            from .errors import QueryError
+               min_score: float | None = None, fusion: str = "rrf",
+               weights: dict[str, float] | None = None, filters: str | Filters | None = None,
+               rerank: str | None = None, syntax: bool = True,
+               sources: Sequence[str] | None = None) -> list[Result]:
+        """Ranked results across every modality and source.
 
-            raise QueryError("nothing to search for: give a query, an image or an audio clip")
+        `query` may hold filters (`ext:pdf after:2024-01-01`, see anyfind.search.filters);
+        `filters` adds more. mode: hybrid (dense + lexical, fused), dense or lexical.
+        fusion: rrf or score; weights by signal name ("text", "lexical", "dense" for every
+        embedding space). rerank: a cross-encoder re-orders the top results.
+        syntax=False takes the query text literally (no filters in it).
+        sources: only items of these sources (by name)."""
+        q = Query(text=query, image=image, audio=audio, k=k, offset=offset, mode=mode,
+                  chunks=chunks, min_score=min_score, fusion=fusion, weights=dict(weights or {}),
+                  filters=filters, rerank=rerank, syntax=syntax,
+                  sources=list(sources) if sources else None)
         return Searcher(self).search(q)
 
+    def similar(self, item_id: int, *, k: int = 10, offset: int = 0,
+                filters: str | Filters | None = None) -> list[Result]:
+        """Items closest to one indexed item, in every space that holds its vectors."""
+        from .search.similar import similar
+
+        return similar(self, item_id, k=k, offset=offset, filters=filters)
+
     def extra_signals(self, q: Query, depth: int) -> dict[str, list[tuple[int, float]]]:
-        """Signals beyond the embedding spaces (lexical search plugs in here)."""
+        """More signals to fuse, beyond the embedding spaces and the lexical index (a hook
+        for subclasses; each is a ranked list of (chunk id, score))."""
         return {}
 
     def transcribe_query(self, audio: Any) -> str:

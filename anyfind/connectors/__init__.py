@@ -13,6 +13,7 @@ connectors.register("sql", "anyfind.connectors.sql:SQLConnector")
 connectors.register("objectstore", "anyfind.connectors.remote:ObjectStoreConnector")
 connectors.register("web", "anyfind.connectors.web:WebConnector")
 connectors.register("archive", "anyfind.connectors.archive:ArchiveConnector")
+connectors.register("records", "anyfind.connectors.records:RecordsConnector")
 
 
 def connector_for(kind: str, uri: str, options: dict | None = None) -> Connector:

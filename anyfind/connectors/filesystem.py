@@ -126,10 +126,13 @@ class FilesystemConnector(Connector):
 
     @staticmethod
     def _ignored(path: Path, is_dir: bool, ignores) -> bool:
-        for base, spec in ignores:
+        # Like git: the deepest ignore file with a matching rule decides, so a nested
+        # `!pattern` re-includes what a parent folder's file excludes.
+        for base, spec in reversed(ignores):
             rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
-            if spec.match_file(rel):
-                return True
+            verdict = spec.check_file(rel).include
+            if verdict is not None:
+                return verdict
         return False
 
     def open(self, ref: ItemRef) -> Blob:

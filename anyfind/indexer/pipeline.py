@@ -253,7 +253,7 @@ class Pipeline:
             media_type=item.media_type if item else None,
             size=ref.size, mtime=ref.mtime, fingerprint=ref.fingerprint, content_hash=digest,
             status=item.status if item else "ok", error=item.error if item else None,
-            title=item.title if item else None,
+            title=(item.title if item else None) or ref.metadata.get("title"),
             meta={**ref.metadata, **(item.meta if item else {})},
         )
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (
     Engine,
+    Select,
     create_engine,
     delete,
     event,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+from .lexical import LexicalIndex
 from .migrations import migrate
 from .schema import Chunk, Embedding, Item, Source, Space
 
@@ -60,6 +62,11 @@ class ItemRecord:
     meta: dict[str, Any] | None = None
 
 
+def _like_escape(text: str) -> str:
+    """A literal for LIKE: % and _ in a path are characters, not wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -82,6 +89,7 @@ class Store:
         self.engine = make_engine(url)
         with self.engine.begin() as conn:
             migrate(conn)
+        self.lexical = LexicalIndex(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -171,7 +179,8 @@ class Store:
             ids: list[int] = []
             for p in paths:
                 ids += [r.id for r in conn.execute(
-                    select(Item.id).where((Item.path == p) | Item.path.like(p.rstrip("/") + "/%"))
+                    select(Item.id).where((Item.path == p) | Item.path.like(
+                        _like_escape(p.rstrip("/")) + "/%", escape="\\"))
                 )]
         return ids
 
@@ -351,9 +360,18 @@ class Store:
         return np.asarray(out_ids, dtype=np.int64), matrix
 
     # -- reads for search ----------------------------------------------------------------
-    def chunk_rows(self, chunk_ids: Sequence[int], source_ids: Sequence[int] | None = None
-                   ) -> dict[int, dict[str, Any]]:
-        """Chunks with their item and source, by chunk id (only these sources when given)."""
+    @staticmethod
+    def allowed_chunks(condition) -> Select:
+        """The ids of chunks whose item (joined with its source) meets a filter condition."""
+        return (select(Chunk.id).join(Item, Item.id == Chunk.item_id)
+                .join(Source, Source.id == Item.source_id).where(condition))
+
+    def chunk_ids(self, query: Select) -> np.ndarray:
+        with self.engine.connect() as conn:
+            return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Chunks with their item and source, by chunk id."""
         cols = (
             Chunk.id.label("chunk_id"), Chunk.item_id, Chunk.ordinal, Chunk.modality.label("chunk_modality"),
             Chunk.text, Chunk.char_start, Chunk.char_end, Chunk.page, Chunk.start_s, Chunk.end_s,
@@ -367,8 +385,6 @@ class Store:
                 q = (select(*cols).join(Item, Item.id == Chunk.item_id)
                      .join(Source, Source.id == Item.source_id)
                      .where(Chunk.id.in_(ids[i : i + 900])))
-                if source_ids is not None:
-                    q = q.where(Item.source_id.in_(list(source_ids)))
                 for r in conn.execute(q).mappings():
                     out[r["chunk_id"]] = dict(r)
         return out
