@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .crashpoints import crash_point
+
 
 def fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
@@ -26,6 +28,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        crash_point("file.temp_written")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -43,6 +46,7 @@ def atomic_write_with(path: Path, writer) -> None:
         writer(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        crash_point("file.temp_written")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

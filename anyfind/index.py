@@ -289,9 +289,9 @@ class Index:
     @property
     def tagger(self):
         if self._tagger is None and self.config.tagger:
-            from .encoders.tagger import ImageTagger
+            from .encoders.tagger import get_tagger
 
-            self._tagger = ImageTagger(device=self.device)
+            self._tagger = get_tagger(self.device)
         return self._tagger
 
     @property
@@ -460,3 +460,10 @@ class Index:
     def errors(self) -> list[dict[str, Any]]:
         return self.store.errors()
 
+    # -- checking ------------------------------------------------------------------------
+    def check(self, repair: bool = False):
+        """Verify the index's consistency (anyfind.checks); with repair, fix what can be
+        fixed without re-embedding. Returns a CheckReport."""
+        from .checks import check_index
+
+        return check_index(self, repair=repair)

@@ -45,6 +45,17 @@ def map_state_dict(source: dict[str, Any], target: dict[str, Any]) -> dict[str, 
     return mapped
 
 
+_shared: dict[str | None, ImageTagger] = {}
+
+
+def get_tagger(device: str | None = None) -> ImageTagger:
+    """One tagger (with the bundled weights) per device and process, like get_encoder."""
+    tagger = _shared.get(device)
+    if tagger is None:
+        tagger = _shared[device] = ImageTagger(device=device)
+    return tagger
+
+
 class ImageTagger:
     """Top-k ImageNet labels for images; the model loads on first use."""
 

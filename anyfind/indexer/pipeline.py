@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..connectors.base import Connector, ItemRef
+from ..crashpoints import crash_point
 from ..errors import AnyfindError, ExtractionError
 from ..store.metadata import ChunkRecord, ItemRecord
 from .planner import plan_sync
@@ -70,11 +71,11 @@ def _short(exc: BaseException) -> str:
 
 
 class Pipeline:
-    def __init__(self, index: Index, progress: bool = True, batch_chunks: int = BATCH_CHUNKS):
+    def __init__(self, index: Index, progress: bool = True, batch_chunks: int | None = None):
         self.index = index
         self.store = index.store
         self.progress = progress
-        self.batch_chunks = batch_chunks
+        self.batch_chunks = batch_chunks or getattr(index.config, "batch_chunks", BATCH_CHUNKS)
         self.workers = max(1, min(4, os.cpu_count() or 1))
 
     # -- planning ------------------------------------------------------------------------
@@ -87,6 +88,7 @@ class Pipeline:
         stored = self.store.items_of_source(source_id)
         plan = plan_sync(refs, stored, retry_errors=retry_errors)
         report.unchanged = len(plan.unchanged)
+        crash_point("sync.planned")
 
         deleted_by_hash = {row.content_hash: row for row in plan.deleted
                            if row.content_hash and row.status == "ok"}
@@ -101,6 +103,7 @@ class Pipeline:
                 continue
             if row is not None and row.content_hash == digest and row.status == "ok":
                 self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint)
+                crash_point("sync.touched")
                 report.unchanged += 1
                 continue
             if row is None and digest in deleted_by_hash:
@@ -108,12 +111,14 @@ class Pipeline:
                 self.store.move_item(old.id, ref.uri, ref.path, ref.size, ref.mtime,
                                      ref.fingerprint)
                 plan.deleted.remove(old)
+                crash_point("sync.moved")
                 report.renamed += 1
                 continue
             if row is None:
                 twin = self.store.item_by_hash(digest)
                 if twin is not None:
                     self.store.copy_item(twin, self._record(source_id, ref, digest, None))
+                    crash_point("sync.copied")
                     report.copied += 1
                     report.added += 1
                     continue
@@ -121,11 +126,13 @@ class Pipeline:
 
         if plan.deleted:
             self.store.delete_items([row.id for row in plan.deleted])
+            crash_point("sync.deleted")
             report.removed = len(plan.deleted)
 
         if failed_early:
             self._write(source_id, failed_early, report)
         self._process(source_id, connector, todo, report)
+        crash_point("sync.written")
         self.index.refresh_vectors(save=True)
         report.seconds = time.perf_counter() - started
         return report
@@ -265,3 +272,4 @@ class Pipeline:
                 report.added += 1
             report.chunks += sum(1 for c in item.chunks if c.vectors)
         self.store.write_items(entries)
+        crash_point("batch.committed")

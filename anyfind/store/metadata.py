@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 
+from ..crashpoints import crash_point
 from .migrations import migrate
 from .schema import Chunk, Embedding, Item, Source, Space
 
@@ -196,6 +197,7 @@ class Store:
                 spaces |= self._insert_chunks(conn, item_id, chunks)
                 ids.append(item_id)
             self._bump(conn, spaces)
+            crash_point("store.write.uncommitted")
         return ids, spaces
 
     def write_item(self, record: ItemRecord, chunks: Sequence[ChunkRecord],
@@ -270,6 +272,7 @@ class Store:
         with self.engine.begin() as conn:
             spaces = self._delete_items(conn, ids)
             self._bump(conn, spaces)
+            crash_point("store.delete.uncommitted")
         return spaces
 
     def _delete_items(self, conn, ids: list[int]) -> set[str]:

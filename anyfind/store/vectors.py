@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..crashpoints import crash_point
 from ..fsutil import atomic_write_bytes, atomic_write_with
 
 FLAT_MAX = 50_000  # below this an exact search is fast enough and perfectly accurate
@@ -185,6 +186,7 @@ class VectorIndex:
         self.directory.mkdir(parents=True, exist_ok=True)
         # Index file first, then the sidecar: a sidecar is never ahead of its file.
         atomic_write_with(self.path, lambda tmp: faiss.write_index(self.index, tmp))
+        crash_point("vectors.file_saved")
         meta = {"generation": self.generation, "factory": self.built_factory,
                 "count": len(self), "dim": self.dim}
         atomic_write_bytes(self.sidecar, json.dumps(meta).encode())
