@@ -19,6 +19,20 @@ def fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+TEMP_GLOB = ".*.tmp"  # the temp files below: ".<name>.<random>.tmp" beside their target
+
+
+def remove_temp_files(directory: Path) -> int:
+    """Delete temp files an interrupted atomic write left under `directory` (recursively).
+    Only for a writer that holds the index's write lock: nobody else writes there."""
+    removed = 0
+    for path in Path(directory).rglob(TEMP_GLOB):
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, rename over the target."""
     path = Path(path)

@@ -218,12 +218,16 @@ class Index:
         from .store.schema import Embedding
         from .store.schema import Space as SpaceRow
 
+        # The generation only ever grows: a reader holding vectors of generation g must
+        # never mistake the rebuilt space for the one it has.
+        before = self.store.generation(space.name)
         with self.store.engine.begin() as conn:
             conn.execute(delete(Embedding).where(Embedding.space == space.name))
             conn.execute(delete(SpaceRow).where(SpaceRow.name == space.name))
         self.store.ensure_space(space.name, space.config.dim)
         with self.store.engine.begin() as conn:
-            conn.execute(update(SpaceRow).where(SpaceRow.name == space.name).values(generation=0))
+            conn.execute(update(SpaceRow).where(SpaceRow.name == space.name)
+                         .values(generation=before + 1))
 
     # -- pipeline hooks ------------------------------------------------------------------
     def handles(self, modality: str | None) -> bool:
@@ -357,7 +361,7 @@ class Index:
             cfg = self.config.spaces[name]
             vi = VectorIndex(self.path / VECTOR_DIR, name, cfg.dim or 0, cfg.faiss)
             vi.load()
-            self._vectors[name] = vi
+            vi = self._vectors.setdefault(name, vi)  # another thread may have been first
         vi.catch_up(self.store)
         return vi
 

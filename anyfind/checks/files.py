@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from ..fsutil import TEMP_GLOB
 from ..store.vectors import VectorIndex
 from .report import ERROR, WARNING, CheckReport
 from .snapshot import SnapshotVectors
-
-TEMP_GLOB = ".*.tmp"  # what fsutil's atomic writes leave when killed before the rename
 
 
 def temp_files(root: Path) -> list[Path]:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..index import Index
 
 BATCH_CHUNKS = 256  # chunks per encode/write batch
-CHECKPOINT_SECONDS = 60.0  # save vector files this often during a long sync
+CHECKPOINT_SECONDS = 60.0  # default: save vector files this often during a long sync
 _DONE = object()
 
 
@@ -214,6 +214,7 @@ class Pipeline:
         pending: list[Prepared] = []
         n_chunks = 0
         last_checkpoint = time.monotonic()
+        every = getattr(self.index.config, "checkpoint_seconds", CHECKPOINT_SECONDS)
         try:
             while True:
                 item = q.get()
@@ -224,7 +225,7 @@ class Pipeline:
                 if n_chunks >= self.batch_chunks:
                     self._flush(source_id, pending, report, bar)
                     pending, n_chunks = [], 0
-                    if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+                    if time.monotonic() - last_checkpoint >= every:
                         self.index.refresh_vectors(save=True)
                         last_checkpoint = time.monotonic()
             self._flush(source_id, pending, report, bar)

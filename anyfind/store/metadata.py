@@ -223,10 +223,13 @@ class Store:
     def copy_item(self, source_item_id: int, record: ItemRecord) -> tuple[int, set[str]]:
         """A new item whose content equals an indexed one: copy chunks and vectors, no model."""
         with self.engine.begin() as conn:
-            src = conn.execute(select(Item.title, Item.meta).where(Item.id == source_item_id)).first()
+            src = conn.execute(select(Item.title, Item.meta, Item.modality, Item.media_type)
+                               .where(Item.id == source_item_id)).first()
             values = dict(record.__dict__)
             values.update(title=src.title if src else None, meta=(src.meta if src else None) or {},
                           indexed_at=time.time())
+            if src is not None:  # same content, same kind: the record knows neither
+                values.update(modality=src.modality, media_type=src.media_type)
             item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
             chunks = self._chunk_records(conn, source_item_id)
             spaces = self._insert_chunks(conn, item_id, chunks)
