@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from ..config import SCHEMA_VERSION, IndexConfig
 from ..store.schema import Chunk, Item
 from ..store.vectors import VectorIndex
-from .files import check_temp_files, check_vector_file, repair_vector_file
+from .files import check_temp_files, check_vector_file, load_vector_file, repair_vector_file
 from .lexical import check_lexical, rebuild_lexical
 from .report import ERROR, CheckReport, Finding
 from .snapshot import SnapshotVectors, snapshot
@@ -52,6 +52,11 @@ def _inspect(index: Index) -> tuple[CheckReport, dict[str, Any]]:
     report = CheckReport(str(index.path))
     plan: dict[str, Any] = {"spaces": {}}
     _check_config(index, report)
+    files = {}
+    for name, cfg in index.config.spaces.items():
+        if cfg.dim:
+            vi = VectorIndex(_vector_dir(index), name, cfg.dim, cfg.faiss)
+            files[name] = (vi, load_vector_file(vi))
     with snapshot(index.store.engine.url) as conn:
         plan["store"] = check_store(conn, index, report)
         report.stats["items"] = conn.execute(select(func.count()).select_from(Item)).scalar_one()
@@ -61,11 +66,9 @@ def _inspect(index: Index) -> tuple[CheckReport, dict[str, Any]]:
         plan["lexical"] = check_lexical(conn, index.store.engine, report)
         bad_sizes = {space for space, _ in plan["store"].get("bad_size", [])}
         spaces: dict[str, Any] = {}
-        for name, cfg in index.config.spaces.items():
-            if name in bad_sizes or not cfg.dim:
-                continue
-            vi = VectorIndex(_vector_dir(index), name, cfg.dim, cfg.faiss)
-            spaces[name] = check_vector_file(vi, SnapshotVectors(conn), report)
+        for name, (vi, state) in files.items():
+            if name not in bad_sizes:
+                spaces[name] = check_vector_file(vi, state, SnapshotVectors(conn), report)
         report.stats["spaces"] = {n: {k: v for k, v in s.items() if k not in ("rebuild", "save")}
                                   for n, s in spaces.items()}
         plan["spaces"] = spaces

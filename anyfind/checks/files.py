@@ -40,7 +40,16 @@ def _sidecar(vi: VectorIndex) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def check_vector_file(vi: VectorIndex, snap: SnapshotVectors, report: CheckReport
+def load_vector_file(vi: VectorIndex) -> str:
+    """Read a space's file: "ok", "missing" or "unreadable". Done before the store snapshot
+    is taken, so the snapshot is at least as new as the file (files are saved after the
+    commits they reflect) and a file can be judged against it."""
+    if not vi.path.exists():
+        return "missing"
+    return "ok" if _sidecar(vi) is not None and vi.load() else "unreadable"
+
+
+def check_vector_file(vi: VectorIndex, state: str, snap: SnapshotVectors, report: CheckReport
                       ) -> dict[str, Any]:
     """Findings for one space's file; returns stats, with "rebuild": True when damaged."""
     space = vi.space
@@ -48,14 +57,13 @@ def check_vector_file(vi: VectorIndex, snap: SnapshotVectors, report: CheckRepor
     gen = snap.generation(space)
     stats: dict[str, Any] = {"store": int(len(want)), "generation": gen, "file": None,
                              "file_generation": None, "rebuild": False, "save": False}
-    if not vi.path.exists():
+    if state == "missing":
         if len(want):
             report.add("vector-file-missing", WARNING, f"space '{space}' has no vector file "
                        "(rebuilt from the store on open)", repair="rebuild it")
             stats["rebuild"] = True
         return stats
-    meta = _sidecar(vi)
-    if meta is None or not vi.load():
+    if state == "unreadable":
         report.add("vector-file-unreadable", WARNING, f"the vector file of space '{space}' is "
                    "unreadable or of another dimension (rebuilt from the store on open)",
                    repair="rebuild it")
