@@ -52,12 +52,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_with(path: Path, writer) -> None:
-    """Like atomic_write_bytes, for a writer(tmp_path) that writes the file itself."""
+    """Like atomic_write_bytes, for a writer(tmp_path) that writes the file itself.
+
+    A writer that fails its own way (FAISS raises RuntimeError) on a full or read-only
+    disk raises the OSError that says so."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        writer(tmp)
+        try:
+            writer(tmp)
+        except Exception as exc:
+            from .iofaults import unwritable
+
+            code = None if isinstance(exc, OSError) else unwritable(path.parent)
+            if code is None:
+                raise
+            raise OSError(code, os.strerror(code), str(path)) from exc
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         crash_point("file.temp_written")

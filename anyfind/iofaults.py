@@ -8,6 +8,7 @@ readonly database"), a RuntimeError from FAISS's writer. Each is recognised here
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 from .errors import StorageError
@@ -62,11 +63,32 @@ def _from_storage(exc: BaseException) -> bool:
     return module in ("sqlalchemy", "sqlite3", "faiss") or isinstance(exc, RuntimeError)
 
 
-def storage_error(exc: BaseException, directory: Path) -> StorageError | None:
-    """A StorageError naming the index and what to do, or None when `exc` is not one."""
-    code = storage_errno(exc)
+def unwritable(directory: Path) -> int | None:
+    """Why nothing can be written in `directory` (an errno), or None if it looks writable:
+    a read-only file system, no write permission, or not one free block."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return errno.EROFS
+    if not os.access(directory, os.W_OK):
+        return errno.EACCES
+    if st.f_bfree == 0 or (os.geteuid() != 0 and st.f_bavail == 0):
+        return errno.ENOSPC
+    return None
+
+
+def storage_error(exc: BaseException | None, directory: Path) -> StorageError | None:
+    """A StorageError naming the index and what to do, or None when `exc` is not one.
+    With exc None: the error for a directory that cannot be written at all, if so."""
+    code = storage_errno(exc) if exc is not None else unwritable(directory)
     if code is None:
         return None
+    if code in (errno.EIO, errno.EROFS, errno.EACCES):
+        # SQLite says "disk I/O error" when it cannot even create its -shm file, and a
+        # store opened read-only says "readonly": the directory tells the real cause.
+        code = unwritable(directory) or code
     hint = _HINTS.get(code, _READ_ONLY_HINT)
     return StorageError(f"cannot write the index at {directory}: {_REASONS[code]}; work "
                         f"committed before this is kept ({hint})")

@@ -46,6 +46,10 @@ class WriteLock:
                 f"index {self.path.parent} is being written by another process (pid {holder}); "
                 "wait for it to finish or stop it"
             ) from None
+        problem = storage_error(None, self.path.parent)
+        if problem is not None:  # say so now, not after loading models and reading files
+            os.close(fd)
+            raise problem
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

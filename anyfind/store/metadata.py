@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import OperationalError
 
 from ..crashpoints import crash_point
 from .migrations import migrate
@@ -81,8 +82,27 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        with self.engine.begin() as conn:
-            migrate(conn)
+        self.read_only = False  # opened read-only: the disk is full or cannot be written
+        try:
+            with self.engine.begin() as conn:
+                migrate(conn)
+        except OperationalError as exc:
+            self._open_read_only(exc)
+
+    def _open_read_only(self, exc: OperationalError) -> None:
+        """Searching a full or read-only disk still works (store/readonly.py)."""
+        from ..iofaults import storage_errno
+        from .migrations import LATEST, current_version
+        from .readonly import read_only_engine
+
+        engine = read_only_engine(self.url) if storage_errno(exc) is not None else None
+        if engine is None:
+            raise exc
+        with engine.connect() as conn:
+            if current_version(conn) != LATEST:
+                raise exc  # it would need a migration, which is a write
+        self.engine.dispose()
+        self.engine, self.read_only = engine, True
 
     def close(self) -> None:
         self.engine.dispose()
