@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError, require
 from ..extract.image import to_rgb
-from .base import resolve_device
+from .base import resolve_device, with_smaller_batches
 
 ARCH = "tf_efficientnet_lite0"
 
@@ -98,6 +98,10 @@ class ImageTagger:
             return []
         if self._model is None:
             self._load()
+        return with_smaller_batches(self, lambda: self._tag(images, top_k, min_prob))
+
+    def _tag(self, images: Sequence[Any], top_k: int, min_prob: float
+             ) -> list[list[tuple[str, float]]]:
         import torch
 
         labels = self.labels
