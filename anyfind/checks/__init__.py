@@ -108,9 +108,10 @@ def _repair(index: Index, report: CheckReport, plan: dict[str, Any]) -> None:
             rebuild_lexical(conn)
     index._vectors.clear()  # in-memory copies are stale now
     for name, cfg in index.config.spaces.items():
-        stats = plan["spaces"].get(name)
-        if stats is None or not cfg.dim:
+        if not cfg.dim:
             continue
+        # a space left out of the file checks (its vectors had the wrong size): rebuild
+        stats = plan["spaces"].get(name) or {"rebuild": True, "save": True}
         if stats["rebuild"] or stats["save"] or store_plan:
             vi = VectorIndex(_vector_dir(index), name, cfg.dim, cfg.faiss)
             rebuild = stats["rebuild"] or not vi.load()
