@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def main() -> None:
         idx.search("warm up", k=1)
         print("ready", flush=True)
         while not stop.exists():
+            time.sleep(0.01)  # pacing: leave the writer some CPU
             try:
                 for r in idx.search(QUERIES[searches % len(QUERIES)], k=5):
                     seen.add((r.item_id, r.chunk_id, r.text))
