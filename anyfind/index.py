@@ -13,7 +13,7 @@ import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from .search.engine import Query, Searcher
 from .search.results import Result
 from .store.metadata import ChunkRecord, Store
 from .store.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from .checks import CheckReport
 
 VECTOR_DIR = "vectors"
 
@@ -465,7 +468,7 @@ class Index:
         return self.store.errors()
 
     # -- checking ------------------------------------------------------------------------
-    def check(self, repair: bool = False):
+    def check(self, repair: bool = False) -> CheckReport:
         """Verify the index's consistency (anyfind.checks); with repair, fix what can be
         fixed without re-embedding. Returns a CheckReport."""
         from .checks import check_index

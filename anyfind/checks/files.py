@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from ..fsutil import TEMP_GLOB
 from ..store.vectors import VectorIndex
 from .report import ERROR, WARNING, CheckReport
 from .snapshot import SnapshotVectors
+
+if TYPE_CHECKING:
+    from ..store.metadata import Store
 
 
 def temp_files(root: Path) -> list[Path]:
@@ -114,7 +117,7 @@ def _same_vectors(vi: VectorIndex, snap: SnapshotVectors, batch: int = 4096) -> 
     return True
 
 
-def repair_vector_file(vi: VectorIndex, store, rebuild: bool) -> None:
+def repair_vector_file(vi: VectorIndex, store: Store, rebuild: bool) -> None:
     """Rebuild (or catch up) one space's file from the store and save it atomically."""
     if rebuild:
         gen = store.generation(vi.space)

@@ -10,13 +10,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, delete, func, select, text, update
 
 from ..store.migrations import LATEST, current_version
 from ..store.schema import Chunk, Embedding, Item, Source, Space
 from .report import ERROR, WARNING, CheckReport
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from ..index import Index
 
 
 def expects_vector(accepts: frozenset[str], chunk_modality: str, chunk_text: str,
@@ -27,7 +32,7 @@ def expects_vector(accepts: frozenset[str], chunk_modality: str, chunk_text: str
     return "text" in accepts and bool((chunk_text or "").strip())
 
 
-def space_modalities(index) -> dict[str, frozenset[str] | None]:
+def space_modalities(index: Index) -> dict[str, frozenset[str] | None]:
     """What each configured space's encoder reads (None when its class cannot be loaded)."""
     from ..encoders import encoders
 
@@ -40,7 +45,7 @@ def space_modalities(index) -> dict[str, frozenset[str] | None]:
     return out
 
 
-def check_store(conn: Connection, index, report: CheckReport) -> dict[str, Any]:
+def check_store(conn: Connection, index: Index, report: CheckReport) -> dict[str, Any]:
     """Add findings to the report; return what the repair needs (ids to fix)."""
     todo: dict[str, Any] = {}
     version = current_version(conn)
@@ -136,7 +141,7 @@ def _duplicates(conn: Connection, report: CheckReport, todo: dict[str, Any]) -> 
     todo["duplicate_items"] = extra
 
 
-def _missing_vectors(conn: Connection, index, report: CheckReport, todo: dict[str, Any]
+def _missing_vectors(conn: Connection, index: Index, report: CheckReport, todo: dict[str, Any]
                      ) -> None:
     items: set[int] = set()
     for space, accepts in space_modalities(index).items():
@@ -164,7 +169,7 @@ def _missing_vectors(conn: Connection, index, report: CheckReport, todo: dict[st
         todo["resync_items"] = sorted(items)
 
 
-def repair_store(engine, index, todo: dict[str, Any], report: CheckReport) -> None:
+def repair_store(engine: Engine, index: Index, todo: dict[str, Any], report: CheckReport) -> None:
     """Apply the repairs check_store planned, in one transaction; bump every generation."""
     for name in todo.get("spaces", []):
         index.store.ensure_space(name, index.config.spaces[name].dim or 0)
