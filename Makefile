@@ -5,7 +5,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-long lint bench
+.PHONY: setup demo test test-long reliability lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,11 @@ test: setup
 
 test-long: setup
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Crash (>= 100 kills), concurrency, fault and bad-input suites, long mode; figures to a file.
+reliability: setup
+	ANYFIND_RELIABILITY_REPORT=reliability-figures.jsonl $(PY) -m pytest tests/reliability -q -s \
+		-p no:cacheprovider
 
 lint: setup
 	$(VENV)/bin/ruff check anyfind tests benchmarks

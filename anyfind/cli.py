@@ -554,6 +554,29 @@ def serve(index_name, host, port, token, insecure, cors) -> None:
     run_server(index_name, host=host, port=port, token=token, insecure=insecure, cors=cors)
 
 
+@cli.command()
+@index_option
+@click.option("--repair", is_flag=True,
+              help="Fix what can be fixed without re-embedding (rebuild vector files from the "
+                   "store, drop orphans, delete temp files); items missing vectors are marked "
+                   "for the next sync.")
+@json_option
+def check(index_name, repair, as_json) -> None:
+    """Verify the index is consistent; exit status 1 if it is damaged."""
+    with _open(index_name) as idx:
+        report = idx.check(repair=repair)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        click.echo(report.summary())
+        if not report.ok and not repair and any(f.repair for f in report.errors):
+            click.echo("run `anyfind check --repair` to fix what can be fixed", err=True)
+        elif report.resync:
+            click.echo("sync again (e.g. `anyfind index PATH`) to re-embed them", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
 def main() -> None:
     cli(prog_name="anyfind")
 

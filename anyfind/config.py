@@ -70,6 +70,8 @@ class IndexConfig:
     chunk_overlap: int = 32
     max_file_bytes: int = 200 * 1024 * 1024
     max_image_pixels: int = 100_000_000  # decompression-bomb guard
+    batch_chunks: int = 256  # chunks per encode + write batch (one transaction each)
+    checkpoint_seconds: float = 60.0  # save vector files this often during a long sync
     tagger: bool = False  # offline ImageNet tags for images
     transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed
     schema_version: int = SCHEMA_VERSION

@@ -48,6 +48,11 @@ class QueryError(AnyfindError):
     """A query or filter expression is invalid."""
 
 
+class StorageError(AnyfindError):
+    """The index could not be written (disk full, read-only, no permission). What was
+    committed before stays; the index remains usable for searching."""
+
+
 def require(module: str, extra: str):
     """Import an optional module, or raise MissingExtra naming the extra to install."""
     import importlib

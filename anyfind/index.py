@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,6 +57,9 @@ from .sources import (
 )
 from .store.metadata import ChunkRecord, Store
 from .store.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from .checks import CheckReport
 
 VECTOR_DIR = "vectors"
 log = logging.getLogger("anyfind.sources")
@@ -423,12 +426,16 @@ class Index:
         from .store.schema import Embedding
         from .store.schema import Space as SpaceRow
 
+        # The generation only ever grows: a reader holding vectors of generation g must
+        # never mistake the rebuilt space for the one it has.
+        before = self.store.generation(space.name)
         with self.store.engine.begin() as conn:
             conn.execute(delete(Embedding).where(Embedding.space == space.name))
             conn.execute(delete(SpaceRow).where(SpaceRow.name == space.name))
         self.store.ensure_space(space.name, space.config.dim)
         with self.store.engine.begin() as conn:
-            conn.execute(update(SpaceRow).where(SpaceRow.name == space.name).values(generation=0))
+            conn.execute(update(SpaceRow).where(SpaceRow.name == space.name)
+                         .values(generation=before + 1))
 
     # -- pipeline hooks ------------------------------------------------------------------
     def handles(self, modality: str | None) -> bool:
@@ -494,9 +501,9 @@ class Index:
     @property
     def tagger(self):
         if self._tagger is None and self.config.tagger:
-            from .encoders.tagger import ImageTagger
+            from .encoders.tagger import get_tagger
 
-            self._tagger = ImageTagger(device=self.device)
+            self._tagger = get_tagger(self.device)
         return self._tagger
 
     @property
@@ -562,7 +569,7 @@ class Index:
             cfg = self.config.spaces[name]
             vi = VectorIndex(self.path / VECTOR_DIR, name, cfg.dim or 0, cfg.faiss)
             vi.load()
-            self._vectors[name] = vi
+            vi = self._vectors.setdefault(name, vi)  # another thread may have been first
         vi.catch_up(self.store)
         return vi
 
@@ -681,3 +688,10 @@ class Index:
     def errors(self) -> list[dict[str, Any]]:
         return self.store.errors()
 
+    # -- checking ------------------------------------------------------------------------
+    def check(self, repair: bool = False) -> CheckReport:
+        """Verify the index's consistency (anyfind.checks); with repair, fix what can be
+        fixed without re-embedding. Returns a CheckReport."""
+        from .checks import check_index
+
+        return check_index(self, repair=repair)

@@ -1,7 +1,10 @@
 """One writer per index: an flock'ed file that names its holder.
 
 The kernel drops an flock when its process dies, so a lock left by a crash is never
-stale; the pid written inside is only for the message."""
+stale; the pid written inside is only for the message. Whoever takes the lock owns the
+index's files: temp files a killed writer left behind are removed then. A write that
+fails for want of storage (disk full, read-only, no permission) leaves the lock as a
+StorageError: one sentence, and the index as it was after its last commit."""
 
 from __future__ import annotations
 
@@ -9,7 +12,12 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import IndexLocked
+from .errors import AnyfindError, IndexLocked
+from .fsutil import remove_temp_files
+from .iofaults import storage_error
+
+# Folders only a lock holder writes (vector files, thumbnails): their temp files are stale.
+LOCKED_FOLDERS = ("vectors", "thumbnails")
 
 
 class WriteLock:
@@ -22,7 +30,13 @@ class WriteLock:
         if self._fd is not None:
             self._depth += 1
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            translated = storage_error(exc, self.path.parent)
+            if translated is None:
+                raise
+            raise translated from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -32,10 +46,16 @@ class WriteLock:
                 f"index {self.path.parent} is being written by another process (pid {holder}); "
                 "wait for it to finish or stop it"
             ) from None
+        problem = storage_error(None, self.path.parent)
+        if problem is not None:  # say so now, not after loading models and reading files
+            os.close(fd)
+            raise problem
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         self._depth = 1
+        for folder in LOCKED_FOLDERS:
+            remove_temp_files(self.path.parent / folder)
 
     def release(self) -> None:
         if self._fd is None:
@@ -51,5 +71,9 @@ class WriteLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self.release()
+        if exc is not None and self._depth == 0 and not isinstance(exc, AnyfindError):
+            translated = storage_error(exc, self.path.parent)
+            if translated is not None:
+                raise translated from exc

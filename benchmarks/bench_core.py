@@ -351,51 +351,42 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
         qs = [rng.choice(queries) for _ in range(args.queries)]
         for q in qs[:5]:  # warm-up: caches, FAISS threads, SQLite pages
             qi.search(q, k=10)
-        e2e, enc_t, faiss_t = [], [], []
-        qvecs = []
-        for q in qs:
-            t = time.perf_counter()
-            results = qi.search(q, k=10)
-            e2e.append(time.perf_counter() - t)
-            assert results
-            t = time.perf_counter()
-            vec = encoder.encode_query([q], "text")
-            enc_t.append(time.perf_counter() - t)
-            qvecs.append(vec[0])
-        depth = 50  # what Searcher asks FAISS for with k=10: max(50, 5k)
+            qi.search(q, k=10, mode="dense")
+        timed = _timed_queries(qi, encoder, qs)
+        import torch
+
+        # Diagnostic: the same queries with torch limited to one thread (a one-query
+        # forward pass is too small to split; extra threads only wait on each other).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            timed_1t = _timed_queries(qi, encoder, qs)
+        finally:
+            torch.set_num_threads(threads)
+
+        qvecs = [encoder.encode_query([q], "text")[0] for q in qs]
+        depth = 50  # what the searcher asks FAISS for with k=10: max(50, 5k)
+        faiss_t = []
         for v in qvecs:
             t = time.perf_counter()
             vi.search(v[None, :], depth)
             faiss_t.append(time.perf_counter() - t)
-
         qmat = np.stack(qvecs)
         all_ids, all_vecs = qi.store.vectors("text")
         _, truth = exact_search(all_vecs, all_ids, qmat, 10)
         found = np.stack([vi.search(v[None, :], 10)[1][0] for v in qvecs])
         recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in
                                 zip(found, truth, strict=True)]))
-
-        # Diagnostic: the same queries with torch limited to one thread (a one-query
-        # forward pass is too small to split; extra threads only wait on each other).
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            e2e_1t, cpu_1t = [], []
-            for q in qs:
-                t, c = time.perf_counter(), time.process_time()
-                qi.search(q, k=10)
-                e2e_1t.append(time.perf_counter() - t)
-                cpu_1t.append(time.process_time() - c)
-        finally:
-            torch.set_num_threads(threads)
         row = {
             "chunks": size, "real_chunks": int(min(size, len(real_ids))),
             "faiss_factory": vi.built_factory,
             "nprobe": _nprobe(vi), "write_s": round(write_s, 1), "faiss_build_s": round(build_s, 1),
-            "search": ms(e2e), "encode_query": ms(enc_t), "faiss_top50": ms(faiss_t),
-            "search_torch_1_thread": ms(e2e_1t), "search_cpu_torch_1_thread": ms(cpu_1t),
+            "search": ms(timed["hybrid"]), "search_dense": ms(timed["dense"]),
+            "encode_query": ms(timed["encode"]), "faiss_top50": ms(faiss_t),
+            "search_torch_1_thread": ms(timed_1t["hybrid"]),
+            "search_dense_torch_1_thread": ms(timed_1t["dense"]),
+            "encode_query_torch_1_thread": ms(timed_1t["encode"]),
+            "search_cpu_torch_1_thread": ms(timed_1t["hybrid_cpu"]),
             "recall_at_10_vs_exact": round(recall, 3), "loadavg": loadavg(),
         }
         if args.cold_runs:
@@ -404,6 +395,25 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
         log(f"{size}: p50 {row['search']['p50_ms']} ms (encode {row['encode_query']['p50_ms']}, "
             f"faiss {row['faiss_top50']['p50_ms']})")
     qi.close()
+    return out
+
+
+def _timed_queries(qi, encoder, qs: list[str]) -> dict[str, list[float]]:
+    """Hybrid (the default) search, dense-only search and the query encoding alone,
+    interleaved query by query so that changes in machine load hit all three alike."""
+    out: dict[str, list[float]] = {"hybrid": [], "hybrid_cpu": [], "dense": [], "encode": []}
+    for q in qs:
+        t, c = time.perf_counter(), time.process_time()
+        results = qi.search(q, k=10)
+        out["hybrid"].append(time.perf_counter() - t)
+        out["hybrid_cpu"].append(time.process_time() - c)
+        assert results
+        t = time.perf_counter()
+        qi.search(q, k=10, mode="dense")
+        out["dense"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        encoder.encode_query([q], "text")
+        out["encode"].append(time.perf_counter() - t)
     return out
 
 
@@ -499,20 +509,25 @@ def table(res: dict[str, Any]) -> str:
         f"(model load, excluded from both: {ix['model_load_s']} s; load average "
         f"{ix['loadavg_before']} -> {ix['loadavg_after']})",
         "",
-        "2. warm query latency, k=10 (ms)",
-        "| chunks | FAISS index | search p50 | search p95 | encode p50 | FAISS top-50 p50 | "
-        "FAISS p95 | recall@10 vs exact | search p50, torch 1 thread | p95, 1 thread | "
-        "CPU ms p50, 1 thread |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "2. warm query latency, k=10 (ms): `Index.search` end to end (hybrid = the default: "
+        "dense + lexical, fused; dense = FAISS only), the query encoding alone, FAISS alone",
+        "| chunks | FAISS index | torch threads | hybrid p50 | hybrid p95 | dense p50 | "
+        "dense p95 | encode p50 | FAISS top-50 p50 / p95 | recall@10 vs exact |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
+    threads = res["machine"]["torch_threads"]
     for q in res["queries"]:
         fac = q["faiss_factory"] + (f" nprobe={q['nprobe']}" if q["nprobe"] else "")
-        lines.append(
-            f"| {q['chunks']:,} | {fac} | {q['search']['p50_ms']} | {q['search']['p95_ms']} | "
-            f"{q['encode_query']['p50_ms']} | {q['faiss_top50']['p50_ms']} | "
-            f"{q['faiss_top50']['p95_ms']} | {q['recall_at_10_vs_exact']} | "
-            f"{q['search_torch_1_thread']['p50_ms']} | {q['search_torch_1_thread']['p95_ms']} | "
-            f"{q['search_cpu_torch_1_thread']['p50_ms']} |")
+        for label, suffix in ((f"{threads} (default)", ""), ("1", "_torch_1_thread")):
+            lines.append(
+                f"| {q['chunks']:,} | {fac} | {label} | {q['search' + suffix]['p50_ms']} | "
+                f"{q['search' + suffix]['p95_ms']} | {q['search_dense' + suffix]['p50_ms']} | "
+                f"{q['search_dense' + suffix]['p95_ms']} | "
+                f"{q['encode_query' + suffix]['p50_ms']} | {q['faiss_top50']['p50_ms']} / "
+                f"{q['faiss_top50']['p95_ms']} | {q['recall_at_10_vs_exact']} |")
+    lines.append("(CPU time of a hybrid query with 1 torch thread, p50: " + ", ".join(
+        f"{q['chunks']:,}: {q['search_cpu_torch_1_thread']['p50_ms']} ms"
+        for q in res["queries"]) + ")")
     if any("cold" in q for q in res["queries"]):
         lines += ["", "3. cold `anyfind search` (fresh process), seconds; breakdown from one "
                   "instrumented fresh process",

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from tests.conftest import DOCS, DOCX_PARAGRAPHS, PDF_PAGES, make_docx, make_pdf
 
 from anyfind.cli import cli
+from tests.conftest import DOCS, DOCX_PARAGRAPHS, PDF_PAGES, make_docx, make_pdf
 
 REPO = Path(__file__).resolve().parent.parent
 JSON_KEYS = {"rank", "score", "uri", "path", "modality", "text", "page", "start", "end",
@@ -229,10 +229,6 @@ def test_remove_then_reindex(tmp_path, corpus):
     assert top["path"].endswith("report.pdf")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug: a file name that is not valid UTF-8 reaches Store.write_items as a str with "
-    "surrogate escapes; SQLite refuses it (UnicodeEncodeError) and the whole run aborts, "
-    "taking the other files of the batch with it"))
 def test_non_utf8_file_name_does_not_abort_the_run(tmp_path):
     folder = tmp_path / "names"
     folder.mkdir()

@@ -8,9 +8,8 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from anyfind.errors import SourceError
-
 from anyfind.connectors.filesystem import FilesystemConnector
+from anyfind.errors import SourceError
 
 
 def touch(root: Path, rel: str, text: str | None = None) -> Path:

@@ -7,12 +7,12 @@ import os
 import shutil
 
 import pytest
-from tests.conftest import DOCS, DOCX_PARAGRAPHS, PDF_PAGES, make_docx, make_pdf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anyfind import Index
 from anyfind.errors import QueryError
+from tests.conftest import DOCS, DOCX_PARAGRAPHS, PDF_PAGES, make_docx, make_pdf
 
 SKU_DOC = ("Warehouse note: the replacement part for the conveyor motor is SKU XJ-4471. "
            "Order it from the usual supplier.")

@@ -85,6 +85,21 @@ def quiet_cut(audio: np.ndarray, limit: int, search: int, frame: int = SAMPLE_RA
     return lo + int(np.argmin(energy)) * frame + frame // 2
 
 
+_shared: dict[str, Transcriber] = {}
+_shared_lock = threading.Lock()
+
+
+def get_transcriber(**settings: Any) -> Transcriber:
+    """One Transcriber per settings and process: a Whisper model loads once, however many
+    indexes use it."""
+    key = repr(sorted(settings.items()))
+    with _shared_lock:
+        transcriber = _shared.get(key)
+        if transcriber is None:
+            transcriber = _shared[key] = Transcriber(**settings)
+    return transcriber
+
+
 class Transcriber:
     """Whisper (CTranslate2) transcription. The model loads on first use.
 

@@ -7,6 +7,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import pathspec
 
@@ -14,6 +15,17 @@ from ..errors import SourceError
 from .base import Blob, Connector, ItemRef, ScanError
 
 IGNORE_FILES = (".anyfindignore", ".gitignore")
+
+
+def display_path(path: str | Path) -> str:
+    """A path as text that can be stored and printed: a file name that is not valid UTF-8
+    keeps its readable part, with U+FFFD for the bytes that are not."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
+def path_of(uri: str) -> Path:
+    """The exact file behind a file:// URI (its bytes, whatever the name's encoding)."""
+    return Path(os.fsdecode(unquote_to_bytes(uri[len("file://"):])))
 
 
 def _spec(patterns: list[str]) -> pathspec.PathSpec | None:
@@ -43,8 +55,8 @@ class FilesystemConnector(Connector):
 
     def _ref(self, path: Path, st: os.stat_result) -> ItemRef:
         return ItemRef(
-            uri=path.as_uri(),
-            path=str(path),
+            uri=path.as_uri(),  # percent-encoded bytes: exact for any name
+            path=display_path(path),
             size=st.st_size,
             mtime=st.st_mtime,
             fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
@@ -52,7 +64,7 @@ class FilesystemConnector(Connector):
 
     def _error(self, path: str | Path, exc: BaseException) -> None:
         msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        self.scan_errors.append(ScanError(str(path), f"{type(exc).__name__}: {msg}"))
+        self.scan_errors.append(ScanError(display_path(path), f"{type(exc).__name__}: {msg}"))
 
     def _wanted(self, rel: str) -> bool:
         if self.include is not None and not self.include.match_file(rel):
@@ -136,5 +148,5 @@ class FilesystemConnector(Connector):
         return False
 
     def open(self, ref: ItemRef) -> Blob:
-        path = Path(ref.path)
+        path = path_of(ref.uri) if ref.uri.startswith("file://") else Path(ref.path)
         return Blob(ref, lambda: open(path, "rb"), local_path=path)

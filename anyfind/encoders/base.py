@@ -2,11 +2,51 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
+log = logging.getLogger("anyfind.encoders")
+
+
+class Batched(Protocol):
+    batch_size: int
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, torch's OutOfMemoryError, or an allocator's RuntimeError."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text
+                                              or "can't allocate memory" in text)
+
+
+def _free_memory() -> None:
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def with_smaller_batches(owner: Batched, call: Callable[[], T]) -> T:
+    """Run `call`; when it runs out of memory, halve owner.batch_size and run it again,
+    down to batches of one. The smaller size stays: the next calls start from it."""
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_out_of_memory(exc) or owner.batch_size <= 1:
+                raise
+            owner.batch_size = max(1, owner.batch_size // 2)
+            _free_memory()
+            log.warning("out of memory: batch size lowered to %d", owner.batch_size)
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -76,8 +116,11 @@ class Encoder(ABC):
         return l2_normalize(np.concatenate(parts, axis=0))
 
     def encode_documents(self, inputs: Sequence[Any], modality: str = "text") -> np.ndarray:
-        """L2-normalised float32 vectors, one row per input."""
-        return self._run(list(inputs), modality, query=False)
+        """L2-normalised float32 vectors, one row per input (batches shrink when memory
+        runs out)."""
+        items = list(inputs)
+        return with_smaller_batches(self, lambda: self._run(items, modality, query=False))
 
     def encode_query(self, inputs: Sequence[Any], modality: str = "text") -> np.ndarray:
-        return self._run(list(inputs), modality, query=True)
+        items = list(inputs)
+        return with_smaller_batches(self, lambda: self._run(items, modality, query=True))

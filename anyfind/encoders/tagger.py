@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError, require
 from ..extract.image import to_rgb
-from .base import resolve_device
+from .base import resolve_device, with_smaller_batches
 
 ARCH = "tf_efficientnet_lite0"
 
@@ -43,6 +43,17 @@ def map_state_dict(source: dict[str, Any], target: dict[str, Any]) -> dict[str, 
             )
         mapped[dst_key] = tensor
     return mapped
+
+
+_shared: dict[str | None, ImageTagger] = {}
+
+
+def get_tagger(device: str | None = None) -> ImageTagger:
+    """One tagger (with the bundled weights) per device and process, like get_encoder."""
+    tagger = _shared.get(device)
+    if tagger is None:
+        tagger = _shared[device] = ImageTagger(device=device)
+    return tagger
 
 
 class ImageTagger:
@@ -87,6 +98,10 @@ class ImageTagger:
             return []
         if self._model is None:
             self._load()
+        return with_smaller_batches(self, lambda: self._tag(images, top_k, min_prob))
+
+    def _tag(self, images: Sequence[Any], top_k: int, min_prob: float
+             ) -> list[list[tuple[str, float]]]:
         import torch
 
         labels = self.labels

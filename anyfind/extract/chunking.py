@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from .base import Section
 
 SECTION_SEP = "\n\n"
+# Text is tokenised at most this many characters at a time (cut at a paragraph or
+# sentence end), so a huge file costs memory for its text, not for millions of offsets.
+WINDOW_CHARS = 1_000_000
 # A sentence ends at . ! ? (plus closing quotes/brackets) before whitespace, or at a blank line.
 _BOUNDARY = re.compile(r"(?:(?<=[.!?。！？])|(?<=[.!?。！？][\"')\]]))\s+|\n\s*\n")
 
@@ -23,6 +26,30 @@ class TextChunk:
     char_start: int
     char_end: int
     page: int | None
+
+
+def windows(text: str, size: int = WINDOW_CHARS):
+    """(start, piece) spans of at most `size` characters covering the text, cut at the
+    last paragraph break, else sentence end, else space in the second half of each."""
+    start = 0
+    while len(text) - start > size:
+        end = start + size
+        cut = None
+        for pattern in (_PARAGRAPH, _BOUNDARY, _SPACE):
+            last = None
+            for match in pattern.finditer(text, start + size // 2, end):
+                last = match
+            if last is not None:
+                cut = last.end()
+                break
+        cut = cut or end
+        yield start, text[start:cut]
+        start = cut
+    yield start, text[start:]
+
+
+_PARAGRAPH = re.compile(r"\n\s*\n")
+_SPACE = re.compile(r"\s+")
 
 
 def _units(text: str) -> list[tuple[int, int]]:
@@ -54,7 +81,8 @@ class Chunker:
         out: list[TextChunk] = []
         offset = 0
         for section in sections:
-            out.extend(self._chunk_text(section.text, offset, section.page))
+            for start, piece in windows(section.text):
+                out.extend(self._chunk_text(piece, offset + start, section.page))
             offset += len(section.text) + len(SECTION_SEP)
         return out
 

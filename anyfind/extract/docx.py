@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import require
 from .base import Extracted, Section
+from .zipguard import check_zip
 
 if TYPE_CHECKING:
     from ..connectors.base import Blob
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
 
 def extract_docx(blob: Blob, media_type: str, ctx: object | None = None) -> Extracted:
     docx = require("docx", "documents")
-    document = docx.Document(io.BytesIO(blob.read()))
+    data = blob.read()
+    check_zip(data, "DOCX")
+    document = docx.Document(io.BytesIO(data))
     paragraphs: list[str] = []
     heading: str | None = None
     for text, style in _blocks(document):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExtractionError, require
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
 
 def extract_pdf(blob: Blob, media_type: str, ctx: object | None = None) -> Extracted:
     pypdf = require("pypdf", "documents")
+    # pypdf logs what it repairs ("EOF marker not found") to stderr: the item's error
+    # (or its text) says what matters, so the command line stays one line per problem.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     reader = pypdf.PdfReader(io.BytesIO(blob.read()))
     if reader.is_encrypted:
         _decrypt(reader, pypdf)

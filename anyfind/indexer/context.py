@@ -21,10 +21,10 @@ class ExtractContext:
     @property
     def transcriber(self):
         if self._transcriber is None and self._transcriber_cfg is not None:
-            from ..audio.transcribe import Transcriber
+            from ..audio.transcribe import get_transcriber
 
             cfg = dict(self._transcriber_cfg)
             if self.device and "device" not in cfg:
                 cfg["device"] = self.device
-            self._transcriber = Transcriber(**cfg)
+            self._transcriber = get_transcriber(**cfg)
         return self._transcriber

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..connectors.base import Connector, ItemRef
+from ..crashpoints import crash_point
 from ..errors import AnyfindError, ExtractionError
 from ..store.metadata import ChunkRecord, ItemRecord
 from .planner import plan_sync
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 BATCH_CHUNKS = 256  # chunks per encode/write batch
-CHECKPOINT_SECONDS = 60.0  # save vector files this often during a long sync
+CHECKPOINT_SECONDS = 60.0  # default: save vector files this often during a long sync
 _DONE = object()
 
 
@@ -71,11 +72,11 @@ def _short(exc: BaseException) -> str:
 
 
 class Pipeline:
-    def __init__(self, index: Index, progress: bool = True, batch_chunks: int = BATCH_CHUNKS):
+    def __init__(self, index: Index, progress: bool = True, batch_chunks: int | None = None):
         self.index = index
         self.store = index.store
         self.progress = progress
-        self.batch_chunks = batch_chunks
+        self.batch_chunks = batch_chunks or getattr(index.config, "batch_chunks", BATCH_CHUNKS)
         self.workers = max(1, min(4, os.cpu_count() or 1))
 
     # -- planning ------------------------------------------------------------------------
@@ -88,6 +89,7 @@ class Pipeline:
         stored = self.store.items_of_source(source_id)
         plan = plan_sync(refs, stored, retry_errors=retry_errors)
         report.unchanged = len(plan.unchanged)
+        crash_point("sync.planned")
 
         deleted_by_hash = {row.content_hash: row for row in plan.deleted
                            if row.content_hash and row.status == "ok"}
@@ -107,6 +109,7 @@ class Pipeline:
             if row is not None and row.content_hash == digest and row.status == "ok":
                 self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint,
                                       meta=ref.metadata or None)
+                crash_point("sync.touched")
                 report.unchanged += 1
                 continue
             if row is None and digest in deleted_by_hash:
@@ -114,12 +117,14 @@ class Pipeline:
                 self.store.move_item(old.id, ref.uri, ref.path, ref.size, ref.mtime,
                                      ref.fingerprint)
                 plan.deleted.remove(old)
+                crash_point("sync.moved")
                 report.renamed += 1
                 continue
             if row is None:
                 twin = self.store.item_by_hash(digest)
                 if twin is not None:
                     self.store.copy_item(twin, self._record(source_id, ref, digest, None))
+                    crash_point("sync.copied")
                     report.copied += 1
                     report.added += 1
                     continue
@@ -127,11 +132,13 @@ class Pipeline:
 
         if plan.deleted:
             self.store.delete_items([row.id for row in plan.deleted])
+            crash_point("sync.deleted")
             report.removed = len(plan.deleted)
 
         if failed_early:
             self._write(source_id, failed_early, report)
         self._process(source_id, connector, todo, report)
+        crash_point("sync.written")
         self.index.refresh_vectors(save=True)
         report.seconds = time.perf_counter() - started
         return report
@@ -215,6 +222,7 @@ class Pipeline:
         pending: list[Prepared] = []
         n_chunks = 0
         last_checkpoint = time.monotonic()
+        every = getattr(self.index.config, "checkpoint_seconds", CHECKPOINT_SECONDS)
         try:
             while True:
                 item = q.get()
@@ -225,7 +233,7 @@ class Pipeline:
                 if n_chunks >= self.batch_chunks:
                     self._flush(source_id, pending, report, bar)
                     pending, n_chunks = [], 0
-                    if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+                    if time.monotonic() - last_checkpoint >= every:
                         self.index.refresh_vectors(save=True)
                         last_checkpoint = time.monotonic()
             self._flush(source_id, pending, report, bar)
@@ -281,3 +289,4 @@ class Pipeline:
                 report.added += 1
             report.chunks += sum(1 for c in item.chunks if c.vectors)
         self.store.write_items(entries)
+        crash_point("batch.committed")

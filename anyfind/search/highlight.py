@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 from ..store.lexical import fts5_match
 
-TOKENIZE = "porter unicode61 remove_diacritics 2"  # as in the chunks_fts table
+# The tokenizer of the chunks_fts table, so highlights match what the lexical index matched.
+_CREATE = ("CREATE VIRTUAL TABLE h USING fts5(t, "
+           "tokenize='porter unicode61 remove_diacritics 2')")
 _OPEN, _CLOSE = "\x01", "\x02"
 
 
@@ -25,7 +27,7 @@ class Highlighter:
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = sqlite3.connect(":memory:")
-            self._conn.execute(f"CREATE VIRTUAL TABLE h USING fts5(t, tokenize='{TOKENIZE}')")
+            self._conn.execute(_CREATE)
         return self._conn
 
     def spans(self, text: str) -> list[list[int]]:

@@ -24,7 +24,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import OperationalError
 
+from ..crashpoints import crash_point
 from .lexical import LexicalIndex
 from .migrations import migrate
 from .schema import Chunk, Embedding, Item, Source, Space
@@ -87,9 +89,28 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        with self.engine.begin() as conn:
-            migrate(conn)
+        self.read_only = False  # opened read-only: the disk is full or cannot be written
+        try:
+            with self.engine.begin() as conn:
+                migrate(conn)
+        except OperationalError as exc:
+            self._open_read_only(exc)
         self.lexical = LexicalIndex(self.engine)
+
+    def _open_read_only(self, exc: OperationalError) -> None:
+        """Searching a full or read-only disk still works (store/readonly.py)."""
+        from ..iofaults import storage_errno
+        from .migrations import LATEST, current_version
+        from .readonly import read_only_engine
+
+        engine = read_only_engine(self.url) if storage_errno(exc) is not None else None
+        if engine is None:
+            raise exc
+        with engine.connect() as conn:
+            if current_version(conn) != LATEST:
+                raise exc  # it would need a migration, which is a write
+        self.engine.dispose()
+        self.engine, self.read_only = engine, True
 
     def close(self) -> None:
         self.engine.dispose()
@@ -212,6 +233,7 @@ class Store:
                 spaces |= self._insert_chunks(conn, item_id, chunks)
                 ids.append(item_id)
             self._bump(conn, spaces)
+            crash_point("store.write.uncommitted")
         return ids, spaces
 
     def write_item(self, record: ItemRecord, chunks: Sequence[ChunkRecord],
@@ -238,10 +260,13 @@ class Store:
     def copy_item(self, source_item_id: int, record: ItemRecord) -> tuple[int, set[str]]:
         """A new item whose content equals an indexed one: copy chunks and vectors, no model."""
         with self.engine.begin() as conn:
-            src = conn.execute(select(Item.title, Item.meta).where(Item.id == source_item_id)).first()
+            src = conn.execute(select(Item.title, Item.meta, Item.modality, Item.media_type)
+                               .where(Item.id == source_item_id)).first()
             values = dict(record.__dict__)
             values.update(title=src.title if src else None, meta=(src.meta if src else None) or {},
                           indexed_at=time.time())
+            if src is not None:  # same content, same kind: the record knows neither
+                values.update(modality=src.modality, media_type=src.media_type)
             item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
             chunks = self._chunk_records(conn, source_item_id)
             spaces = self._insert_chunks(conn, item_id, chunks)
@@ -302,6 +327,7 @@ class Store:
         with self.engine.begin() as conn:
             spaces = self._delete_items(conn, ids)
             self._bump(conn, spaces)
+            crash_point("store.delete.uncommitted")
         return spaces
 
     def _delete_items(self, conn, ids: list[int]) -> set[str]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..crashpoints import crash_point
 from ..fsutil import atomic_write_bytes, atomic_write_with
 
 FLAT_MAX = 50_000  # below this an exact search is fast enough and perfectly accurate
@@ -57,6 +59,9 @@ class VectorIndex:
         self.generation = -1
         self.built_factory = ""
         self.nprobe: int | None = None
+        # FAISS indexes are not safe to change while another thread searches them: one
+        # lock orders catch-ups, saves and searches of this space within a process.
+        self.lock = threading.RLock()
 
     @property
     def path(self) -> Path:
@@ -132,6 +137,10 @@ class VectorIndex:
 
     def catch_up(self, store) -> bool:
         """Make the index equal the store's vectors for this space. True if it changed."""
+        with self.lock:
+            return self._catch_up(store)
+
+    def _catch_up(self, store) -> bool:
         gen = store.generation(self.space)
         if self.index is not None and gen == self.generation:
             return False
@@ -179,12 +188,17 @@ class VectorIndex:
         return True
 
     def save(self) -> None:
+        with self.lock:
+            self._save()
+
+    def _save(self) -> None:
         if self.index is None:
             return
         faiss = _faiss()
         self.directory.mkdir(parents=True, exist_ok=True)
         # Index file first, then the sidecar: a sidecar is never ahead of its file.
         atomic_write_with(self.path, lambda tmp: faiss.write_index(self.index, tmp))
+        crash_point("vectors.file_saved")
         meta = {"generation": self.generation, "factory": self.built_factory,
                 "count": len(self), "dim": self.dim}
         atomic_write_bytes(self.sidecar, json.dumps(meta).encode())
@@ -193,6 +207,11 @@ class VectorIndex:
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; `allowed` restricts to those chunk ids."""
+        with self.lock:
+            return self._search(queries, k, allowed)
+
+    def _search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if self.index is None or len(self) == 0 or k <= 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)

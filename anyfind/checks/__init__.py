@@ -1,0 +1,118 @@
+"""`anyfind check [--repair]`: verify that an index is consistent, and repair it without
+re-embedding anything.
+
+Checked: config.json readable and matching the store (schema version, spaces, dimensions);
+SQLite integrity; the store's invariants (checks/store.py); each FAISS file against the
+store (checks/files.py); the lexical index when there is one (checks/lexical.py);
+temporary files left by an interrupted write. Everything is read from one snapshot, so a
+check may run while a writer works. A repair takes the write lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from ..config import SCHEMA_VERSION, IndexConfig
+from ..store.schema import Chunk, Item
+from ..store.vectors import VectorIndex
+from .files import check_temp_files, check_vector_file, load_vector_file, repair_vector_file
+from .lexical import check_lexical, rebuild_lexical
+from .report import ERROR, CheckReport, Finding
+from .snapshot import SnapshotVectors, snapshot
+from .store import check_store, expects_vector, repair_store
+
+if TYPE_CHECKING:
+    from ..index import Index
+
+__all__ = ["CheckReport", "Finding", "check_index", "expects_vector"]
+
+
+def check_index(index: Index, repair: bool = False) -> CheckReport:
+    """Check `index`; with repair, fix what can be fixed (under the write lock) and say
+    what the next sync has to re-embed."""
+    if not repair:
+        return _inspect(index)[0]
+    with index.lock:
+        before, plan = _inspect(index)
+        _repair(index, before, plan)
+        after, _ = _inspect(index)
+    codes = after.codes()
+    for f in before.findings:
+        f.repaired = f.code not in codes
+    seen = {f.code for f in before.findings}
+    after.findings = before.findings + [f for f in after.findings if f.code not in seen]
+    after.repaired, after.resync = True, before.resync
+    return after
+
+
+def _inspect(index: Index) -> tuple[CheckReport, dict[str, Any]]:
+    report = CheckReport(str(index.path))
+    plan: dict[str, Any] = {"spaces": {}}
+    _check_config(index, report)
+    files = {}
+    for name, cfg in index.config.spaces.items():
+        if cfg.dim:
+            vi = VectorIndex(_vector_dir(index), name, cfg.dim, cfg.faiss)
+            files[name] = (vi, load_vector_file(vi))
+    with snapshot(index.store.engine.url) as conn:
+        plan["store"] = check_store(conn, index, report)
+        report.stats["items"] = conn.execute(select(func.count()).select_from(Item)).scalar_one()
+        report.stats["failed"] = conn.execute(select(func.count()).where(
+            Item.status == "error")).scalar_one()
+        report.stats["chunks"] = conn.execute(select(func.count()).select_from(Chunk)).scalar_one()
+        plan["lexical"] = check_lexical(conn, index.store.engine, report)
+        bad_sizes = {space for space, _ in plan["store"].get("bad_size", [])}
+        spaces: dict[str, Any] = {}
+        for name, (vi, state) in files.items():
+            if name not in bad_sizes:
+                spaces[name] = check_vector_file(vi, state, SnapshotVectors(conn), report)
+        report.stats["spaces"] = {n: {k: v for k, v in s.items() if k not in ("rebuild", "save")}
+                                  for n, s in spaces.items()}
+        plan["spaces"] = spaces
+    plan["temp"] = check_temp_files(index.path, report)
+    return report, plan
+
+
+def _vector_dir(index: Index):
+    from ..index import VECTOR_DIR
+
+    return index.path / VECTOR_DIR
+
+
+def _check_config(index: Index, report: CheckReport) -> None:
+    try:
+        on_disk = IndexConfig.load(index.path)
+    except Exception as exc:
+        report.add("config-unreadable", ERROR, f"config.json cannot be read: {exc}")
+        return
+    if on_disk.schema_version != SCHEMA_VERSION:
+        report.add("config-schema", ERROR, f"config.json is schema v{on_disk.schema_version}, "
+                   f"this anyfind writes v{SCHEMA_VERSION}")
+    for name, cfg in on_disk.spaces.items():
+        if not cfg.dim:
+            report.add("config-space", ERROR, f"space '{name}' has no dimension in config.json")
+
+
+def _repair(index: Index, report: CheckReport, plan: dict[str, Any]) -> None:
+    for path in plan["temp"]:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    store_plan = plan["store"]
+    if store_plan:
+        repair_store(index.store.engine, index, store_plan, report)
+    if plan["lexical"]:
+        with index.store.engine.begin() as conn:
+            rebuild_lexical(conn)
+    index._vectors.clear()  # in-memory copies are stale now
+    for name, cfg in index.config.spaces.items():
+        if not cfg.dim:
+            continue
+        # a space left out of the file checks (its vectors had the wrong size): rebuild
+        stats = plan["spaces"].get(name) or {"rebuild": True, "save": True}
+        if stats["rebuild"] or stats["save"] or store_plan:
+            vi = VectorIndex(_vector_dir(index), name, cfg.dim, cfg.faiss)
+            rebuild = stats["rebuild"] or not vi.load()
+            repair_vector_file(vi, index.store, rebuild)
