@@ -20,6 +20,10 @@ index_option = click.option(
     help="Index name (under ANYFIND_HOME) or path. Env: ANYFIND_INDEX. Default: 'default'.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+config_option = click.option(
+    "--config", "config_file", envvar="ANYFIND_CONFIG", default=None, type=click.Path(exists=True),
+    help="TOML file declaring sources (besides anyfind.toml in the index). Env: ANYFIND_CONFIG.",
+)
 
 
 class AnyfindGroup(click.Group):
@@ -63,6 +67,9 @@ def cli() -> None:
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching (repeatable).")
 @click.option("--hidden", is_flag=True, help="Also index hidden files and folders.")
 @click.option("--text-model", default=None, help="sentence-transformers model (new index only).")
+@click.option("--store-url", envvar="ANYFIND_STORE_URL", default=None, metavar="URL",
+              help="SQLAlchemy URL of the metadata store (new index only; default SQLite "
+                   "inside the index). Env: ANYFIND_STORE_URL.")
 @click.option("--whisper-model", default=None,
               help="faster-whisper model name or folder (new index only; default tiny.en).")
 @click.option("--no-audio", is_flag=True, help="Do not transcribe audio (new index only).")
@@ -75,7 +82,7 @@ def cli() -> None:
               help="open_clip model-config JSON for a custom architecture.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def index(paths, index_name, include, exclude, hidden, text_model, whisper_model, no_audio,
+def index(paths, index_name, include, exclude, hidden, text_model, store_url, whisper_model, no_audio,
           no_tags, clip, clip_model, clip_weights, clip_config, quiet, as_json) -> None:
     """Index files and folders (re-running syncs only what changed)."""
     from .config import default_transcriber
@@ -88,11 +95,12 @@ def index(paths, index_name, include, exclude, hidden, text_model, whisper_model
     if clip_weights and not Path(clip_weights).expanduser().exists():
         settings["clip_pretrained"] = clip_weights  # a hub tag, not a file
         clip_weights = None
-    with _open(index_name, create=True, text_model=text_model, clip=clip, clip_model=clip_model,
+    with _open(index_name, create=True, text_model=text_model, store_url=store_url, clip=clip,
+               clip_model=clip_model,
                clip_weights=clip_weights, clip_config=clip_config, **settings) as idx:
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
                          progress=_progress_wanted(quiet))
-    _print_report(report, as_json)
+    _finish_sync(report, as_json)
 
 
 def _print_report(report, as_json: bool) -> None:
@@ -100,10 +108,40 @@ def _print_report(report, as_json: bool) -> None:
         _emit_json(report.to_dict())
         return
     click.echo(report.summary())
-    for err in report.errors[:10]:
+    item_errors = [e for e in report.errors if "source" not in e]  # sources: see _finish_sync
+    for err in item_errors[:10]:
         click.echo(f"  {click.style('error', fg='red')} {err['path']}: {err['error']}", err=True)
-    if len(report.errors) > 10:
-        click.echo(f"  ... and {len(report.errors) - 10} more (anyfind status --errors)", err=True)
+    if len(item_errors) > 10:
+        click.echo(f"  ... and {len(item_errors) - 10} more (anyfind status --errors)", err=True)
+
+
+def _weights(ctx, param, value: str | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in (value or "").split(","))):
+        name, sep, number = part.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(number)
+        except ValueError:
+            raise click.BadParameter(f"{part!r}: use NAME=NUMBER, e.g. lexical=0.5,dense=1"
+                                     ) from None
+    return out
+
+
+def search_options(f):
+    """Options shared by `search` and `eval`."""
+    for option in reversed([
+        click.option("--fusion", type=click.Choice(["rrf", "score"]), default="rrf",
+                     show_default=True,
+                     help="rrf: reciprocal rank fusion; score: mean of min-max normalised scores."),
+        click.option("--weights", callback=_weights, default=None, metavar="NAME=W,...",
+                     help="Signal weights: lexical, dense (every space) or a space name."),
+        click.option("--rerank", default=None, metavar="MODEL",
+                     help="Re-order the top results with this cross-encoder (path or hub name)."),
+    ]):
+        f = option(f)
+    return f
 
 
 @cli.command()
@@ -112,21 +150,37 @@ def _print_report(report, as_json: bool) -> None:
 @click.option("-k", "k", default=10, show_default=True, help="Number of results.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many results (paging).")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid",
-              show_default=True)
+              show_default=True, help="Dense and lexical fused, or either alone.")
+@search_options
+@click.option("--filter", "filters", default=None, metavar="EXPR",
+              help='More filters, e.g. "ext:pdf after:2024-01-01" (also allowed in QUERY).')
 @click.option("--chunks", is_flag=True, help="One result per matching passage, not per item.")
-@click.option("--min-score", type=float, default=None, help="Drop results scoring below this.")
+@click.option("--min-score", type=float, default=None,
+              help="Drop results below this score (hybrid 0-1, dense cosine, lexical BM25).")
 @click.option("--image", "image", default=None, metavar="PATH|URL",
               help="Search by example image (a file or an http(s) URL).")
 @click.option("--audio", "audio", default=None, type=click.Path(exists=True),
               help="Search with a spoken clip.")
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="Only results from this source (repeatable).")
 @json_option
-def search(query, index_name, k, offset, mode, chunks, min_score, image, audio, as_json) -> None:
-    """Search the index: text, --image or --audio."""
+def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters, chunks,
+           min_score, image, audio, sources, as_json) -> None:
+    """Search the index: text, --image or --audio.
+
+    QUERY may hold filters: modality: source: ext: path: lang: media: after: before:
+    date: size:, e.g. `anyfind search 'budget ext:pdf after:2024-01-01'` (see README)."""
     if query is None and image is None and audio is None:
         raise click.UsageError("give a QUERY, --image PATH or --audio PATH")
     with _open(index_name) as idx:
         results = idx.search(query, k=k, offset=offset, mode=mode, chunks=chunks,
-                             min_score=min_score, image=image, audio=audio)
+                             min_score=min_score, image=image, audio=audio, fusion=fusion,
+                             weights=weights, filters=filters, rerank=rerank,
+                             sources=list(sources) or None)
+    _print_results(results, as_json)
+
+
+def _print_results(results, as_json: bool) -> None:
     if as_json:
         for r in results:
             _emit_json(r.to_dict())
@@ -143,33 +197,113 @@ def _clock(seconds: float | None) -> str:
     return f"{s // 60:02d}:{s % 60:02d}"
 
 
+def _marked(text: str, spans) -> str:
+    out, pos = [], 0
+    for a, b in spans:
+        out += [text[pos:a], click.style(text[a:b], fg="yellow", bold=True)]
+        pos = b
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def _format_result(r) -> str:
+    from .search.results import snippet
+
     where = r.path
     if r.page is not None:
         where += f"  p.{r.page}"
     if r.start is not None:
         where += f"  {_clock(r.start)}–{_clock(r.end)}"
-    head = f"{r.rank:>3}. {click.style(f'{r.score:.3f}', fg='green')}  [{r.modality}] {click.style(where, bold=True)}"
-    snippet = " ".join((r.text or "").split())
-    if len(snippet) > 240:
-        snippet = snippet[:237] + "..."
+    head = (f"{r.rank:>3}. {click.style(f'{r.score:.3f}', fg='green')}  [{r.modality}] "
+            f"{click.style(where, bold=True)}  {click.style(f'#{r.item_id}', dim=True)}")
+    text, spans = snippet(r.text or "", r.highlights)
     lines = [head]
     if r.tags:
         lines.append(f"      tags: {', '.join(r.tags[:5])}")
     if r.width and r.height:
         lines.append(f"      {r.width}x{r.height} px")
-    if snippet and r.modality != "image":
-        lines.append(f"      {snippet}")
+    if text and r.modality != "image":
+        lines.append(f"      {_marked(text, spans)}")
     return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("item")
+@index_option
+@click.option("-k", "k", default=10, show_default=True, help="Number of results.")
+@click.option("--offset", default=0, show_default=True, help="Skip this many results (paging).")
+@click.option("--filter", "filters", default=None, metavar="EXPR",
+              help='Only items matching, e.g. "modality:image".')
+@json_option
+def similar(item, index_name, k, offset, filters, as_json) -> None:
+    """Items like ITEM (an item id, as shown by search, or an indexed file's path)."""
+    with _open(index_name) as idx:
+        item_id = _item_id(idx, item)
+        results = idx.similar(item_id, k=k, offset=offset, filters=filters)
+    _print_results(results, as_json)
+
+
+def _item_id(idx, item: str) -> int:
+    if item.isdigit():
+        return int(item)
+    from pathlib import Path
+
+    ids = idx.store.item_ids_by_path([str(Path(item).expanduser().absolute())])
+    if len(ids) != 1:
+        raise click.ClickException(f"no indexed item at {item}" if not ids else
+                                   f"{item} holds {len(ids)} items: give one file or an item id")
+    return ids[0]
+
+
+@cli.command(name="eval")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--index", "-i", "index_name", default=None, metavar="NAME|PATH",
+              help="Index to add the corpus to and keep (default: a temporary one).")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["hybrid", "dense", "lexical"]),
+              help="Modes to run (repeatable; default: dense, lexical, hybrid).")
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to use.")
+@search_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@json_option
+def eval_(dataset, index_name, modes, split, fusion, weights, rerank, quiet, as_json) -> None:
+    """Relevance of each mode on a BEIR-format DATASET (corpus.jsonl, queries.jsonl,
+    qrels/test.tsv): nDCG@10, Recall@100, MRR@10 and the median query time."""
+    import tempfile
+    from pathlib import Path
+
+    from .search.evaluate import evaluate, load_beir
+
+    data = load_beir(dataset, split)
+    modes = modes or ("dense", "lexical", "hybrid")
+    with tempfile.TemporaryDirectory(prefix="anyfind-eval-") as tmp:
+        target = index_name or str(Path(tmp) / "index")
+        with _open(target, create=True) as idx:
+            rows = evaluate(idx, data, modes, progress=_progress_wanted(quiet), fusion=fusion,
+                            weights=weights, rerank=rerank)
+    if as_json:
+        _emit_json({"dataset": data.name, "documents": len(data.corpus),
+                    "queries": len(data.queries), "split": split, "fusion": fusion,
+                    "weights": weights, "rerank": rerank,
+                    "modes": {r.mode: r.to_dict() for r in rows}})
+        return
+    click.echo(f"{data.name}: {len(data.corpus)} documents, {len(data.queries)} judged queries "
+               f"({split})")
+    click.echo(f"{'mode':<8}{'nDCG@10':>9}{'Recall@100':>12}{'MRR@10':>9}{'p50 ms':>9}")
+    for r in rows:
+        click.echo(f"{r.mode:<8}{r.ndcg_at_10:>9.3f}{r.recall_at_100:>12.3f}{r.mrr_at_10:>9.3f}"
+                   f"{r.p50_ms:>9.1f}")
 
 
 @cli.command()
 @index_option
 @click.option("--errors", "show_errors", is_flag=True, help="List items that failed.")
+@config_option
 @json_option
-def status(index_name, show_errors, as_json) -> None:
+def status(index_name, show_errors, config_file, as_json) -> None:
     """What the index holds: items, chunks, vectors, sources, errors."""
     with _open(index_name) as idx:
+        if config_file:
+            idx.use_config(config_file)
         st = idx.status()
         errs = idx.errors() if show_errors else []
     if as_json:
@@ -185,7 +319,9 @@ def status(index_name, show_errors, as_json) -> None:
         click.echo(f"space    {name}: {sp['encoder']} {sp['model']} ({sp['dim']}-d), "
                    f"{sp['vectors']} vectors")
     for s in st["sources"]:
-        click.echo(f"source   {s['name']} ({s['kind']}) {s['uri']}: {s['items']} items")
+        error = (s.get("state") or {}).get("last_error")
+        click.echo(f"source   {s['name']} ({s['kind']}) {s['uri']}: {s['items']} items"
+                   + (f"  [last sync failed: {error}]" if error else ""))
     click.echo(f"disk     {st['disk_bytes'] / 1e6:.1f} MB")
     for e in errs:
         click.echo(f"error    {e['path']}: {e['error']}")
@@ -246,6 +382,178 @@ def show(item_id, index_name, fmt, as_json) -> None:
         where = f"p.{c['page']}" if c["page"] is not None else (
             f"{_clock(c['start_s'])}–{_clock(c['end_s'])}" if c["start_s"] is not None else "")
         click.echo(f"\n[{c['ordinal']}] {where}\n{c['text']}")
+
+
+# -- persistent sources ------------------------------------------------------------------
+@cli.group()
+def sources() -> None:
+    """Persistent sources: folders, git repositories, databases, buckets, web sites, archives."""
+
+
+def _parse_option(text: str) -> tuple[list[str], Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"expected KEY=VALUE, got {text!r}", param_hint="--option")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def _extra_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for text in pairs:
+        path, value = _parse_option(text)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+@sources.command("add")
+@click.argument("name")
+@click.argument("uri")
+@index_option
+@click.option("--kind", default=None, help="Connector kind (default: inferred from the URI).")
+@click.option("--ref", default=None, help="git: branch, tag or commit (default HEAD).")
+@click.option("--commits", is_flag=True, default=None, help="git: also index commit messages.")
+@click.option("--table", default=None, help="sql: table to read.")
+@click.option("--schema", default=None, help="sql: schema of the table.")
+@click.option("--query", default=None, help="sql: a SELECT to read instead of a table.")
+@click.option("--id-column", default=None, help="sql: the row id (default: primary key).")
+@click.option("--text-column", "text_columns", multiple=True,
+              help="sql: a column whose text is indexed (repeatable; default: string columns).")
+@click.option("--title-column", default=None, help="sql: a column holding a title.")
+@click.option("--blob-column", default=None, help="sql: a column of bytes (image, audio, PDF...).")
+@click.option("--url-column", default=None, help="sql: a column holding a path or URL to fetch.")
+@click.option("--updated-column", default=None,
+              help="sql: an updated-at column (cheap change detection).")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only paths matching (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching (repeatable).")
+@click.option("--endpoint-url", default=None, help="objectstore: an S3-compatible endpoint.")
+@click.option("--option", "-o", "extra", multiple=True, metavar="KEY=VALUE",
+              help="Any other connector option; VALUE is JSON when it parses (-o max_pages=50, "
+                   "-o storage_options.anon=true). Write secrets as ${ENV_VAR}.")
+@click.option("--replace", is_flag=True, help="Replace a source of the same name.")
+@click.option("--sync", "sync_now", is_flag=True, help="Sync it right away.")
+@json_option
+def sources_add(name, uri, index_name, kind, extra, replace, sync_now, as_json,
+                **options) -> None:
+    """Add a source NAME reading URI (a path, git URL, database URL, s3://, https://, archive)."""
+    options["text_columns"] = list(options["text_columns"]) or None
+    options.update(_extra_options(extra))
+    with _open(index_name, create=True) as idx:
+        info = idx.add_source(name, uri, kind, replace=replace, **options)
+        report = idx.sync([name], progress=_progress_wanted(False)) if sync_now else None
+    if as_json:
+        _emit_json({"source": info, "report": report.to_dict() if report else None})
+    else:
+        click.echo(f"added source {info['name']} ({info['kind']}) {info['uri']}")
+        if report is None:
+            click.echo(f"run `anyfind sync {name}` to index it", err=True)
+    if report is not None:
+        _finish_sync(report, as_json=False if not as_json else None)
+
+
+@sources.command("list")
+@index_option
+@config_option
+@json_option
+def sources_list(index_name, config_file, as_json) -> None:
+    """Every source (stored or declared in a config file), credentials masked."""
+    with _open(index_name, create=True) as idx:
+        if config_file:
+            idx.use_config(config_file)
+        rows = idx.sources()
+    if as_json:
+        for row in rows:
+            _emit_json(row)
+        return
+    if not rows:
+        click.echo("no sources (add one with `anyfind sources add NAME URI`)", err=True)
+    for row in rows:
+        state = row.get("state") or {}
+        when = _ago(row["synced_at"]) if row.get("synced_at") else "never synced"
+        line = f"{row['name']:<16} {row['kind']:<12} {row['items']:>7} items  {when:<16} {row['uri']}"
+        if row["origin"] != "store":
+            line += f"  (from {row['origin']})"
+        click.echo(line)
+        if state.get("last_error"):
+            click.echo(f"{'':<16} {click.style('last sync failed', fg='red')}: "
+                       f"{state['last_error']}", err=True)
+
+
+def _ago(ts: float) -> str:
+    import time
+
+    seconds = max(0, int(time.time() - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"synced {seconds // size}{unit} ago"
+    return f"synced {seconds}s ago"
+
+
+@sources.command("remove")
+@click.argument("name")
+@index_option
+@config_option
+def sources_remove(name, index_name, config_file) -> None:
+    """Remove a source with its items and vectors."""
+    with _open(index_name) as idx:
+        if config_file:
+            idx.use_config(config_file)
+        n = idx.remove_source(name)
+    click.echo(f"removed source {name} ({n} items)")
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@index_option
+@config_option
+@click.option("--retry-errors", is_flag=True, help="Also retry items that failed before.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@json_option
+def sync(names, index_name, config_file, retry_errors, quiet, as_json) -> None:
+    """Re-sync sources incrementally (all of them, or the NAMES given).
+
+    Exits with status 1 when a source could not be synced (the others still are)."""
+    with _open(index_name, create=bool(config_file)) as idx:
+        if config_file:
+            idx.use_config(config_file)
+        report = idx.sync(list(names) or None, progress=_progress_wanted(quiet),
+                          retry_errors=retry_errors)
+    _finish_sync(report, as_json)
+
+
+def _finish_sync(report, as_json: bool | None) -> None:
+    if as_json is not None:
+        _print_report(report, as_json)
+    if report.failed_sources:
+        for err in report.errors:
+            if "source" in err:
+                click.echo(f"  {click.style('source failed', fg='red')} {err['source']} "
+                           f"({err['path']}): {err['error']}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Other than loopback needs a token (or --insecure).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", envvar="ANYFIND_TOKEN", default=None, metavar="TOKEN",
+              help="Require `Authorization: Bearer TOKEN` on the API. Env: ANYFIND_TOKEN "
+                   "(better: a command line is visible to other users).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback host without a token.")
+@click.option("--cors", multiple=True, metavar="ORIGIN",
+              help="Let pages from this origin call the API (repeatable; off by default).")
+def serve(index_name, host, port, token, insecure, cors) -> None:
+    """Serve the HTTP API (docs at /docs) and the web page at /."""
+    from .server.run import serve as run_server
+
+    run_server(index_name, host=host, port=port, token=token, insecure=insecure, cors=cors)
 
 
 @cli.command()

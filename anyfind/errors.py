@@ -31,6 +31,11 @@ class MissingExtra(AnyfindError):
         self.module = module
 
 
+class SourceError(AnyfindError):
+    """A whole source could not be read this time (unreachable host, bad credentials,
+    missing ref or table, malformed archive). Its items stay as they were; others sync."""
+
+
 class ExtractionError(AnyfindError):
     """One item's content could not be read or parsed. Recorded per item; the run goes on."""
 

@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,19 +22,39 @@ import numpy as np
 from .config import (
     CONFIG_FILE,
     IndexConfig,
-    clip_space,
     SpaceConfig,
+    clip_space,
     default_tagger,
     default_text_space,
     default_transcriber,
     resolve_index_path,
 )
 from .connectors import connector_for
-from .errors import ConfigError, IndexNotFound, ModelMismatch
+from .errors import AnyfindError, ConfigError, IndexNotFound, ModelMismatch
 from .indexer.report import SyncReport
 from .lock import WriteLock
 from .search.engine import Query, Searcher
+from .search.filters import Filters
 from .search.results import Result
+from .secrets import (
+    SecretFile,
+    expand_env,
+    mask_options,
+    mask_uri,
+    redact,
+    restore_uri_secrets,
+    split_uri_secrets,
+)
+from .sources import (
+    CONFIG_NAME,
+    SourceSpec,
+    check_name,
+    infer_kind,
+    load_config,
+    normalise_uri,
+    runtime_form,
+    stored_form,
+)
 from .store.metadata import ChunkRecord, Store
 from .store.vectors import VectorIndex
 
@@ -40,6 +62,17 @@ if TYPE_CHECKING:
     from .checks import CheckReport
 
 VECTOR_DIR = "vectors"
+log = logging.getLogger("anyfind.sources")
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, AnyfindError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{type(exc).__name__}: {exc.strerror}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
 
 
 class Space:
@@ -78,7 +111,8 @@ class Index:
         self.path = Path(path)
         self.config = config
         self.device = device
-        self.store = Store(config.store_url or f"sqlite:///{self.path / 'meta.db'}")
+        self.secrets = SecretFile(self.path)
+        self.store = Store(self._store_url())
         self.spaces = {name: Space(self, cfg) for name, cfg in config.spaces.items()}
         self.lock = WriteLock(self.path)
         self._vectors: dict[str, VectorIndex] = {}
@@ -86,6 +120,7 @@ class Index:
         self._context = None
         self._tagger = None
         self._label_vectors: dict[int, dict[str, np.ndarray]] = {}
+        self._config_files: list[Path] = []
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -108,8 +143,9 @@ class Index:
         elif not create:
             raise IndexNotFound(f"no index at {path} (create one with `anyfind index PATH`)")
         else:
+            masked_url, found = split_uri_secrets(store_url) if store_url else (None, {})
             config = IndexConfig(spaces={"text": default_text_space(text_model)},
-                                 store_url=store_url, transcriber=default_transcriber(),
+                                 store_url=masked_url, transcriber=default_transcriber(),
                                  tagger=default_tagger())
             if "vision" in wanted:
                 config.spaces["vision"] = wanted["vision"]
@@ -121,6 +157,7 @@ class Index:
 
             config.anyfind_version = __version__
             path.mkdir(parents=True, exist_ok=True)
+            SecretFile(path).put("store_url", found)  # the password never in config.json
             index = cls(path, config, device)
             for space in index.spaces.values():
                 space.config.dim = space.encoder.dim
@@ -128,6 +165,12 @@ class Index:
             config.save(path)
             return index
         return cls(path, config, device)
+
+    def _store_url(self) -> str:
+        if not self.config.store_url:
+            return f"sqlite:///{self.path / 'meta.db'}"
+        url = restore_uri_secrets(self.config.store_url, self.secrets.get("store_url"))
+        return expand_env(url)
 
     def close(self) -> None:
         self.store.close()
@@ -151,9 +194,27 @@ class Index:
                     raise ConfigError(f"no such file or folder: {p}")
                 options = {"include": list(include), "exclude": list(exclude), "hidden": hidden}
                 name = self._source_name_for(root)
-                source_id = self.store.ensure_source(name, "filesystem", str(root), options)
-                report.merge(self._sync_one(source_id, "filesystem", str(root), options, progress))
+                self.store.ensure_source(name, "filesystem", str(root), options)
+                row = self.store.source_by_name(name)
+                report.merge(self._sync_source(row, None, progress, retry_errors=False))
         return report
+
+    def add_documents(self, source: str, records: Iterable[Any], *, progress: bool = False
+                      ) -> SyncReport:
+        """Index in-memory documents as the source `source`: (id, title, text) tuples,
+        dicts with id/title/text, or connectors.records.Record. The source then holds
+        exactly these records (unchanged ones cost nothing; missing ones are removed)."""
+        from .connectors.records import RecordsConnector
+        from .indexer.pipeline import Pipeline
+
+        with self.lock:
+            existing = self.store.source_by_name(source)
+            if existing is not None and existing["kind"] != "records":
+                raise ConfigError(f"source '{source}' exists and is a {existing['kind']} source")
+            uri = f"records:{source}"
+            source_id = self.store.ensure_source(source, "records", uri, {})
+            connector = RecordsConnector(uri, records)
+            return Pipeline(self, progress=progress).sync(source_id, connector)
 
     def _source_name_for(self, root: Path) -> str:
         existing = {s["name"]: s for s in self.store.sources()}
@@ -166,25 +227,161 @@ class Index:
             name, n = f"{base}-{n}", n + 1
         return name
 
-    def _sync_one(self, source_id: int, kind: str, uri: str, options: dict, progress: bool,
-                  retry_errors: bool = False) -> SyncReport:
+    # -- persistent sources --------------------------------------------------------------
+    def add_source(self, name: str, uri: str, kind: str | None = None, *, replace: bool = False,
+                   **options: Any) -> dict[str, Any]:
+        """Declare a source (not synced yet: call sync([name])). `${ENV}` references in the
+        URI and options are kept as references; literal credentials go to secrets.json."""
+        check_name(name)
+        options = {k: v for k, v in options.items() if v not in (None, (), [], {})}
+        options = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+        kind = kind or infer_kind(expand_env(uri), options)
+        spec = SourceSpec(name, normalise_uri(kind, uri), kind, options)
+        self._check_options(spec)
+        with self.lock:
+            existing = self.store.source_by_name(name)
+            if existing is not None and not replace:
+                raise ConfigError(f"a source named '{name}' exists (remove it, or pass replace)")
+            self._register(spec)
+        return next(s for s in self.sources() if s["name"] == name)
+
+    def remove_source(self, name: str) -> int:
+        """Forget a source with its items and vectors; returns how many items went."""
+        if name in self._declared():
+            raise ConfigError(f"source '{name}' is declared in a config file: remove it there")
+        with self.lock:
+            row = self.store.source_by_name(name)
+            if row is None:
+                raise ConfigError(f"no source named '{name}' (see `anyfind sources list`)")
+            n = len(self.store.items_of_source(row["id"]))
+            self.store.delete_source(row["id"])
+            self.secrets.put(f"source:{name}", {})
+            shutil.rmtree(self._workdir(row["id"]), ignore_errors=True)
+            self.refresh_vectors(save=True)
+        return n
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Every source, stored or declared in a config file, credentials masked."""
+        declared = self._declared()
+        out = []
+        for row in self.store.sources():
+            spec = declared.pop(row["name"], None)
+            out.append(self._public(row, spec))
+        for spec in declared.values():  # declared, never synced yet
+            uri, options, _ = stored_form(spec)
+            out.append(self._public({"name": spec.name, "kind": spec.kind, "uri": uri,
+                                     "options": options, "items": 0, "synced_at": None,
+                                     "state": {}, "id": None}, spec))
+        return sorted(out, key=lambda s: s["name"])
+
+    @staticmethod
+    def _public(row: dict[str, Any], spec: SourceSpec | None) -> dict[str, Any]:
+        keep = ("id", "name", "kind", "uri", "options", "items", "created_at", "synced_at",
+                "state")
+        out = {k: row.get(k) for k in keep}
+        out["uri"] = mask_uri(out["uri"])
+        out["options"] = mask_options(out["options"] or {})
+        out["origin"] = spec.origin if spec is not None else "store"
+        return out
+
+    def use_config(self, path: str | os.PathLike) -> None:
+        """Also read sources from this TOML file (beside <index>/anyfind.toml)."""
+        load_config(path)  # fail early on a bad file
+        self._config_files.append(Path(path).expanduser().absolute())
+
+    def _declared(self) -> dict[str, SourceSpec]:
+        specs: dict[str, SourceSpec] = {}
+        own = self.path / CONFIG_NAME
+        for file in ([own] if own.is_file() else []) + self._config_files:
+            specs.update(load_config(file))
+        return specs
+
+    def _check_options(self, spec: SourceSpec) -> None:
+        from .connectors import connectors
+
+        cls = connectors.get(spec.kind)
+        allowed = cls.option_names
+        if allowed is not None:
+            unknown = sorted(set(spec.options) - set(allowed))
+            if unknown:
+                raise ConfigError(f"{spec.kind} sources do not take option(s) "
+                                  f"{', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
+
+    def _register(self, spec: SourceSpec) -> int:
+        """Upsert a source into the store in its safe form (credentials out)."""
+        uri, options, found = stored_form(spec)
+        if spec.origin == "store":  # config-file sources keep their secrets in the file
+            self.secrets.put(f"source:{spec.name}", found)
+        return self.store.ensure_source(spec.name, spec.kind, uri, options)
+
+    def _workdir(self, source_id: int) -> Path:
+        return self.path / "cache" / f"source-{source_id}"
+
+    def connector(self, row: dict[str, Any]):
+        """A ready connector for a stored source row, with its real credentials restored."""
+        uri, options, _ = runtime_form(row["uri"], row["options"] or {},
+                                       self.secrets.get(f"source:{row['name']}"))
+        connector = connector_for(row["kind"], uri, options)
+        connector.workdir = self._workdir(row["id"])
+        connector.prior_state = dict(row.get("state") or {})
+        return connector
+
+    def _sync_source(self, row: dict[str, Any], spec: SourceSpec | None, progress: bool,
+                     retry_errors: bool) -> SyncReport:
+        """Sync one source; any failure of the source as a whole is reported, not raised,
+        and leaves its items as they were."""
         from .indexer.pipeline import Pipeline
 
-        connector = connector_for(kind, uri, options)
-        return Pipeline(self, progress=progress).sync(source_id, connector, retry_errors)
+        name = row["name"]
+        secrets: list[str] = []
+        shown = mask_uri(row["uri"])
+        connector = None
+        try:
+            if spec is not None:
+                uri, options, secrets = runtime_form(spec.uri, spec.options, {})
+            else:
+                uri, options, secrets = runtime_form(row["uri"], row["options"] or {},
+                                                     self.secrets.get(f"source:{name}"))
+            connector = connector_for(row["kind"], uri, options)
+            shown = connector.describe()
+            connector.workdir = self._workdir(row["id"])
+            connector.prior_state = dict(row.get("state") or {})
+            log.info("syncing source %s (%s) %s", name, row["kind"], shown)
+            report = Pipeline(self, progress=progress).sync(row["id"], connector, retry_errors)
+            self.store.set_source_state(row["id"], {**connector.sync_state(), "last_error": None})
+            return report
+        except Exception as exc:  # one source failing never stops the others
+            message = redact(_one_line(exc), secrets)
+            log.warning("source %s (%s) failed: %s", name, shown, message)
+            state = {**(row.get("state") or {}), "last_error": message, "failed_at": time.time()}
+            self.store.set_source_state(row["id"], state, synced=False)
+            report = SyncReport(failed_sources=[name])
+            report.errors.append({"source": name, "path": shown, "error": message})
+            return report
+        finally:
+            if connector is not None:
+                connector.close()
 
     def sync(self, sources: Sequence[str] | None = None, *, progress: bool = False,
              retry_errors: bool = False) -> SyncReport:
-        """Re-sync sources (all by default) incrementally."""
+        """Re-sync sources (all by default) incrementally. Sources declared in config files
+        are registered (or updated) first. A source that fails is named in
+        report.failed_sources and its error is in report.errors; the others go on."""
         report = SyncReport()
         with self.lock:
+            declared = self._declared()
+            for spec in declared.values():
+                self._register(spec)
             known = {s["name"]: s for s in self.store.sources()}
-            for name in sources or list(known):
-                if name not in known:
-                    raise ConfigError(f"no source named '{name}' (see `anyfind sources list`)")
-                s = known[name]
-                report.merge(self._sync_one(s["id"], s["kind"], s["uri"], s["options"] or {},
-                                            progress, retry_errors))
+            names = list(sources) if sources else list(known)
+            missing = [n for n in names if n not in known]
+            if missing:
+                raise ConfigError(f"no source named '{missing[0]}' (see `anyfind sources list`)")
+            for name in names:
+                if known[name]["kind"] == "records":
+                    continue  # in-memory records have no origin to re-read (add_documents)
+                report.merge(self._sync_source(known[name], declared.get(name), progress,
+                                               retry_errors))
         return report
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
@@ -197,7 +394,15 @@ class Index:
         return len(ids)
 
     def reindex(self, *, text_model: str | None = None, progress: bool = False) -> SyncReport:
-        """Re-extract and re-embed everything (optionally with another text model)."""
+        """Re-extract and re-embed everything (optionally with another text model).
+
+        With the same models, items are replaced one batch at a time, so the index stays
+        searchable and a failing source keeps its items. A new model makes the old
+        vectors meaningless, so they are dropped first."""
+        if not text_model or text_model == self.config.spaces["text"].model:
+            with self.lock:
+                self.store.forget_fingerprints()
+                return self.sync(progress=progress)
         with self.lock:
             all_ids = [row.id for s in self.store.sources()
                        for row in self.store.items_of_source(s["id"]).values()]
@@ -314,7 +519,7 @@ class Index:
         if not pairs or self.tagger is None:
             return
         all_tags = self.tagger.tag([item.images[c.ordinal] for item, c in pairs])
-        for (item, chunk), tags in zip(pairs, all_tags):
+        for (item, chunk), tags in zip(pairs, all_tags, strict=True):
             item.meta["tags"] = [{"label": label, "prob": prob} for label, prob in tags]
             chunk.text = ", ".join(label for label, _ in tags)
 
@@ -325,7 +530,7 @@ class Index:
         cache = self._label_vectors.setdefault(id(encoder), {})
         missing = [t["label"] for t in tags if t["label"] not in cache]
         if missing:
-            for label, vec in zip(missing, encoder.encode_documents(missing)):
+            for label, vec in zip(missing, encoder.encode_documents(missing), strict=True):
                 cache[label] = vec
         vec = sum(t["prob"] * cache[t["label"]] for t in tags)
         norm = float(np.linalg.norm(vec))
@@ -351,7 +556,7 @@ class Index:
                         by_modality.setdefault("text", []).append((chunk, chunk.text))
             for modality, pairs in by_modality.items():
                 vecs = enc.encode_documents([x for _, x in pairs], modality)
-                for (chunk, _), vec in zip(pairs, vecs):
+                for (chunk, _), vec in zip(pairs, vecs, strict=True):
                     chunk.vectors = {**(chunk.vectors or {}), name: vec}
         for name, space in self.spaces.items():
             if space.config.dim:
@@ -383,18 +588,34 @@ class Index:
     # -- searching -----------------------------------------------------------------------
     def search(self, query: str | None = None, *, k: int = 10, image: Any = None,
                audio: Any = None, offset: int = 0, mode: str = "hybrid", chunks: bool = False,
-               min_score: float | None = None) -> list[Result]:
-        """Ranked results across every modality and source."""
-        q = Query(text=query, image=image, audio=audio, k=k, offset=offset, mode=mode,
-                  chunks=chunks, min_score=min_score)
-        if query is None and image is None and audio is None:
-            from .errors import QueryError
+               min_score: float | None = None, fusion: str = "rrf",
+               weights: dict[str, float] | None = None, filters: str | Filters | None = None,
+               rerank: str | None = None, syntax: bool = True,
+               sources: Sequence[str] | None = None) -> list[Result]:
+        """Ranked results across every modality and source.
 
-            raise QueryError("nothing to search for: give a query, an image or an audio clip")
+        `query` may hold filters (`ext:pdf after:2024-01-01`, see anyfind.search.filters);
+        `filters` adds more. mode: hybrid (dense + lexical, fused), dense or lexical.
+        fusion: rrf or score; weights by signal name ("text", "lexical", "dense" for every
+        embedding space). rerank: a cross-encoder re-orders the top results.
+        syntax=False takes the query text literally (no filters in it).
+        sources: only items of these sources (by name)."""
+        q = Query(text=query, image=image, audio=audio, k=k, offset=offset, mode=mode,
+                  chunks=chunks, min_score=min_score, fusion=fusion, weights=dict(weights or {}),
+                  filters=filters, rerank=rerank, syntax=syntax,
+                  sources=list(sources) if sources else None)
         return Searcher(self).search(q)
 
+    def similar(self, item_id: int, *, k: int = 10, offset: int = 0,
+                filters: str | Filters | None = None) -> list[Result]:
+        """Items closest to one indexed item, in every space that holds its vectors."""
+        from .search.similar import similar
+
+        return similar(self, item_id, k=k, offset=offset, filters=filters)
+
     def extra_signals(self, q: Query, depth: int) -> dict[str, list[tuple[int, float]]]:
-        """Signals beyond the embedding spaces (lexical search plugs in here)."""
+        """More signals to fuse, beyond the embedding spaces and the lexical index (a hook
+        for subclasses; each is a ranked list of (chunk id, score))."""
         return {}
 
     def transcribe_query(self, audio: Any) -> str:
@@ -459,7 +680,7 @@ class Index:
             "spaces": {n: {"encoder": s.config.encoder, "model": s.config.model,
                            "dim": s.config.dim, "vectors": counts["vectors"].get(n, 0)}
                        for n, s in self.spaces.items()},
-            "sources": self.store.sources(),
+            "sources": self.sources(),
             "disk_bytes": size,
             **{k: v for k, v in counts.items() if k not in ("vectors", "sources")},
         }

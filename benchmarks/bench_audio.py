@@ -53,7 +53,7 @@ def main() -> None:
 
     from anyfind import Index
     from anyfind.audio.decode import probe
-    from anyfind.audio.transcribe import Transcriber, resolve_device, resolve_model
+    from anyfind.audio.transcribe import resolve_device, resolve_model
     from anyfind.audio.wer import normalize_words, wer
 
     refs = references(args.data.resolve())

@@ -130,8 +130,10 @@ def test_remove_and_reindex(index, corpus):
     index.add([corpus])
     assert index.remove([corpus / "office"]) == 2
     assert "report.pdf" not in paths(index.search("semiconductor", k=10))
-    report = index.reindex()
-    assert report.added == 6
+    report = index.reindex()  # same model: every item re-embedded in place
+    assert (report.updated, report.added) == (4, 2)
+    st = index.status()
+    assert report.chunks == st["chunks"] == st["spaces"]["text"]["vectors"]
     assert paths(index.search("semiconductor chips", k=1)) == ["report.pdf"]
 
 
@@ -139,3 +141,26 @@ def test_named_index_lives_under_home(anyfind_home, corpus):
     with Index.open("notes") as idx:
         idx.add([corpus])
     assert (anyfind_home / "indexes" / "notes" / "config.json").is_file()
+
+
+def test_failed_reread_keeps_last_good_version(index, corpus):
+    index.add([corpus])
+    moon = corpus / "astro" / "moon.txt"
+    good = moon.read_bytes()
+    moon.write_bytes(os.urandom(3000))  # e.g. a half-written or corrupted save
+    report = index.add([corpus])
+    assert report.failed == 1 and report.updated == 0
+    assert paths(index.search("tidally locked moon", k=1)) == ["moon.txt"]
+    assert [os.path.basename(e["path"]) for e in index.errors()] == ["moon.txt"]
+    moon.write_bytes(good)
+    healed = index.add([corpus])
+    assert healed.failed == 0 and healed.chunks == 0  # same content as before: nothing to embed
+    assert index.errors() == []
+
+
+def test_vanished_folder_keeps_its_items(index, corpus, tmp_path):
+    index.add([corpus])
+    shutil.move(corpus, tmp_path / "elsewhere")
+    report = index.sync()
+    assert report.removed == 0 and report.failed_sources
+    assert index.status()["ok"] == 6

@@ -8,6 +8,12 @@ from .base import Blob, Connector, ItemRef, ScanError
 
 connectors: Registry[type[Connector]] = Registry("connector", "anyfind.connectors")
 connectors.register("filesystem", "anyfind.connectors.filesystem:FilesystemConnector")
+connectors.register("git", "anyfind.connectors.git:GitConnector")
+connectors.register("sql", "anyfind.connectors.sql:SQLConnector")
+connectors.register("objectstore", "anyfind.connectors.remote:ObjectStoreConnector")
+connectors.register("web", "anyfind.connectors.web:WebConnector")
+connectors.register("archive", "anyfind.connectors.archive:ArchiveConnector")
+connectors.register("records", "anyfind.connectors.records:RecordsConnector")
 
 
 def connector_for(kind: str, uri: str, options: dict | None = None) -> Connector:

@@ -24,6 +24,9 @@ class ItemRef:
     fingerprint: str = ""  # cheap change marker (size+mtime, blob id, ETag ...)
     media_type: str | None = None  # a hint; extraction sniffs content anyway
     metadata: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # Set when the item is listed but could not be checked this time (a timeout, a 5xx):
+    # the stored version is kept as it is, and a new one is not added yet.
+    unavailable: str | None = None
 
 
 class Blob:
@@ -64,6 +67,16 @@ class Blob:
         return cls(ref, lambda: io.BytesIO(data))
 
 
+def glob_spec(patterns: Any):
+    """A gitignore-style matcher for include/exclude options (None when there are none)."""
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns or [])
+    if not patterns:
+        return None
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
+
+
 @dataclass
 class ScanError:
     """An entry the scan could not list or stat (recorded, never fatal)."""
@@ -73,14 +86,25 @@ class ScanError:
 
 
 class Connector(ABC):
-    """A repository of items. Subclasses set `kind` and implement scan() and open()."""
+    """A repository of items. Subclasses set `kind` and implement scan() and open().
+
+    scan() raises SourceError when the whole source cannot be read (unreachable, bad
+    credentials, missing ref or table): the sync then changes nothing for this source.
+    Entries it cannot read one by one go to scan_errors instead.
+    """
 
     kind: str = ""
+    #: option names this connector understands (None: not checked)
+    option_names: frozenset[str] | None = None
 
     def __init__(self, uri: str, **options: Any):
         self.uri = uri
         self.options = options
         self.scan_errors: list[ScanError] = []
+        #: a private folder inside the index for caches (clones, downloads); set by Index
+        self.workdir: Path | None = None
+        #: what the last successful sync of this source recorded (see sync_state)
+        self.prior_state: dict[str, Any] = {}
 
     @abstractmethod
     def scan(self) -> Iterator[ItemRef]:
@@ -91,5 +115,15 @@ class Connector(ABC):
         """Give access to one item's content."""
 
     def describe(self) -> str:
-        """The source's URI as safe to print (subclasses mask credentials)."""
-        return self.uri
+        """The source's URI as safe to print: credentials masked."""
+        from ..secrets import mask_uri
+
+        return mask_uri(self.uri)
+
+    def sync_state(self) -> dict[str, Any]:
+        """What to remember after a successful sync (e.g. the commit that was read)."""
+        return {}
+
+    def close(self) -> None:
+        """Release processes, sessions or files held since scan()."""
+        return None

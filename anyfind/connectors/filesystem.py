@@ -11,6 +11,7 @@ from urllib.parse import unquote_to_bytes
 
 import pathspec
 
+from ..errors import SourceError
 from .base import Blob, Connector, ItemRef, ScanError
 
 IGNORE_FILES = (".anyfindignore", ".gitignore")
@@ -37,6 +38,7 @@ class FilesystemConnector(Connector):
     .gitignore), follow_symlinks (default True; loops are detected)."""
 
     kind = "filesystem"
+    option_names = frozenset({"include", "exclude", "hidden", "ignore_files", "follow_symlinks"})
 
     def __init__(self, uri: str, **options: Any):
         super().__init__(uri, **options)
@@ -83,8 +85,10 @@ class FilesystemConnector(Connector):
         try:
             st = root.stat()
         except OSError as exc:
-            self._error(root, exc)
-            return
+            # The whole source is unreachable (unmounted drive, moved folder): fail the
+            # source, so that its items are kept rather than synced away as deleted.
+            reason = exc.strerror or type(exc).__name__
+            raise SourceError(f"cannot read folder {root}: {reason}") from None
         if not stat.S_ISDIR(st.st_mode):
             if stat.S_ISREG(st.st_mode):
                 yield self._ref(root, st)
@@ -134,10 +138,13 @@ class FilesystemConnector(Connector):
 
     @staticmethod
     def _ignored(path: Path, is_dir: bool, ignores) -> bool:
-        for base, spec in ignores:
+        # Like git: the deepest ignore file with a matching rule decides, so a nested
+        # `!pattern` re-includes what a parent folder's file excludes.
+        for base, spec in reversed(ignores):
             rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
-            if spec.match_file(rel):
-                return True
+            verdict = spec.check_file(rel).include
+            if verdict is not None:
+                return verdict
         return False
 
     def open(self, ref: ItemRef) -> Blob:

@@ -14,7 +14,19 @@ from typing import TYPE_CHECKING
 
 from ..errors import AnyfindError, ExtractionError
 from .base import Extracted, Section, TimedSegment
-from .sniff import DOCX, EMPTY, PDF, canonical, modality_of, sniff_blob, sniff_media_type
+from .sniff import (
+    DOCX,
+    EML,
+    EMPTY,
+    EPUB,
+    IPYNB,
+    PDF,
+    PPTX,
+    canonical,
+    modality_of,
+    sniff_blob,
+    sniff_media_type,
+)
 
 if TYPE_CHECKING:
     from ..connectors.base import Blob
@@ -41,6 +53,12 @@ _extractors: dict[str, Extractor | str] = {
     "application/xhtml+xml": _HTML,
     PDF: "anyfind.extract.pdf:extract_pdf",
     DOCX: "anyfind.extract.docx:extract_docx",
+    PPTX: "anyfind.extract.slides:extract_pptx",
+    EPUB: "anyfind.extract.ebook:extract_epub",
+    EML: "anyfind.extract.mail:extract_eml",
+    IPYNB: "anyfind.extract.notebook:extract_notebook",
+    "text/csv": "anyfind.extract.delimited:extract_delimited",
+    "text/tab-separated-values": "anyfind.extract.delimited:extract_delimited",
     "image/*": "anyfind.extract.image:extract_image",
     "audio/*": "anyfind.extract.audio:extract_audio",
     "video/*": "anyfind.extract.audio:extract_audio",  # the sound track is what we index
@@ -55,7 +73,8 @@ _extractors: dict[str, Extractor | str] = {
         _TEXT,
     ),
 }
-_LABELS = {PDF: "PDF", DOCX: "DOCX", "text/html": "HTML"}
+_LABELS = {PDF: "PDF", DOCX: "DOCX", "text/html": "HTML", PPTX: "PPTX", EPUB: "EPUB",
+           EML: "e-mail", IPYNB: "notebook", "text/csv": "CSV"}
 
 
 def register_extractor(pattern: str, fn: Extractor | str) -> None:

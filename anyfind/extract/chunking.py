@@ -89,9 +89,15 @@ class Chunker:
     def _chunk_text(self, text: str, base: int, page: int | None) -> list[TextChunk]:
         if not text.strip():
             return []
-        starts = self.token_starts(text)
+        enc = self.tokenizer.encode(text, add_special_tokens=False)
+        starts = [a for a, _ in enc.offsets]
         if not starts:
             return []
+        words = enc.word_ids
+        # A cut is safe only where a word starts: a piece that begins inside a word
+        # re-tokenises into more pieces than were counted ("bly" != "##bly").
+        word_start = [t == 0 or words[t] is None or words[t] != words[t - 1]
+                      for t in range(len(starts))]
 
         def tokens_in(a: int, b: int) -> int:
             return bisect_left(starts, b) - bisect_left(starts, a)
@@ -105,14 +111,8 @@ class Chunker:
             if n <= self.budget:
                 units.append((a, b, n))
                 continue
-            i, j = bisect_left(starts, a), bisect_left(starts, b)
-            step = self.budget - self.overlap
-            for k in range(i, j, step):
-                end_tok = min(k + self.budget, j)
-                end = starts[end_tok] if end_tok < len(starts) and end_tok < j else b
-                units.append((starts[k], end, end_tok - k))
-                if end_tok >= j:
-                    break
+            units.extend(self._split_long(starts, word_start, bisect_left(starts, a),
+                                          bisect_left(starts, b), b))
 
         chunks: list[TextChunk] = []
         i = 0
@@ -132,6 +132,23 @@ class Chunker:
                 k -= 1
             i = k
         return chunks
+
+    def _split_long(self, starts: list[int], word_start: list[bool], i: int, j: int,
+                    end_char: int) -> list[tuple[int, int, int]]:
+        """Tokens i..j (one over-long sentence) as overlapping pieces cut at word starts."""
+        pieces = []
+        pos = i
+        while pos < j:
+            end = min(pos + self.budget, j)
+            if end < j:
+                cut = next((t for t in range(end, pos, -1) if word_start[t]), end)
+                end = cut  # a single word longer than the budget is cut inside it
+            pieces.append((starts[pos], starts[end] if end < j else end_char, end - pos))
+            if end >= j:
+                break
+            nxt = max(end - self.overlap, pos + 1)
+            pos = next((t for t in range(nxt, end) if word_start[t]), end)
+        return pieces
 
     @staticmethod
     def _make(text: str, a: int, b: int, base: int, page: int | None) -> TextChunk:

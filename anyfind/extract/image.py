@@ -132,6 +132,8 @@ def exif_metadata(img: Any) -> dict[str, Any]:
     taken = taken or _iso_datetime(exif.get(_TAG_DATETIME))
     if taken:
         meta["taken_at"] = taken
+        # seconds since the epoch, for the after:/before: filters (local time if no offset)
+        meta["taken"] = datetime.fromisoformat(taken).timestamp()
     for key, tag in (("camera_make", _TAG_MAKE), ("camera_model", _TAG_MODEL)):
         if value := _text(exif.get(tag)):
             meta[key] = value

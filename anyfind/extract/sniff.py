@@ -25,6 +25,8 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 EPUB = "application/epub+zip"
+EML = "message/rfc822"
+IPYNB = "application/x-ipynb+json"
 
 IMAGE_TYPES = frozenset(
     f"image/{t}" for t in ("jpeg", "png", "webp", "gif", "bmp", "tiff", "heic", "avif")
@@ -35,6 +37,10 @@ TEXT_APPLICATION_TYPES = frozenset(
     {
         PDF,
         DOCX,
+        PPTX,
+        EPUB,
+        EML,
+        IPYNB,
         "application/json",
         "application/x-ndjson",
         "application/xml",
@@ -122,6 +128,8 @@ _BY_EXTENSION: dict[str, str] = {ext: f"text/{sub}" for ext, sub in _SOURCE.item
     "xlsx": XLSX,
     "pptx": PPTX,
     "epub": EPUB,
+    "eml": EML,
+    "ipynb": IPYNB,
 }
 _SHEBANGS = {"python": "text/x-python", "sh": "text/x-shellscript", "bash": "text/x-shellscript",
              "zsh": "text/x-shellscript", "node": "text/javascript", "perl": "text/x-perl",

@@ -27,6 +27,7 @@ from .report import SyncReport
 if TYPE_CHECKING:
     from ..index import Index
 
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 BATCH_CHUNKS = 256  # chunks per encode/write batch
 CHECKPOINT_SECONDS = 60.0  # default: save vector files this often during a long sync
 _DONE = object()
@@ -94,7 +95,11 @@ class Pipeline:
                            if row.content_hash and row.status == "ok"}
         todo: list[tuple[ItemRef, int | None, str | None, str | None]] = []
         failed_early: list[Prepared] = []
+        cap = self.index.config.max_file_bytes
         for ref, row in [(r, None) for r in plan.new] + plan.changed:
+            if ref.size is not None and ref.size > cap:  # refused in _prepare; never hashed
+                todo.append((ref, row.id if row else None, None, row.path if row else None))
+                continue
             try:
                 digest = content_hash(connector.open(ref))
             except Exception as exc:  # unreadable, vanished: recorded, never fatal
@@ -102,7 +107,8 @@ class Pipeline:
                                              error=_short(exc), status="error"))
                 continue
             if row is not None and row.content_hash == digest and row.status == "ok":
-                self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint)
+                self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint,
+                                      meta=ref.metadata or None)
                 crash_point("sync.touched")
                 report.unchanged += 1
                 continue
@@ -154,8 +160,10 @@ class Pipeline:
             item.modality = modality_of(item.media_type)
             claimed = mimetypes.guess_type(ref.path)[0]
             if claimed and _is_binary_type(claimed) and item.media_type.startswith("text/"):
-                # a text file named .jpg/.mp3/.pdf is a mistake worth reporting
-                raise ExtractionError(f"content is text, not {claimed}")
+                if blob.read(len(LFS_POINTER)) == LFS_POINTER:
+                    item.meta["lfs_pointer"] = True  # the object is not fetched: index the pointer
+                else:  # a text file named .jpg/.mp3/.pdf is a mistake worth reporting
+                    raise ExtractionError(f"content is text, not {claimed}")
             if item.modality is None:
                 if claimed and modality_of(claimed):
                     # named like a document, but its bytes are not one
@@ -169,7 +177,7 @@ class Pipeline:
             extracted = extract(blob, item.media_type, self.index.extract_context())
             item.modality = extracted.modality
             item.title = extracted.title
-            item.meta = dict(extracted.metadata)
+            item.meta.update(extracted.metadata)
             self.index.make_chunks(extracted, item)
         except Exception as exc:  # every failure is this item's, never the run's
             item.status = "error"
@@ -253,18 +261,26 @@ class Pipeline:
             media_type=item.media_type if item else None,
             size=ref.size, mtime=ref.mtime, fingerprint=ref.fingerprint, content_hash=digest,
             status=item.status if item else "ok", error=item.error if item else None,
-            title=item.title if item else None,
+            title=(item.title if item else None) or ref.metadata.get("title"),
             meta={**ref.metadata, **(item.meta if item else {})},
         )
 
     def _write(self, source_id: int, items: list[Prepared], report: SyncReport) -> None:
         entries = []
         for item in items:
-            entries.append((self._record(source_id, item.ref, item.content_hash, item),
-                            item.chunks, item.replace_id))
             if item.status == "error":
                 report.failed += 1
                 report.errors.append({"path": item.ref.path, "error": item.error or ""})
+                if item.replace_id is not None:
+                    # A changed item that fails keeps its last good version (a network
+                    # blip or a half-written file must not cost its vectors); the error
+                    # is noted on it and the next sync tries again.
+                    self.store.note_error(item.replace_id, item.error or "")
+                    continue
+            entries.append((self._record(source_id, item.ref, item.content_hash, item),
+                            item.chunks, item.replace_id))
+            if item.status == "error":
+                pass
             elif item.status == "skipped":
                 report.skipped += 1
             elif item.replace_id is not None:

@@ -31,6 +31,10 @@ def plan_sync(refs: list[ItemRef], stored: dict[str, Any], retry_errors: bool = 
             continue
         seen.add(ref.uri)
         row = stored.get(ref.uri)
+        if ref.unavailable is not None:  # could not be checked now: keep what is stored
+            if row is not None:
+                plan.unchanged.append((ref, row))
+            continue
         if row is None:
             plan.new.append(ref)
         elif row.fingerprint != ref.fingerprint or (retry_errors and row.status == "error"):

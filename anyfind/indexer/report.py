@@ -18,12 +18,14 @@ class SyncReport:
     chunks: int = 0  # chunks embedded in this run
     seconds: float = 0.0
     errors: list[dict[str, str]] = field(default_factory=list)
+    failed_sources: list[str] = field(default_factory=list)  # sources that could not sync
 
     def merge(self, other: SyncReport) -> None:
         for name in ("added", "updated", "unchanged", "removed", "renamed", "copied",
                      "failed", "skipped", "chunks", "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
+        self.failed_sources.extend(other.failed_sources)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,4 +39,7 @@ class SyncReport:
             parts.append(f"{self.copied} copied")
         if self.skipped:
             parts.append(f"{self.skipped} skipped")
-        return ", ".join(parts) + f" ({self.chunks} chunks embedded in {self.seconds:.1f}s)"
+        text = ", ".join(parts) + f" ({self.chunks} chunks embedded in {self.seconds:.1f}s)"
+        if self.failed_sources:
+            text += f"; source(s) failed: {', '.join(self.failed_sources)}"
+        return text

@@ -1,25 +1,43 @@
-"""Query execution: encode into every space the query reaches, search each, fuse, group.
+"""Query execution: parse filters, search every signal, fuse, group, highlight.
 
-Each signal (an embedding space, later the lexical index) yields a ranked list of chunk
-ids. Lists are reduced to items (best chunk per item) and fused by reciprocal rank
-fusion when more than one signal answered; a single signal keeps its cosine score.
+A signal is one ranked list of (chunk id, score): one per embedding space the query
+reaches (dense) plus the lexical index. Filters are resolved first to the set of allowed
+chunk ids, which restricts every signal before its top-k is cut. Lists are reduced to
+items (best chunk per item, or kept per chunk with `chunks=True`) and fused; a mode with
+a single signal keeps that signal's own score (cosine, or BM25 for lexical).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import QueryError
-from .fusion import rrf
+from .filters import Filters, parse_filters, parse_query
+from .fusion import FUSIONS, rrf, score_fusion
+from .highlight import Highlighter
 from .results import Result
+from .terms import MAX_QUERY_CHARS, has_words, query_terms
 
 if TYPE_CHECKING:
+    from sqlalchemy import Select
+
     from ..index import Index
 
 MODES = ("hybrid", "dense", "lexical")
+MIN_DEPTH = 50
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="anyfind-search")
+    return _executor
 
 
 @dataclass
@@ -32,7 +50,15 @@ class Query:
     mode: str = "hybrid"
     chunks: bool = False  # one result per matching chunk instead of per item
     min_score: float | None = None
-    weights: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)  # by signal; "dense" = all spaces
+    fusion: str = "rrf"  # rrf | score
+    filters: Filters | str | None = None  # besides those written in the text
+    syntax: bool = True  # False: the text is taken literally, `key:value` is not a filter
+    rerank: str | None = None  # a cross-encoder model
+    rerank_depth: int = 0  # 0: rerank.RERANK_DEPTH
+    terms: list[str] = field(default_factory=list)  # lexical terms (filled in by prepare)
+    sources: list[str] | None = None  # only items of these sources (by name)
+    audio_transcript: str | None = None  # what a spoken query was heard as
 
 
 Signal = list[tuple[int, float]]  # (chunk id, score), best first
@@ -41,7 +67,56 @@ Signal = list[tuple[int, float]]  # (chunk id, score), best first
 class Searcher:
     def __init__(self, index: Index):
         self.index = index
+        self.store = index.store
 
+    # -- preparing the query -------------------------------------------------------------
+    def prepare(self, q: Query) -> Query:
+        """Validate, split filters out of the text, and find the lexical terms."""
+        if q.mode not in MODES:
+            raise QueryError(f"unknown mode '{q.mode}' (use one of: {', '.join(MODES)})")
+        if q.fusion not in FUSIONS:
+            raise QueryError(f"unknown fusion '{q.fusion}' (use one of: {', '.join(FUSIONS)})")
+        if q.offset < 0:
+            raise QueryError("offset must be 0 or more")
+        filters = parse_filters(q.filters) if isinstance(q.filters, str) else (q.filters or Filters())
+        if q.sources:  # the same push-down as `source:a source:b` written in the query
+            known = {src["name"] for src in self.store.sources()}
+            missing = [n for n in q.sources if n not in known]
+            if missing:
+                raise QueryError(f"no source named '{missing[0]}' (known: {', '.join(sorted(known))})")
+            filters = filters + parse_filters(" ".join(f'source:"{n}"' for n in q.sources))
+        if q.audio is not None and q.text is None:
+            # A spoken query is transcribed and searched as text.
+            q.text = q.audio_transcript = self.index.transcribe_query(q.audio)
+            if not has_words(q.text):
+                raise QueryError("no speech was recognised in the audio clip")
+        if q.text is not None:
+            if q.syntax:
+                parsed = parse_query(q.text[:MAX_QUERY_CHARS])
+                filters = filters + parsed.filters
+                q.text = parsed.text or None
+            else:
+                q.text = " ".join(q.text[:MAX_QUERY_CHARS].split()) or None
+            if q.text is not None and not has_words(q.text):
+                if q.image is None and q.audio is None:
+                    raise QueryError(f"nothing to search for in {q.text!r}: the query has no words")
+                q.text = None
+        q.filters = filters
+        if q.text is None and q.image is None and q.audio is None:
+            if filters:
+                raise QueryError("filters only narrow a search: add words, an image or a clip")
+            raise QueryError("empty query: type some words, or pass --image/--audio")
+        q.terms = query_terms(q.text) if q.text else []
+        if q.mode == "lexical":
+            if not q.terms:
+                raise QueryError("lexical search needs words (an image or a clip has none)")
+            if not self.store.lexical.available:
+                raise QueryError(f"lexical search is not available on {self.store.lexical.dialect}")
+        if q.rerank and not q.text:
+            raise QueryError("reranking needs a text query")
+        return q
+
+    # -- signals -------------------------------------------------------------------------
     def _query_vectors(self, q: Query) -> dict[str, np.ndarray]:
         """One query vector per space the query's modality reaches."""
         out: dict[str, np.ndarray] = {}
@@ -58,75 +133,114 @@ class Searcher:
                     out[name] = vec
         return out
 
-    def dense_signals(self, q: Query, depth: int) -> dict[str, Signal]:
-        signals: dict[str, Signal] = {}
-        for name, vec in self._query_vectors(q).items():
-            vi = self.index.vectors(name)
-            scores, ids = vi.search(vec[None, :], depth)
-            signals[name] = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-        return signals
+    def dense_signal(self, space: str, vec: np.ndarray, depth: int,
+                     allowed: np.ndarray | None) -> Signal:
+        scores, ids = self.index.vectors(space).search(vec[None, :], depth, allowed=allowed)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
+    def _allowed(self, filters: Filters) -> tuple[Select | None, np.ndarray | None]:
+        if not filters:
+            return None, None
+        sel = self.store.allowed_chunks(filters.condition(self.store.engine.dialect.name))
+        return sel, self.store.chunk_ids(sel)
+
+    # -- search --------------------------------------------------------------------------
     def search(self, q: Query) -> list[Result]:
-        if q.mode not in MODES:
-            raise QueryError(f"unknown mode '{q.mode}' (use one of: {', '.join(MODES)})")
+        self.prepare(q)
         if q.k <= 0:
             return []
-        if q.audio is not None and q.text is None:
-            # A spoken query is transcribed and searched as text.
-            q.text = self.index.transcribe_query(q.audio)
-            if not q.text.strip():
-                raise QueryError("no speech was recognised in the audio clip")
-        if q.text is not None:
-            q.text = q.text.strip()
-            if not q.text:
-                raise QueryError("empty query: type some words, or pass --image/--audio")
         want = q.k + q.offset
-        total = max((len(self.index.vectors(n)) for n in self.index.spaces), default=0)
-        depth = max(50, want * 5)
+        if q.rerank:
+            from .rerank import RERANK_DEPTH
+
+            want = max(want, q.rerank_depth or RERANK_DEPTH)
+        allowed_sql, allowed = self._allowed(q.filters)
+        if allowed is not None and len(allowed) == 0:
+            return []
+        lexical = q.mode != "dense" and bool(q.terms) and self.store.lexical.available
+        depth = max(MIN_DEPTH, want * 5)
+        # The first lexical query runs in a thread while the query is being encoded.
+        pending = _pool().submit(self.store.lexical.search, q.terms, depth, allowed_sql
+                                 ) if lexical else None
+        vectors = self._query_vectors(q) if q.mode != "lexical" else {}
         while True:
-            signals = self.dense_signals(q, depth) if q.mode != "lexical" else {}
+            signals = {name: self.dense_signal(name, vec, depth, allowed)
+                       for name, vec in vectors.items()}
+            if lexical:
+                signals["lexical"] = (pending.result() if pending is not None else
+                                      self.store.lexical.search(q.terms, depth, allowed_sql))
+                pending = None
             signals.update(self.index.extra_signals(q, depth))
             results = self._fuse(signals, q)
-            if len(results) >= want or depth >= total:
+            # Deeper only while some signal was cut at `depth` (it may hold more items).
+            if len(results) >= want or all(len(s) < depth for s in signals.values()):
                 break
             depth *= 4
+        if q.rerank:
+            results = self._rerank(q, results[:want])
         results = results[q.offset : q.offset + q.k]
         if q.min_score is not None:
             results = [r for r in results if r.score >= q.min_score]
-        for i, r in enumerate(results, start=q.offset + 1):
-            r.rank = i
+        self._finish(results, q)
         return results
 
-    def _fuse(self, signals: dict[str, Signal], q: Query) -> list[Result]:
+    def _finish(self, results: list[Result], q: Query) -> None:
+        highlighter = Highlighter(q.terms)
+        try:
+            for i, r in enumerate(results, start=q.offset + 1):
+                r.rank = i
+                r.highlights = highlighter.spans(r.text)
+        finally:
+            highlighter.close()
+
+    def _rerank(self, q: Query, results: list[Result]) -> list[Result]:
+        from .rerank import load_cross_encoder, rerank_scores
+
+        model = load_cross_encoder(q.rerank, self.index.device)
+        scores = rerank_scores(model, q.text or "", [r.text for r in results])
+        for r, s in zip(results, scores, strict=True):
+            r.spaces["fused"] = round(r.score, 6)
+            r.spaces["rerank"] = round(s, 6)
+            r.score = s
+        return sorted(results, key=lambda r: -r.score)
+
+    # -- fusion --------------------------------------------------------------------------
+    def _fuse(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None
+              ) -> list[Result]:
         chunk_ids = {cid for sig in signals.values() for cid, _ in sig}
-        rows = self.index.store.chunk_rows(sorted(chunk_ids))
+        rows = self.store.chunk_rows(sorted(chunk_ids))
         key = (lambda cid: cid) if q.chunks else (lambda cid: rows[cid]["item_id"])
 
         # Per signal: the best chunk of each key, in rank order.
-        ranked: dict[str, list[Any]] = {}
-        best: dict[Any, tuple[int, int, float]] = {}  # key -> (rank, chunk id, score)
+        ranked: dict[str, list[tuple[Any, float]]] = {}
+        best: dict[Any, tuple[int, int]] = {}  # key -> (rank, chunk id)
         per_signal: dict[Any, dict[str, float]] = {}
         for name, sig in signals.items():
-            order: list[Any] = []
+            order: list[tuple[Any, float]] = []
             for cid, score in sig:
                 if cid not in rows:
-                    continue  # vector of a chunk deleted after the index was loaded
+                    continue  # a chunk deleted after the vector index was loaded
                 kk = key(cid)
-                if kk in per_signal and name in per_signal[kk]:
+                if name in per_signal.setdefault(kk, {}):
                     continue
-                per_signal.setdefault(kk, {})[name] = score
-                rank = len(order)
-                order.append(kk)
-                if kk not in best or rank < best[kk][0]:
-                    best[kk] = (rank, cid, score)
+                per_signal[kk][name] = score
+                if kk not in best or len(order) < best[kk][0]:
+                    best[kk] = (len(order), cid)
+                order.append((kk, score))
             ranked[name] = order
 
-        if len(ranked) == 1:
-            (name, order), = ranked.items()
-            fused = {kk: per_signal[kk][name] for kk in order}
+        # Hybrid always fuses (even when the lexical list came back empty), so that its
+        # scores keep one meaning; one dense space or lexical alone keeps its own score.
+        if fused_always is None:
+            fused_always = q.mode == "hybrid" and "lexical" in signals
+        if len(ranked) == 1 and not fused_always:
+            (order,) = ranked.values()
+            fused = dict(order)
+        elif q.fusion == "score":
+            fused = score_fusion(ranked, q.weights)
         else:
-            fused = rrf(ranked, q.weights or None)
-        ordered = sorted(fused.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            fused = rrf({n: [kk for kk, _ in o] for n, o in ranked.items()}, q.weights)
+        ordered = sorted(fused.items(), key=lambda kv: -kv[1])  # stable: ties keep rank order
         return [self._result(rows[best[kk][1]], score, per_signal[kk]) for kk, score in ordered]
 
     @staticmethod

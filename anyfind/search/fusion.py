@@ -1,18 +1,59 @@
-"""Fusing ranked lists from several signals (embedding spaces, lexical)."""
+"""Fusing ranked lists from several signals (embedding spaces, lexical).
+
+Both methods return scores in [0, 1], so that `--min-score` means the same whatever
+signals took part:
+
+- `rrf`: reciprocal rank fusion, sum_s w_s / (k + rank_s), divided by its maximum
+  sum_s w_s / (k + 1): 1.0 means first in every signal. Needs no score calibration.
+- `score`: each signal's scores min-max normalised over its own list, then the weighted
+  mean; a key a signal did not return counts 0 there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 RRF_K = 60
+FUSIONS = ("rrf", "score")
 
 
-def rrf(ranked: Mapping[str, Sequence[int]], weights: Mapping[str, float] | None = None,
-        k: int = RRF_K) -> dict[int, float]:
-    """Reciprocal rank fusion: score(d) = sum_s w_s / (k + rank_s(d)), ranks from 1."""
-    fused: dict[int, float] = {}
-    for name, ids in ranked.items():
-        w = 1.0 if weights is None else weights.get(name, 1.0)
-        for rank, doc in enumerate(ids, start=1):
-            fused[doc] = fused.get(doc, 0.0) + w / (k + rank)
-    return fused
+def weight_of(name: str, weights: Mapping[str, float] | None) -> float:
+    """A signal's weight: by its name, else 'dense' for embedding spaces, else 1."""
+    if not weights:
+        return 1.0
+    if name in weights:
+        return float(weights[name])
+    if name != "lexical" and "dense" in weights:
+        return float(weights["dense"])
+    return 1.0
+
+
+def rrf(ranked: Mapping[str, Sequence[Hashable]], weights: Mapping[str, float] | None = None,
+        k: int = RRF_K) -> dict[Hashable, float]:
+    """Normalised reciprocal rank fusion over lists of keys, best first (ranks from 1)."""
+    fused: dict[Hashable, float] = {}
+    top = 0.0
+    for name, keys in ranked.items():
+        w = weight_of(name, weights)
+        top += w / (k + 1)
+        for rank, key in enumerate(keys, start=1):
+            fused[key] = fused.get(key, 0.0) + w / (k + rank)
+    return {key: s / top for key, s in fused.items()} if top > 0 else fused
+
+
+def score_fusion(scored: Mapping[str, Sequence[tuple[Hashable, float]]],
+                 weights: Mapping[str, float] | None = None) -> dict[Hashable, float]:
+    """Weighted mean of min-max normalised scores (a list of one scores 1)."""
+    fused: dict[Hashable, float] = {}
+    total = 0.0
+    for name, pairs in scored.items():
+        w = weight_of(name, weights)
+        total += w
+        if not pairs:
+            continue
+        values = [s for _, s in pairs]
+        lo, hi = min(values), max(values)
+        for key, s in pairs:
+            norm = (s - lo) / (hi - lo) if hi > lo else 1.0
+            fused[key] = fused.get(key, 0.0) + w * norm
+    return {key: s / total for key, s in fused.items()} if total > 0 else fused

@@ -32,3 +32,35 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+
+def snippet(text: str, highlights: list[list[int]], width: int = 240
+            ) -> tuple[str, list[tuple[int, int]]]:
+    """At most `width` characters of `text` around its first highlight, whitespace
+    collapsed, "..." where cut, with the highlight spans moved into that string."""
+    start = 0
+    if highlights and len(text) > width:
+        first = highlights[0][0]
+        start = max(0, first - width // 4)
+        space = text.find(" ", start, first)
+        if start and space >= 0:
+            start = space + 1  # begin on a word
+    end = min(len(text), start + width)
+    while start < end and text[start].isspace():
+        start += 1
+    out: list[str] = ["..."] if start > 0 else []
+    length = len(out[0]) if out else 0
+    where: dict[int, int] = {}  # index in text -> index in the snippet
+    for i in range(start, end):
+        where[i] = length
+        ch = " " if text[i].isspace() else text[i]
+        if ch == " " and (i + 1 == end or text[i + 1].isspace()):
+            continue  # collapse runs of whitespace (and drop it at the end)
+        out.append(ch)
+        length += 1
+    where[end] = length
+    if end < len(text):
+        out.append("...")
+    spans = [(where[a], where[b]) for a, b in highlights if start <= a and b <= end]
+    return "".join(out), spans

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (
     Engine,
+    Select,
     create_engine,
     delete,
     event,
@@ -26,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from ..crashpoints import crash_point
+from .lexical import LexicalIndex
 from .migrations import migrate
 from .schema import Chunk, Embedding, Item, Source, Space
 
@@ -62,6 +64,11 @@ class ItemRecord:
     meta: dict[str, Any] | None = None
 
 
+def _like_escape(text: str) -> str:
+    """A literal for LIKE: % and _ in a path are characters, not wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -88,6 +95,7 @@ class Store:
                 migrate(conn)
         except OperationalError as exc:
             self._open_read_only(exc)
+        self.lexical = LexicalIndex(self.engine)
 
     def _open_read_only(self, exc: OperationalError) -> None:
         """Searching a full or read-only disk still works (store/readonly.py)."""
@@ -106,6 +114,12 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _clean(self, value: Any) -> Any:
+        """PostgreSQL text cannot hold NUL characters (PDF text sometimes has them)."""
+        if isinstance(value, str) and "\x00" in value and self.engine.dialect.name != "sqlite":
+            return value.replace("\x00", "")
+        return value
 
     # -- sources -------------------------------------------------------------------------
     def ensure_source(self, name: str, kind: str, uri: str, options: dict | None = None) -> int:
@@ -140,11 +154,12 @@ class Store:
             row = conn.execute(select(Source.__table__).where(Source.name == name)).mappings().first()
         return dict(row) if row else None
 
-    def set_source_state(self, source_id: int, state: dict[str, Any]) -> None:
+    def set_source_state(self, source_id: int, state: dict[str, Any], synced: bool = True) -> None:
+        values: dict[str, Any] = {"state": state}
+        if synced:
+            values["synced_at"] = time.time()
         with self.engine.begin() as conn:
-            conn.execute(
-                update(Source).where(Source.id == source_id).values(state=state, synced_at=time.time())
-            )
+            conn.execute(update(Source).where(Source.id == source_id).values(**values))
 
     def delete_source(self, source_id: int) -> list[str]:
         ids = [r.id for r in self.items_of_source(source_id).values()]
@@ -185,7 +200,8 @@ class Store:
             ids: list[int] = []
             for p in paths:
                 ids += [r.id for r in conn.execute(
-                    select(Item.id).where((Item.path == p) | Item.path.like(p.rstrip("/") + "/%"))
+                    select(Item.id).where((Item.path == p) | Item.path.like(
+                        _like_escape(p.rstrip("/")) + "/%", escape="\\"))
                 )]
         return ids
 
@@ -210,7 +226,7 @@ class Store:
                 spaces |= self._delete_items(conn, replaced)
             now = time.time()
             for record, chunks, _ in entries:
-                values = dict(record.__dict__)
+                values = {k: self._clean(v) for k, v in record.__dict__.items()}
                 values["meta"] = values["meta"] or {}
                 values["indexed_at"] = now
                 item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
@@ -230,6 +246,7 @@ class Store:
         vector_rows = []
         for c in chunks:
             values = {k: v for k, v in c.__dict__.items() if k != "vectors"}
+            values["text"] = self._clean(values["text"])
             chunk_id = int(conn.execute(insert(Chunk).values(item_id=item_id, **values))
                            .inserted_primary_key[0])
             for space, vec in (c.vectors or {}).items():
@@ -282,11 +299,26 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(Item).where(Item.id == item_id).values(**values))
 
-    def touch_item(self, item_id: int, size, mtime, fingerprint: str) -> None:
-        """Metadata changed but content did not (e.g. `touch`): no re-embedding."""
+    def touch_item(self, item_id: int, size, mtime, fingerprint: str,
+                   meta: dict[str, Any] | None = None) -> None:
+        """Metadata changed but content did not (e.g. `touch`, or a database row whose
+        other columns changed): no re-embedding. `meta` is merged into the item's."""
+        values: dict[str, Any] = dict(size=size, mtime=mtime, fingerprint=fingerprint, error=None)
         with self.engine.begin() as conn:
-            conn.execute(update(Item).where(Item.id == item_id)
-                         .values(size=size, mtime=mtime, fingerprint=fingerprint))
+            if meta:
+                old = conn.execute(select(Item.meta).where(Item.id == item_id)).scalar()
+                values["meta"] = {**(old or {}), **meta}
+            conn.execute(update(Item).where(Item.id == item_id).values(**values))
+
+    def forget_fingerprints(self) -> None:
+        """Make every item look changed to the next sync (reindex in place)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Item).values(fingerprint="", content_hash=None))
+
+    def note_error(self, item_id: int, message: str) -> None:
+        """Record a failed re-read on an item that keeps its last good content."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Item).where(Item.id == item_id).values(error=message))
 
     def delete_items(self, item_ids: Iterable[int]) -> set[str]:
         ids = list(item_ids)
@@ -354,6 +386,16 @@ class Store:
         return np.asarray(out_ids, dtype=np.int64), matrix
 
     # -- reads for search ----------------------------------------------------------------
+    @staticmethod
+    def allowed_chunks(condition) -> Select:
+        """The ids of chunks whose item (joined with its source) meets a filter condition."""
+        return (select(Chunk.id).join(Item, Item.id == Chunk.item_id)
+                .join(Source, Source.id == Item.source_id).where(condition))
+
+    def chunk_ids(self, query: Select) -> np.ndarray:
+        with self.engine.connect() as conn:
+            return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Chunks with their item and source, by chunk id."""
         cols = (
@@ -395,7 +437,7 @@ class Store:
     def errors(self, limit: int | None = None) -> list[dict[str, Any]]:
         q = (select(Item.id, Item.path, Item.media_type, Item.error, Source.name.label("source"))
              .join(Source, Source.id == Item.source_id)
-             .where(Item.status == "error").order_by(Item.path))
+             .where((Item.status == "error") | Item.error.is_not(None)).order_by(Item.path))
         if limit:
             q = q.limit(limit)
         with self.engine.connect() as conn:

@@ -16,7 +16,37 @@ def _v1_initial(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_lexical(conn: Connection) -> None:
+    """Full-text index of every chunk's text, kept in step by the database itself.
+
+    SQLite: an external-content FTS5 table over chunks (BM25, Porter stemming) maintained
+    by triggers, so every insert and delete of a chunk updates it in the same transaction.
+    PostgreSQL: a generated tsvector column with a GIN index. Other databases: none
+    (lexical search is then unavailable)."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        for sql in (
+            "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks', "
+            "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+            "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN "
+            "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
+            "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN "
+            "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+            "END",
+            "CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN "
+            "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+            "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
+            "INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')",  # back-fill
+        ):
+            conn.exec_driver_sql(sql)
+    elif dialect == "postgresql":
+        conn.exec_driver_sql(
+            "ALTER TABLE chunks ADD COLUMN tsv tsvector GENERATED ALWAYS AS "
+            "(to_tsvector('english'::regconfig, coalesce(text, ''))) STORED")
+        conn.exec_driver_sql("CREATE INDEX ix_chunks_tsv ON chunks USING gin (tsv)")
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_lexical]
 LATEST = len(MIGRATIONS)
 
 

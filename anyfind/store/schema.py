@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Float,
     ForeignKey,
     Index,
@@ -53,7 +54,7 @@ class Item(Base):
     path: Mapped[str] = mapped_column(Text)
     modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
     media_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # > 2 GiB on PostgreSQL
     mtime: Mapped[float | None] = mapped_column(Float, nullable=True)
     fingerprint: Mapped[str] = mapped_column(String(256), default="")
     content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,0 +1,308 @@
+"""Filters written inside the query: `cats ext:pdf after:2024-01-01 size:>1MB`.
+
+A filter is `key:value` (or `-key:value` to exclude) at the start of a word; the value
+may be quoted (`path:"my reports/**"`) and may list alternatives with commas
+(`ext:pdf,docx`). Words whose `key` is not a filter key stay free text (`10:30`,
+`http://...`), and so does anything inside quotes that starts the word (`"type:image"`).
+
+| key | value | matches |
+|---|---|---|
+| `modality:` (`type:`) | `text`, `image`, `audio` | the item's modality |
+| `media:` | media type, `*` allowed | `media:application/pdf`, `media:image/*` |
+| `source:` | source name, `*` allowed | `source:photos` |
+| `ext:` | file extension | `ext:pdf`, `ext:.md` |
+| `path:` | glob on the path | `path:"reports/**"`, `path:/home/me/notes`, `path:*.py` |
+| `lang:` | language code | `lang:en` matches `en`, `en-US` (meta.language) |
+| `after:` / `before:` / `date:` | `YYYY`, `YYYY-MM`, `YYYY-MM-DD` (local time) | the item's date, inclusive |
+| `size:` | `>N`, `>=N`, `<N`, `<=N`, `A..B`; units B, KB, MB, GB (1 KB = 1024 B) | the item's size |
+
+The same key given twice: alternatives (OR) for names (`ext:pdf ext:md`), all must hold
+for ranges (`size:>1MB size:<10MB`). Different keys must all hold. The item's date is
+meta.taken (seconds since the epoch, set by extractors that know when content was made,
+e.g. EXIF DateTimeOriginal) when present, else the file's modification time. Paths and
+names match case-insensitively.
+
+Filters become SQL over items, sources and chunks (see `Filters.condition`): the search
+asks the store for the allowed chunk ids and passes them to FAISS and to the lexical query.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, literal_column, not_, or_, true
+
+from ..errors import QueryError
+from ..store.schema import Item, Source
+
+MODALITIES = ("text", "image", "audio")
+ALIASES = {"type": "modality"}
+NAME_KEYS = ("modality", "media", "source", "ext", "path", "lang")  # repeated: OR
+RANGE_KEYS = ("after", "before", "date", "size")  # repeated: AND
+KEYS = NAME_KEYS + RANGE_KEYS + tuple(ALIASES)
+
+# A filter starts a word: optional '-', a known key, ':', then a quoted or bare value.
+_FILTER = re.compile(r'(?<!\S)(-?)([A-Za-z]+):("(?:[^"\\]|\\.)*("?)(?!\S)|\S*)')
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20,
+          "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+          "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)", re.I)
+_DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+_LANG = re.compile(r"[a-z]{2,3}(?:[-_][a-z0-9]{1,8})*", re.I)
+_EXT = re.compile(r"[\w+\-.~]+")
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One filter as written, with its parsed values."""
+
+    key: str  # canonical key (aliases resolved)
+    values: tuple[Any, ...]
+    negated: bool = False
+    text: str = ""  # the token as typed
+    start: int = 0  # its position in the query
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
+class Filters:
+    clauses: list[Clause] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.clauses)
+
+    def __add__(self, other: Filters) -> Filters:
+        return Filters(self.clauses + other.clauses)
+
+    def condition(self, dialect: str) -> ColumnElement[bool]:
+        """A SQL condition over items (joined with their source) that allowed items meet."""
+        parts: list[ColumnElement[bool]] = []
+        by_key: dict[tuple[str, bool], list[ColumnElement[bool]]] = {}
+        for c in self.clauses:
+            cond = _condition(c, dialect)
+            if c.key in NAME_KEYS:
+                by_key.setdefault((c.key, c.negated), []).append(cond)
+            else:
+                parts.append(not_(cond) if c.negated else cond)
+        for (_, negated), conds in by_key.items():
+            any_of = or_(*conds)
+            parts.append(not_(any_of) if negated else any_of)
+        return and_(true(), *parts)
+
+
+@dataclass
+class ParsedQuery:
+    text: str  # the free text, filters taken out
+    filters: Filters
+
+
+def parse_query(query: str) -> ParsedQuery:
+    """Split a query into free text and filters; QueryError names the bad token."""
+    clauses: list[Clause] = []
+    keep: list[str] = []
+    pos = 0
+    for m in _FILTER.finditer(query):
+        key = m.group(2).lower()
+        if key not in KEYS:
+            continue
+        clauses.append(_clause(query, m))
+        keep.append(query[pos : m.start()])
+        pos = m.end()
+    keep.append(query[pos:])
+    return ParsedQuery(" ".join(" ".join(keep).split()), Filters(clauses))
+
+
+def parse_filters(expr: str) -> Filters:
+    """Only filters (as for a --filter option): free text is an error."""
+    parsed = parse_query(expr)
+    if parsed.text:
+        raise QueryError(f"not a filter: {parsed.text!r} (filters look like key:value; "
+                         f"keys: {', '.join(KEYS)})")
+    return parsed.filters
+
+
+def _error(query: str, start: int, end: int, message: str) -> QueryError:
+    caret = " " * start + "^" * max(1, end - start)
+    return QueryError(f"{message}\n  {query}\n  {caret}")
+
+
+def _clause(query: str, m: re.Match[str]) -> Clause:
+    negated, raw_key, raw = m.group(1) == "-", m.group(2), m.group(3)
+    key = ALIASES.get(raw_key.lower(), raw_key.lower())
+    token = m.group(0)
+    if raw.startswith('"'):
+        if not m.group(4) or len(raw) < 2:
+            raise _error(query, m.start(), m.end(), f"unbalanced quotes in filter {token}")
+        raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+    if not raw.strip():
+        raise _error(query, m.start(), m.end(),
+                     f"filter {raw_key}: needs a value, e.g. {_EXAMPLES[key]} (to search for the "
+                     f"word itself, put it in quotes)")
+    try:
+        values = _parse_values(key, raw.strip())
+    except ValueError as exc:
+        raise _error(query, m.start(), m.end(), f"bad filter {token}: {exc}") from None
+    return Clause(key, values, negated, token, m.start())
+
+
+_EXAMPLES = {
+    "modality": "modality:image", "media": "media:application/pdf", "source": "source:notes",
+    "ext": "ext:pdf", "path": 'path:"reports/**"', "lang": "lang:en",
+    "after": "after:2024-01-01", "before": "before:2024-06-30", "date": "date:2024-05",
+    "size": "size:>1MB",
+}
+
+
+def _parse_values(key: str, raw: str) -> tuple[Any, ...]:
+    if key in ("after", "before", "date"):
+        return (parse_period(raw),)
+    if key == "size":
+        return (parse_size(raw),)
+    values = [v.strip() for v in raw.split(",")] if key != "path" else [raw]
+    if any(not v for v in values):
+        raise ValueError("empty value in a comma list")
+    if key == "modality":
+        bad = [v for v in values if v.lower() not in MODALITIES]
+        if bad:
+            raise ValueError(f"unknown modality '{bad[0]}' (use {', '.join(MODALITIES)})")
+        return tuple(v.lower() for v in values)
+    if key == "ext":
+        values = [v.lower().lstrip(".") for v in values]
+        if any(not _EXT.fullmatch(v) for v in values):
+            raise ValueError("an extension is letters and digits, e.g. ext:pdf")
+    if key == "lang" and any(not _LANG.fullmatch(v) for v in values):
+        raise ValueError("a language is a code like en, de or pt-BR")
+    return tuple(values)
+
+
+def parse_period(raw: str) -> tuple[float, float]:
+    """[start, end) of a year, month or day in local time, as epoch seconds."""
+    m = _DATE.fullmatch(raw)
+    if not m:
+        raise ValueError("a date is YYYY, YYYY-MM or YYYY-MM-DD")
+    year, month, day = int(m.group(1)), m.group(2), m.group(3)
+    try:
+        if day is not None:
+            start = datetime(year, int(month), int(day))
+            end = datetime.fromordinal(start.toordinal() + 1)
+        elif month is not None:
+            start = datetime(year, int(month), 1)
+            end = datetime(year + (start.month == 12), start.month % 12 + 1, 1)
+        else:
+            start, end = datetime(year, 1, 1), datetime(year + 1, 1, 1)
+        return start.timestamp(), end.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"{raw} is not a valid date") from None
+
+
+def parse_size(raw: str) -> tuple[str, float, float]:
+    """('range', lo, hi) with inclusive bounds in bytes (inf for open ends)."""
+    inf = float("inf")
+    if ".." in raw:
+        lo, _, hi = raw.partition("..")
+        a, b = _bytes(lo) if lo else 0.0, _bytes(hi) if hi else inf
+        return ("range", a, b)
+    for op in (">=", "<=", ">", "<"):
+        if raw.startswith(op):
+            n = _bytes(raw[len(op):])
+            return {">=": ("range", n, inf), "<=": ("range", 0.0, n),
+                    ">": ("gt", n, inf), "<": ("lt", 0.0, n)}[op]
+    raise ValueError("use size:>N, size:<N, size:>=N, size:<=N or size:A..B (e.g. size:>1MB)")
+
+
+def _bytes(raw: str) -> float:
+    m = _SIZE.fullmatch(raw.strip())
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"'{raw}' is not a size (a number with an optional unit: B, KB, MB, GB)")
+    return float(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+# -- SQL -------------------------------------------------------------------------------
+def _like_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def glob_to_like(pattern: str) -> str:
+    """`*` (and `**`) any characters including '/', `?` one character; the rest literal."""
+    out = []
+    for ch in pattern.lower():
+        out.append("%" if ch == "*" else "_" if ch == "?" else _like_escape(ch))
+    return re.sub("%+", "%", "".join(out))
+
+
+def _like(col, pattern: str) -> ColumnElement[bool]:
+    return func.lower(col).like(pattern, escape="\\")
+
+
+def _path_condition(pattern: str) -> ColumnElement[bool]:
+    """Absolute patterns anchor at the start; others may start after any '/'. A pattern
+    without wildcards also matches everything under it as a folder."""
+    pattern = pattern.rstrip("/") or "/"
+    like = glob_to_like(pattern)
+    forms = [like] if any(c in pattern for c in "*?") else [like, like + "/%"]
+    if not pattern.startswith("/"):
+        forms += ["%/" + f for f in forms]
+    return or_(*(_like(Item.path, f) for f in forms))
+
+
+def item_date(dialect: str) -> ColumnElement[Any]:
+    """meta.taken when it is a number, else mtime."""
+    if dialect == "sqlite":
+        return literal_column(
+            "(CASE WHEN json_type(items.meta, '$.taken') IN ('integer', 'real') "
+            "THEN json_extract(items.meta, '$.taken') ELSE items.mtime END)")
+    if dialect == "postgresql":
+        return literal_column(
+            "(CASE WHEN json_typeof(CAST(items.meta AS json) -> 'taken') = 'number' "
+            "THEN CAST(CAST(items.meta AS json) ->> 'taken' AS double precision) "
+            "ELSE items.mtime END)")
+    return Item.mtime
+
+
+def item_language(dialect: str) -> ColumnElement[Any]:
+    if dialect == "sqlite":
+        return literal_column("json_extract(items.meta, '$.language')")
+    if dialect == "postgresql":
+        return literal_column("(CAST(items.meta AS json) ->> 'language')")
+    return literal_column("NULL")
+
+
+def _condition(c: Clause, dialect: str) -> ColumnElement[bool]:
+    """The clause as SQL, never NULL (so that NOT works on items lacking the field)."""
+    k, vals = c.key, c.values
+    if k == "modality":
+        return and_(Item.modality.isnot(None), Item.modality.in_(vals))
+    if k == "media":
+        return and_(Item.media_type.isnot(None),
+                    or_(*(_like(Item.media_type, glob_to_like(v)) for v in vals)))
+    if k == "source":
+        return or_(*(_like(Source.name, glob_to_like(v)) for v in vals))
+    if k == "ext":
+        return or_(*(_like(Item.path, "%." + _like_escape(v)) for v in vals))
+    if k == "path":
+        return _path_condition(vals[0])
+    if k == "lang":
+        lang = item_language(dialect)
+        forms = [_like(lang, _like_escape(v.lower()) + s) for v in vals for s in ("", "-%", "\\_%")]
+        return and_(lang.isnot(None), or_(*forms))
+    if k in ("after", "before", "date"):
+        date = item_date(dialect)
+        start, end = vals[0]
+        cond = {"after": date >= start, "before": date < end,
+                "date": and_(date >= start, date < end)}[k]
+        return and_(date.isnot(None), cond)
+    if k == "size":
+        kind, lo, hi = vals[0]
+        if kind == "gt":
+            cond = Item.size > lo
+        elif kind == "lt":
+            cond = Item.size < hi
+        else:
+            cond = and_(Item.size >= lo, Item.size <= hi) if hi != float("inf") else Item.size >= lo
+        return and_(Item.size.isnot(None), cond)
+    raise AssertionError(k)  # pragma: no cover

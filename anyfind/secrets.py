@@ -1,0 +1,244 @@
+"""Credentials in source URIs and options: expanded from the environment, masked when
+shown, and kept out of the metadata store.
+
+- `${NAME}` anywhere in a URI or a string option is replaced by the environment
+  variable NAME when the connector is built; the reference itself is what gets stored.
+- A literal password (in a URI's user-info, in a secret-looking query parameter or
+  option such as `password`, `secret`, `token`) is replaced by `***` before the URI or
+  options are stored or printed. The literal goes to `secrets.json` (mode 0600) inside
+  the index folder, or stays in the TOML config file it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from .errors import ConfigError
+
+MASK = "***"
+SECRETS_FILE = "secrets.json"
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_KEY = re.compile(
+    r"pass(word|wd)?$|secret|token|credential|api_?key|access_?key|private_?key|"
+    r"account_?key|^key$|^sig$|^sas$|signature",
+    re.I,
+)
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
+def is_reference(value: str) -> bool:
+    """True when the value is made only of ${VAR} references (nothing literal to hide)."""
+    return bool(value) and not _REF.sub("", value)
+
+
+# -- environment references ----------------------------------------------------------------
+def expand_env(value: Any, env: dict[str, str] | None = None) -> Any:
+    """Replace ${NAME} in strings (recursively in lists and dicts) by the environment."""
+    env = os.environ if env is None else env
+    if isinstance(value, str):
+        def sub(m: re.Match) -> str:
+            name = m.group(1)
+            if name not in env:
+                raise ConfigError(f"environment variable {name} is not set (referenced as ${{{name}}})")
+            return env[name]
+
+        return _REF.sub(sub, value)
+    if isinstance(value, list):
+        return [expand_env(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v, env) for k, v in value.items()}
+    return value
+
+
+# -- URIs ----------------------------------------------------------------------------------
+def _split(uri: str):
+    if "://" not in uri:
+        return None
+    try:
+        return urlsplit(uri)
+    except ValueError:
+        return None
+
+
+def _userinfo(parts) -> tuple[str | None, str | None, str]:
+    """(user, password, host part) of a netloc, keeping the raw (still quoted) text."""
+    netloc = parts.netloc
+    if "@" not in netloc:
+        return None, None, netloc
+    info, _, host = netloc.rpartition("@")
+    user, sep, password = info.partition(":")
+    return user, (password if sep else None), host
+
+
+def uri_password(uri: str) -> str | None:
+    parts = _split(uri)
+    return _userinfo(parts)[1] if parts else None
+
+
+def _rebuild(parts, user, password, host, query) -> str:
+    netloc = host
+    if user is not None:
+        netloc = f"{user}:{password}@{host}" if password is not None else f"{user}@{host}"
+    # Not urlunsplit: it drops the "//" of an empty host (file:///x -> file:/x).
+    out = f"{parts.scheme}://{netloc}{parts.path}"
+    if query:
+        out += f"?{query}"
+    if parts.fragment:
+        out += f"#{parts.fragment}"
+    return out
+
+
+def mask_uri(uri: str) -> str:
+    """The URI safe to print or store: literal passwords and secret query values -> ***."""
+    parts = _split(uri)
+    if parts is None:
+        return uri
+    user, password, host = _userinfo(parts)
+    if password is not None and not is_reference(password):
+        password = MASK
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(is_secret_key(k) and not is_reference(v) for k, v in pairs):
+            query = urlencode([(k, MASK if is_secret_key(k) and not is_reference(v) else v)
+                               for k, v in pairs], safe="${}*")
+    return _rebuild(parts, user, password, host, query)
+
+
+def split_uri_secrets(uri: str) -> tuple[str, dict[str, str]]:
+    """(masked uri, {"password": ..., "query.<key>": ...}) for literal secrets in a URI."""
+    parts = _split(uri)
+    found: dict[str, str] = {}
+    if parts is None:
+        return uri, found
+    _, password, _ = _userinfo(parts)
+    if password is not None and not is_reference(password):
+        found["password"] = password
+    for k, v in parse_qsl(parts.query, keep_blank_values=True):
+        if is_secret_key(k) and not is_reference(v):
+            found[f"query.{k}"] = v
+    return mask_uri(uri), found
+
+
+def restore_uri_secrets(uri: str, found: dict[str, str]) -> str:
+    parts = _split(uri)
+    if parts is None or not found:
+        return uri
+    user, password, host = _userinfo(parts)
+    if password == MASK and "password" in found:
+        password = found["password"]
+    query = parts.query
+    if query and any(k.startswith("query.") for k in found):
+        pairs = [(k, found.get(f"query.{k}", v) if v == MASK else v)
+                 for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, quote_via=quote, safe="${}")
+    return _rebuild(parts, user, password, host, query)
+
+
+# -- options -------------------------------------------------------------------------------
+def _walk(options: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(options, dict):
+        for k, v in options.items():
+            path = f"{prefix}{k}"
+            if isinstance(v, str) and is_secret_key(str(k)):
+                yield path, v
+            elif isinstance(v, dict):
+                yield from _walk(v, path + ".")
+
+
+def mask_options(options: dict[str, Any]) -> dict[str, Any]:
+    def mask(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: mask(v, str(k)) for k, v in value.items()}
+        if isinstance(value, str):
+            if is_secret_key(key) and not is_reference(value):
+                return MASK
+            return mask_uri(value) if "://" in value else value
+        if isinstance(value, list):
+            return [mask(v, key) for v in value]
+        return value
+
+    return mask(options)
+
+
+def split_option_secrets(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    found = {path: v for path, v in _walk(options) if not is_reference(v)}
+    return mask_options(options), found
+
+
+def restore_option_secrets(options: dict[str, Any], found: dict[str, str]) -> dict[str, Any]:
+    out = json.loads(json.dumps(options))
+    for path, value in found.items():
+        node = out
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        if node.get(leaf) == MASK:
+            node[leaf] = value
+    return out
+
+
+def secret_values(uri: str, options: dict[str, Any]) -> list[str]:
+    """Every credential in an expanded URI and options, for redacting error messages."""
+    values = [v for _, v in _walk(options)]
+    parts = _split(uri)
+    if parts is not None:
+        password = _userinfo(parts)[1]
+        if password:
+            values.append(password)
+            with contextlib.suppress(Exception):
+                from urllib.parse import unquote
+
+                values.append(unquote(password))
+        values += [v for k, v in parse_qsl(parts.query) if is_secret_key(k)]
+    return sorted({v for v in values if v and v != MASK and len(v) >= 3}, key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for value in secrets:
+        text = text.replace(value, MASK)
+    return text
+
+
+# -- the per-index secrets file ------------------------------------------------------------
+class SecretFile:
+    """`secrets.json` in the index folder (0600): literal credentials given on the
+    command line or to the API, keyed by source name. Never in the metadata store."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / SECRETS_FILE
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{self.path} is unreadable: {exc}") from exc
+
+    def get(self, key: str) -> dict[str, str]:
+        return dict(self._load().get(key, {}))
+
+    def put(self, key: str, values: dict[str, str]) -> None:
+        data = self._load()
+        if values:
+            data[key] = values
+        elif key in data:
+            del data[key]
+        else:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+        os.replace(self.path.with_suffix(".tmp"), self.path)

@@ -1,0 +1,102 @@
+"""GET /api/search (text, with the filter syntax) and POST /api/search (by example)."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+
+from ..deps import IndexDep, SettingsDep
+from ..schemas import SearchResponse
+from ..uploads import decode_image, read_upload, spooled
+
+router = APIRouter(prefix="/api", tags=["search"])
+
+Mode = Literal["hybrid", "dense", "lexical"]
+K = Annotated[int, Query(ge=1, le=100, description="number of results")]
+Offset = Annotated[int, Query(ge=0, le=10_000, description="skip this many (paging)")]
+Filters = Annotated[str | None, Query(
+    max_length=1000, description="filter expression, e.g. `modality:image ext:pdf after:2024-01-01`")]
+
+
+@cache
+def _search_params(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls.search).parameters)
+
+
+def run_search(index: Any, text: str | None, *, filters: str | None = None,
+               literal: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
+    """index.search with `filters` passed as a parameter when the engine takes one,
+    else written into the query text (the filter syntax lives in the query string)."""
+    params = _search_params(type(index))
+    if filters:
+        if "filters" in params:
+            kwargs["filters"] = filters
+        elif text is not None:
+            text = f"{text} {filters}"
+    if literal and "syntax" in params:
+        kwargs["syntax"] = False
+    return [r.to_dict() for r in index.search(text, **kwargs)]
+
+
+def _timed(response: Response, started: float) -> float:
+    took = round((time.perf_counter() - started) * 1000, 2)
+    response.headers["Server-Timing"] = f"search;dur={took}"
+    return took
+
+
+@router.get("/search", response_model=SearchResponse, summary="Search by text")
+def search(
+    index: IndexDep,
+    response: Response,
+    q: Annotated[str, Query(min_length=1, max_length=2000,
+                            description="words, optionally with filters (`ext:pdf`)")],
+    k: K = 10,
+    offset: Offset = 0,
+    mode: Mode = "hybrid",
+    filters: Filters = None,
+    chunks: Annotated[bool, Query(description="one result per passage, not per item")] = False,
+) -> dict[str, Any]:
+    """Ranked results across every modality and source: the `search --json` fields."""
+    started = time.perf_counter()
+    results = run_search(index, q, filters=filters, k=k, offset=offset, mode=mode, chunks=chunks)
+    return {"query": q, "filters": filters, "mode": mode, "k": k, "offset": offset,
+            "count": len(results), "took_ms": _timed(response, started), "results": results}
+
+
+@router.post("/search", response_model=SearchResponse, summary="Search by example")
+def search_by_example(
+    index: IndexDep,
+    settings: SettingsDep,
+    response: Response,
+    file: Annotated[UploadFile, File(description="an image (JPEG, PNG, WebP, GIF...) or an "
+                                                 "audio clip (WAV, FLAC, MP3, OGG, M4A...)")],
+    k: Annotated[int, Form(ge=1, le=100)] = 10,
+    offset: Annotated[int, Form(ge=0, le=10_000)] = 0,
+    mode: Annotated[Mode, Form()] = "hybrid",
+    filters: Annotated[str | None, Form(max_length=1000)] = None,
+) -> dict[str, Any]:
+    """Query by example: an image is searched in the image spaces, an audio clip is
+    transcribed and its words searched (the transcript comes back as `query`).
+    413 over the size limit, 415 for anything but an image or audio."""
+    started = time.perf_counter()
+    upload = read_upload(file, settings.max_upload_bytes)
+    text = None
+    if upload.modality == "image":
+        image = decode_image(upload, index)
+        results = run_search(index, None, image=image, filters=filters, k=k, offset=offset,
+                             mode=mode)
+    else:
+        with spooled(upload) as path:
+            text = index.transcribe_query(path).strip()
+        if not text:
+            results = []
+        else:
+            results = run_search(index, text, filters=filters, literal=True, k=k,
+                                 offset=offset, mode=mode)
+    return {"query": text, "filters": filters, "mode": mode, "k": k, "offset": offset,
+            "example": upload.modality, "count": len(results),
+            "took_ms": _timed(response, started), "results": results}

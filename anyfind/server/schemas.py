@@ -1,0 +1,74 @@
+"""Response models: what /docs shows. Results keep every `search --json` field, and
+fields a newer engine adds pass through (extra="allow")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ResultModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    rank: int
+    score: float
+    item_id: int
+    chunk_id: int
+    uri: str
+    path: str
+    modality: str | None
+    media_type: str | None
+    text: str = Field(description="the matching passage (an image's tags)")
+    source: str | None = None
+    title: str | None = None
+    page: int | None = Field(None, description="PDF page of the passage")
+    start: float | None = Field(None, description="seconds into a recording")
+    end: float | None = None
+    char_start: int | None = None
+    char_end: int | None = None
+    highlights: list[list[int]] = Field(default_factory=list,
+                                        description="[start, end) character spans in text")
+    tags: list[str] = Field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+    spaces: dict[str, float] = Field(default_factory=dict)
+
+
+class SearchResponse(BaseModel):
+    query: str | None = Field(description="the text searched (an audio clip's transcript)")
+    filters: str | None = None
+    mode: str
+    k: int
+    offset: int
+    count: int
+    took_ms: float = Field(description="server time for the whole search")
+    example: str | None = Field(None, description="image or audio for a query by example")
+    results: list[ResultModel]
+
+
+class ItemModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    uri: str
+    path: str
+    source: str | None
+    modality: str | None
+    media_type: str | None
+    size: int | None
+    mtime: float | None
+    status: str
+    error: str | None
+    title: str | None
+    indexed_at: float | None
+    tags: list[dict[str, Any]] = Field(default_factory=list, description="label and probability")
+    transcript: list[list[Any]] = Field(default_factory=list, description="[start, end, text]")
+    meta: dict[str, Any] = Field(default_factory=dict)
+    chunk_count: int
+    chunks: list[dict[str, Any]] | None = None
+    has_thumbnail: bool
+
+
+class Health(BaseModel):
+    status: str

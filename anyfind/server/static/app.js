@@ -1,0 +1,523 @@
+// anyfind web page: plain JavaScript, no build step, no external requests.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const TOKEN_KEY = "anyfind.token";
+const PAGE = 20;
+const ICONS = { text: "i-doc", image: "i-image", audio: "i-audio" };
+const KINDS = { text: "Document", image: "Image", audio: "Audio" };
+
+const state = {
+  q: "",
+  filters: "",
+  example: null,      // a File: search by example
+  similarTo: null,    // {id, name}: a similar-items list
+  offset: 0,
+  last: null,         // the function that loads the next page
+  busy: 0,            // request generation, so a slow answer never overwrites a newer one
+};
+
+// -- API ------------------------------------------------------------------------------
+function authHeaders() {
+  const token = localStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(path, options = {}) {
+  const resp = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+  if (!resp.ok) {
+    let detail = resp.statusText;
+    try {
+      const body = await resp.json();
+      detail = typeof body.detail === "string" ? body.detail
+        : (body.detail || []).map((d) => d.msg).join("; ") || detail;
+    } catch { /* not JSON */ }
+    throw new ApiError(resp.status, detail);
+  }
+  return resp.status === 204 ? null : resp.json();
+}
+
+async function startSession() {
+  // Media elements cannot send the token: trade it for an HttpOnly cookie.
+  if (localStorage.getItem(TOKEN_KEY)) {
+    try { await api("/api/session", { method: "POST" }); } catch { /* shown on next call */ }
+  }
+}
+
+// -- formatting -----------------------------------------------------------------------
+function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds || 0));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  const mm = String(m).padStart(2, "0"), ss = String(r).padStart(2, "0");
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+function baseName(path) {
+  const parts = String(path || "").split(/[\\/]/);
+  return parts[parts.length - 1] || path;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) {
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+  }
+  return node;
+}
+
+function icon(id, cls = "icon") {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", cls);
+  svg.setAttribute("aria-hidden", "true");
+  const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
+  use.setAttribute("href", `#${id}`);
+  svg.append(use);
+  return svg;
+}
+
+// Query words for highlighting when the server sends no spans (filters left out).
+function queryTerms(q) {
+  return (q || "").split(/\s+/)
+    .filter((w) => w && !/^-?[a-z]+:/i.test(w))
+    .map((w) => w.replace(/[^\p{L}\p{N}]/gu, "").toLowerCase())
+    .filter((w) => w.length > 2);
+}
+
+function termSpans(text, terms) {
+  const spans = [];
+  if (!terms.length) return spans;
+  const re = /[\p{L}\p{N}]+/gu;
+  let m;
+  while ((m = re.exec(text))) {
+    const word = m[0].toLowerCase();
+    if (terms.some((t) => word.startsWith(t) || t.startsWith(word) && word.length > 3)) {
+      spans.push([m.index, m.index + m[0].length]);
+    }
+  }
+  return spans;
+}
+
+// Text with [start, end) spans wrapped in <mark>; built as DOM nodes, never as HTML.
+function highlighted(text, spans) {
+  const frag = document.createDocumentFragment();
+  let at = 0;
+  for (const [start, end] of [...spans].sort((a, b) => a[0] - b[0])) {
+    if (start < at || end <= start) continue;
+    frag.append(text.slice(at, start), el("mark", { text: text.slice(start, end) }));
+    at = end;
+  }
+  frag.append(text.slice(at));
+  return frag;
+}
+
+function passage(r) {
+  const text = (r.text || "").replace(/\s+/g, " ").trim();
+  if (!text) return null;
+  let spans = r.highlights && r.highlights.length ? r.highlights : null;
+  if (spans) {
+    // Server spans index the original text: keep it, whitespace and all.
+    return el("p", { class: "passage" }, highlighted(r.text, spans));
+  }
+  spans = termSpans(text, queryTerms(state.q));
+  return el("p", { class: "passage" }, highlighted(text, spans));
+}
+
+// -- cards ----------------------------------------------------------------------------
+function contentUrl(r) { return `/api/items/${r.item_id}/content`; }
+
+function card(r) {
+  const kind = r.modality in KINDS ? r.modality : "text";
+  const name = r.title && kind === "text" ? r.title : baseName(r.path);
+  const node = el("article", {
+    class: `card ${kind}`, tabindex: "0", "data-item": r.item_id, "data-modality": kind,
+    "aria-label": `${KINDS[kind]}: ${baseName(r.path)}`,
+  });
+  const where = [r.source, r.path].filter(Boolean).join(" · ");
+  const body = el("div", { class: "body" },
+    el("div", { class: "title-row" },
+      el("span", { class: "kind", text: KINDS[kind] }),
+      el("span", { class: "title", title: name, text: name }),
+      el("span", { class: "score", title: "score", text: Number(r.score).toFixed(3) })),
+    el("div", { class: "where", title: r.path, text: where }));
+
+  if (kind === "image") node.append(imageMedia(r), body);
+  else node.append(iconMedia(r, kind), body);
+
+  if (kind === "image") {
+    const size = r.width && r.height ? `${r.width} × ${r.height}` : null;
+    if (r.tags && r.tags.length) {
+      body.append(el("div", { class: "tags" }, r.tags.slice(0, 6).map((t) => el("span", { class: "tag", text: t }))));
+    }
+    if (size) body.append(el("div", { class: "where", text: size }));
+  } else {
+    const p = passage(r);
+    if (p) body.append(p);
+  }
+  if (kind === "audio") body.append(audioPlayer(r));
+
+  const actions = el("div", { class: "actions" });
+  if (kind === "audio") {
+    actions.append(el("button", {
+      type: "button", class: "play", "data-start": r.start ?? 0,
+      onclick: () => playFrom(node, r.start ?? 0),
+    }, icon("i-play"), `Play from ${clock(r.start)}`));
+  }
+  if (kind === "image") {
+    actions.append(el("button", { type: "button", onclick: () => openLightbox(r) }, icon("i-image"), "View"));
+  }
+  const href = contentUrl(r) + (r.page ? `#page=${r.page}` : "");
+  actions.append(
+    el("a", { href, target: "_blank", rel: "noopener" }, icon("i-open"), "Open"),
+    el("button", { type: "button", class: "similar", onclick: () => showSimilar(r) }, icon("i-similar"), "Similar"));
+  body.append(actions);
+  node.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && e.target === node) {
+      e.preventDefault();
+      if (kind === "image") openLightbox(r);
+      else if (kind === "audio") playFrom(node, r.start ?? 0);
+      else window.open(href, "_blank", "noopener");
+    }
+  });
+  return node;
+}
+
+function imageMedia(r) {
+  const img = el("img", { src: `/api/items/${r.item_id}/thumbnail`, alt: baseName(r.path), loading: "lazy" });
+  img.addEventListener("error", () => img.replaceWith(icon("i-image")), { once: true });
+  return el("button", { type: "button", class: "media", title: "View full size", tabindex: "-1",
+    onclick: () => openLightbox(r) }, img);
+}
+
+function iconMedia(r, kind) {
+  const media = el("div", { class: "media" }, icon(ICONS[kind]));
+  if (r.page) media.append(el("span", { class: "badge", text: `p. ${r.page}` }));
+  if (kind === "audio" && r.start !== null && r.start !== undefined) {
+    media.append(el("span", { class: "badge", text: `${clock(r.start)}–${clock(r.end)}` }));
+  }
+  return media;
+}
+
+function audioPlayer(r) {
+  // The media fragment starts the player at the passage; Range requests let it seek.
+  const start = r.start ?? 0;
+  return el("audio", { controls: true, preload: "none", src: `${contentUrl(r)}#t=${start}` });
+}
+
+function playFrom(cardNode, start) {
+  const audio = cardNode.querySelector("audio");
+  document.querySelectorAll("audio").forEach((a) => { if (a !== audio) a.pause(); });
+  const go = () => { audio.currentTime = start; audio.play().catch(() => {}); };
+  if (audio.readyState >= 1) go();
+  else {
+    audio.preload = "auto";
+    audio.addEventListener("loadedmetadata", go, { once: true });
+    audio.load();
+  }
+}
+
+// -- rendering ------------------------------------------------------------------------
+function showNotice(message, error = false) {
+  const n = $("#notice");
+  n.textContent = message || "";
+  n.classList.toggle("error", error);
+  n.hidden = !message;
+}
+
+function setHeading(text, back = false) {
+  $("#heading").hidden = !text;
+  $("#heading-text").textContent = text || "";
+  $("#heading-clear").hidden = !back;
+}
+
+function loading() {
+  $("#welcome").hidden = true;
+  $("#more").hidden = true;
+  const results = $("#results");
+  results.setAttribute("aria-busy", "true");
+  results.replaceChildren(...Array.from({ length: 3 }, () => el("div", { class: "skeleton" })));
+}
+
+function render(body, append) {
+  const results = $("#results");
+  results.removeAttribute("aria-busy");
+  const cards = body.results.map(card);
+  if (append) results.append(...cards);
+  else results.replaceChildren(...cards);
+  if (!append && !cards.length) {
+    const what = state.similarTo ? `items similar to ${state.similarTo.name}`
+      : state.example ? state.example.name : `“${state.q}”`;
+    results.replaceChildren(el("div", { class: "empty" },
+      el("p", {}, "No results for ", el("strong", { text: what }), "."),
+      el("p", { text: "Try fewer or other words, another filter, or drop an image or a voice clip here." })));
+  }
+  $("#more").hidden = body.count < body.k;
+}
+
+function describe(body) {
+  const n = body.offset + body.count;
+  const took = `${Math.round(body.took_ms)} ms`;
+  if (state.similarTo) return `Similar to ${state.similarTo.name} · ${took}`;
+  if (body.example === "audio") return `Heard “${body.query || ""}” · ${n} result${n === 1 ? "" : "s"} · ${took}`;
+  if (body.example === "image") return `Like ${state.example.name} · ${n} result${n === 1 ? "" : "s"} · ${took}`;
+  return `${n} result${n === 1 ? "" : "s"} · ${took}`;
+}
+
+async function run(loader, append = false) {
+  const generation = ++state.busy;
+  if (!append) loading();
+  showNotice("");
+  try {
+    const body = await loader();
+    if (generation !== state.busy) return;
+    render(body, append);
+    setHeading(describe(body), Boolean(state.similarTo));
+  } catch (err) {
+    if (generation !== state.busy) return;
+    $("#results").removeAttribute("aria-busy");
+    if (!append) $("#results").replaceChildren();
+    if (err.status === 401) {
+      showNotice("This server needs an access token.", true);
+      openTokenDialog();
+    } else {
+      showNotice(err.message || "Something went wrong.", true);
+    }
+  }
+}
+
+// -- searching ------------------------------------------------------------------------
+function textSearch(offset = 0) {
+  const params = new URLSearchParams({ q: state.q, k: PAGE, offset });
+  if (state.filters) params.set("filters", state.filters);
+  return api(`/api/search?${params}`);
+}
+
+function exampleSearch(offset = 0) {
+  const form = new FormData();
+  form.append("file", state.example, state.example.name);
+  form.append("k", PAGE);
+  form.append("offset", offset);
+  if (state.filters) form.append("filters", state.filters);
+  return api("/api/search", { method: "POST", body: form });
+}
+
+function similarSearch(offset = 0) {
+  return api(`/api/items/${state.similarTo.id}/similar?${new URLSearchParams({ k: PAGE, offset })}`);
+}
+
+function search() {
+  state.similarTo = null;
+  state.offset = 0;
+  if (state.example) {
+    state.last = exampleSearch;
+  } else {
+    state.q = $("#q").value.trim();
+    if (!state.q) { showWelcome(); return; }
+    state.last = textSearch;
+  }
+  syncUrl();
+  run(() => state.last(0));
+}
+
+function more() {
+  state.offset += PAGE;
+  const offset = state.offset;
+  run(() => state.last(offset), true);
+}
+
+function showSimilar(r) {
+  state.similarTo = { id: r.item_id, name: baseName(r.path) };
+  state.offset = 0;
+  state.last = similarSearch;
+  run(() => similarSearch(0));
+  window.scrollTo({ top: 0 });
+}
+
+function setExample(file) {
+  if (!file) return;
+  if (!/^(image|audio|video)\//.test(file.type) && file.type) {
+    showNotice(`${file.name} is not an image or an audio clip.`, true);
+    return;
+  }
+  state.example = file;
+  const thumb = $("#example-thumb");
+  if (thumb.src) URL.revokeObjectURL(thumb.src);
+  thumb.hidden = !file.type.startsWith("image/");
+  if (!thumb.hidden) thumb.src = URL.createObjectURL(file);
+  $("#example-name").textContent = file.name;
+  $("#example").hidden = false;
+  $("#q").value = "";
+  $("#q").placeholder = "Searching by example";
+  search();
+}
+
+function clearExample() {
+  state.example = null;
+  $("#example").hidden = true;
+  $("#file").value = "";
+  $("#q").placeholder = "Search documents, photos and recordings…";
+  $("#q").focus();
+}
+
+function syncUrl() {
+  const params = new URLSearchParams();
+  if (!state.example && state.q) params.set("q", state.q);
+  if (state.filters) params.set("filters", state.filters);
+  const query = params.toString();
+  history.replaceState(null, "", query ? `/?${query}` : "/");
+}
+
+async function showWelcome() {
+  $("#results").replaceChildren();
+  $("#more").hidden = true;
+  setHeading("");
+  $("#welcome").hidden = false;
+  syncUrl();
+  try {
+    const st = await api("/api/status");
+    const m = st.by_modality || {};
+    const part = (n, one, many) => `${n || 0} ${(n || 0) === 1 ? one : many}`;
+    $("#stats").textContent = `${part(st.ok, "item", "items")} indexed · ` +
+      `${part(m.text, "document", "documents")} · ${part(m.image, "image", "images")} · ` +
+      `${part(m.audio, "recording", "recordings")}`;
+  } catch (err) {
+    if (err.status === 401) openTokenDialog();
+  }
+}
+
+// -- dialogs --------------------------------------------------------------------------
+function openLightbox(r) {
+  const img = $("#lightbox-img");
+  img.src = contentUrl(r);
+  img.alt = baseName(r.path);
+  $("#lightbox-caption").textContent = [baseName(r.path), r.width && `${r.width} × ${r.height}`,
+    (r.tags || []).slice(0, 3).join(", ")].filter(Boolean).join(" · ");
+  $("#lightbox").showModal();
+}
+
+function openTokenDialog() {
+  const dialog = $("#token-dialog");
+  if (dialog.open) return;
+  $("#token-input").value = localStorage.getItem(TOKEN_KEY) || "";
+  dialog.showModal();
+}
+
+// -- keyboard -------------------------------------------------------------------------
+function cards() { return [...document.querySelectorAll("#results .card")]; }
+
+function onKey(e) {
+  const typing = e.target.matches("input, textarea, select, [contenteditable]");
+  if (e.key === "/" && !typing && !document.querySelector("dialog[open]")) {
+    e.preventDefault();
+    $("#q").focus();
+    $("#q").select();
+    return;
+  }
+  if (e.key === "Escape" && e.target === $("#q") && state.example) {
+    clearExample();
+    return;
+  }
+  if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+  const list = cards();
+  if (!list.length) return;
+  const current = list.indexOf(e.target);
+  if (e.target === $("#q") && e.key === "ArrowDown") {
+    e.preventDefault();
+    list[0].focus();
+  } else if (current >= 0) {
+    e.preventDefault();
+    const next = current + (e.key === "ArrowDown" ? 1 : -1);
+    if (next < 0) $("#q").focus();
+    else if (next < list.length) list[next].focus();
+  }
+}
+
+// -- drag and drop --------------------------------------------------------------------
+function setupDrop() {
+  const zone = $("#dropzone");
+  let depth = 0;
+  const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes("Files");
+  window.addEventListener("dragenter", (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    depth += 1;
+    zone.hidden = false;
+  });
+  window.addEventListener("dragover", (e) => { if (hasFiles(e)) e.preventDefault(); });
+  window.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (!depth) zone.hidden = true;
+  });
+  window.addEventListener("drop", (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    depth = 0;
+    zone.hidden = true;
+    setExample(e.dataTransfer.files[0]);
+  });
+}
+
+// -- start ----------------------------------------------------------------------------
+function init() {
+  $("#search-form").addEventListener("submit", (e) => { e.preventDefault(); search(); });
+  $("#q").addEventListener("input", () => {
+    if (state.example && $("#q").value) clearExample();
+  });
+  $("#pick").addEventListener("click", () => $("#file").click());
+  $("#file").addEventListener("change", (e) => setExample(e.target.files[0]));
+  $("#example-clear").addEventListener("click", clearExample);
+  $("#more").addEventListener("click", more);
+  $("#heading-clear").addEventListener("click", () => {
+    state.similarTo = null;
+    if (state.example || state.q) search(); else showWelcome();
+  });
+  for (const chip of document.querySelectorAll("#chips [role=radio]")) {
+    chip.addEventListener("click", () => {
+      for (const other of document.querySelectorAll("#chips [role=radio]")) {
+        other.setAttribute("aria-checked", String(other === chip));
+      }
+      state.filters = chip.dataset.filter;
+      if (state.example || $("#q").value.trim()) search(); else syncUrl();
+    });
+  }
+  $("#token-button").addEventListener("click", openTokenDialog);
+  $("#token-form").addEventListener("submit", async () => {
+    const token = $("#token-input").value.trim();
+    if (token) localStorage.setItem(TOKEN_KEY, token); else localStorage.removeItem(TOKEN_KEY);
+    await startSession();
+    if (state.example || state.q) search(); else showWelcome();
+  });
+  $("#token-forget").addEventListener("click", async () => {
+    localStorage.removeItem(TOKEN_KEY);
+    try { await fetch("/api/session", { method: "DELETE" }); } catch { /* offline */ }
+    $("#token-dialog").close();
+  });
+  $("#lightbox").addEventListener("click", (e) => { if (e.target === $("#lightbox")) $("#lightbox").close(); });
+  document.addEventListener("keydown", onKey);
+  setupDrop();
+
+  const params = new URLSearchParams(location.search);
+  state.filters = params.get("filters") || "";
+  for (const chip of document.querySelectorAll("#chips [role=radio]")) {
+    chip.setAttribute("aria-checked", String(chip.dataset.filter === state.filters));
+  }
+  startSession().then(() => {
+    const q = params.get("q");
+    if (q) { $("#q").value = q; search(); } else showWelcome();
+  });
+  $("#q").focus();
+}
+
+document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,67 @@
+"""Lexical (full-text) search over chunk text, per database dialect.
+
+SQLite: the FTS5 table `chunks_fts` ranked by BM25. PostgreSQL: the generated `tsv`
+column ranked by ts_rank_cd. Both are created by migration v2 and maintained by the
+database in the same transaction as the chunks. Terms arrive already tokenised
+(search/terms.py) and are passed quoted (FTS5) or as bound parameters (PostgreSQL), so no
+user text is ever parsed as query syntax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, Select, column, func, literal_column, select, table
+
+TS_CONFIG = "english"  # PostgreSQL text search configuration (matches migration v2)
+
+_fts = table("chunks_fts", column("rowid"))
+_chunks = table("chunks", column("id"), column("tsv"))
+
+
+def fts5_match(terms: Sequence[str]) -> str:
+    """An FTS5 MATCH expression: any of the terms, each a quoted string."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+class LexicalIndex:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @property
+    def available(self) -> bool:
+        return self.dialect in ("sqlite", "postgresql")
+
+    def search(self, terms: Sequence[str], depth: int, allowed: Select | None = None
+               ) -> list[tuple[int, float]]:
+        """Top `depth` (chunk id, score) for chunks holding any of the terms, best first.
+
+        `allowed` is a select of chunk ids the hits must belong to (filters)."""
+        if not terms or depth <= 0 or not self.available:
+            return []
+        q = self._sqlite(terms) if self.dialect == "sqlite" else self._postgres(terms)
+        if allowed is not None:
+            key = _fts.c.rowid if self.dialect == "sqlite" else _chunks.c.id
+            q = q.where(key.in_(allowed.scalar_subquery()))
+        with self.engine.connect() as conn:
+            return [(int(cid), float(score)) for cid, score in conn.execute(q.limit(depth))]
+
+    @staticmethod
+    def _sqlite(terms: Sequence[str]) -> Select:
+        # bm25() is lower-is-better; negate it so that every signal is higher-is-better.
+        score = (-func.bm25(literal_column("chunks_fts"))).label("score")
+        return (select(_fts.c.rowid, score)
+                .where(literal_column("chunks_fts").op("MATCH")(fts5_match(terms)))
+                .order_by(score.desc(), _fts.c.rowid))
+
+    @staticmethod
+    def _postgres(terms: Sequence[str]) -> Select:
+        query = func.plainto_tsquery(TS_CONFIG, terms[0])
+        for t in terms[1:]:
+            query = query.op("||")(func.plainto_tsquery(TS_CONFIG, t))
+        # Normalisation 1: divide by 1 + log(length), so long chunks do not win by size.
+        score = func.ts_rank_cd(_chunks.c.tsv, query, 1).label("score")
+        return (select(_chunks.c.id, score)
+                .where(_chunks.c.tsv.op("@@")(query))
+                .order_by(score.desc(), _chunks.c.id))

@@ -1,0 +1,65 @@
+"""SharedIndex: copy-on-write vector snapshots and model calls safe from many threads."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from anyfind import Index
+from anyfind.server.shared import Serialised, SharedIndex
+
+
+@pytest.fixture
+def small_index(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, topic in enumerate(("harbour", "glacier", "orchard")):
+        (folder / f"{topic}.md").write_text(f"A note about the {topic}, number {i}.")
+    path = tmp_path / "index"
+    with Index.open(path, tagger=False, transcriber=None) as idx:
+        idx.add([folder])
+    return path, folder
+
+
+def test_a_running_search_keeps_its_snapshot(small_index):
+    path, folder = small_index
+    with SharedIndex.open(path, create=False) as shared:
+        before = shared.vectors("text")
+        assert shared.vectors("text") is before  # nothing changed: same object
+        count = len(before)
+        (folder / "comet.md").write_text("A note about the comet.")
+        with Index.open(path, create=False) as writer:  # any other writer, any process
+            writer.add([folder])
+        after = shared.vectors("text")
+        assert after is not before and len(after) == count + 1
+        assert len(before) == count  # never changed under whoever still holds it
+        hits = shared.search("comet", k=1)
+        assert hits[0].path.endswith("comet.md")
+
+
+def test_models_are_wrapped_and_searches_run_from_many_threads(small_index):
+    path, _ = small_index
+    with SharedIndex.open(path, create=False) as shared:
+        assert isinstance(shared.spaces["text"].encoder, Serialised)
+        assert shared.spaces["text"].encoder.dim == 384  # plain attributes pass through
+        shared.warm()
+        errors: list[BaseException] = []
+        tops: list[str] = []
+
+        def worker(n: int) -> None:
+            try:
+                for _ in range(10):
+                    topic = ("harbour", "glacier", "orchard")[n % 3]
+                    hit = shared.search(f"the {topic}", k=1)[0]
+                    tops.append(hit.path.rsplit("/", 1)[-1] == f"{topic}.md")
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        assert not errors, errors[:3]
+        assert len(tops) == 80 and all(tops)
