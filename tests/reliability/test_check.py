@@ -163,7 +163,7 @@ def test_lexical_index(damaged):
                "FROM chunks WHERE id = (SELECT min(id) FROM chunks)")
     assert_found_then_repaired(index, "lexical-index")
     with Index.open(index, create=False) as idx:
-        assert idx.search("violin", k=3, mode="lexical")
+        assert idx.search("river", k=3, mode="lexical")
 
 
 def test_config_and_store_disagree(damaged):
