@@ -536,6 +536,8 @@ def _finish_sync(report, as_json: bool | None) -> None:
                 click.echo(f"  {click.style('source failed', fg='red')} {err['source']} "
                            f"({err['path']}): {err['error']}", err=True)
         sys.exit(1)
+
+
 @cli.command()
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True,

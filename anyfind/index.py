@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -32,6 +33,7 @@ from .config import (
 from .connectors import connector_for
 from .errors import AnyfindError, ConfigError, IndexNotFound, ModelMismatch
 from .indexer.report import SyncReport
+from .iofaults import storage_errno, unwritable
 from .lock import WriteLock
 from .search.engine import Query, Searcher
 from .search.filters import Filters
@@ -351,6 +353,8 @@ class Index:
             self.store.set_source_state(row["id"], {**connector.sync_state(), "last_error": None})
             return report
         except Exception as exc:  # one source failing never stops the others
+            if self._index_storage_failed(exc):
+                raise  # the index itself cannot be written: no later source could be
             message = redact(_one_line(exc), secrets)
             log.warning("source %s (%s) failed: %s", name, shown, message)
             state = {**(row.get("state") or {}), "last_error": message, "failed_at": time.time()}
@@ -361,6 +365,20 @@ class Index:
         finally:
             if connector is not None:
                 connector.close()
+
+    def _index_storage_failed(self, exc: BaseException) -> bool:
+        """Whether `exc` is the index's storage failing (full, read-only) rather than the
+        source's: a full disk or a write refused by SQLite always is; anything else (say a
+        permission error) only when the index directory itself cannot be written, since a
+        source, or a database a connector reads, may be unreadable on its own."""
+        code = storage_errno(exc)
+        if code is None:
+            return False
+        if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        if code == errno.EROFS and not isinstance(exc, OSError):
+            return True  # "attempt to write a readonly database": only a store write says it
+        return unwritable(self.path) is not None
 
     def sync(self, sources: Sequence[str] | None = None, *, progress: bool = False,
              retry_errors: bool = False) -> SyncReport:

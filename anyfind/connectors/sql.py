@@ -222,7 +222,9 @@ class SQLConnector(Connector):
         return f"{mask_uri(self.uri)}/{self.label}"
 
     def _text(self, row) -> str:
-        parts = [str(row[c]).strip() for c in self.text_columns if row[c] is not None]
+        # A NUL in a value would make the text look like UTF-16 to the decoder.
+        parts = [str(row[c]).replace("\x00", " ").strip() for c in self.text_columns
+                 if row[c] is not None]
         return "\n\n".join(p for p in parts if p)
 
     def _metadata(self, row) -> dict[str, Any]:

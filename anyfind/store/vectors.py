@@ -8,9 +8,11 @@ remove what is gone), so a crash between a store commit and a file write is harm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,44 @@ def exact_search(matrix: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: in
     return np.take_along_axis(scores, top, axis=1), ids[top]
 
 
+class ReadWriteLock:
+    """Any number of readers at once, or one writer; a waiting writer goes first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
 class VectorIndex:
     """A FAISS index for one space, with ids = chunk ids."""
 
@@ -59,9 +99,9 @@ class VectorIndex:
         self.generation = -1
         self.built_factory = ""
         self.nprobe: int | None = None
-        # FAISS indexes are not safe to change while another thread searches them: one
-        # lock orders catch-ups, saves and searches of this space within a process.
-        self.lock = threading.RLock()
+        # FAISS indexes are not safe to change while another thread searches them:
+        # searches share this lock, a catch-up takes it alone.
+        self.lock = ReadWriteLock()
 
     @property
     def path(self) -> Path:
@@ -137,7 +177,7 @@ class VectorIndex:
 
     def catch_up(self, store) -> bool:
         """Make the index equal the store's vectors for this space. True if it changed."""
-        with self.lock:
+        with self.lock.writing():
             return self._catch_up(store)
 
     def _catch_up(self, store) -> bool:
@@ -188,7 +228,7 @@ class VectorIndex:
         return True
 
     def save(self) -> None:
-        with self.lock:
+        with self.lock.reading():
             self._save()
 
     def _save(self) -> None:
@@ -207,7 +247,7 @@ class VectorIndex:
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; `allowed` restricts to those chunk ids."""
-        with self.lock:
+        with self.lock.reading():
             return self._search(queries, k, allowed)
 
     def _search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None

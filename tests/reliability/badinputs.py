@@ -307,3 +307,92 @@ def mutate_forever(root: Path, stop) -> int:
         else:
             vanish.write_text(f"# Here and gone\n\nround {n}\n")
     return n
+
+
+# -- bad inputs behind other connectors --------------------------------------------------------
+def database_with_nulls(path: Path) -> None:
+    """Rows with NULL everywhere, empty strings, a number and bytes in a text column, NUL
+    characters, and (SQLite allows it) a NULL primary key in a TEXT-keyed table."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT, body TEXT, extra BLOB);
+        INSERT INTO notes VALUES (1, NULL, NULL, NULL);
+        INSERT INTO notes VALUES (2, 'Only a title', NULL, NULL);
+        INSERT INTO notes VALUES (3, NULL, 'The harbour lighthouse is painted red and white.',
+                                  NULL);
+        INSERT INTO notes VALUES (4, '', '', x'00ff00ff');
+        INSERT INTO notes VALUES (5, 'A number in a text column', 12345, NULL);
+        INSERT INTO notes VALUES (6, 'Bytes in a text column', x'fffe0041', NULL);
+        INSERT INTO notes VALUES (7, 'NUL inside', 'before' || char(0) || 'after', NULL);
+        CREATE TABLE odd (key TEXT PRIMARY KEY, body TEXT);
+        INSERT INTO odd VALUES (NULL, 'A row whose key is NULL, about walnut trees.');
+        INSERT INTO odd VALUES ('k2', NULL);
+    """)
+    db.commit()
+    db.close()
+
+
+def git_repo_with_submodule_and_lfs(path: Path) -> None:
+    """A repository holding a note, a Git LFS pointer (named .png, as LFS files are) and a
+    submodule entry whose repository is not there."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    path.mkdir(parents=True)
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "Test")
+    (path / "README.md").write_text("# Repo\n\nNotes about the copper kettle collection.")
+    (path / ".gitattributes").write_text("*.png filter=lfs diff=lfs merge=lfs -text\n")
+    (path / "photo.png").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:"
+        + "ab" * 32 + "\nsize 123456\n")
+    (path / ".gitmodules").write_text(
+        '[submodule "vendor/lib"]\n\tpath = vendor/lib\n\turl = https://example.com/lib.git\n')
+    git("add", "README.md", ".gitattributes", "photo.png", ".gitmodules")
+    git("update-index", "--add", "--cacheinfo", "160000," + "1" * 40 + ",vendor/lib")
+    git("commit", "-q", "-m", "a note, an LFS pointer and a submodule")
+
+
+def hostile_tar(path: Path) -> None:
+    """Members named ../ and /absolute, a symlink and a hard link member, a device node."""
+    import tarfile
+
+    def member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE,
+               link: str = "") -> tuple[tarfile.TarInfo, io.BytesIO | None]:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname, info.size = kind, link, len(data)
+        return info, io.BytesIO(data) if kind == tarfile.REGTYPE else None
+
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in (
+            member("docs/ok.md", b"# Fine\n\nA normal member about saddles."),
+            member("../../escape.md", b"I try to get out of the archive."),
+            member("/etc/evil.md", b"An absolute path inside an archive."),
+            member("docs/link.md", kind=tarfile.SYMTYPE, link="/etc/passwd"),
+            member("docs/hard.md", kind=tarfile.LNKTYPE, link="/etc/shadow"),
+            member("docs/dev", kind=tarfile.CHRTYPE),
+        ):
+            tar.addfile(info, data)
+
+
+def build_sources(root: Path) -> dict[str, tuple[str, dict]]:
+    """Sources beyond folders, as name -> (uri, options)."""
+    root.mkdir(parents=True, exist_ok=True)
+    database_with_nulls(root / "nulls.db")
+    git_repo_with_submodule_and_lfs(root / "repo")
+    hostile_tar(root / "hostile.tar.gz")
+    (root / "bomb.zip").write_bytes(zip_of_zeros("zeros.txt", 300 << 20))
+    db = f"sqlite:///{root / 'nulls.db'}"
+    return {
+        "nulls": (db, {"table": "notes", "title_column": "title"}),
+        "nullkey": (db, {"table": "odd"}),
+        "repo": (str(root / "repo"), {}),
+        "hostile": (str(root / "hostile.tar.gz"), {}),
+        "bomb": (str(root / "bomb.zip"), {}),
+    }

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from badinputs import GOOD, GOOD_QUERIES, build, mutate_forever
+from badinputs import GOOD, GOOD_QUERIES, build, build_sources, mutate_forever
 from procs import anyfind, can_drop_privileges
 
 from anyfind import Index
@@ -93,7 +93,7 @@ def _items(idx: Index) -> list[dict]:
     from anyfind.store.schema import Item
 
     with idx.store.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(select(Item.uri, Item.status, Item.error))
+        return [dict(r) for r in conn.execute(select(Item.id, Item.uri, Item.status, Item.error))
                 .mappings()]
 
 
@@ -116,3 +116,35 @@ def test_the_index_is_consistent_and_a_resync_is_stable(run):
         again = idx.add([run["root"]])  # as full root now: the unreadable file is read
         assert idx.check().findings == []
     assert again.added + again.updated >= 1 and again.unchanged >= len(GOOD)
+
+
+def test_bad_inputs_behind_other_connectors(tmp_path):
+    """A database with NULLs, a git repository with a submodule and an LFS pointer, a tar
+    with hostile member names and links, a zip bomb: each source syncs or fails alone."""
+    sources = build_sources(tmp_path / "sources")
+    with Index.open(tmp_path / "idx", tagger=False, transcriber=None) as idx:
+        for name, (uri, options) in sources.items():
+            idx.add_source(name, uri, "git" if name == "repo" else None, **options)
+        report = idx.sync(list(sources))
+        assert report.failed_sources == ["bomb"]
+        errors = {e.get("source", ""): e["error"] for e in report.errors}
+        assert "zip bomb" in errors["bomb"]
+        assert any("NULL id" in e["error"] for e in report.errors)
+        items = {r["uri"].rsplit("/", 1)[-1]: r for r in _items(idx)}
+        # rows: with text indexed (NUL and numbers included), without any text no item
+        assert {"notes#2", "notes#3", "notes#5", "notes#6", "notes#7"} <= set(items)
+        assert "notes#1" not in items and "notes#4" not in items
+        row7 = idx.item(items["notes#7"]["id"])["chunks"][0]["text"]
+        assert "before" in row7 and "after" in row7
+        # git: the LFS pointer is indexed as what it is; the submodule is no item
+        pointer = next(r for u, r in items.items() if u.endswith("photo.png"))
+        assert pointer["status"] == "ok" and idx.item(pointer["id"])["meta"]["lfs_pointer"]
+        assert not any("vendor" in u for u in items)
+        # tar: odd names read in place, links and devices are no items, nothing extracted
+        members = {u.split("::")[0] for u in (r["uri"] for r in _items(idx))
+                   if u.startswith("tar://")}
+        assert members == {"tar://docs/ok.md", "tar://../../escape.md", "tar:///etc/evil.md"}
+        assert not (tmp_path / "escape.md").exists() and not Path("/etc/evil.md").exists()
+        assert [r.source for r in idx.search("harbour lighthouse", k=1)] == ["nulls"]
+        assert [r.source for r in idx.search("copper kettle collection", k=1)] == ["repo"]
+        assert idx.check().findings == []
