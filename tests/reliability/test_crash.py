@@ -2,7 +2,9 @@
 duplicated and the index is consistent and complete. See crashlab.py for the method.
 
 Fast mode (default): ANYFIND_CRASH_KILLS kills (10) + one real `python -m anyfind`
-process. Long mode (`-m slow`): ANYFIND_CRASH_KILLS_LONG kills (100) + 4 processes.
+process. Long mode (`-m slow`): ANYFIND_CRASH_KILLS_LONG kills (100, and at least two
+per crash point passed by the two scenarios, so that every point is killed at) + 4
+processes.
 ANYFIND_RELIABILITY_REPORT=FILE writes the figures as JSON.
 """
 
@@ -60,7 +62,9 @@ def test_kill_and_resume(lab):
 
 @pytest.mark.slow
 def test_kill_and_resume_long(lab):
-    figures = _run(lab, env_int("ANYFIND_CRASH_KILLS_LONG", 100), processes=4, seed=108,
-                   name="long")
+    """At least 100 kills, and at least one at every crash point of both scenarios."""
+    points = sum(len(names) for names in lab.points.values())
+    kills = max(env_int("ANYFIND_CRASH_KILLS_LONG", 100), 2 * points)
+    figures = _run(lab, kills, processes=4, seed=108, name="long")
     assert figures["killed"] >= 100
-    assert POINTS <= set(figures["points_hit"])
+    assert set(lab.points["fresh"]) | set(lab.points["update"]) <= set(figures["points_hit"])
