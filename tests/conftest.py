@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from makers import make_docx, make_pdf
 
 # Nothing may reach a model hub from the tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -19,29 +20,6 @@ def anyfind_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ANYFIND_HOME", str(home))
     monkeypatch.delenv("ANYFIND_INDEX", raising=False)
     return home
-
-
-def make_pdf(path: Path, pages: list[str]) -> Path:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=12)
-    for text in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 8, text)
-    pdf.output(str(path))
-    return path
-
-
-def make_docx(path: Path, title: str, paragraphs: list[str]) -> Path:
-    import docx
-
-    doc = docx.Document()
-    doc.add_heading(title, level=1)
-    for p in paragraphs:
-        doc.add_paragraph(p)
-    doc.save(str(path))
-    return path
 
 
 DOCS = {
@@ -83,7 +61,11 @@ DOCX_PARAGRAPHS = [
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     """A folder of real documents: Markdown, text, HTML, code, a 2-page PDF and a DOCX."""
-    root = tmp_path / "corpus"
+    return write_corpus(tmp_path / "corpus")
+
+
+def write_corpus(root: Path) -> Path:
+    """DOCS as files under `root`, plus office/report.pdf and office/handbook.docx."""
     for rel, text in DOCS.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from anyfind.cli import cli
-from tests.conftest import DOCS, DOCX_PARAGRAPHS, PDF_PAGES, make_docx, make_pdf
+from tests.conftest import write_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 JSON_KEYS = {"rank", "score", "uri", "path", "modality", "text", "page", "start", "end",
@@ -34,17 +34,6 @@ def run(*args: str, env: dict[str, str] | None = None, ok: bool = True) -> Resul
 
 def json_lines(result: Result) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
-def write_corpus(root: Path) -> Path:
-    for rel, text in DOCS.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    (root / "office").mkdir()
-    make_pdf(root / "office" / "report.pdf", PDF_PAGES)
-    make_docx(root / "office" / "handbook.docx", "Staff handbook", DOCX_PARAGRAPHS)
-    return root
 
 
 @pytest.fixture(scope="module")

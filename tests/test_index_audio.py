@@ -4,12 +4,12 @@ with a time range that contains the sentence; audio queries; transcripts and sub
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from makers import BUDGET, INTRO, LAUNCH, speak, write_flac
 
 from anyfind import Index
 from anyfind.cli import cli
@@ -17,32 +17,6 @@ from anyfind.cli import cli
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                 reason="espeak-ng is not installed (apt-get install espeak-ng)")
 
-INTRO = "Welcome to the weekly team meeting."
-BUDGET = "The marketing budget for next year will be cut by ten percent."
-LAUNCH = "Our rocket launch is scheduled for Friday morning at the coast."
-
-
-def speak(text: str, path: Path) -> np.ndarray:
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(path), text], check=True)
-    import av
-
-    with av.open(str(path)) as c:
-        return np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
-
-
-def write_flac(samples: np.ndarray, rate: int, path: Path) -> None:
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("flac", rate=rate)
-        s.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1).astype(np.int16),
-                                           format="s16", layout="mono")
-        frame.sample_rate = rate
-        for packet in s.encode(frame):
-            c.mux(packet)
-        for packet in s.encode(None):
-            c.mux(packet)
 
 
 @pytest.fixture(scope="module")

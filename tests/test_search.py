@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from anyfind import Index
 from anyfind.errors import QueryError
-from tests.conftest import DOCS, DOCX_PARAGRAPHS, PDF_PAGES, make_docx, make_pdf
+from tests.conftest import write_corpus
 
 SKU_DOC = ("Warehouse note: the replacement part for the conveyor motor is SKU XJ-4471. "
            "Order it from the usual supplier.")
@@ -20,14 +20,7 @@ SKU_DOC = ("Warehouse note: the replacement part for the conveyor motor is SKU X
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    for rel, text in DOCS.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    (root / "office").mkdir()
-    make_pdf(root / "office" / "report.pdf", PDF_PAGES)
-    make_docx(root / "office" / "handbook.docx", "Staff handbook", DOCX_PARAGRAPHS)
+    root = write_corpus(tmp_path_factory.mktemp("corpus"))
     (root / "warehouse.txt").write_text(SKU_DOC)
     shutil.copy(root / "astro" / "moon.txt", root / "astro" / "moon-copy.txt")
     idx = Index.open(tmp_path_factory.mktemp("idx") / "idx")

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from crashkit import PHOTOS, make_docx, make_pdf, speak
+from crashkit import PHOTOS, speak
+from makers import make_docx, make_pdf
 
 GOOD = {
     "good/tomatoes.md": "# Tomatoes\n\nWater tomato plants deeply twice a week at the base.",

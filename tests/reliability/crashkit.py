@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from makers import make_docx, make_pdf
+from makers import speak as speak_samples
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -105,29 +107,6 @@ class Corpus:
         shutil.copytree(saved, self.root, copy_function=shutil.copy2)
 
 
-def make_pdf(path: Path, pages: list[str]) -> Path:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=12)
-    for text in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 8, text)
-    pdf.output(str(path))
-    return path
-
-
-def make_docx(path: Path, title: str, paragraphs: list[str]) -> Path:
-    import docx
-
-    doc = docx.Document()
-    doc.add_heading(title, level=1)
-    for text in paragraphs:
-        doc.add_paragraph(text)
-    doc.save(str(path))
-    return path
-
-
 def _write(path: Path, data: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):
@@ -140,9 +119,7 @@ def speak(text: str, path: Path) -> bool:
     """A spoken WAV clip by espeak-ng; False when espeak-ng is not installed."""
     if shutil.which("espeak-ng") is None:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text],
-                   check=True, capture_output=True)
+    speak_samples(text, path, words_per_minute=150)
     return True
 
 
