@@ -121,6 +121,7 @@ class Index:
         self._chunker = None
         self._context = None
         self._tagger = None
+        self._image_inputs = None
         self._label_vectors: dict[int, dict[str, np.ndarray]] = {}
         self._config_files: list[Path] = []
 
@@ -478,7 +479,8 @@ class Index:
             from .indexer.context import ExtractContext
 
             self._context = ExtractContext(self.config.transcriber, self.device,
-                                           self.config.max_image_pixels)
+                                           self.config.max_image_pixels,
+                                           self.image_inputs.decode_size)
         return self._context
 
     @property
@@ -495,7 +497,7 @@ class Index:
         """Turn extracted content into chunk records on a prepared item."""
         if extracted.modality == "image":
             item.chunks = [ChunkRecord(ordinal=0, modality="image", text="")]
-            item.images[0] = extracted.image
+            item.images[0] = self.image_inputs.prepare(extracted.image)
             if item.content_hash:
                 self.thumbnails.write(item.content_hash, extracted.image)
             return
@@ -523,6 +525,21 @@ class Index:
 
             self._tagger = get_tagger(self.device)
         return self._tagger
+
+    @property
+    def image_inputs(self):
+        """The image models' per-image preprocessing and decode size (indexer/images.py)."""
+        if self._image_inputs is None:
+            from .indexer.images import ImageInputs
+            from .thumbnails import SIZE
+
+            self._image_inputs = ImageInputs(self._image_models, SIZE)
+        return self._image_inputs
+
+    def _image_models(self) -> list:
+        models = [self.tagger] if self.tagger is not None else []
+        return models + [s.encoder for s in self.spaces.values()
+                         if "image" in s.encoder.modalities]
 
     @property
     def thumbnails(self):
