@@ -194,11 +194,15 @@ def decode_bench(files: list[Path], workers: int, large: bool) -> tuple[dict[str
 
     from PIL import Image
 
-    from anyfind.extract.image import MAX_SIDE, DecodeSize, extract_image, make_thumbnail
+    from anyfind.extract.image import MAX_SIDE, extract_image, make_thumbnail
     from anyfind.thumbnails import SIZE
 
-    # what the tagger (timm: 256 px short side) and thumbnails need; CLIP ViT-B-32 needs 224
-    need = SimpleNamespace(image_decode_size=DecodeSize(256, SIZE))
+    try:  # what the tagger (timm: 256 px short side) and thumbnails need
+        from anyfind.extract.image import DecodeSize
+    except ImportError:  # anyfind before the decode size: ctx is ignored
+        need = None
+    else:
+        need = SimpleNamespace(image_decode_size=DecodeSize(256, SIZE))
 
     def pil_draft(p: Path) -> None:
         with Image.open(p) as img:
@@ -273,7 +277,6 @@ class Case:
             self.batch_size = enc.batch_size
 
     def patch_targets(self, index: Any) -> list[tuple[Any, str, str]]:
-        from anyfind.encoders.imageprep import ImagePrep
         from anyfind.encoders.tagger import ImageTagger
         from anyfind.index import Index
         from anyfind.indexer import pipeline
@@ -288,10 +291,12 @@ class Case:
             (Index, "embed_chunks", "main: embed_chunks"),
             (pipeline.Pipeline, "_write", "main: store write"),
             (Index, "refresh_vectors", "main: vector files"),
-            # the split preprocessing (anyfind.encoders.imageprep), where the code has it
-            (ImagePrep, "prepare", "model preprocess per image, PIL (workers)"),
-            (ImagePrep, "batch", "main: batched normalise"),
         ]
+        with contextlib.suppress(ImportError):  # the split preprocessing, where the code has it
+            from anyfind.encoders.imageprep import ImagePrep
+
+            targets += [(ImagePrep, "prepare", "model preprocess per image, PIL (workers)"),
+                        (ImagePrep, "batch", "main: batched normalise")]
         if self.uses_tagger:
             tagger = index.tagger
             targets += [(ImageTagger, "tag", "main: tagger.tag"),
@@ -437,7 +442,11 @@ def throughput(args: argparse.Namespace, work: Path, data: Path | None) -> dict[
                            tagger=False), args.vit_images))
     runs = []
     for case, limit in cases:
+        if args.models and case.name not in args.models.split(","):
+            continue
         for name, (folder, _) in sets.items():
+            if args.sets and name not in args.sets.split(","):
+                continue
             runs.append(run_case(case, name, folder, decoded[name], work, limit))
     probes = None if args.no_what_if else what_if(
         {k: v[0] for k, v in sets.items()}, decoded, min(12, args.large))
@@ -676,6 +685,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None,
                     help="CIFAR images per class for retrieval (0 = all 1000; default 300)")
     ap.add_argument("--only", choices=("throughput", "retrieval"), default=None)
+    ap.add_argument("--models", default=None,
+                    help="comma-separated cases to run (tagger-effnet-l0, clip-tiny, clip-vit-b-32)")
+    ap.add_argument("--sets", default=None, help="comma-separated image sets (small, large)")
     ap.add_argument("--no-what-if", action="store_true",
                     help="skip the what-if probes (alternative preprocessing timings)")
     ap.add_argument("--threads", type=int, default=None,
