@@ -69,6 +69,11 @@ def tiny(tmp_path_factory):
     return make_tiny_clip_checkpoint(tmp_path_factory.mktemp("clip"))
 
 
+@pytest.fixture(scope="module")
+def clip(tiny) -> OpenClipEncoder:
+    return OpenClipEncoder(tiny[0], weights=str(tiny[1]), device="cpu")
+
+
 @pytest.mark.parametrize("name", list(ODD))
 def test_tagger_prep_equals_timm_transform(tagger, name):
     img = ODD[name]
@@ -105,8 +110,8 @@ def test_tags_are_the_same_from_prepared_images(tagger):
 
 
 @pytest.mark.parametrize("name", list(ODD))
-def test_clip_prep_equals_open_clip_preprocess(tiny, name):
-    enc = OpenClipEncoder(tiny[0], weights=str(tiny[1]), device="cpu")
+def test_clip_prep_equals_open_clip_preprocess(clip, name):
+    enc = clip
     prep = enc.image_prep()
     img = ODD[name]
     side = TINY_CONFIG["vision_cfg"]["image_size"]
@@ -143,17 +148,17 @@ def test_clip_prep_follows_the_model_config(tiny, tmp_path):
     assert_same(prep.batch([prep.prepare(i) for i in images]), expected)
 
 
-def test_clip_embeddings_are_the_same_from_prepared_images(tiny):
-    enc = OpenClipEncoder(tiny[0], weights=str(tiny[1]), device="cpu")
+def test_clip_embeddings_are_the_same_from_prepared_images(clip):
+    enc = clip
     photos = [Image.open(p) for p in sorted(PHOTOS.glob("*.jpg"))]
     prepared = [PreparedImage.of(img, [enc.image_prep()]) for img in photos]
     np.testing.assert_array_equal(enc.encode_documents(prepared, "image"),
                                   enc.encode_documents(photos, "image"))
 
 
-def test_arrays_of_another_prep_are_not_used(tagger, tiny):
+def test_arrays_of_another_prep_are_not_used(tagger, clip):
     """A PreparedImage made for one model gives another model its own preprocessing."""
-    enc = OpenClipEncoder(tiny[0], weights=str(tiny[1]), device="cpu")
+    enc = clip
     img = ODD["coffee.jpg"]
     for_tagger = PreparedImage.of(img, [tagger.image_prep()])
     clip_prep = enc.image_prep()
@@ -223,8 +228,8 @@ def test_clip_model_loads_once_when_threads_race(tiny):
     assert len({id(m) for m, _ in models}) == 1 and len({id(p) for _, p in models}) == 1
 
 
-def test_prepared_image_for_query_by_path(tiny, tmp_path):
-    enc = OpenClipEncoder(tiny[0], weights=str(tiny[1]), device="cpu")
+def test_prepared_image_for_query_by_path(clip, tmp_path):
+    enc = clip
     path = tmp_path / "cat.jpg"
     shutil.copy(PHOTOS / "chelsea.jpg", path)
     np.testing.assert_array_equal(enc.encode_query([str(path)], "image"),
