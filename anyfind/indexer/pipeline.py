@@ -51,6 +51,7 @@ class Prepared:
     images: dict[int, Any] = field(default_factory=dict)  # chunk ordinal -> PIL image
     error: str | None = None
     status: str = "ok"  # ok | error | skipped
+    reused: bool = False  # chunks and vectors taken from an indexed item with this content
     children: list[Prepared] = field(default_factory=list)  # items found inside this one
 
     def tree(self) -> list[Prepared]:
@@ -108,6 +109,13 @@ class Pipeline:
             report.errors.append({"path": err.path, "error": err.message})
         stored = self.store.items_of_source(source_id)
         plan = plan_sync(refs, stored, retry_errors=retry_errors)
+        retry: set[int] = set()
+        if retry_errors:  # an item whose attachment failed is read again, attachments too
+            retry = self.store.with_failed_children(source_id)
+            again = [(ref, row) for ref, row in plan.unchanged
+                     if row.id in retry and ref.unavailable is None]
+            plan.unchanged = [pair for pair in plan.unchanged if pair not in again]
+            plan.changed += again
         report.unchanged = len(plan.unchanged)
         crash_point("sync.planned")
 
@@ -126,7 +134,8 @@ class Pipeline:
                 failed_early.append(Prepared(ref, row.id if row else None, None,
                                              error=_short(exc), status="error"))
                 continue
-            if row is not None and row.content_hash == digest and row.status == "ok":
+            if (row is not None and row.content_hash == digest and row.status == "ok"
+                    and row.id not in retry):
                 self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint,
                                       meta=ref.metadata or None)
                 crash_point("sync.touched")
@@ -217,6 +226,22 @@ class Pipeline:
             item.children = [self._prepare_child(item, n, child, depth + 1)
                              for n, child in enumerate(extracted.children, start=1)]
 
+    def _reuse(self, item: Prepared) -> bool:
+        """An attachment whose content is indexed already (the same file elsewhere, or the
+        unchanged attachment of an edited e-mail): its chunks and vectors, no model."""
+        twin = self.store.reusable(item.content_hash) if item.content_hash else None
+        if twin is None or not twin["chunks"]:
+            return False
+        spaces = set(self.index.spaces)
+        if any(c.modality == "image" and not (c.text and spaces <= set(c.vectors or {}))
+               for c in twin["chunks"]):
+            return False  # an image's pixels would be needed: extract it as usual
+        item.modality, item.media_type, item.title = (twin["modality"], twin["media_type"],
+                                                      twin["title"])
+        item.meta.update({k: v for k, v in twin["meta"].items() if k != "attachment"})
+        item.chunks, item.reused = twin["chunks"], True
+        return True
+
     def _prepare_child(self, parent: Prepared, n: int, child, depth: int) -> Prepared:
         """An attachment as an item of its own: same extraction path as a file; whatever
         goes wrong is recorded on it, never on its parent."""
@@ -229,6 +254,8 @@ class Pipeline:
         item.media_type = canonical(child.media_type) if child.media_type else None
         try:
             self._check_size(ref.size, "attachment")
+            if self._reuse(item):
+                return item
             self._extract_into(item, Blob.from_bytes(child.data, path=child.name), depth)
         except Exception as exc:
             item.status = "error"
@@ -353,7 +380,8 @@ class Pipeline:
             elif child.status == "skipped":
                 report.skipped += 1
             report.attachments += 1
-            report.chunks += sum(1 for c in child.chunks if c.vectors)
+            if not child.reused:
+                report.chunks += sum(1 for c in child.chunks if c.vectors)
             out.append(NewChild(self._record(source_id, child.ref, child.content_hash, child),
                                 child.chunks, self._children(source_id, child, report)))
         return out

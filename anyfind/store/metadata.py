@@ -243,6 +243,45 @@ class Store:
             ).first()
         return int(row.id) if row else None
 
+    def reusable(self, content_hash: str) -> dict[str, Any] | None:
+        """What an indexed item with this content and no children holds (kind, title,
+        metadata, chunks with their vectors), so that an attachment seen before costs no
+        model: None when there is none."""
+        has_children = select(Parent.id).where(Parent.parent_id == Item.id).exists()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(Item.id, Item.modality, Item.media_type, Item.title, Item.meta)
+                .where(Item.content_hash == content_hash, Item.status == "ok", ~has_children)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            return {"id": int(row.id), "modality": row.modality, "media_type": row.media_type,
+                    "title": row.title, "meta": dict(row.meta or {}),
+                    "chunks": self._chunk_records(conn, row.id)}
+
+    def with_failed_children(self, source_id: int) -> set[int]:
+        """Ids of the source's own items holding a failed item somewhere below them."""
+        tops: set[int] = set()
+        with self.engine.connect() as conn:
+            frontier = set(conn.execute(select(Item.parent_id).where(
+                Item.source_id == source_id, Item.parent_id.is_not(None),
+                Item.status == "error")).scalars())
+            seen: set[int] = set()
+            while frontier:
+                seen |= frontier
+                up: set[int] = set()
+                ids = sorted(frontier)
+                for i in range(0, len(ids), 500):
+                    for item_id, parent_id in conn.execute(select(Item.id, Item.parent_id).where(
+                            Item.id.in_(ids[i : i + 500]))):
+                        if parent_id is None:
+                            tops.add(int(item_id))
+                        elif parent_id not in seen:
+                            up.add(int(parent_id))
+                frontier = up
+        return tops
+
     def item(self, item_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(

@@ -5,8 +5,10 @@ checked and migrated, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sqlite3
+import tempfile
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -37,8 +39,9 @@ def make_mail(work: Path, *, invoice: str = INVOICE, body: str = BODY,
     """An e-mail with a PDF, a DOCX, a text file and a forwarded e-mail (itself holding a
     text file); with `broken`, also a PDF attachment whose bytes are not a PDF."""
     work.mkdir(parents=True, exist_ok=True)
-    pdf = make_pdf(work / "invoice.pdf", [invoice]).read_bytes()
-    docx = make_docx(work / "terms.docx", "Delivery terms", [TERMS]).read_bytes()
+    pdf, docx = _pdf(invoice), _docx(TERMS)  # the same text gives the same bytes
+    (work / "invoice.pdf").write_bytes(pdf)
+    (work / "terms.docx").write_bytes(docx)
     inner = EmailMessage()
     inner["Subject"], inner["From"] = "Lighthouse notes", "keeper@example.org"
     inner.set_content(LIGHTHOUSE)
@@ -57,6 +60,18 @@ def make_mail(work: Path, *, invoice: str = INVOICE, body: str = BODY,
         msg.add_attachment(b"%PDF-1.7\n" + b"\x00\xff garbage, not a PDF body " * 40,
                            maintype="application", subtype="pdf", filename="broken.pdf")
     return bytes(msg)
+
+
+@functools.cache
+def _pdf(text: str) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        return make_pdf(Path(d) / "a.pdf", [text]).read_bytes()
+
+
+@functools.cache
+def _docx(text: str) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        return make_docx(Path(d) / "a.docx", "Delivery terms", [text]).read_bytes()
 
 
 @pytest.fixture
@@ -173,6 +188,22 @@ def test_edit_replaces_children_and_delete_removes_them(index, mailbox, tmp_path
     assert name(top(index, "sacks of lemons").path) == "invoice.pdf"
     assert all("crates of oranges" not in r.text for r in index.search("crates of oranges"))
 
+    # Only the body changes: the attachments are replaced too, but what is indexed already
+    # (same bytes) costs no model; the forwarded e-mail, which has a child, is read again.
+    mail.write_bytes(make_mail(tmp_path / "work2", invoice="Invoice 78: nine sacks of lemons.",
+                               body="Hi Bo,\n\nThe lemons ship on Wednesday instead.\n\nAna"))
+    report = index.add([mailbox])
+    assert (report.updated, report.attachments, report.failed) == (1, 5, 0)
+    rows = {name(r["path"]): r for r in items(index)}
+    with index.store.engine.connect() as conn:
+        per_item = dict(conn.execute(select(Chunk.item_id, func.count())
+                                     .group_by(Chunk.item_id)).all())
+    assert report.chunks == per_item[rows["order.eml"]["id"]] + per_item[
+        rows["Lighthouse notes.eml"]["id"]]
+    assert name(top(index, "sacks of lemons").path) == "invoice.pdf"
+    assert top(index, "lemons ship on Wednesday").item_id == rows["order.eml"]["id"]
+    assert index.check().ok
+
     mail.unlink()
     report = index.add([mailbox])
     assert report.removed == 1
@@ -230,6 +261,11 @@ def test_corrupt_attachment_is_an_error_on_the_child_only(index, tmp_path):
     assert index.check().ok
     again = index.add([folder])  # the e-mail did not change: nothing retried, no new error
     assert (again.unchanged, again.failed, again.chunks) == (1, 0, 0)
+    # Asked to retry errors, the e-mail is read again: the attachment fails again, alone,
+    # and its healthy siblings cost no model.
+    retried = index.sync(retry_errors=True)
+    assert (retried.updated, retried.attachments, retried.failed) == (1, 6, 1)
+    assert [e["path"] for e in index.errors()] == [str(folder / "order.eml") + " › broken.pdf"]
 
 
 def test_nesting_stops_at_the_depth_limit(index, tmp_path):
