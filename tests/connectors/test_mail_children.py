@@ -5,6 +5,7 @@ checked and migrated, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import shutil
 import sqlite3
@@ -459,3 +460,65 @@ def test_attachments_on_a_postgresql_store(tmp_path, mailbox, postgres_url):
         assert index.add([mailbox]).removed == 1
         assert items(index) == [] and vector_count(index) == 0
         assert index.check().ok
+
+
+HOSTILE = b"""From: a@example.org
+Subject: odd parts
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="XX"
+
+--XX
+Content-Type: text/plain
+
+The body talks about a marmalade recipe.
+--XX
+Content-Type: message/rfc822
+Content-Disposition: attachment
+
+--XX
+Content-Type: application/pdf
+Content-Disposition: attachment; filename="../../etc/passwd
+ evil.pdf"
+Content-Transfer-Encoding: base64
+
+!!!notbase64@@@
+--XX
+Content-Type: text/plain
+Content-Disposition: attachment; filename="empty.txt"
+
+--XX
+Content-Type: application/octet-stream
+Content-Disposition: attachment; filename*=utf-8''%E2%9C%93%20check.bin
+Content-Transfer-Encoding: base64
+
+%(binary)s
+--XX
+Content-Type: text/plain
+Content-Disposition: attachment
+
+A nameless note about quince jelly.
+--XX--
+""".replace(b"%(binary)s", base64.encodebytes(bytes(range(256)) * 8).strip())
+
+
+def test_odd_attachments_never_fail_the_e_mail(index, tmp_path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "odd.eml").write_bytes(HOSTILE)
+    report = index.add([folder])
+    assert (report.added, report.attachments) == (1, 5)
+    rows = {name(r["path"]): r for r in items(index)}
+    assert set(rows) == {"odd.eml", "message.eml", ".._.._etc_passwd evil.pdf", "empty.txt",
+                         "✓ check.bin", "attachment-5.txt"}
+    assert rows["odd.eml"]["status"] == "ok"
+    assert rows["message.eml"]["status"] == "error"
+    assert rows[".._.._etc_passwd evil.pdf"]["status"] == "error"
+    assert rows["empty.txt"]["error"] == "empty attachment"
+    assert rows["✓ check.bin"]["status"] == "skipped"
+    assert rows["attachment-5.txt"]["status"] == "ok"
+    assert report.failed == 3 and report.skipped == 1
+    assert top(index, "marmalade recipe").item_id == rows["odd.eml"]["id"]
+    hit = top(index, "quince jelly")
+    assert hit.item_id == rows["attachment-5.txt"]["id"] and hit.parent["id"] == rows[
+        "odd.eml"]["id"]
+    assert index.check().ok
