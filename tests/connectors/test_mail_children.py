@@ -375,6 +375,24 @@ def test_check_finds_and_repairs_orphan_children(index, mailbox):
     assert index.search("harbour warehouse") == []
 
 
+def test_repair_re_embeds_a_child_through_its_parent(index, mailbox):
+    index.add([mailbox])
+    rows = {name(r["path"]): r for r in items(index)}
+    fog = rows["foghorn.txt"]["id"]  # two levels down
+    with index.store.engine.begin() as conn:
+        lost = conn.execute(select(Embedding.chunk_id).join(Chunk, Chunk.id == Embedding.chunk_id)
+                            .where(Chunk.item_id == fog)).scalars().all()
+        conn.execute(Embedding.__table__.delete().where(Embedding.chunk_id.in_(lost)))
+    assert lost
+    assert "missing-vectors" in index.check().codes()
+    repaired = index.check(repair=True)
+    assert repaired.resync == 3  # the child, its e-mail and the top e-mail: marked
+    report = index.add([mailbox])
+    assert report.updated == 1 and report.failed == 0
+    assert index.check().ok
+    assert name(top(index, "fog horn blast every thirty seconds").path) == "foghorn.txt"
+
+
 # -- schema: migration from v2 with data, SQLite and PostgreSQL ------------------------------
 def _v2_store(url: str) -> None:
     """A store as schema v2 left it: the items table without parent_id."""
