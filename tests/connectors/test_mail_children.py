@@ -540,3 +540,44 @@ def test_odd_attachments_never_fail_the_e_mail(index, tmp_path):
     assert hit.item_id == rows["attachment-5.txt"]["id"] and hit.parent["id"] == rows[
         "odd.eml"]["id"]
     assert index.check().ok
+
+
+def _docx_bomb() -> bytes:
+    """A DOCX whose document.xml claims to unpack to 120 MB (nearly all spaces)."""
+    import io
+    import zipfile
+
+    good = _docx("x")
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(good)) as src, zipfile.ZipFile(
+            out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info in src.infolist():
+            if info.filename != "word/document.xml":
+                zf.writestr(info.filename, src.read(info.filename))
+        with zf.open("word/document.xml", "w") as member:
+            member.write(b'<?xml version="1.0"?><w:document xmlns:w="http://schemas.'
+                         b'openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>')
+            block = b" " * (1 << 20)
+            for _ in range(120):
+                member.write(block)
+            member.write(b"</w:t></w:r></w:p></w:body></w:document>")
+    return out.getvalue()
+
+
+def test_zip_bomb_attachment_is_refused_on_the_child(index, tmp_path):
+    msg = EmailMessage()
+    msg["Subject"] = "Spring catalogue"
+    msg.set_content("The spring catalogue lists garden gnomes.")
+    msg.add_attachment(_docx_bomb(), maintype="application", subtype=DOCX_TYPE.split("/")[1],
+                       filename="catalogue.docx")
+    msg.add_attachment(PACKING.encode(), maintype="text", subtype="plain", filename="packing.txt")
+    folder = tmp_path / "bomb"
+    folder.mkdir()
+    (folder / "catalogue.eml").write_bytes(bytes(msg))
+    report = index.add([folder])
+    assert (report.added, report.attachments, report.failed) == (1, 2, 1)
+    rows = {name(r["path"]): r for r in items(index)}
+    assert rows["catalogue.eml"]["status"] == "ok"
+    assert rows["catalogue.docx"]["status"] == "error"
+    assert "zip bomb" in rows["catalogue.docx"]["error"]
+    assert name(top(index, "red kayaks and carbon paddles").path) == "packing.txt"
