@@ -246,6 +246,37 @@ def test_rename_and_copy_move_children_without_embedding(index, mailbox):
     assert {r["id"] for r in items(index)} == set(before)
 
 
+def test_attachment_and_file_with_the_same_bytes_share_vectors(index, mailbox, tmp_path):
+    index.add([mailbox])
+    # A saved copy of the attachment is a file like any other, copied with no model.
+    (mailbox / "saved-invoice.pdf").write_bytes(_pdf(INVOICE))
+    report = index.add([mailbox])
+    assert (report.added, report.copied, report.chunks) == (1, 1, 0)
+    saved = index.item(max(r["id"] for r in items(index)))
+    assert saved["path"] == str(mailbox / "saved-invoice.pdf")
+    assert saved["parent"] is None and "attachment" not in saved["meta"]
+    assert {name(r.path) for r in index.search("three crates of oranges", k=5)} >= {
+        "invoice.pdf", "saved-invoice.pdf"}
+    # A new e-mail carrying files indexed already embeds only what is new to the index.
+    other = tmp_path / "other"
+    other.mkdir()
+    msg = EmailMessage()
+    msg["Subject"] = "Resent invoice"
+    msg.set_content("Resending the invoice you asked about.")
+    msg.add_attachment(_pdf(INVOICE), maintype="application", subtype="pdf",
+                       filename="invoice-again.pdf")
+    (other / "resent.eml").write_bytes(bytes(msg))
+    report = index.add([other])
+    assert (report.added, report.attachments, report.failed) == (1, 1, 0)
+    resent = {name(r["path"]): r for r in items(index)}
+    assert report.chunks == len(index.item(resent["resent.eml"]["id"])["chunks"])
+    again = index.item(resent["invoice-again.pdf"]["id"])
+    assert again["chunks"] and again["meta"]["attachment"] == {"index": 1,
+                                                               "name": "invoice-again.pdf"}
+    assert again["parent"]["id"] == resent["resent.eml"]["id"]
+    assert index.check().ok
+
+
 def test_corrupt_attachment_is_an_error_on_the_child_only(index, tmp_path):
     folder = tmp_path / "mail"
     folder.mkdir()
