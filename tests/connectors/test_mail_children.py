@@ -424,6 +424,41 @@ def test_repair_re_embeds_a_child_through_its_parent(index, mailbox):
     assert name(top(index, "fog horn blast every thirty seconds").path) == "foghorn.txt"
 
 
+def test_store_deletes_descendants_itself_with_foreign_keys_off(tmp_path):
+    import numpy as np
+    from sqlalchemy import event
+
+    from anyfind.store.metadata import ChunkRecord
+
+    store = Store(f"sqlite:///{tmp_path / 'meta.db'}")
+    store.engine.dispose()
+    event.listen(store.engine, "connect",
+                 lambda conn, _: conn.execute("PRAGMA foreign_keys=OFF"))
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+    store.ensure_space("text", 2)
+    sid = store.ensure_source("s", "filesystem", "/s")
+
+    def rec(uri: str) -> ItemRecord:
+        return ItemRecord(sid, uri, uri, "text", "text/plain", 1, 1.0, "f", uri)
+
+    def chunk(words: str) -> list[ChunkRecord]:
+        return [ChunkRecord(0, "text", words, vectors={"text": np.ones(2, np.float32)})]
+
+    tree = NewChild(rec("m#attachment/1/fwd.eml"), chunk("forwarded"),
+                    [NewChild(rec("m#attachment/1/fwd.eml#attachment/1/a.txt"), chunk("deep"))])
+    (mail,), _ = store.write_items([(rec("m"), chunk("mail"), None, [tree])])
+    (other,), _ = store.write_items([(rec("n"), chunk("other"), None)])
+    assert len(store.items_of_source(sid, children=True)) == 4
+    store.delete_items([mail])
+    assert set(store.items_of_source(sid, children=True)) == {"n"}
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Chunk)).scalar() == 1
+        assert conn.execute(select(func.count()).select_from(Embedding)).scalar() == 1
+    assert [cid for cid, _ in store.lexical.search(["deep"], 10)] == []
+    store.close()
+
+
 # -- schema: migration from v2 with data, SQLite and PostgreSQL ------------------------------
 def _v2_store(url: str) -> None:
     """A store as schema v2 left it: the items table without parent_id."""
