@@ -658,3 +658,55 @@ def test_zip_bomb_attachment_is_refused_on_the_child(index, tmp_path):
     assert rows["catalogue.docx"]["status"] == "error"
     assert "zip bomb" in rows["catalogue.docx"]["error"]
     assert name(top(index, "red kayaks and carbon paddles").path) == "packing.txt"
+
+
+def test_photo_and_recording_attachments_in_every_space(tmp_path):
+    """A photo and a spoken recording attached to an e-mail are indexed like files: the
+    photo in the CLIP space (with a thumbnail), the recording transcribed, and every text
+    chunk in both spaces."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    pytest.importorskip("open_clip")
+    from tests.clip_fixtures import make_tiny_clip_checkpoint
+    from tests.makers import speak
+
+    photos = Path(__file__).parent.parent / "fixtures" / "images"
+    arch, ckpt = make_tiny_clip_checkpoint(tmp_path / "clip")
+    speak("The ferry to the island leaves at seven in the morning.", tmp_path / "memo.wav")
+    msg = EmailMessage()
+    msg["Subject"] = "Trip plans"
+    msg.set_content("Photo of the launch and a voice memo, as promised.")
+    msg.add_attachment((photos / "rocket.jpg").read_bytes(), maintype="image", subtype="jpeg",
+                       filename="launch.jpg")
+    msg.add_attachment((tmp_path / "memo.wav").read_bytes(), maintype="audio", subtype="wav",
+                       filename="memo.wav")
+    msg.add_attachment(_pdf(INVOICE), maintype="application", subtype="pdf",
+                       filename="invoice.pdf")
+    folder = tmp_path / "trip"
+    folder.mkdir()
+    (folder / "trip.eml").write_bytes(bytes(msg))
+    with Index.open(tmp_path / "idx", clip_config=str(tmp_path / "clip" / "configs" /
+                                                       f"{arch}.json"),
+                    clip_weights=str(ckpt), tagger=False) as index:
+        report = index.add([folder])
+        assert (report.added, report.attachments, report.failed) == (1, 3, 0), report.errors
+        rows = {name(r["path"]): r for r in items(index)}
+        photo, memo = index.item(rows["launch.jpg"]["id"]), index.item(rows["memo.wav"]["id"])
+        assert (photo["modality"], memo["modality"]) == ("image", "audio")
+        assert index.thumbnail(photo["id"]) is not None
+        assert memo["meta"]["transcript"] and memo["chunks"][0]["start_s"] is not None
+        with index.store.engine.connect() as conn:
+            spaces = {}
+            for item_id, modality, space in conn.execute(
+                    select(Chunk.item_id, Chunk.modality, Embedding.space)
+                    .join(Embedding, Embedding.chunk_id == Chunk.id)):
+                spaces.setdefault((item_id, modality), set()).add(space)
+        assert spaces[(photo["id"], "image")] == {"vision"}  # no tags: no text-space vector
+        for key in [(memo["id"], "audio"), (rows["invoice.pdf"]["id"], "text"),
+                    (rows["trip.eml"]["id"], "text")]:
+            assert spaces[key] == {"text", "vision"}, key
+        hit = index.search("ferry to the island leaves at seven", k=1)[0]
+        assert hit.item_id == memo["id"] and hit.start is not None
+        assert hit.parent["id"] == rows["trip.eml"]["id"]
+        by_example = index.search(image=str(photos / "rocket.jpg"), k=1)[0]
+        assert by_example.item_id == photo["id"] and by_example.parent is not None
