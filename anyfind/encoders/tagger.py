@@ -114,7 +114,8 @@ class ImageTagger:
     def tag(
         self, images: Sequence[Any], top_k: int = 5, min_prob: float = 0.05
     ) -> list[list[tuple[str, float]]]:
-        """For each image (PIL, or a PreparedImage), up to `top_k` (label, probability) pairs with prob >= min_prob."""
+        """For each image (PIL, or a PreparedImage), up to `top_k` (label, probability)
+        pairs with prob >= min_prob."""
         if not images:
             return []
         self._ensure_loaded()
