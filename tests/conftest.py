@@ -19,6 +19,10 @@ def anyfind_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "anyfind-home"
     monkeypatch.setenv("ANYFIND_HOME", str(home))
     monkeypatch.delenv("ANYFIND_INDEX", raising=False)
+    # `anyfind index` exports the encoders to ONNX (seconds of torch tracing); the tests
+    # that are about it turn it back on.
+    monkeypatch.setenv("ANYFIND_ONNX_EXPORT", "off")
+    monkeypatch.delenv("ANYFIND_ONNX_INT8", raising=False)
     return home
 
 
