@@ -12,6 +12,10 @@ from makers import make_docx, make_pdf
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `anyfind index` exports the encoders to ONNX (seconds of torch tracing): off for every
+# test, module fixtures included; the tests about it turn it on for their own runs.
+os.environ["ANYFIND_ONNX_EXPORT"] = "off"
+os.environ.pop("ANYFIND_ONNX_INT8", None)
 
 
 @pytest.fixture(autouse=True)
@@ -19,10 +23,6 @@ def anyfind_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "anyfind-home"
     monkeypatch.setenv("ANYFIND_HOME", str(home))
     monkeypatch.delenv("ANYFIND_INDEX", raising=False)
-    # `anyfind index` exports the encoders to ONNX (seconds of torch tracing); the tests
-    # that are about it turn it back on.
-    monkeypatch.setenv("ANYFIND_ONNX_EXPORT", "off")
-    monkeypatch.delenv("ANYFIND_ONNX_INT8", raising=False)
     return home
 
 

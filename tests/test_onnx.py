@@ -297,3 +297,73 @@ def test_export_is_skipped_when_the_disk_is_nearly_full(clip_export, tmp_path, m
     assert result.status == "skipped" and "free" in result.reason
     assert not export_dir(tmp_path, "vision").exists()
     assert [p for p in (tmp_path / "onnx").iterdir()] == []  # no temp folder left behind
+
+
+# -- the CLI: `anyfind index` exports, `anyfind export` checks and repairs ---------------------
+
+def cli_run(*args: str, code: int = 0):
+    from click.testing import CliRunner
+
+    from anyfind.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+def test_cli_index_exports_int8_and_export_repairs(corpus, tmp_path, monkeypatch):
+    from anyfind import Index
+
+    monkeypatch.setenv("ANYFIND_ONNX_EXPORT", "auto")
+    idx = tmp_path / "idx"
+    cli_run("index", str(corpus), "--index", str(idx), "-q", "--onnx-int8")
+    directory = export_dir(idx, "text")
+    manifest = json.loads((directory / "export.json").read_text())
+    assert {"text.onnx", "text.int8.onnx", "tokenizer.json"} <= set(manifest["files"])
+    config = json.loads((idx / "config.json").read_text())
+    assert config["onnx_int8"] is True
+    assert manifest["identity"] == config["spaces"]["text"]["identity"]
+    assert manifest["opset"] == 17 and manifest["anyfind_version"]
+
+    with Index.open(str(idx)) as index:
+        # documents went through the int8 model: close to torch's vectors, not equal
+        ids, stored = index.store.vectors("text")
+        rows = index.store.chunk_rows(ids.tolist())
+        texts = [rows[int(i)]["text"] for i in ids]
+        torch_vecs = index.spaces["text"].encoder.encode_documents(texts)
+        cos = cosines(stored, torch_vecs)
+        assert cos.min() > 0.97 and cos.max() < 0.999999
+        # and fp32 queries (ONNX or torch alike) still find the right document
+        onnx_enc, reason = load_query_encoder(idx, "text", index.config.spaces["text"].identity)
+        assert reason is None
+        query = "how many hours of sunlight do tomato plants need"
+        best = int(np.argmax(stored @ onnx_enc.encode_query([query])[0]))
+        assert rows[int(ids[best])]["path"].endswith("tomatoes.md")
+        assert index.search(query, k=1, mode="dense")[0].path.endswith("tomatoes.md")
+
+    out = cli_run("export", "--index", str(idx), "--json")
+    assert [json.loads(line)["status"] for line in out.stdout.splitlines()] == ["current"]
+    model = directory / "text.onnx"
+    data = bytearray(model.read_bytes())
+    data[-100] ^= 0x55
+    model.write_bytes(bytes(data))
+    assert load_query_encoder(idx, "text", manifest["identity"])[0] is None
+    [line] = cli_run("export", "--index", str(idx), "--json").stdout.splitlines()
+    assert json.loads(line)["status"] == "exported" and json.loads(line)["files"]["text.onnx"] > 0
+    assert load_query_encoder(idx, "text", manifest["identity"])[1] is None
+    human = cli_run("export", "--index", str(idx))
+    assert human.stdout.strip() == "text: current"
+    cli_run("export", "--index", str(idx), "--space", "nope", code=2)
+
+
+def test_cli_export_failure_is_a_warning_not_a_failed_index_run(corpus, tmp_path, monkeypatch):
+    idx = tmp_path / "idx"
+    cli_run("index", str(corpus), "--index", str(idx), "-q")  # ANYFIND_ONNX_EXPORT=off
+    assert not (idx / "onnx").exists()
+    (idx / "onnx").write_text("a file where the export folder should be")
+    monkeypatch.setenv("ANYFIND_ONNX_EXPORT", "auto")
+    result = cli_run("index", str(corpus), "--index", str(idx), "-q")
+    assert "warning: ONNX export of space 'text' failed" in result.stderr
+    assert "6 unchanged" in result.stdout
+    result = cli_run("export", "--index", str(idx), "--json", code=1)
+    assert json.loads(result.stdout)["status"] == "failed"
