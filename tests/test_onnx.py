@@ -264,7 +264,7 @@ def test_corrupt_file_is_refused_even_after_a_verified_load(copied):
     assert enc is None and "checksum" in reason
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "manifest", "format"])
+@pytest.mark.parametrize("damage", ["missing", "truncated", "manifest", "format", "fields"])
 def test_damaged_export_is_refused_with_a_reason(copied, damage):
     index_dir, space = copied
     directory = export_dir(index_dir, "text")
@@ -275,9 +275,12 @@ def test_damaged_export_is_refused_with_a_reason(copied, damage):
             fh.truncate(1000)
     elif damage == "manifest":
         (directory / "export.json").write_text("{not json")
-    else:
+    elif damage == "format":
         manifest = json.loads((directory / "export.json").read_text())
         (directory / "export.json").write_text(json.dumps({**manifest, "format": 99}))
+    else:  # valid JSON, nonsense inside
+        manifest = json.loads((directory / "export.json").read_text())
+        (directory / "export.json").write_text(json.dumps({**manifest, "files": ["text.onnx"]}))
     enc, reason = load_query_encoder(index_dir, "text", space.identity)
     assert enc is None and reason and "\n" not in reason
     assert export_state(index_dir, space) is not None  # `anyfind index` would re-export

@@ -39,6 +39,15 @@ def load_document_encoder(index_dir: Path, space_name: str, identity: dict,
 
 def _load(index_dir: Path, space_name: str, identity: dict, *, int8: bool,
           full_check: bool) -> tuple[Encoder | None, str | None]:
+    try:
+        return _load_checked(index_dir, space_name, identity, int8=int8, full_check=full_check)
+    except Exception as exc:  # a damaged export is a reason to use torch, never a crash
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        return None, f"ONNX export of space '{space_name}' is unusable ({text})"
+
+
+def _load_checked(index_dir: Path, space_name: str, identity: dict, *, int8: bool,
+                  full_check: bool) -> tuple[Encoder | None, str | None]:
     directory = export_dir(Path(index_dir), space_name)
     manifest, reason = read_manifest(directory)
     if manifest is None:
@@ -56,13 +65,10 @@ def _load(index_dir: Path, space_name: str, identity: dict, *, int8: bool,
     if reason:
         return None, reason
     kind = manifest["identity"].get("kind")
-    try:
-        if kind in TEXT_KINDS:
-            return OnnxTextEncoder(directory, manifest, int8=int8), None
-        if kind in CLIP_KINDS and not int8:
-            return OnnxClipEncoder(directory, manifest), None
-    except (OSError, ValueError, KeyError) as exc:
-        return None, f"ONNX export of space '{space_name}' is unusable ({exc})"
+    if kind in TEXT_KINDS:
+        return OnnxTextEncoder(directory, manifest, int8=int8), None
+    if kind in CLIP_KINDS and not int8:
+        return OnnxClipEncoder(directory, manifest), None
     return None, f"no ONNX runtime for {kind} encoders"
 
 
