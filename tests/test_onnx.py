@@ -370,3 +370,35 @@ def test_cli_export_failure_is_a_warning_not_a_failed_index_run(corpus, tmp_path
     assert "6 unchanged" in result.stdout
     result = cli_run("export", "--index", str(idx), "--json", code=1)
     assert json.loads(result.stdout)["status"] == "failed"
+
+
+def test_index_with_clip_space_exports_vision_and_finds_the_same_image(tmp_path):
+    """A real index with the tiny CLIP space: `anyfind export --space vision`, then an
+    image query encoded by ONNX ranks the stored image vectors as torch's query does."""
+    from anyfind import Index
+
+    arch, checkpoint = make_tiny_clip_checkpoint(tmp_path / "clip")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in PHOTOS:
+        shutil.copy(p, photos / p.name)
+    idx = tmp_path / "idx"
+    with Index.open(str(idx), clip_model=arch, clip_weights=str(checkpoint),
+                    clip_config=str(tmp_path / "clip" / "configs" / f"{arch}.json"),
+                    tagger=False, transcriber=None) as index:
+        index.add([photos])
+        identity = index.config.spaces["vision"].identity
+        torch_enc = index.spaces["vision"].encoder
+        ids, stored = index.store.vectors("vision")
+    [line] = cli_run("export", "--index", str(idx), "--space", "vision", "--json").stdout.splitlines()
+    result = json.loads(line)
+    assert result["status"] == "exported"
+    assert set(result["files"]) == {"text.onnx", "image.onnx", "merges.txt.gz"}
+    assert not export_dir(idx, "text").exists()  # only the space asked for
+    onnx_enc, reason = load_query_encoder(idx, "vision", identity)
+    assert reason is None
+    query = Image.open(PHOTOS[1])
+    got = stored @ onnx_enc.encode_query([query], "image")[0]
+    want = stored @ torch_enc.encode_query([query], "image")[0]
+    assert np.argsort(-got).tolist() == np.argsort(-want).tolist()
+    np.testing.assert_allclose(got, want, atol=1e-5)
