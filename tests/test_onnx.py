@@ -198,6 +198,9 @@ args = json.loads(sys.argv[1])
 text, why = load_query_encoder(Path(args["text"]), "text", args["text_id"])
 clip, why2 = load_query_encoder(Path(args["clip"]), "vision", args["clip_id"])
 assert why is None and why2 is None, (why, why2)
+for warm in (lambda: text.warm("text"), lambda: clip.warm("text"), lambda: clip.warm("image")):
+    warm()
+assert set(clip._sessions) == {"text.onnx", "image.onnx"} and text._encode_tokenizer is not None
 vecs = [text.encode_query(["late filing penalty"]), clip.encode_query(["a cat"], "text"),
         clip.encode_query([Image.open(args["photo"])], "image"), clip.encode_query([args["photo"]], "image")]
 heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers", "open_clip",
