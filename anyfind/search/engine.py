@@ -65,9 +65,19 @@ Signal = list[tuple[int, float]]  # (chunk id, score), best first
 
 
 class Searcher:
+    """Runs queries on an index. Reads go through `index.reader` (plain sqlite3 on a
+    SQLite store); a query with filters uses the SQLAlchemy store, which builds their SQL."""
+
     def __init__(self, index: Index):
         self.index = index
-        self.store = index.store
+
+    @property
+    def store(self):
+        return self.index.store
+
+    @property
+    def reader(self):
+        return self.index.reader
 
     # -- preparing the query -------------------------------------------------------------
     def prepare(self, q: Query) -> Query:
@@ -80,7 +90,7 @@ class Searcher:
             raise QueryError("offset must be 0 or more")
         filters = parse_filters(q.filters) if isinstance(q.filters, str) else (q.filters or Filters())
         if q.sources:  # the same push-down as `source:a source:b` written in the query
-            known = {src["name"] for src in self.store.sources()}
+            known = {src["name"] for src in self.reader.sources()}
             missing = [n for n in q.sources if n not in known]
             if missing:
                 raise QueryError(f"no source named '{missing[0]}' (known: {', '.join(sorted(known))})")
@@ -110,19 +120,20 @@ class Searcher:
         if q.mode == "lexical":
             if not q.terms:
                 raise QueryError("lexical search needs words (an image or a clip has none)")
-            if not self.store.lexical.available:
-                raise QueryError(f"lexical search is not available on {self.store.lexical.dialect}")
+            if not self.reader.lexical.available:
+                raise QueryError(f"lexical search is not available on {self.reader.lexical.dialect}")
         if q.rerank and not q.text:
             raise QueryError("reranking needs a text query")
         return q
 
     # -- signals -------------------------------------------------------------------------
     def _query_vectors(self, q: Query) -> dict[str, np.ndarray]:
-        """One query vector per space the query's modality reaches."""
+        """One query vector per space the query's modality reaches, encoded by the
+        space's ONNX export when it is fresh (no torch), else by its torch encoder."""
         out: dict[str, np.ndarray] = {}
         image = self.index.load_query_image(q.image) if q.image is not None else None
         for name, space in self.index.spaces.items():
-            enc = space.encoder
+            enc = space.query_encoder
             if q.text is not None and "text" in enc.modalities:
                 out[name] = enc.encode_query([q.text], "text")[0]
             elif image is not None and "image" in enc.modalities:
@@ -131,6 +142,9 @@ class Searcher:
                 vec = self.index.image_tag_vector(enc, image)
                 if vec is not None:
                     out[name] = vec
+        from ..encoders.query import notice_fallbacks
+
+        notice_fallbacks(self.index)
         return out
 
     def dense_signal(self, space: str, vec: np.ndarray, depth: int,
@@ -157,18 +171,19 @@ class Searcher:
         allowed_sql, allowed = self._allowed(q.filters)
         if allowed is not None and len(allowed) == 0:
             return []
-        lexical = q.mode != "dense" and bool(q.terms) and self.store.lexical.available
+        # Filters are SQLAlchemy selects: the store runs the lexical query that uses them.
+        lex = self.store.lexical if allowed_sql is not None else self.reader.lexical
+        lexical = q.mode != "dense" and bool(q.terms) and lex.available
         depth = max(MIN_DEPTH, want * 5)
         # The first lexical query runs in a thread while the query is being encoded.
-        pending = _pool().submit(self.store.lexical.search, q.terms, depth, allowed_sql
-                                 ) if lexical else None
+        pending = _pool().submit(lex.search, q.terms, depth, allowed_sql) if lexical else None
         vectors = self._query_vectors(q) if q.mode != "lexical" else {}
         while True:
             signals = {name: self.dense_signal(name, vec, depth, allowed)
                        for name, vec in vectors.items()}
             if lexical:
                 signals["lexical"] = (pending.result() if pending is not None else
-                                      self.store.lexical.search(q.terms, depth, allowed_sql))
+                                      lex.search(q.terms, depth, allowed_sql))
                 pending = None
             signals.update(self.index.extra_signals(q, depth))
             results = self._fuse(signals, q)
@@ -208,7 +223,7 @@ class Searcher:
     def _fuse(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None
               ) -> list[Result]:
         chunk_ids = {cid for sig in signals.values() for cid, _ in sig}
-        rows = self.store.chunk_rows(sorted(chunk_ids))
+        rows = self.reader.chunk_rows(sorted(chunk_ids))
         key = (lambda cid: cid) if q.chunks else (lambda cid: rows[cid]["item_id"])
 
         # Per signal: the best chunk of each key, in rank order.

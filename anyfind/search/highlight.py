@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from ..store.lexical import fts5_match
+from ..store.fts import fts5_match
 
 # The tokenizer of the chunks_fts table, so highlights match what the lexical index matched.
 _CREATE = ("CREATE VIRTUAL TABLE h USING fts5(t, "

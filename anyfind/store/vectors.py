@@ -49,6 +49,19 @@ def exact_search(matrix: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: in
     return np.take_along_axis(scores, top, axis=1), ids[top]
 
 
+def read_mapped(faiss, path: Path) -> tuple[Any, bool]:
+    """(index, True) with its vectors mapped from the file when FAISS can map this index
+    type (IO_FLAG_MMAP_IFC: the flat codes and the IVF lists stay in the page cache),
+    else (index, False) read into memory."""
+    flags = getattr(faiss, "IO_FLAG_MMAP_IFC", None)
+    if flags is not None:
+        try:
+            return faiss.read_index(str(path), flags | faiss.IO_FLAG_READ_ONLY), True
+        except RuntimeError:
+            pass  # this type cannot be mapped
+    return faiss.read_index(str(path)), False
+
+
 class ReadWriteLock:
     """Any number of readers at once, or one writer; a waiting writer goes first."""
 
@@ -96,6 +109,7 @@ class VectorIndex:
         self.dim = dim
         self.factory = factory
         self.index: Any = None
+        self.mapped = False  # the index's storage is the file's pages, read-only (load(mmap=True))
         self.generation = -1
         self.built_factory = ""
         self.nprobe: int | None = None
@@ -184,6 +198,13 @@ class VectorIndex:
         gen = store.generation(self.space)
         if self.index is not None and gen == self.generation:
             return False
+        if self.mapped:
+            # A mapped index is never changed: read the file (as it is now) into memory,
+            # then catch that copy up.
+            self.index, self.mapped = None, False
+            self.load()
+            if self.index is not None and gen == self.generation:
+                return True
         if self.index is None:
             ids, vecs = store.vectors(self.space, dim=self.dim)
             self.rebuild(ids, vecs, gen)
@@ -212,17 +233,23 @@ class VectorIndex:
         return 0
 
     # -- persistence ---------------------------------------------------------------------
-    def load(self) -> bool:
-        """Read the saved index; False if there is none (or it is unreadable)."""
+    def load(self, mmap: bool = False) -> bool:
+        """Read the saved index; False if there is none (or it is unreadable).
+
+        mmap: map the file instead of reading it, where the index type allows
+        (see read_mapped), so that opening a large index costs no read of it. A
+        writer replaces the file by rename, never in place, so the mapped pages stay
+        those of the file as it was opened."""
         faiss = _faiss()
         try:
             meta = json.loads(self.sidecar.read_text())
-            index = faiss.read_index(str(self.path))
+            index, mapped = read_mapped(faiss, self.path) if mmap else (
+                faiss.read_index(str(self.path)), False)
         except (OSError, ValueError, RuntimeError):
             return False
         if index.d != self.dim:
             return False
-        self.index = index
+        self.index, self.mapped = index, mapped
         self.generation = int(meta.get("generation", -1))
         self.built_factory = meta.get("factory", "")
         return True
