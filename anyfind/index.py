@@ -143,7 +143,7 @@ class Index:
         # Opened on first use: a search reads through `reader` and may never need it.
         self._store: Store | None = None
         self._reader: SQLiteReader | Store | None = None
-        self._open_lock = threading.Lock()
+        self._open_lock = threading.RLock()
         self.spaces = {name: Space(self, cfg) for name, cfg in config.spaces.items()}
         self.lock = WriteLock(self.path)
         self._vectors: dict[str, VectorIndex] = {}
@@ -215,10 +215,13 @@ class Index:
         """What a search reads from: a sqlite3 reader when the store is a SQLite file at
         the current schema (no SQLAlchemy on the cold path), else the Store itself."""
         if self._reader is None:
+            from . import profile
             from .store.reader import SQLiteReader
 
-            reader = SQLiteReader.open(self._store_url())
-            self._reader = reader if reader is not None else self.store
+            with self._open_lock, profile.stage("metadata"):
+                if self._reader is None:
+                    reader = SQLiteReader.open(self._store_url())
+                    self._reader = reader if reader is not None else self.store
         return self._reader
 
     def _store_url(self) -> str:

@@ -9,12 +9,14 @@ a single signal keeps that signal's own score (cosine, or BM25 for lexical).
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import profile
 from ..errors import QueryError
 from .filters import Filters, parse_filters, parse_query
 from .fusion import FUSIONS, rrf, score_fusion
@@ -38,6 +40,27 @@ def _pool() -> ThreadPoolExecutor:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="anyfind-search")
     return _executor
+
+
+def _encode(enc, query: Any, modality: str) -> np.ndarray:
+    """One query vector. Models load on their first call: when profiling, the query is
+    encoded a second time so that `model` (load) and `encode` are told apart."""
+    if not profile.enabled:
+        return enc.encode_query([query], modality)[0]
+    started = time.perf_counter()
+    enc.encode_query([query], modality)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    vec = enc.encode_query([query], modality)[0]
+    again = time.perf_counter() - started
+    profile.add("model", max(0.0, first - again))
+    profile.add("encode", again)
+    return vec
+
+
+def _lexical(lex, terms: list[str], depth: int, allowed_sql) -> Signal:
+    with profile.stage("lexical"):
+        return lex.search(terms, depth, allowed_sql)
 
 
 @dataclass
@@ -133,13 +156,15 @@ class Searcher:
         out: dict[str, np.ndarray] = {}
         image = self.index.load_query_image(q.image) if q.image is not None else None
         for name, space in self.index.spaces.items():
-            enc = space.query_encoder
+            with profile.stage("model"):
+                enc = space.query_encoder
             if q.text is not None and "text" in enc.modalities:
-                out[name] = enc.encode_query([q.text], "text")[0]
+                out[name] = _encode(enc, q.text, "text")
             elif image is not None and "image" in enc.modalities:
-                out[name] = enc.encode_query([image], "image")[0]
+                out[name] = _encode(enc, image, "image")
             elif image is not None:  # a text-only space sees the image through its tags
-                vec = self.index.image_tag_vector(enc, image)
+                with profile.stage("encode"):
+                    vec = self.index.image_tag_vector(enc, image)
                 if vec is not None:
                     out[name] = vec
         from ..encoders.query import notice_fallbacks
@@ -149,7 +174,8 @@ class Searcher:
 
     def dense_signal(self, space: str, vec: np.ndarray, depth: int,
                      allowed: np.ndarray | None) -> Signal:
-        scores, ids = self.index.vectors(space).search(vec[None, :], depth, allowed=allowed)
+        with profile.stage("vector"):
+            scores, ids = self.index.vectors(space).search(vec[None, :], depth, allowed=allowed)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def _allowed(self, filters: Filters) -> tuple[Select | None, np.ndarray | None]:
@@ -176,14 +202,14 @@ class Searcher:
         lexical = q.mode != "dense" and bool(q.terms) and lex.available
         depth = max(MIN_DEPTH, want * 5)
         # The first lexical query runs in a thread while the query is being encoded.
-        pending = _pool().submit(lex.search, q.terms, depth, allowed_sql) if lexical else None
+        pending = _pool().submit(_lexical, lex, q.terms, depth, allowed_sql) if lexical else None
         vectors = self._query_vectors(q) if q.mode != "lexical" else {}
         while True:
             signals = {name: self.dense_signal(name, vec, depth, allowed)
                        for name, vec in vectors.items()}
             if lexical:
                 signals["lexical"] = (pending.result() if pending is not None else
-                                      lex.search(q.terms, depth, allowed_sql))
+                                      _lexical(lex, q.terms, depth, allowed_sql))
                 pending = None
             signals.update(self.index.extra_signals(q, depth))
             results = self._fuse(signals, q)
@@ -196,7 +222,8 @@ class Searcher:
         results = results[q.offset : q.offset + q.k]
         if q.min_score is not None:
             results = [r for r in results if r.score >= q.min_score]
-        self._finish(results, q)
+        with profile.stage("results"):
+            self._finish(results, q)
         return results
 
     def _finish(self, results: list[Result], q: Query) -> None:
@@ -223,7 +250,8 @@ class Searcher:
     def _fuse(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None
               ) -> list[Result]:
         chunk_ids = {cid for sig in signals.values() for cid, _ in sig}
-        rows = self.reader.chunk_rows(sorted(chunk_ids))
+        with profile.stage("metadata"):
+            rows = self.reader.chunk_rows(sorted(chunk_ids))
         key = (lambda cid: cid) if q.chunks else (lambda cid: rows[cid]["item_id"])
 
         # Per signal: the best chunk of each key, in rank order.
