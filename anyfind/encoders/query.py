@@ -5,7 +5,8 @@ needs only onnxruntime and tokenizers, so a cold search starts in well under a s
 the torch encoder it stands for takes seconds to import. The export is used only when
 anyfind.encoders.onnx vouches for it (same model identity, intact checksum); otherwise
 the query goes to the torch encoder, with one line on stderr saying why: slower, never
-a different answer.
+a different answer. No line when torch was asked for (ANYFIND_NO_ONNX=1) or exports are
+turned off (ANYFIND_ONNX_EXPORT=off) and the index has none.
 """
 
 from __future__ import annotations
@@ -20,12 +21,27 @@ if TYPE_CHECKING:
     from .base import Encoder
 
 NO_ONNX_ENV = "ANYFIND_NO_ONNX"  # set (non-empty, not "0"): always the torch encoder
+EXPORT_ENV = "ANYFIND_ONNX_EXPORT"  # off: `anyfind index` writes no export (cli.py)
+_OFF = ("0", "off", "false", "no")
 
 _noticed: set[str] = set()
 
 
 def onnx_disabled() -> bool:
     return os.environ.get(NO_ONNX_ENV, "") not in ("", "0")
+
+
+def exports_off() -> bool:
+    return os.environ.get(EXPORT_ENV, "auto").lower() in _OFF
+
+
+def worth_a_notice(index_dir: Path, space: str) -> bool:
+    """Whether falling back to torch is news: not when the user chose torch
+    (ANYFIND_NO_ONNX) or turned exports off and has none; yes for a missing export
+    otherwise, and always for one that is there but stale, corrupt or unloadable."""
+    if onnx_disabled():
+        return False
+    return not (exports_off() and not (index_dir / "onnx" / space).exists())
 
 
 def load_export(index_dir: Path, space: str, identity: dict[str, Any], dim: int | None
@@ -49,7 +65,7 @@ def notice_fallbacks(index: Index) -> None:
     """One stderr line per process (and index) naming the spaces whose queries went to
     torch because their export could not be used."""
     problems = [f"'{name}' ({space.export_problem})" for name, space in index.spaces.items()
-                if space.queries_use_torch]
+                if space.queries_use_torch and worth_a_notice(index.path, name)]
     if not problems:
         return
     line = (f"anyfind: no usable ONNX export for space {', '.join(problems)}; the query is "
