@@ -65,13 +65,14 @@ def export_state(index_dir: Path, space: SpaceConfig, *, int8: bool = False) -> 
 
 
 def export_space(index_dir: Path, space: SpaceConfig, *, int8: bool = False,
-                 min_free_bytes: int = MIN_FREE_BYTES) -> ExportResult:
+                 min_free_bytes: int | None = None) -> ExportResult:
     """Export one space (raises Unsupported, ConfigError, or whatever torch raises)."""
     if space.encoder not in SUPPORTED:
         raise Unsupported(f"no ONNX export for {space.encoder} encoders")
     if not space.identity:
         raise Unsupported("the index config holds no encoder identity")
     index_dir = Path(index_dir)
+    min_free_bytes = MIN_FREE_BYTES if min_free_bytes is None else min_free_bytes
     root = index_dir / EXPORT_DIR
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(f".{space.name}.*.tmp"):  # an interrupted export's leftovers
@@ -211,7 +212,10 @@ def quantize_int8(src: Path, dst: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+            # Per-channel MatMul weights only: per-tensor scales (the default) cost MiniLM
+            # 0.05-0.08 cosine; per channel, under 0.012 (embeddings stay float).
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                             per_channel=True, op_types_to_quantize=["MatMul"])
     finally:
         root.setLevel(level)
 
