@@ -304,7 +304,7 @@ def test_server_unreachable_or_serving_another_index(built, server):
 def test_missing_export_is_news_unless_exports_are_off(built):
     copy = _copy_index(built, "no-export")
     shutil.rmtree(copy / "onnx" / "text")
-    argv = ["search", "moon tides", "--mode", "dense", "--json", "--index", str(copy)]
+    argv = ["search", "moon tides", "--json", "--index", str(copy)]
     (out,), heavy, stderr = run_cli(argv)
     assert stderr.count(NOTICE) == 1 and "'text' (no ONNX export" in stderr, stderr
     assert "torch" in heavy and results(out)[0]["path"].endswith("moon.txt")
