@@ -296,6 +296,9 @@ def _format_result(r) -> str:
             f"{click.style(where, bold=True)}  {click.style(f'#{r.item_id}', dim=True)}")
     text, spans = snippet(r.text or "", r.highlights)
     lines = [head]
+    if r.parent:
+        lines.append(f"      attachment of {r.parent['path']}  "
+                     + click.style(f"#{r.parent['id']}", dim=True))
     if r.tags:
         lines.append(f"      tags: {', '.join(r.tags[:5])}")
     if r.width and r.height:
@@ -456,6 +459,12 @@ def show(item_id, index_name, fmt, as_json) -> None:
                 "title"):
         if item.get(key) is not None:
             click.echo(f"{key:<11}{item[key]}")
+    if item.get("parent"):
+        click.echo(f"{'inside':<11}#{item['parent']['id']} {item['parent']['path']}")
+    for child in item.get("children") or []:
+        state = "" if child["status"] == "ok" else f"  [{child['status']}: {child['error']}]"
+        click.echo(f"{'attachment':<11}#{child['id']} {child['name'] or child['path']} "
+                   f"({child['media_type'] or 'unknown type'}){state}")
     for c in item["chunks"]:
         where = f"p.{c['page']}" if c["page"] is not None else (
             f"{_clock(c['start_s'])}–{_clock(c['end_s'])}" if c["start_s"] is not None else "")

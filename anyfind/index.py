@@ -33,6 +33,7 @@ from .config import (
 )
 from .connectors import connector_for
 from .errors import AnyfindError, ConfigError, IndexNotFound, ModelMismatch
+from .indexer.children import family_children
 from .indexer.report import SyncReport
 from .iofaults import storage_errno, unwritable
 from .lock import WriteLock
@@ -795,10 +796,21 @@ class Index:
 
     # -- reading -------------------------------------------------------------------------
     def item(self, item_id: int) -> dict[str, Any] | None:
+        """An item's row with its passages (`chunks`), the item it was found inside
+        (`parent`: id and path, or None) and the items found inside it (`children`)."""
         row = self.store.item(item_id)
         if row is not None:
             row["chunks"] = self.store.chunks_of_item(item_id)
+            row["parent"] = self.store.parent_of(item_id)
+            row["children"] = family_children(self.store, item_id)
         return row
+
+    def attachment(self, item_id: int):
+        """The bytes of an item found inside another (an e-mail's attachment), re-cut from
+        its parent's current content: an `extract.Child` (name, media type, data)."""
+        from .indexer.children import attachment_of
+
+        return attachment_of(self, item_id)
 
     def status(self) -> dict[str, Any]:
         counts = self.store.counts()

@@ -28,14 +28,16 @@ from .fts import fts5_match
 
 # migrations.LATEST without importing SQLAlchemy; tests/test_coldpath_store.py keeps
 # them equal.
-STORE_SCHEMA = 2
+STORE_SCHEMA = 3
 
 _ROW_SQL = (
     "SELECT c.id AS chunk_id, c.item_id, c.ordinal, c.modality AS chunk_modality, c.text, "
     "c.char_start, c.char_end, c.page, c.start_s, c.end_s, i.uri, i.path, i.modality, "
-    "i.media_type, i.title, i.meta, i.size, i.mtime, s.name AS source "
+    "i.media_type, i.title, i.meta, i.size, i.mtime, s.name AS source, i.parent_id, "
+    "p.path AS parent_path "
     "FROM chunks AS c JOIN items AS i ON i.id = c.item_id "
-    "JOIN sources AS s ON s.id = i.source_id WHERE c.id IN ({marks})"
+    "JOIN sources AS s ON s.id = i.source_id LEFT OUTER JOIN items AS p ON p.id = i.parent_id "
+    "WHERE c.id IN ({marks})"
 )
 # bm25() is lower-is-better; negated so that every signal is higher-is-better.
 _FTS_SQL = ("SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts "
