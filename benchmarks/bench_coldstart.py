@@ -352,6 +352,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None, help="keep (or reuse) the index here")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    ap.add_argument("--build-only", action="store_true",
+                    help="only build the index in --workdir (measure later, on a quieter machine)")
     args = ap.parse_args()
     q = args.quick
     args.text_chunks = args.text_chunks or (10_000 if q else 100_000)
@@ -374,6 +376,9 @@ def main() -> None:
         else:
             path, queries, res["index"] = build_index(work, args)
             saved.write_text(json.dumps([queries, res["index"]]))
+        if args.build_only:
+            print(json.dumps(res["index"], indent=2))
+            return
         res["cold"] = bench_cold(path, queries, args)
         res["warm"] = bench_warm(path, queries, args)
         res["total_s"] = round(time.perf_counter() - started, 1)
