@@ -45,8 +45,10 @@ def test_sqlite_path_only_for_plain_sqlite_files(tmp_path):
 def test_reader_answers_as_the_store(store, writer):
     writer.write(120)
     store.delete_items(writer.item_ids()[::7])  # gaps in the ids, a bumped generation
-    with_meta = writer.item_ids()[0]
+    with_meta, child = writer.item_ids()[:2]
     store.touch_item(with_meta, 10, 1.0, "f", meta={"tags": [{"label": "cat", "prob": 0.9}]})
+    with store.engine.begin() as conn:  # an attachment-like child: rows name its parent
+        conn.execute(update(Item).where(Item.id == child).values(parent_id=with_meta))
     reader = SQLiteReader.open(store.url)
     assert reader is not None
     try:
@@ -63,6 +65,8 @@ def test_reader_answers_as_the_store(store, writer):
         rows = reader.chunk_rows(store.vector_ids(SPACE).tolist())
         assert {r["meta"].get("tags", [{}])[0].get("label") for r in rows.values()
                 if r["item_id"] == with_meta} == {"cat"}
+        assert {(r["parent_id"], r["parent_path"]) for r in rows.values()
+                if r["item_id"] == child} == {(with_meta, f"/data/{with_meta}.txt")}
         assert reader.sources() == store.sources()
         for terms in (["chunk"], ["chunk", "12"], ["absent"], []):
             assert reader.lexical.search(terms, 25) == store.lexical.search(terms, 25)
