@@ -304,7 +304,7 @@ def machine() -> dict[str, Any]:
 def table(res: dict[str, Any]) -> str:
     c, w, m, ix = res["cold"], res["warm"], res["machine"], res["index"]
     b, bt = c["breakdown_onnx"]["stages_s"], c["breakdown_torch"]["stages_s"]
-    keys = ["interpreter", "imports", "open", "model", "encode", "vector", "lexical",
+    keys = ["interpreter", "imports", "open", "image", "model", "encode", "vector", "lexical",
             "metadata", "results", "output", "other"]
     lines = [
         f"machine: {m['cpu']}, {m['cores']} cores, python {m['python']}, onnxruntime "

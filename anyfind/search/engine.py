@@ -154,7 +154,8 @@ class Searcher:
         """One query vector per space the query's modality reaches, encoded by the
         space's ONNX export when it is fresh (no torch), else by its torch encoder."""
         out: dict[str, np.ndarray] = {}
-        image = self.index.load_query_image(q.image) if q.image is not None else None
+        with profile.stage("image"):  # reading the query image (PIL's import included)
+            image = self.index.load_query_image(q.image) if q.image is not None else None
         for name, space in self.index.spaces.items():
             with profile.stage("model"):
                 enc = space.query_encoder
