@@ -6,11 +6,10 @@
 Stages: interpreter (process start until the CLI module runs, from /proc), imports
 (the CLI's own, then every module the cold search path needs, imported up front so
 that the later stages hold only their own work), open (config), image (reading a
-query image), model (loading the
-query encoders), encode, vector (FAISS file open, catch-up check and search), lexical
-(FTS5, in a thread alongside encoding: not added into `other`), metadata (opening the
-store reader, result rows), results (highlights), output; other is the rest (argument
-parsing, fusion, exit). Profiling encodes each query twice, to tell the model load
+query image), model (loading the query encoders), encode, vector (FAISS file open,
+catch-up check and search), lexical (FTS5, in a thread alongside encoding: not added
+into `other`), metadata (opening the store reader, result rows), results (highlights),
+output; other is the rest (argument parsing, fusion, exit). Profiling encodes each query twice, to tell the model load
 from the encoding: its total holds one extra encode. Off, a stage costs one check.
 """
 
