@@ -62,6 +62,8 @@ def test_reader_answers_as_the_store(store, writer):
             np.testing.assert_array_equal(r_vecs, s_vecs)
         wanted = [*store.vector_ids(SPACE)[:40].tolist(), 10**9]  # and one that is gone
         assert reader.chunk_rows(wanted) == store.chunk_rows(wanted)
+        assert reader.chunk_items(wanted) == store.chunk_items(wanted)
+        assert len(reader.chunk_items(wanted)) == 40
         rows = reader.chunk_rows(store.vector_ids(SPACE).tolist())
         assert {r["meta"].get("tags", [{}])[0].get("label") for r in rows.values()
                 if r["item_id"] == with_meta} == {"cat"}
@@ -224,3 +226,16 @@ def test_mapped_reader_survives_rewrites_then_catches_up(tmp_path, store, writer
     assert_mirrors(reader, store)
     assert _digest(reader.path) == on_disk  # nothing was written through the mapping
 
+
+
+def test_highlights_of_a_page_in_one_go():
+    from anyfind.search.highlight import Highlighter
+
+    texts = ["Running late, the runner ran.", "", "nothing here", "Café au lait \x01 run",
+             "RUN"]
+    h = Highlighter(["run", "cafe"])
+    try:
+        assert h.spans_of(texts) == [h.spans(t) for t in texts]
+        assert h.spans_of(texts)[0] == [[0, 7]] and h.spans_of(texts)[2] == []
+    finally:
+        h.close()

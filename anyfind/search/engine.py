@@ -85,6 +85,7 @@ class Query:
 
 
 Signal = list[tuple[int, float]]  # (chunk id, score), best first
+Ranked = tuple[float, int, dict[str, float]]  # fused score, chunk shown, score per signal
 
 
 class Searcher:
@@ -213,14 +214,17 @@ class Searcher:
                                       _lexical(lex, q.terms, depth, allowed_sql))
                 pending = None
             signals.update(self.index.extra_signals(q, depth))
-            results = self._fuse(signals, q)
+            ranked = self._rank(signals, q)
             # Deeper only while some signal was cut at `depth` (it may hold more items).
-            if len(results) >= want or all(len(s) < depth for s in signals.values()):
+            if len(ranked) >= want or all(len(s) < depth for s in signals.values()):
                 break
             depth *= 4
+        # Rows (text, metadata) are read for the results shown only.
         if q.rerank:
-            results = self._rerank(q, results[:want])
-        results = results[q.offset : q.offset + q.k]
+            results = self._rerank(q, self._materialize(ranked[:want]))
+            results = results[q.offset : q.offset + q.k]
+        else:
+            results = self._materialize(ranked[q.offset : q.offset + q.k])
         if q.min_score is not None:
             results = [r for r in results if r.score >= q.min_score]
         with profile.stage("results"):
@@ -230,11 +234,12 @@ class Searcher:
     def _finish(self, results: list[Result], q: Query) -> None:
         highlighter = Highlighter(q.terms)
         try:
-            for i, r in enumerate(results, start=q.offset + 1):
-                r.rank = i
-                r.highlights = highlighter.spans(r.text)
+            spans = highlighter.spans_of([r.text for r in results])
         finally:
             highlighter.close()
+        for i, (r, found) in enumerate(zip(results, spans, strict=True), start=q.offset + 1):
+            r.rank = i
+            r.highlights = found
 
     def _rerank(self, q: Query, results: list[Result]) -> list[Result]:
         from .rerank import load_cross_encoder, rerank_scores
@@ -250,10 +255,24 @@ class Searcher:
     # -- fusion --------------------------------------------------------------------------
     def _fuse(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None
               ) -> list[Result]:
+        """Every fused result, with its row."""
+        return self._materialize(self._rank(signals, q, fused_always))
+
+    def _materialize(self, ranked: list[Ranked]) -> list[Result]:
+        with profile.stage("metadata"):
+            rows = self.reader.chunk_rows([cid for _, cid, _ in ranked])
+        # A chunk deleted since it was ranked is left out.
+        return [self._result(rows[cid], score, signals) for score, cid, signals in ranked
+                if cid in rows]
+
+    def _rank(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None
+              ) -> list[Ranked]:
+        """Fused (score, chunk shown, per-signal scores), best first: one per item (or
+        chunk), knowing only which item each chunk belongs to."""
         chunk_ids = {cid for sig in signals.values() for cid, _ in sig}
         with profile.stage("metadata"):
-            rows = self.reader.chunk_rows(sorted(chunk_ids))
-        key = (lambda cid: cid) if q.chunks else (lambda cid: rows[cid]["item_id"])
+            items = self.reader.chunk_items(sorted(chunk_ids))
+        key = (lambda cid: cid) if q.chunks else (lambda cid: items[cid])
 
         # Per signal: the best chunk of each key, in rank order.
         ranked: dict[str, list[tuple[Any, float]]] = {}
@@ -262,7 +281,7 @@ class Searcher:
         for name, sig in signals.items():
             order: list[tuple[Any, float]] = []
             for cid, score in sig:
-                if cid not in rows:
+                if cid not in items:
                     continue  # a chunk deleted after the vector index was loaded
                 kk = key(cid)
                 if name in per_signal.setdefault(kk, {}):
@@ -285,7 +304,7 @@ class Searcher:
         else:
             fused = rrf({n: [kk for kk, _ in o] for n, o in ranked.items()}, q.weights)
         ordered = sorted(fused.items(), key=lambda kv: -kv[1])  # stable: ties keep rank order
-        return [self._result(rows[best[kk][1]], score, per_signal[kk]) for kk, score in ordered]
+        return [(score, best[kk][1], per_signal[kk]) for kk, score in ordered]
 
     @staticmethod
     def _result(row: dict[str, Any], score: float, signals: dict[str, float]) -> Result:

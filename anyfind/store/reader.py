@@ -156,6 +156,16 @@ class SQLiteReader:
         return (np.asarray([r[0] for r in rows], dtype=np.int64),
                 matrix.reshape(len(rows), -1))
 
+    def chunk_items(self, chunk_ids: Sequence[int]) -> dict[int, int]:
+        """chunk id -> item id, for the chunks that exist (as Store.chunk_items)."""
+        ids = [int(i) for i in chunk_ids]
+        out: dict[int, int] = {}
+        for i in range(0, len(ids), _BATCH):
+            part = ids[i : i + _BATCH]
+            out.update(self.query(f"SELECT id, item_id FROM chunks WHERE id IN "
+                                  f"({','.join('?' * len(part))})", part))
+        return out
+
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Chunks with their item and source, by chunk id (as Store.chunk_rows)."""
         out: dict[int, dict[str, Any]] = {}
