@@ -58,6 +58,14 @@ def _encode(enc, query: Any, modality: str) -> np.ndarray:
     return vec
 
 
+def _quietly(fn, *args: Any) -> None:
+    """A head start only: whatever fails here fails again, reported, where it is used."""
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001, S110
+        pass
+
+
 def _lexical(lex, terms: list[str], depth: int, allowed_sql) -> Signal:
     with profile.stage("lexical"):
         return lex.search(terms, depth, allowed_sql)
@@ -155,11 +163,18 @@ class Searcher:
         """One query vector per space the query's modality reaches, encoded by the
         space's ONNX export when it is fresh (no torch), else by its torch encoder."""
         out: dict[str, np.ndarray] = {}
+        with profile.stage("model"):
+            encoders = {name: space.query_encoder for name, space in self.index.spaces.items()}
+            # Loading a model is mostly native work: the second space's loads on a thread
+            # while the first space's loads and encodes here.
+            modality = "text" if q.text is not None else "image"
+            for enc in list(encoders.values())[1:]:
+                warm = getattr(enc, "warm", None)  # ONNX encoders: sessions and tokenizers
+                if warm is not None and modality in enc.modalities:
+                    _pool().submit(_quietly, warm, modality)
         with profile.stage("image"):  # reading the query image (PIL's import included)
             image = self.index.load_query_image(q.image) if q.image is not None else None
-        for name, space in self.index.spaces.items():
-            with profile.stage("model"):
-                enc = space.query_encoder
+        for name, enc in encoders.items():
             if q.text is not None and "text" in enc.modalities:
                 out[name] = _encode(enc, q.text, "text")
             elif image is not None and "image" in enc.modalities:
