@@ -107,8 +107,9 @@ def index(paths, index_name, include, exclude, hidden, text_model, store_url, wh
                clip_model=clip_model,
                clip_weights=clip_weights, clip_config=clip_config, **settings) as idx:
         if onnx_int8 is not None and bool(idx.config.onnx_int8) != onnx_int8:
-            idx.config.onnx_int8 = onnx_int8
-            idx.config.save(idx.path)
+            with idx.lock:  # config.json has one writer at a time, like the rest
+                idx.config.onnx_int8 = onnx_int8
+                idx.config.save(idx.path)
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
                          progress=_progress_wanted(quiet))
         _auto_export(idx)

@@ -690,6 +690,11 @@ class Index:
             if result.status not in ("exported", "current"):
                 return None, result.reason
             enc, reason = load_document_encoder(self.path, space.name, space.config.identity)
+        if enc is not None:
+            try:  # a session that cannot be built fails here, not in the middle of a sync
+                enc.warm("text")
+            except Exception as exc:
+                return None, f"{type(exc).__name__}: {exc}"
         return enc, reason
 
     # -- vectors -------------------------------------------------------------------------

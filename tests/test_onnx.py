@@ -198,6 +198,9 @@ args = json.loads(sys.argv[1])
 text, why = load_query_encoder(Path(args["text"]), "text", args["text_id"])
 clip, why2 = load_query_encoder(Path(args["clip"]), "vision", args["clip_id"])
 assert why is None and why2 is None, (why, why2)
+for warm in (lambda: text.warm("text"), lambda: clip.warm("text"), lambda: clip.warm("image")):
+    warm()
+assert set(clip._sessions) == {"text.onnx", "image.onnx"} and text._encode_tokenizer is not None
 vecs = [text.encode_query(["late filing penalty"]), clip.encode_query(["a cat"], "text"),
         clip.encode_query([Image.open(args["photo"])], "image"), clip.encode_query([args["photo"]], "image")]
 heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers", "open_clip",
@@ -264,7 +267,7 @@ def test_corrupt_file_is_refused_even_after_a_verified_load(copied):
     assert enc is None and "checksum" in reason
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "manifest", "format"])
+@pytest.mark.parametrize("damage", ["missing", "truncated", "manifest", "format", "fields"])
 def test_damaged_export_is_refused_with_a_reason(copied, damage):
     index_dir, space = copied
     directory = export_dir(index_dir, "text")
@@ -275,9 +278,12 @@ def test_damaged_export_is_refused_with_a_reason(copied, damage):
             fh.truncate(1000)
     elif damage == "manifest":
         (directory / "export.json").write_text("{not json")
-    else:
+    elif damage == "format":
         manifest = json.loads((directory / "export.json").read_text())
         (directory / "export.json").write_text(json.dumps({**manifest, "format": 99}))
+    else:  # valid JSON, nonsense inside
+        manifest = json.loads((directory / "export.json").read_text())
+        (directory / "export.json").write_text(json.dumps({**manifest, "files": ["text.onnx"]}))
     enc, reason = load_query_encoder(index_dir, "text", space.identity)
     assert enc is None and reason and "\n" not in reason
     assert export_state(index_dir, space) is not None  # `anyfind index` would re-export
@@ -367,3 +373,35 @@ def test_cli_export_failure_is_a_warning_not_a_failed_index_run(corpus, tmp_path
     assert "6 unchanged" in result.stdout
     result = cli_run("export", "--index", str(idx), "--json", code=1)
     assert json.loads(result.stdout)["status"] == "failed"
+
+
+def test_index_with_clip_space_exports_vision_and_finds_the_same_image(tmp_path):
+    """A real index with the tiny CLIP space: `anyfind export --space vision`, then an
+    image query encoded by ONNX ranks the stored image vectors as torch's query does."""
+    from anyfind import Index
+
+    arch, checkpoint = make_tiny_clip_checkpoint(tmp_path / "clip")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in PHOTOS:
+        shutil.copy(p, photos / p.name)
+    idx = tmp_path / "idx"
+    with Index.open(str(idx), clip_model=arch, clip_weights=str(checkpoint),
+                    clip_config=str(tmp_path / "clip" / "configs" / f"{arch}.json"),
+                    tagger=False, transcriber=None) as index:
+        index.add([photos])
+        identity = index.config.spaces["vision"].identity
+        torch_enc = index.spaces["vision"].encoder
+        ids, stored = index.store.vectors("vision")
+    [line] = cli_run("export", "--index", str(idx), "--space", "vision", "--json").stdout.splitlines()
+    result = json.loads(line)
+    assert result["status"] == "exported"
+    assert set(result["files"]) == {"text.onnx", "image.onnx", "merges.txt.gz"}
+    assert not export_dir(idx, "text").exists()  # only the space asked for
+    onnx_enc, reason = load_query_encoder(idx, "vision", identity)
+    assert reason is None
+    query = Image.open(PHOTOS[1])
+    got = stored @ onnx_enc.encode_query([query], "image")[0]
+    want = stored @ torch_enc.encode_query([query], "image")[0]
+    assert np.argsort(-got).tolist() == np.argsort(-want).tolist()
+    np.testing.assert_allclose(got, want, atol=1e-5)

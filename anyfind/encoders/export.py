@@ -59,9 +59,10 @@ def export_state(index_dir: Path, space: SpaceConfig, *, int8: bool = False) -> 
         return reason
     if canonical(manifest.get("identity")) != canonical(space.identity):
         return "made for another model"
-    if int8 and "text.int8.onnx" not in manifest["files"]:
+    reason = check_files(directory, manifest)
+    if reason is None and int8 and "text.int8.onnx" not in manifest["files"]:
         return "no int8 text model"
-    return check_files(directory, manifest)
+    return reason
 
 
 def export_space(index_dir: Path, space: SpaceConfig, *, int8: bool = False,

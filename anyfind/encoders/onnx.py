@@ -39,6 +39,15 @@ def load_document_encoder(index_dir: Path, space_name: str, identity: dict,
 
 def _load(index_dir: Path, space_name: str, identity: dict, *, int8: bool,
           full_check: bool) -> tuple[Encoder | None, str | None]:
+    try:
+        return _load_checked(index_dir, space_name, identity, int8=int8, full_check=full_check)
+    except Exception as exc:  # a damaged export is a reason to use torch, never a crash
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        return None, f"ONNX export of space '{space_name}' is unusable ({text})"
+
+
+def _load_checked(index_dir: Path, space_name: str, identity: dict, *, int8: bool,
+                  full_check: bool) -> tuple[Encoder | None, str | None]:
     directory = export_dir(Path(index_dir), space_name)
     manifest, reason = read_manifest(directory)
     if manifest is None:
@@ -56,13 +65,10 @@ def _load(index_dir: Path, space_name: str, identity: dict, *, int8: bool,
     if reason:
         return None, reason
     kind = manifest["identity"].get("kind")
-    try:
-        if kind in TEXT_KINDS:
-            return OnnxTextEncoder(directory, manifest, int8=int8), None
-        if kind in CLIP_KINDS and not int8:
-            return OnnxClipEncoder(directory, manifest), None
-    except (OSError, ValueError, KeyError) as exc:
-        return None, f"ONNX export of space '{space_name}' is unusable ({exc})"
+    if kind in TEXT_KINDS:
+        return OnnxTextEncoder(directory, manifest, int8=int8), None
+    if kind in CLIP_KINDS and not int8:
+        return OnnxClipEncoder(directory, manifest), None
     return None, f"no ONNX runtime for {kind} encoders"
 
 
@@ -99,6 +105,12 @@ class _OnnxEncoder(Encoder):
                 self._sessions[name] = _session(self.directory / name)
             return self._sessions[name]
 
+    def warm(self, modality: str = "text") -> None:
+        """Build what the first query of this modality needs (its session, tokenizer or
+        image transform) without running anything: a cold start can overlap it with other
+        work on a thread, while another thread encodes."""
+        raise NotImplementedError
+
 
 class OnnxTextEncoder(_OnnxEncoder):
     """sentence-transformers model (transformer + its pooling + normalisation) in ONNX."""
@@ -130,6 +142,10 @@ class OnnxTextEncoder(_OnnxEncoder):
             tok.no_padding()
             self._chunk_tokenizer = tok
         return self._chunk_tokenizer
+
+    def warm(self, modality: str = "text") -> None:
+        self.session(self.model_file)
+        self._encoder_tokenizer()
 
     def _encoder_tokenizer(self):
         if self._encode_tokenizer is None:
@@ -187,21 +203,36 @@ class OnnxClipEncoder(_OnnxEncoder):
     def max_tokens(self) -> int:
         return int(self.clip_cfg["context_length"])
 
-    def _tokens(self, texts: list[str]) -> np.ndarray:
+    def warm(self, modality: str = "text") -> None:
+        if modality == "image":
+            self.session("image.onnx")
+            self._image_transform()
+        else:
+            self.session("text.onnx")
+            self._tokenizer()
+            import ftfy  # noqa: F401 - the first tokenized text imports it otherwise
+
+    def _tokenizer(self):
         if self._tokenize is None:
             from .clip_tokenizer import ClipTokenizer
 
             self._tokenize = ClipTokenizer(self.directory / self.clip_cfg["merges"],
                                            int(self.clip_cfg["context_length"]),
                                            self.clip_cfg.get("clean", "lower"))
-        return self._tokenize(texts)
+        return self._tokenize
 
-    def _pixels(self, images) -> np.ndarray:
+    def _image_transform(self):
         if self._preprocess is None:
             from .clip_preprocess import ClipPreprocess
 
             self._preprocess = ClipPreprocess(self.clip_cfg["preprocess"])
-        return self._preprocess.batch(images)
+        return self._preprocess
+
+    def _tokens(self, texts: list[str]) -> np.ndarray:
+        return self._tokenizer()(texts)
+
+    def _pixels(self, images) -> np.ndarray:
+        return self._image_transform().batch(images)
 
     def _encode(self, inputs: Sequence[Any], modality: str, *, query: bool) -> np.ndarray:
         if modality == "image":

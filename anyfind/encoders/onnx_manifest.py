@@ -50,15 +50,17 @@ def read_manifest(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         return None, f"ONNX export manifest {path} is unreadable ({exc})"
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if (not isinstance(manifest, dict) or manifest.get("format") != FORMAT
+            or not isinstance(manifest.get("identity"), dict)):
         return None, f"ONNX export in {directory} has another format (re-run `anyfind export`)"
     return manifest, None
 
 
 def check_files(directory: Path, manifest: dict[str, Any], *, full: bool = False) -> str | None:
     """None when every file of the export is present and matches its sha256, else why not."""
-    files: dict[str, dict[str, Any]] = manifest.get("files") or {}
-    if not files:
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files or not all(
+            isinstance(v, dict) for v in files.values()):
         return f"ONNX export in {directory} lists no files"
     try:
         stamps = {} if full else json.loads((directory / STAMP).read_text())
