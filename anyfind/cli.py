@@ -212,8 +212,10 @@ def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters,
         raise click.UsageError("give a QUERY, --image PATH or --audio PATH")
     from .config import resolve_index_path
 
-    if not local:
-        server = server or _configured_server(resolve_index_path(index_name))
+    if not local and not server:
+        from .client import configured_server
+
+        server = configured_server(resolve_index_path(index_name))
     if server and not local:
         results = _server_search(server, index_name, query, k=k, offset=offset, mode=mode,
                                  fusion=fusion, weights=weights, rerank=rerank, filters=filters,
@@ -232,14 +234,8 @@ def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters,
         _print_results(results, as_json)
 
 
-def _configured_server(index_path: Path) -> str | None:
-    from .client import configured_server
-
-    return configured_server(index_path)
-
-
 def _server_search(server: str, index_name, query, *, fusion, weights, rerank, min_score,
-                   sources, **kwargs):
+                   sources, filters, **kwargs):
     """The same search, answered by a running server (anyfind/client.py)."""
     from .client import Client
     from .config import resolve_index_path
@@ -249,7 +245,6 @@ def _server_search(server: str, index_name, query, *, fusion, weights, rerank, m
     if unsupported:
         raise click.UsageError(f"{', '.join(unsupported)} cannot go to a server (it searches "
                                "with its own settings): add --local")
-    filters = kwargs.pop("filters")
     if sources:  # the same push-down as --source, written as filters
         filters = " ".join([filters or ""] + [f'source:"{n}"' for n in sources]).strip()
     results = Client(server).search(resolve_index_path(index_name), query, filters=filters,
