@@ -405,3 +405,20 @@ def test_index_with_clip_space_exports_vision_and_finds_the_same_image(tmp_path)
     want = stored @ torch_enc.encode_query([query], "image")[0]
     assert np.argsort(-got).tolist() == np.argsort(-want).tolist()
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_int8_that_cannot_be_exported_falls_back_to_torch(corpus, tmp_path, caplog):
+    from anyfind import Index
+
+    idx = tmp_path / "idx"
+    with Index.open(str(idx), onnx_int8=True, tagger=False, transcriber=None) as index:
+        (idx / "onnx").write_text("a file where the export folder should be")
+        report = index.add([corpus])
+        assert report.failed == 0 and report.added == 6
+        space = index.spaces["text"]
+        assert space.document_encoder is space.encoder
+        ids, stored = index.store.vectors("text")
+        rows = index.store.chunk_rows(ids.tolist())
+        torch_vecs = space.encoder.encode_documents([rows[int(i)]["text"] for i in ids])
+        assert cosines(stored, torch_vecs).min() > 0.99999
+    assert "int8 document encoding is off for space 'text'" in caplog.text
