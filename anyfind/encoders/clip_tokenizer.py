@@ -102,9 +102,11 @@ class ClipTokenizer:
             raise ValueError(f"unknown CLIP text cleaning {clean!r}")
         raw = Path(merges_file).read_bytes()
         text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
-        lines = [line for line in text.split("\n") if line.strip()]
-        if any(line.count(" ") != 1 for line in lines):
-            raise ValueError(f"{merges_file}: a merge is not one 'a b' pair")
+        lines = text.strip("\n").split("\n")  # write_merges: no blank lines; C-level checks
+        if "" in lines or text.count(" ") != len(lines) or text.count("\t"):
+            lines = [line for line in text.split("\n") if line.strip()]
+            if any(len(line.split()) != 2 or line.count(" ") != 1 for line in lines):
+                raise ValueError(f"{merges_file}: a merge is not one 'a b' pair")
         # rank of the pair 'a b' (the merges file's own line), and the vocabulary as
         # build_vocab makes it: bytes, bytes + '</w>', the merged pairs, the two specials
         self.ranks = dict(zip(lines, range(len(lines)), strict=True))
