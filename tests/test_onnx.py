@@ -245,6 +245,30 @@ def test_query_sessions_load_the_optimised_graph_on_one_thread(text_export, clip
     assert clip.loaded == {"text.onnx": "text.opt.onnx", "image.onnx": "image.opt.onnx"}
 
 
+def test_one_shot_sessions_skip_prepacking_and_give_the_same_vectors(text_export, clip_export):
+    index_dir, space, torch_enc = text_export
+    enc, reason = load_query_encoder(index_dir, "text", space.identity, one_shot=True)
+    assert reason is None
+    got = enc.encode_query(TEXTS)
+    options = enc.session("text.onnx").get_session_options()
+    assert options.get_session_config_entry("session.disable_prepacking") == "1"
+    assert options.intra_op_num_threads == 1 and enc.loaded == {"text.onnx": "text.opt.onnx"}
+    assert cosines(got, torch_enc.encode_query(TEXTS)).min() >= MIN_COSINE
+    default, _ = load_query_encoder(index_dir, "text", space.identity)
+    default.warm("text")
+    with pytest.raises(RuntimeError):  # not set: onnxruntime pre-packs
+        default.session("text.onnx").get_session_options().get_session_config_entry(
+            "session.disable_prepacking")
+
+    clip_dir, clip_space_, clip_torch = clip_export
+    clip, _ = load_query_encoder(clip_dir, "vision", clip_space_.identity, one_shot=True)
+    images = [Image.open(p) for p in PHOTOS]
+    assert cosines(clip.encode_query(TEXTS, "text"),
+                   clip_torch.encode_query(TEXTS, "text")).min() >= MIN_COSINE
+    assert cosines(clip.encode_query(images, "image"),
+                   clip_torch.encode_query(images, "image")).min() >= MIN_COSINE
+
+
 @pytest.mark.parametrize("how", ["old-export", "unlisted", "unloadable"])
 def test_plain_model_is_used_when_there_is_no_usable_optimised_one(copied, how):
     """Exports made before the optimised graphs, or whose optimised graph does not load
