@@ -11,6 +11,7 @@ import time
 _LOADED = time.perf_counter()  # for ANYFIND_PROFILE: when this module started
 
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -210,6 +211,8 @@ def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters,
     date: size:, e.g. `anyfind search 'budget ext:pdf after:2024-01-01'` (see README)."""
     if query is None and image is None and audio is None:
         raise click.UsageError("give a QUERY, --image PATH or --audio PATH")
+    if "numpy" not in sys.modules:  # a fresh process: one query needs no BLAS thread pool,
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # and starting one slows import
     from .config import resolve_index_path
 
     if not local and not server:
@@ -226,6 +229,7 @@ def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters,
             idx = _open(index_name)
         with idx:
             idx.map_vectors = True  # read-only here: map vector files, do not read them
+            idx.one_shot_queries = True  # one query, then exit: the fastest session build
             results = idx.search(query, k=k, offset=offset, mode=mode, chunks=chunks,
                                  min_score=min_score, image=image, audio=audio, fusion=fusion,
                                  weights=weights, filters=filters, rerank=rerank,

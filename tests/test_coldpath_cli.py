@@ -91,6 +91,14 @@ def assert_same(got: list[dict], want: list[dict], tol: float = 1e-4) -> None:
             assert abs(g["spaces"][name] - w["spaces"][name]) <= tol, (name, g, w)
 
 
+def assert_same_answer(got: list[dict], want: list[dict]) -> None:
+    """Every field equal; scores within float noise (a CLI search builds its ONNX sessions
+    without weight pre-packing, a server with it: the last digits may differ)."""
+    assert_same(got, want)
+    strip = [{k: v for k, v in r.items() if k not in ("score", "spaces")} for r in got]
+    assert strip == [{k: v for k, v in r.items() if k not in ("score", "spaces")} for r in want]
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict:
     from anyfind import Index
@@ -258,7 +266,8 @@ def test_server_answers_as_the_local_path(built, server):
     (r1, r2, r3, r4), heavy, _ = run_cli(*remote)
     assert heavy == []
     for got, want in ((r1, l1), (r2, l2)):
-        assert results(got) and results(got) == results(want)
+        assert results(got)
+        assert_same_answer(results(got), results(want))
     assert_same(results(r3), results(l3))  # the server decodes the uploaded image itself
     assert r4["code"] == 0 and r4["stdout"] == l4["stdout"]  # the human table too
     assert "handbook.docx" in r4["stdout"]
@@ -273,7 +282,7 @@ def test_server_from_env_or_index_config(built, server):
     try:
         started = time.monotonic()
         (out, local), _, _ = run_cli(argv, [*argv, "--local"])
-        assert results(out) == results(local)
+        assert_same_answer(results(out), results(local))
         assert time.monotonic() - started < 120
     finally:
         copy_cfg.unlink()

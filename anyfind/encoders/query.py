@@ -44,8 +44,8 @@ def worth_a_notice(index_dir: Path, space: str) -> bool:
     return not (exports_off() and not (index_dir / "onnx" / space).exists())
 
 
-def load_export(index_dir: Path, space: str, identity: dict[str, Any], dim: int | None
-                ) -> tuple[Encoder | None, str | None]:
+def load_export(index_dir: Path, space: str, identity: dict[str, Any], dim: int | None,
+                *, one_shot: bool = False) -> tuple[Encoder | None, str | None]:
     """The export's query encoder for this space, or (None, why not)."""
     if onnx_disabled():
         return None, f"{NO_ONNX_ENV} is set"
@@ -53,7 +53,7 @@ def load_export(index_dir: Path, space: str, identity: dict[str, Any], dim: int 
         from .onnx import load_query_encoder
     except ImportError as exc:  # the onnx module or onnxruntime is not installed
         return None, f"no ONNX runtime ({exc})"
-    encoder, reason = load_query_encoder(index_dir, space, identity)
+    encoder, reason = load_query_encoder(index_dir, space, identity, one_shot=one_shot)
     if encoder is None:
         return None, reason or "no export"
     if dim is not None and encoder.dim != dim:  # belt and braces: never a wrong space
