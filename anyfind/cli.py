@@ -80,10 +80,13 @@ def cli() -> None:
               help="Local checkpoint file (or an open_clip pretrained tag on a connected machine).")
 @click.option("--clip-config", default=None, metavar="JSON",
               help="open_clip model-config JSON for a custom architecture.")
+@click.option("--onnx-int8/--no-onnx-int8", "onnx_int8", default=None, envvar="ANYFIND_ONNX_INT8",
+              help="Encode documents with the int8-quantised ONNX text model (faster on CPU, "
+                   "slightly less exact); kept in the index config. Env: ANYFIND_ONNX_INT8.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 def index(paths, index_name, include, exclude, hidden, text_model, store_url, whisper_model, no_audio,
-          no_tags, clip, clip_model, clip_weights, clip_config, quiet, as_json) -> None:
+          no_tags, clip, clip_model, clip_weights, clip_config, onnx_int8, quiet, as_json) -> None:
     """Index files and folders (re-running syncs only what changed)."""
     from .config import default_transcriber
 
@@ -98,9 +101,35 @@ def index(paths, index_name, include, exclude, hidden, text_model, store_url, wh
     with _open(index_name, create=True, text_model=text_model, store_url=store_url, clip=clip,
                clip_model=clip_model,
                clip_weights=clip_weights, clip_config=clip_config, **settings) as idx:
+        if onnx_int8 is not None and bool(idx.config.onnx_int8) != onnx_int8:
+            with idx.lock:  # config.json has one writer at a time, like the rest
+                idx.config.onnx_int8 = onnx_int8
+                idx.config.save(idx.path)
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
                          progress=_progress_wanted(quiet))
+        _auto_export(idx)
     _finish_sync(report, as_json)
+
+
+def _auto_export(idx) -> None:
+    """After indexing: export the encoders to ONNX where missing or stale, so the next
+    `anyfind search` needs no torch. Off with ANYFIND_ONNX_EXPORT=0; never fails the run."""
+    import os
+
+    if os.environ.get("ANYFIND_ONNX_EXPORT", "auto").lower() in ("0", "off", "false", "no"):
+        return
+    try:
+        if not idx.onnx_exports_stale():
+            return
+        results = idx.export_onnx()
+    except Exception as exc:  # a warning, never a failed index run
+        click.echo(f"warning: ONNX export failed: {type(exc).__name__}: {exc}", err=True)
+        return
+    for r in results:
+        if r.status == "failed":
+            click.echo(f"warning: ONNX export of space '{r.space}' failed: {r.reason}", err=True)
+        elif r.status == "skipped":
+            click.echo(f"notice: ONNX export of space '{r.space}' skipped: {r.reason}", err=True)
 
 
 def _print_report(report, as_json: bool) -> None:
@@ -218,6 +247,9 @@ def _format_result(r) -> str:
             f"{click.style(where, bold=True)}  {click.style(f'#{r.item_id}', dim=True)}")
     text, spans = snippet(r.text or "", r.highlights)
     lines = [head]
+    if r.parent:
+        lines.append(f"      attachment of {r.parent['path']}  "
+                     + click.style(f"#{r.parent['id']}", dim=True))
     if r.tags:
         lines.append(f"      tags: {', '.join(r.tags[:5])}")
     if r.width and r.height:
@@ -378,6 +410,12 @@ def show(item_id, index_name, fmt, as_json) -> None:
                 "title"):
         if item.get(key) is not None:
             click.echo(f"{key:<11}{item[key]}")
+    if item.get("parent"):
+        click.echo(f"{'inside':<11}#{item['parent']['id']} {item['parent']['path']}")
+    for child in item.get("children") or []:
+        state = "" if child["status"] == "ok" else f"  [{child['status']}: {child['error']}]"
+        click.echo(f"{'attachment':<11}#{child['id']} {child['name'] or child['path']} "
+                   f"({child['media_type'] or 'unknown type'}){state}")
     for c in item["chunks"]:
         where = f"p.{c['page']}" if c["page"] is not None else (
             f"{_clock(c['start_s'])}–{_clock(c['end_s'])}" if c["start_s"] is not None else "")
@@ -524,6 +562,7 @@ def sync(names, index_name, config_file, retry_errors, quiet, as_json) -> None:
             idx.use_config(config_file)
         report = idx.sync(list(names) or None, progress=_progress_wanted(quiet),
                           retry_errors=retry_errors)
+        _auto_export(idx)
     _finish_sync(report, as_json)
 
 
@@ -535,6 +574,38 @@ def _finish_sync(report, as_json: bool | None) -> None:
             if "source" in err:
                 click.echo(f"  {click.style('source failed', fg='red')} {err['source']} "
                            f"({err['path']}): {err['error']}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@index_option
+@click.option("--force", is_flag=True, help="Export again even when the export is current.")
+@click.option("--int8/--no-int8", "int8", default=None,
+              help="Also make the int8 text model used by --onnx-int8 document encoding "
+                   "(default: as the index's onnx_int8 setting).")
+@click.option("--space", "spaces", multiple=True, metavar="NAME",
+              help="Only this embedding space (repeatable).")
+@json_option
+def export(index_name, force, int8, spaces, as_json) -> None:
+    """Export the index's encoders to ONNX, so searches run without torch.
+
+    Writes <index>/onnx/<space>/ (model files, tokenizer, export.json with the model identity
+    and checksums). `anyfind index` does this by itself when an export is missing or stale.
+    Exits with status 1 when a space failed."""
+    with _open(index_name) as idx:
+        unknown = [s for s in spaces if s not in idx.spaces]
+        if unknown:
+            raise click.BadParameter(f"no space named {unknown[0]!r} (spaces: "
+                                     f"{', '.join(idx.spaces)})", param_hint="--space")
+        results = idx.export_onnx(force=force, int8=int8, spaces=list(spaces) or None)
+    for r in results:
+        if as_json:
+            _emit_json(r.to_dict())
+            continue
+        size = f" ({sum((r.files or {}).values()) / 2**20:.1f} MiB)" if r.files else ""
+        detail = f": {r.reason}" if r.reason else ""
+        click.echo(f"{r.space}: {r.status}{size}{detail}")
+    if any(r.status == "failed" for r in results):
         sys.exit(1)
 
 

@@ -74,6 +74,7 @@ class IndexConfig:
     checkpoint_seconds: float = 60.0  # save vector files this often during a long sync
     tagger: bool = False  # offline ImageNet tags for images
     transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed
+    onnx_int8: bool = False  # documents through the int8 ONNX text model (see encoders/export)
     schema_version: int = SCHEMA_VERSION
     created_at: float = field(default_factory=time.time)
     anyfind_version: str = ""

@@ -32,6 +32,7 @@ from .config import (
 )
 from .connectors import connector_for
 from .errors import AnyfindError, ConfigError, IndexNotFound, ModelMismatch
+from .indexer.children import family_children
 from .indexer.report import SyncReport
 from .iofaults import storage_errno, unwritable
 from .lock import WriteLock
@@ -84,6 +85,7 @@ class Space:
         self.index = index
         self.config = config
         self._encoder = None
+        self._document_encoder = None
 
     @property
     def name(self) -> str:
@@ -106,6 +108,21 @@ class Space:
 
     def accepts(self, modality: str) -> bool:
         return modality in self.encoder.modalities
+
+    @property
+    def document_encoder(self):
+        """What encodes documents: the encoder, or with `onnx_int8` on a text space, its int8
+        ONNX model (exported on first need); torch again, with a warning, if that fails."""
+        if self._document_encoder is None:
+            self._document_encoder = self.encoder
+            if self.index.config.onnx_int8 and self.config.encoder == "sentence-transformers":
+                enc, reason = self.index.int8_document_encoder(self)
+                if enc is None:
+                    log.warning("int8 document encoding is off for space '%s': %s",
+                                self.name, reason)
+                else:
+                    self._document_encoder = enc
+        return self._document_encoder
 
 
 class Index:
@@ -558,7 +575,7 @@ class Index:
         """Fill chunk.vectors for every space that accepts each chunk, batched per space."""
         self._tag_images(items)
         for name, space in self.spaces.items():
-            enc = space.encoder
+            enc = space.document_encoder
             by_modality: dict[str, list[tuple[ChunkRecord, Any]]] = {}
             for item in items:
                 for chunk in item.chunks:
@@ -579,6 +596,45 @@ class Index:
         for name, space in self.spaces.items():
             if space.config.dim:
                 self.store.ensure_space(name, space.config.dim)
+
+    # -- ONNX exports --------------------------------------------------------------------
+    def export_onnx(self, *, force: bool = False, int8: bool | None = None,
+                    spaces: Sequence[str] | None = None):
+        """Export the spaces' encoders to ONNX under <index>/onnx/ (torch-free queries), those
+        missing or stale (all with force). Returns one ExportResult per space; never raises
+        for a space that cannot be exported."""
+        from .encoders.export import export_index
+
+        with self.lock:
+            return export_index(self, force=force, int8=int8,
+                                spaces=list(spaces) if spaces else None)
+
+    def onnx_exports_stale(self) -> list[str]:
+        """Spaces whose export is missing or stale (cheap: a stat per file when verified)."""
+        from .encoders.export import SUPPORTED, export_state
+
+        return [name for name, cfg in self.config.spaces.items()
+                if cfg.encoder in SUPPORTED and export_state(
+                    self.path, cfg, int8=bool(self.config.onnx_int8)
+                    and cfg.encoder == "sentence-transformers") is not None]
+
+    def int8_document_encoder(self, space: Space):
+        """(int8 ONNX encoder, None) for a text space, exporting it first if needed; or
+        (None, reason)."""
+        from .encoders.onnx import load_document_encoder
+
+        enc, reason = load_document_encoder(self.path, space.name, space.config.identity)
+        if enc is None:
+            result = self.export_onnx(int8=True, spaces=[space.name])[0]
+            if result.status not in ("exported", "current"):
+                return None, result.reason
+            enc, reason = load_document_encoder(self.path, space.name, space.config.identity)
+        if enc is not None:
+            try:  # a session that cannot be built fails here, not in the middle of a sync
+                enc.warm("text")
+            except Exception as exc:
+                return None, f"{type(exc).__name__}: {exc}"
+        return enc, reason
 
     # -- vectors -------------------------------------------------------------------------
     def vectors(self, name: str) -> VectorIndex:
@@ -684,10 +740,21 @@ class Index:
 
     # -- reading -------------------------------------------------------------------------
     def item(self, item_id: int) -> dict[str, Any] | None:
+        """An item's row with its passages (`chunks`), the item it was found inside
+        (`parent`: id and path, or None) and the items found inside it (`children`)."""
         row = self.store.item(item_id)
         if row is not None:
             row["chunks"] = self.store.chunks_of_item(item_id)
+            row["parent"] = self.store.parent_of(item_id)
+            row["children"] = family_children(self.store, item_id)
         return row
+
+    def attachment(self, item_id: int):
+        """The bytes of an item found inside another (an e-mail's attachment), re-cut from
+        its parent's current content: an `extract.Child` (name, media type, data)."""
+        from .indexer.children import attachment_of
+
+        return attachment_of(self, item_id)
 
     def status(self) -> dict[str, Any]:
         counts = self.store.counts()

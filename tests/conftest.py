@@ -12,6 +12,10 @@ from makers import make_docx, make_pdf
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `anyfind index` exports the encoders to ONNX (seconds of torch tracing): off for every
+# test, module fixtures included; the tests about it turn it on for their own runs.
+os.environ["ANYFIND_ONNX_EXPORT"] = "off"
+os.environ.pop("ANYFIND_ONNX_INT8", None)
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,9 @@ import numpy as np
 INTRO = "Welcome to the weekly team meeting."
 BUDGET = "The marketing budget for next year will be cut by ten percent."
 LAUNCH = "Our rocket launch is scheduled for Friday morning at the coast."
+# A spoken query about the launch sentence. A whole sentence at a calm rate: Whisper tiny
+# heard the three-word clip "rocket launch on Friday" differently per CPU thread count.
+SPOKEN_QUERY = ("The launch is scheduled for Friday morning.", 120)
 SPEECH_RATE = 22050  # espeak-ng's output sample rate
 
 

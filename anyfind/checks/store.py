@@ -1,6 +1,7 @@
 """Invariants of the metadata store, and their repairs (none of which re-embeds).
 
-- every chunk belongs to an item, every item to a source, every vector to a chunk;
+- every chunk belongs to an item, every item to a source, every vector to a chunk, every
+  child item (an e-mail's attachment) to an existing parent item;
 - one item per (source, uri); items that failed or were skipped have no chunks;
 - every chunk of an indexed item has exactly one vector in each space that takes it
   (the rule Index.embed_chunks follows: a space embeds text when its encoder reads text,
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, delete, func, select, text, update
+from sqlalchemy.orm import aliased
 
 from ..store.migrations import LATEST, current_version
 from ..store.schema import Chunk, Embedding, Item, Source, Space
@@ -105,6 +107,12 @@ def _orphans(conn: Connection, report: CheckReport, todo: dict[str, Any]) -> Non
         report.add("orphan-items", ERROR, f"{len(ids)} items of a source that no longer exists",
                    len(ids), repair="delete them")
         todo["orphan_items"] = list(ids)
+    lost = _orphan_children(conn)
+    if lost:
+        report.add("orphan-children", ERROR, f"{len(lost)} items found inside an item that no "
+                   "longer exists (attachments of a deleted e-mail)", len(lost),
+                   repair="delete them")
+        todo["orphan_children"] = lost
     no_item = select(Chunk.id).outerjoin(Item, Item.id == Chunk.item_id).where(Item.id.is_(None))
     ids = conn.execute(no_item).scalars().all()
     if ids:
@@ -125,6 +133,23 @@ def _orphans(conn: Connection, report: CheckReport, todo: dict[str, Any]) -> Non
         report.add("chunks-of-failed-items", ERROR, f"{len(ids)} chunks belong to items that "
                    "failed or were skipped", len(ids), repair="delete them")
         todo["failed_chunks"] = list(ids)
+
+
+def _orphan_children(conn: Connection) -> list[int]:
+    """Items whose parent is gone, and every item below them."""
+    parent = aliased(Item)
+    top = conn.execute(select(Item.id).outerjoin(parent, parent.id == Item.parent_id).where(
+        Item.parent_id.is_not(None), parent.id.is_(None))).scalars().all()
+    found, seen, frontier = list(top), set(top), list(top)
+    while frontier:
+        below: list[int] = []
+        for part in _parts(frontier):
+            below += [i for i in conn.execute(select(Item.id).where(Item.parent_id.in_(part)))
+                      .scalars() if i not in seen]
+        seen.update(below)
+        found += below
+        frontier = below
+    return found
 
 
 def _duplicates(conn: Connection, report: CheckReport, todo: dict[str, Any]) -> None:
@@ -187,7 +212,9 @@ def repair_store(engine: Engine, index: Index, todo: dict[str, Any], report: Che
         for chunk_id, space in todo.get("orphan_vectors", []):
             conn.execute(delete(Embedding).where(Embedding.chunk_id == chunk_id,
                                                  Embedding.space == space))
-        items = list(todo.get("orphan_items", [])) + list(todo.get("duplicate_items", []))
+        items = (list(todo.get("orphan_items", [])) + list(todo.get("duplicate_items", []))
+                 + list(todo.get("orphan_children", [])))
+        items = list(dict.fromkeys(items))
         chunks = list(todo.get("orphan_chunks", [])) + list(todo.get("failed_chunks", []))
         for part in _parts(items):
             chunks += conn.execute(select(Chunk.id).where(Chunk.item_id.in_(part))).scalars().all()
@@ -197,12 +224,27 @@ def repair_store(engine: Engine, index: Index, todo: dict[str, Any], report: Che
         for part in _parts(items):
             conn.execute(delete(Item).where(Item.id.in_(part)))
         resync -= set(items)
+        resync |= _ancestors(conn, resync)  # the planner re-reads a child through its parent
         for part in _parts(sorted(resync)):
             # A cleared fingerprint and hash make the planner see a change it must embed.
             conn.execute(update(Item).where(Item.id.in_(part))
                          .values(fingerprint="", content_hash=None))
         report.resync = len(resync)
         conn.execute(update(Space).values(generation=Space.generation + 1))
+
+
+def _ancestors(conn: Connection, ids: set[int]) -> set[int]:
+    """The items above these (an attachment's e-mail, and that e-mail's, ...)."""
+    found: set[int] = set()
+    frontier = set(ids)
+    while frontier:
+        up: set[int] = set()
+        for part in _parts(sorted(frontier)):
+            up |= {p for p in conn.execute(select(Item.parent_id).where(
+                Item.id.in_(part), Item.parent_id.is_not(None))).scalars()}
+        frontier = up - found - ids
+        found |= frontier
+    return found
 
 
 def _parts(ids: list[int], size: int = 500):

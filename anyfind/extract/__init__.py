@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import AnyfindError, ExtractionError
-from .base import Extracted, Section, TimedSegment
+from .base import Child, Extracted, Section, TimedSegment
 from .sniff import (
     DOCX,
     EML,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 Extractor = Callable[["Blob", str, object | None], Extracted]
 
 __all__ = [
+    "Child",
     "Extracted",
     "Extractor",
     "Section",

@@ -24,11 +24,22 @@ class TimedSegment:
 
 
 @dataclass
+class Child:
+    """An item found inside another one (an e-mail's attachment): indexed as its own item,
+    linked to its parent, through the same extraction path as a file."""
+
+    name: str
+    media_type: str | None  # as declared by the container; the bytes are sniffed anyway
+    data: bytes
+
+
+@dataclass
 class Extracted:
     """One item's content, ready for chunking.
 
     modality is "text" (sections), "image" (image + optional tag sections) or "audio"
     (segments). metadata is stored with the item (title, page count, EXIF, language...).
+    children are items inside this one (an e-mail's attachments), indexed on their own.
     """
 
     modality: str = "text"
@@ -37,6 +48,7 @@ class Extracted:
     image: Any = None  # a PIL.Image for the vision space
     title: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    children: list[Child] = field(default_factory=list)
 
     @property
     def text(self) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..connectors.base import Connector, ItemRef
 from ..crashpoints import crash_point
 from ..errors import AnyfindError, ExtractionError
-from ..store.metadata import ChunkRecord, ItemRecord
+from ..store.metadata import ChunkRecord, ItemRecord, NewChild
 from .planner import plan_sync
 from .report import SyncReport
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 BATCH_CHUNKS = 256  # chunks per encode/write batch
 CHECKPOINT_SECONDS = 60.0  # default: save vector files this often during a long sync
+MAX_DEPTH = 3  # an attachment of an e-mail attached to an e-mail attached to ... an e-mail
+ATTACHMENT = "#attachment/"  # a child's URI: <parent uri>#attachment/<n>/<name>
+CHILD_PATH = " › "  # a child's path: <parent path> › <name>
 _DONE = object()
 
 
@@ -48,6 +51,24 @@ class Prepared:
     images: dict[int, Any] = field(default_factory=dict)  # chunk ordinal -> PIL image
     error: str | None = None
     status: str = "ok"  # ok | error | skipped
+    reused: bool = False  # chunks and vectors taken from an indexed item with this content
+    children: list[Prepared] = field(default_factory=list)  # items found inside this one
+
+    def tree(self) -> list[Prepared]:
+        """This item and every item below it."""
+        out = [self]
+        for child in self.children:
+            out += child.tree()
+        return out
+
+
+def child_ref(parent: ItemRef, n: int, name: str, size: int, digest: str,
+              media_type: str | None = None) -> ItemRef:
+    """The identity of the n-th item (1-based) inside `parent`."""
+    return ItemRef(uri=f"{parent.uri}{ATTACHMENT}{n}/{name}",
+                   path=f"{parent.path}{CHILD_PATH}{name}", size=size, mtime=parent.mtime,
+                   fingerprint=digest, media_type=media_type,
+                   metadata={"attachment": {"index": n, "name": name}})
 
 
 def content_hash(blob) -> str:
@@ -88,6 +109,13 @@ class Pipeline:
             report.errors.append({"path": err.path, "error": err.message})
         stored = self.store.items_of_source(source_id)
         plan = plan_sync(refs, stored, retry_errors=retry_errors)
+        retry: set[int] = set()
+        if retry_errors:  # an item whose attachment failed is read again, attachments too
+            retry = self.store.with_failed_children(source_id)
+            again = [(ref, row) for ref, row in plan.unchanged
+                     if row.id in retry and ref.unavailable is None]
+            plan.unchanged = [pair for pair in plan.unchanged if pair not in again]
+            plan.changed += again
         report.unchanged = len(plan.unchanged)
         crash_point("sync.planned")
 
@@ -106,7 +134,8 @@ class Pipeline:
                 failed_early.append(Prepared(ref, row.id if row else None, None,
                                              error=_short(exc), status="error"))
                 continue
-            if row is not None and row.content_hash == digest and row.status == "ok":
+            if (row is not None and row.content_hash == digest and row.status == "ok"
+                    and row.id not in retry):
                 self.store.touch_item(row.id, ref.size, ref.mtime, ref.fingerprint,
                                       meta=ref.metadata or None)
                 crash_point("sync.touched")
@@ -145,44 +174,93 @@ class Pipeline:
 
     # -- extraction (producer thread) ----------------------------------------------------
     def _prepare(self, connector: Connector, ref: ItemRef, replace_id, digest) -> Prepared:
-        from ..extract import extract
-        from ..extract.sniff import modality_of, sniff_blob
-
         item = Prepared(ref, replace_id, digest)
         try:
-            limit = self.index.config.max_file_bytes
-            if ref.size is not None and ref.size > limit:
-                raise ExtractionError(f"file too large ({ref.size} bytes > cap of {limit})")
-            if ref.size == 0:
-                raise ExtractionError("empty file")
-            blob = connector.open(ref)
-            item.media_type = sniff_blob(blob)
-            item.modality = modality_of(item.media_type)
-            claimed = mimetypes.guess_type(ref.path)[0]
-            if claimed and _is_binary_type(claimed) and item.media_type.startswith("text/"):
-                if blob.read(len(LFS_POINTER)) == LFS_POINTER:
-                    item.meta["lfs_pointer"] = True  # the object is not fetched: index the pointer
-                else:  # a text file named .jpg/.mp3/.pdf is a mistake worth reporting
-                    raise ExtractionError(f"content is text, not {claimed}")
-            if item.modality is None:
-                if claimed and modality_of(claimed):
-                    # named like a document, but its bytes are not one
-                    raise ExtractionError(f"content is not {claimed} (binary or corrupt data)")
-                item.status, item.error = "skipped", f"unsupported format ({item.media_type})"
-                return item
-            if not self.index.handles(item.modality):
-                item.status = "skipped"
-                item.error = f"{item.media_type} is not indexed ({self.index.why_not(item.modality)})"
-                return item
-            extracted = extract(blob, item.media_type, self.index.extract_context())
-            item.modality = extracted.modality
-            item.title = extracted.title
-            item.meta.update(extracted.metadata)
-            self.index.make_chunks(extracted, item)
+            self._check_size(ref.size)
+            self._extract_into(item, connector.open(ref), depth=0)
         except Exception as exc:  # every failure is this item's, never the run's
             item.status = "error"
             item.error = _short(exc)
-            item.chunks = []
+            item.chunks, item.children = [], []
+        return item
+
+    def _check_size(self, size: int | None, what: str = "file") -> None:
+        limit = self.index.config.max_file_bytes
+        if size is not None and size > limit:
+            raise ExtractionError(f"{what} too large ({size} bytes > cap of {limit})")
+        if size == 0:
+            raise ExtractionError(f"empty {what}")
+
+    def _extract_into(self, item: Prepared, blob, depth: int) -> None:
+        """The one extraction path of every item, a file or an attachment: sniff, check
+        the type against the name, extract, chunk; then the items found inside it."""
+        from ..extract import extract
+        from ..extract.sniff import modality_of, sniff_blob
+
+        item.media_type = sniff_blob(blob)
+        item.modality = modality_of(item.media_type)
+        claimed = mimetypes.guess_type(item.ref.path)[0]
+        if claimed and _is_binary_type(claimed) and item.media_type.startswith("text/"):
+            if blob.read(len(LFS_POINTER)) == LFS_POINTER:
+                item.meta["lfs_pointer"] = True  # the object is not fetched: index the pointer
+            else:  # a text file named .jpg/.mp3/.pdf is a mistake worth reporting
+                raise ExtractionError(f"content is text, not {claimed}")
+        if item.modality is None:
+            if claimed and modality_of(claimed):
+                # named like a document, but its bytes are not one
+                raise ExtractionError(f"content is not {claimed} (binary or corrupt data)")
+            item.status, item.error = "skipped", f"unsupported format ({item.media_type})"
+            return
+        if not self.index.handles(item.modality):
+            item.status = "skipped"
+            item.error = f"{item.media_type} is not indexed ({self.index.why_not(item.modality)})"
+            return
+        extracted = extract(blob, item.media_type, self.index.extract_context())
+        item.modality = extracted.modality
+        item.title = extracted.title
+        item.meta.update(extracted.metadata)
+        self.index.make_chunks(extracted, item)
+        if extracted.children and depth >= MAX_DEPTH:
+            item.meta["children_not_indexed"] = f"nested more than {MAX_DEPTH} levels deep"
+        elif extracted.children:
+            item.children = [self._prepare_child(item, n, child, depth + 1)
+                             for n, child in enumerate(extracted.children, start=1)]
+
+    def _reuse(self, item: Prepared) -> bool:
+        """An attachment whose content is indexed already (the same file elsewhere, or the
+        unchanged attachment of an edited e-mail): its chunks and vectors, no model."""
+        twin = self.store.reusable(item.content_hash) if item.content_hash else None
+        if twin is None or not twin["chunks"]:
+            return False
+        spaces = set(self.index.spaces)
+        if any(c.modality == "image" and not (c.text and spaces <= set(c.vectors or {}))
+               for c in twin["chunks"]):
+            return False  # an image's pixels would be needed: extract it as usual
+        item.modality, item.media_type, item.title = (twin["modality"], twin["media_type"],
+                                                      twin["title"])
+        item.meta.update({k: v for k, v in twin["meta"].items() if k != "attachment"})
+        item.chunks, item.reused = twin["chunks"], True
+        return True
+
+    def _prepare_child(self, parent: Prepared, n: int, child, depth: int) -> Prepared:
+        """An attachment as an item of its own: same extraction path as a file; whatever
+        goes wrong is recorded on it, never on its parent."""
+        from ..connectors.base import Blob
+        from ..extract.sniff import canonical
+
+        digest = hashlib.blake2b(child.data, digest_size=16).hexdigest()
+        ref = child_ref(parent.ref, n, child.name, len(child.data), digest, child.media_type)
+        item = Prepared(ref, None, digest)
+        item.media_type = canonical(child.media_type) if child.media_type else None
+        try:
+            self._check_size(ref.size, "attachment")
+            if self._reuse(item):
+                return item
+            self._extract_into(item, Blob.from_bytes(child.data, path=child.name), depth)
+        except Exception as exc:
+            item.status = "error"
+            item.error = _short(exc)
+            item.chunks, item.children = [], []
         return item
 
     def _producer(self, connector, todo, out: queue.Queue, stop: threading.Event) -> None:
@@ -229,7 +307,7 @@ class Pipeline:
                 if item is _DONE:
                     break
                 pending.append(item)
-                n_chunks += len(item.chunks)
+                n_chunks += sum(len(i.chunks) for i in item.tree())
                 if n_chunks >= self.batch_chunks:
                     self._flush(source_id, pending, report, bar)
                     pending, n_chunks = [], 0
@@ -249,7 +327,7 @@ class Pipeline:
     def _flush(self, source_id: int, items: list[Prepared], report: SyncReport, bar) -> None:
         if not items:
             return
-        self.index.embed_chunks(items)
+        self.index.embed_chunks([i for item in items for i in item.tree()])
         self._write(source_id, items, report)
         bar.update(len(items))
         bar.set_postfix(chunks=report.chunks, failed=report.failed, refresh=False)
@@ -278,7 +356,7 @@ class Pipeline:
                     self.store.note_error(item.replace_id, item.error or "")
                     continue
             entries.append((self._record(source_id, item.ref, item.content_hash, item),
-                            item.chunks, item.replace_id))
+                            item.chunks, item.replace_id, self._children(source_id, item, report)))
             if item.status == "error":
                 pass
             elif item.status == "skipped":
@@ -290,3 +368,20 @@ class Pipeline:
             report.chunks += sum(1 for c in item.chunks if c.vectors)
         self.store.write_items(entries)
         crash_point("batch.committed")
+
+    def _children(self, source_id: int, item: Prepared, report: SyncReport) -> list[NewChild]:
+        """The items found inside `item`, ready to write under it; counted in the report
+        (attachments), a failed one as a failed item with its own error."""
+        out = []
+        for child in item.children:
+            if child.status == "error":
+                report.failed += 1
+                report.errors.append({"path": child.ref.path, "error": child.error or ""})
+            elif child.status == "skipped":
+                report.skipped += 1
+            report.attachments += 1
+            if not child.reused:
+                report.chunks += sum(1 for c in child.chunks if c.vectors)
+            out.append(NewChild(self._record(source_id, child.ref, child.content_hash, child),
+                                child.chunks, self._children(source_id, child, report)))
+        return out

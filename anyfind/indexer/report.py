@@ -15,6 +15,7 @@ class SyncReport:
     copied: int = 0  # new items whose content was already indexed: no model ran
     failed: int = 0
     skipped: int = 0  # content types this index does not handle
+    attachments: int = 0  # items written inside others (an e-mail's attachments)
     chunks: int = 0  # chunks embedded in this run
     seconds: float = 0.0
     errors: list[dict[str, str]] = field(default_factory=list)
@@ -22,7 +23,7 @@ class SyncReport:
 
     def merge(self, other: SyncReport) -> None:
         for name in ("added", "updated", "unchanged", "removed", "renamed", "copied",
-                     "failed", "skipped", "chunks", "seconds"):
+                     "failed", "skipped", "attachments", "chunks", "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
         self.failed_sources.extend(other.failed_sources)
@@ -39,6 +40,8 @@ class SyncReport:
             parts.append(f"{self.copied} copied")
         if self.skipped:
             parts.append(f"{self.skipped} skipped")
+        if self.attachments:
+            parts.append(f"{self.attachments} attachments")
         text = ", ".join(parts) + f" ({self.chunks} chunks embedded in {self.seconds:.1f}s)"
         if self.failed_sources:
             text += f"; source(s) failed: {', '.join(self.failed_sources)}"

@@ -255,4 +255,6 @@ class Searcher:
             tags=[t["label"] if isinstance(t, dict) else str(t) for t in meta.get("tags", [])],
             width=meta.get("width"), height=meta.get("height"),
             spaces={k: round(float(v), 6) for k, v in signals.items()},
+            parent=({"id": row["parent_id"], "path": row.get("parent_path")}
+                    if row.get("parent_id") is not None else None),
         )

@@ -29,6 +29,7 @@ class Result:
     width: int | None = None
     height: int | None = None
     spaces: dict[str, float] = field(default_factory=dict)  # per-signal scores that fused
+    parent: dict[str, Any] | None = None  # an attachment's e-mail: {"id", "path"}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

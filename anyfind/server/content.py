@@ -27,7 +27,10 @@ def content_response(index: Any, item_id: int, download: bool = False) -> FileRe
     row = index.store.item(item_id)
     if row is None:
         raise HTTPException(404, f"no item {item_id}")
-    if row["uri"].startswith("file://"):
+    name = PurePath(row["path"]).name or f"item-{item_id}"
+    if row.get("parent_id") is not None:  # an attachment: cut again from its e-mail
+        path, cleanup, name = _attachment(index, row)
+    elif row["uri"].startswith("file://"):
         path, cleanup = _local_file(row), None
     else:
         path, cleanup = _spool(index, row)
@@ -36,8 +39,30 @@ def content_response(index: Any, item_id: int, download: bool = False) -> FileRe
     if media_type not in VIEWER_TYPES:
         headers["Content-Security-Policy"] = SANDBOX
     return FileResponse(path, media_type=media_type, headers=headers, background=cleanup,
-                        filename=PurePath(row["path"]).name or f"item-{item_id}",
+                        filename=name,
                         content_disposition_type="attachment" if download else "inline")
+
+
+def _attachment(index: Any, row: dict[str, Any]) -> tuple[Path, BackgroundTask, str]:
+    """An item found inside another: its bytes re-cut from the parent, spooled to a
+    temporary file (so that Range requests work as for any file)."""
+    import os
+    import tempfile
+
+    from ..indexer.children import ContentUnavailable
+
+    try:
+        child = index.attachment(row["id"])
+    except ContentUnavailable as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except Exception as exc:  # the message may name hosts or credentials: keep it out
+        raise HTTPException(502, f"the attachment of item {row['id']} cannot be read "
+                                 f"({type(exc).__name__})") from exc
+    fd, name = tempfile.mkstemp(prefix="anyfind-attachment-")
+    with os.fdopen(fd, "wb") as out:
+        out.write(child.data)
+    path = Path(name)
+    return path, BackgroundTask(path.unlink, missing_ok=True), child.name or path.name
 
 
 def _local_file(row: dict[str, Any]) -> Path:

@@ -33,6 +33,8 @@ class ResultModel(BaseModel):
     width: int | None = None
     height: int | None = None
     spaces: dict[str, float] = Field(default_factory=dict)
+    parent: dict[str, Any] | None = Field(
+        None, description="for an attachment: the item it is inside ({id, path})")
 
 
 class SearchResponse(BaseModel):
@@ -68,6 +70,10 @@ class ItemModel(BaseModel):
     chunk_count: int
     chunks: list[dict[str, Any]] | None = None
     has_thumbnail: bool
+    parent: dict[str, Any] | None = Field(
+        None, description="the item this one was found inside ({id, path}), e.g. its e-mail")
+    children: list[dict[str, Any]] = Field(
+        default_factory=list, description="items found inside this one (attachments)")
 
 
 class Health(BaseModel):

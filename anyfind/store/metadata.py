@@ -25,11 +25,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import aliased
 
 from ..crashpoints import crash_point
 from .lexical import LexicalIndex
 from .migrations import migrate
 from .schema import Chunk, Embedding, Item, Source, Space
+
+Parent = aliased(Item, name="parent")
 
 
 @dataclass
@@ -62,11 +65,26 @@ class ItemRecord:
     error: str | None = None
     title: str | None = None
     meta: dict[str, Any] | None = None
+    parent_id: int | None = None  # set by write_items for an entry's children
+
+
+@dataclass
+class NewChild:
+    """An item found inside a new item (an e-mail's attachment), written with it."""
+
+    record: ItemRecord
+    chunks: Sequence[ChunkRecord]
+    children: Sequence[NewChild] = ()
 
 
 def _like_escape(text: str) -> str:
     """A literal for LIKE: % and _ in a path are characters, not wildcards."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _rebase(value: str, old: str, new: str) -> str:
+    """A child's URI or path under its parent's new one."""
+    return new + value[len(old):] if value.startswith(old) else value
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -162,19 +180,58 @@ class Store:
             conn.execute(update(Source).where(Source.id == source_id).values(**values))
 
     def delete_source(self, source_id: int) -> list[str]:
-        ids = [r.id for r in self.items_of_source(source_id).values()]
+        ids = [r.id for r in self.items_of_source(source_id, children=True).values()]
         spaces = self.delete_items(ids)
         with self.engine.begin() as conn:
             conn.execute(delete(Source).where(Source.id == source_id))
         return spaces
 
     # -- items ---------------------------------------------------------------------------
-    def items_of_source(self, source_id: int) -> dict[str, Any]:
-        """uri -> light row (id, size, mtime, fingerprint, content_hash, status)."""
+    def items_of_source(self, source_id: int, children: bool = False) -> dict[str, Any]:
+        """uri -> light row (id, size, mtime, fingerprint, content_hash, status).
+
+        Only the source's own items unless `children`: items found inside others (an
+        e-mail's attachments) follow their parent and are never planned on their own."""
         cols = (Item.id, Item.uri, Item.path, Item.size, Item.mtime, Item.fingerprint,
                 Item.content_hash, Item.status)
+        q = select(*cols).where(Item.source_id == source_id)
+        if not children:
+            q = q.where(Item.parent_id.is_(None))
         with self.engine.connect() as conn:
-            return {r.uri: r for r in conn.execute(select(*cols).where(Item.source_id == source_id))}
+            return {r.uri: r for r in conn.execute(q)}
+
+    def children_of(self, item_id: int) -> list[dict[str, Any]]:
+        """The items found inside this one (an e-mail's attachments), in order."""
+        cols = (Item.id, Item.uri, Item.path, Item.modality, Item.media_type, Item.size,
+                Item.status, Item.error, Item.title, Item.meta)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*cols).where(Item.parent_id == item_id)
+                                .order_by(Item.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def parent_of(self, item_id: int) -> dict[str, Any] | None:
+        """{id, path} of the item this one was found inside, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Parent.id, Parent.path)
+                               .join(Item, Item.parent_id == Parent.id)
+                               .where(Item.id == item_id)).first()
+        return {"id": int(row.id), "path": row.path} if row else None
+
+    def _descendants(self, conn, ids: Sequence[int]) -> list[int]:
+        """Every item below these (children, their children...), parents first."""
+        out: list[int] = []
+        seen = set(ids)
+        frontier = list(ids)
+        while frontier:
+            found: list[int] = []
+            for i in range(0, len(frontier), 500):
+                found += [r[0] for r in conn.execute(
+                    select(Item.id).where(Item.parent_id.in_(frontier[i : i + 500])))
+                    if r[0] not in seen]
+            seen.update(found)
+            out += found
+            frontier = found
+        return out
 
     def item_by_hash(self, content_hash: str) -> int | None:
         """An indexed item with this content (for free renames and copies)."""
@@ -185,6 +242,45 @@ class Store:
                 .limit(1)
             ).first()
         return int(row.id) if row else None
+
+    def reusable(self, content_hash: str) -> dict[str, Any] | None:
+        """What an indexed item with this content and no children holds (kind, title,
+        metadata, chunks with their vectors), so that an attachment seen before costs no
+        model: None when there is none."""
+        has_children = select(Parent.id).where(Parent.parent_id == Item.id).exists()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(Item.id, Item.modality, Item.media_type, Item.title, Item.meta)
+                .where(Item.content_hash == content_hash, Item.status == "ok", ~has_children)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            return {"id": int(row.id), "modality": row.modality, "media_type": row.media_type,
+                    "title": row.title, "meta": dict(row.meta or {}),
+                    "chunks": self._chunk_records(conn, row.id)}
+
+    def with_failed_children(self, source_id: int) -> set[int]:
+        """Ids of the source's own items holding a failed item somewhere below them."""
+        tops: set[int] = set()
+        with self.engine.connect() as conn:
+            frontier = set(conn.execute(select(Item.parent_id).where(
+                Item.source_id == source_id, Item.parent_id.is_not(None),
+                Item.status == "error")).scalars())
+            seen: set[int] = set()
+            while frontier:
+                seen |= frontier
+                up: set[int] = set()
+                ids = sorted(frontier)
+                for i in range(0, len(ids), 500):
+                    for item_id, parent_id in conn.execute(select(Item.id, Item.parent_id).where(
+                            Item.id.in_(ids[i : i + 500]))):
+                        if parent_id is None:
+                            tops.add(int(item_id))
+                        elif parent_id not in seen:
+                            up.add(int(parent_id))
+                frontier = up
+        return tops
 
     def item(self, item_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -212,25 +308,25 @@ class Store:
             ).mappings().all()
         return [dict(r) for r in rows]
 
-    def write_items(self, entries: Sequence[tuple[ItemRecord, Sequence[ChunkRecord], int | None]]
-                    ) -> tuple[list[int], set[str]]:
-        """Insert items (each replacing an older row when its id is given) with their chunks
-        and vectors, in ONE transaction: after a crash either all are there or none.
+    def write_items(self, entries: Sequence[tuple]) -> tuple[list[int], set[str]]:
+        """Insert items (each replacing an older row, and its children, when its id is
+        given) with their chunks and vectors, in ONE transaction: after a crash either all
+        are there or none. An entry is (record, chunks, replace_id) or (record, chunks,
+        replace_id, children), children being NewChild trees written below the item.
 
-        Returns the new item ids and the spaces whose vectors changed."""
+        Returns the new (top-level) item ids and the spaces whose vectors changed."""
         ids: list[int] = []
         spaces: set[str] = set()
         with self.engine.begin() as conn:
-            replaced = [r for _, _, r in entries if r is not None]
+            replaced = [e[2] for e in entries if e[2] is not None]
             if replaced:
                 spaces |= self._delete_items(conn, replaced)
             now = time.time()
-            for record, chunks, _ in entries:
-                values = {k: self._clean(v) for k, v in record.__dict__.items()}
-                values["meta"] = values["meta"] or {}
-                values["indexed_at"] = now
-                item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
-                spaces |= self._insert_chunks(conn, item_id, chunks)
+            for entry in entries:
+                record, chunks = entry[0], entry[1]
+                children = entry[3] if len(entry) > 3 else ()
+                item_id = self._insert_item(conn, record, chunks, now, spaces)
+                self._insert_children(conn, item_id, children, now, spaces)
                 ids.append(item_id)
             self._bump(conn, spaces)
             crash_point("store.write.uncommitted")
@@ -240,6 +336,22 @@ class Store:
                    replace_id: int | None = None) -> tuple[int, set[str]]:
         ids, spaces = self.write_items([(record, chunks, replace_id)])
         return ids[0], spaces
+
+    def _insert_item(self, conn, record: ItemRecord, chunks: Sequence[ChunkRecord], now: float,
+                     spaces: set[str]) -> int:
+        values = {k: self._clean(v) for k, v in record.__dict__.items()}
+        values["meta"] = values["meta"] or {}
+        values["indexed_at"] = now
+        item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
+        spaces |= self._insert_chunks(conn, item_id, chunks)
+        return item_id
+
+    def _insert_children(self, conn, parent_id: int, children: Sequence[NewChild], now: float,
+                         spaces: set[str]) -> None:
+        for child in children:
+            child.record.parent_id = parent_id
+            child_id = self._insert_item(conn, child.record, child.chunks, now, spaces)
+            self._insert_children(conn, child_id, child.children, now, spaces)
 
     def _insert_chunks(self, conn, item_id: int, chunks: Sequence[ChunkRecord]) -> set[str]:
         spaces: set[str] = set()
@@ -258,20 +370,41 @@ class Store:
         return spaces
 
     def copy_item(self, source_item_id: int, record: ItemRecord) -> tuple[int, set[str]]:
-        """A new item whose content equals an indexed one: copy chunks and vectors, no model."""
+        """A new item whose content equals an indexed one: copy chunks and vectors, no model.
+        Its children (an e-mail's attachments) are copied with it, under the new URI."""
         with self.engine.begin() as conn:
-            src = conn.execute(select(Item.title, Item.meta, Item.modality, Item.media_type)
-                               .where(Item.id == source_item_id)).first()
+            src = conn.execute(select(Item.uri, Item.path, Item.title, Item.meta, Item.modality,
+                                      Item.media_type).where(Item.id == source_item_id)).first()
             values = dict(record.__dict__)
             values.update(title=src.title if src else None, meta=(src.meta if src else None) or {},
                           indexed_at=time.time())
             if src is not None:  # same content, same kind: the record knows neither
                 values.update(modality=src.modality, media_type=src.media_type)
+            if record.parent_id is None:
+                values["meta"] = {k: v for k, v in values["meta"].items() if k != "attachment"}
             item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
             chunks = self._chunk_records(conn, source_item_id)
             spaces = self._insert_chunks(conn, item_id, chunks)
+            if src is not None:
+                self._copy_children(conn, source_item_id, item_id, (src.uri, src.path),
+                                    (record.uri, record.path), record, spaces)
             self._bump(conn, spaces)
         return item_id, spaces
+
+    def _copy_children(self, conn, from_id: int, to_id: int, old: tuple[str, str],
+                       new: tuple[str, str], record: ItemRecord, spaces: set[str]) -> None:
+        rows = conn.execute(select(Item.__table__).where(Item.parent_id == from_id)
+                            .order_by(Item.id)).mappings().all()
+        for row in rows:
+            values = {k: v for k, v in row.items() if k != "id"}
+            values.update(
+                source_id=record.source_id, parent_id=to_id,
+                uri=_rebase(row["uri"], old[0], new[0]), path=_rebase(row["path"], old[1], new[1]),
+                mtime=record.mtime, indexed_at=time.time())
+            child_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
+            spaces |= self._insert_chunks(conn, child_id, self._chunk_records(conn, row["id"]))
+            self._copy_children(conn, row["id"], child_id, (row["uri"], row["path"]),
+                                (values["uri"], values["path"]), record, spaces)
 
     def _chunk_records(self, conn, item_id: int) -> list[ChunkRecord]:
         rows = conn.execute(select(Chunk.__table__).where(Chunk.item_id == item_id)
@@ -292,12 +425,26 @@ class Store:
 
     def move_item(self, item_id: int, uri: str, path: str, size, mtime, fingerprint: str,
                   source_id: int | None = None) -> None:
-        """A rename or move: same content, new location. No re-embedding."""
+        """A rename or move: same content, new location. No re-embedding. Its children
+        (an e-mail's attachments) move with it: their URIs and paths are rebased."""
         values = dict(uri=uri, path=path, size=size, mtime=mtime, fingerprint=fingerprint)
         if source_id is not None:
             values["source_id"] = source_id
         with self.engine.begin() as conn:
+            old = conn.execute(select(Item.uri, Item.path).where(Item.id == item_id)).first()
             conn.execute(update(Item).where(Item.id == item_id).values(**values))
+            if old is None:
+                return
+            below = self._descendants(conn, [item_id])
+            for i in range(0, len(below), 500):
+                part = below[i : i + 500]
+                for row in conn.execute(select(Item.id, Item.uri, Item.path)
+                                        .where(Item.id.in_(part))).all():
+                    moved: dict[str, Any] = dict(uri=_rebase(row.uri, old.uri, uri),
+                                                 path=_rebase(row.path, old.path, path), mtime=mtime)
+                    if source_id is not None:
+                        moved["source_id"] = source_id
+                    conn.execute(update(Item).where(Item.id == row.id).values(**moved))
 
     def touch_item(self, item_id: int, size, mtime, fingerprint: str,
                    meta: dict[str, Any] | None = None) -> None:
@@ -331,6 +478,8 @@ class Store:
         return spaces
 
     def _delete_items(self, conn, ids: list[int]) -> set[str]:
+        # Children go with their parent, explicitly: SQLite may run with foreign keys off.
+        ids = list(ids) + self._descendants(conn, ids)
         spaces: set[str] = set()
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
@@ -402,7 +551,8 @@ class Store:
             Chunk.id.label("chunk_id"), Chunk.item_id, Chunk.ordinal, Chunk.modality.label("chunk_modality"),
             Chunk.text, Chunk.char_start, Chunk.char_end, Chunk.page, Chunk.start_s, Chunk.end_s,
             Item.uri, Item.path, Item.modality, Item.media_type, Item.title, Item.meta, Item.size,
-            Item.mtime, Source.name.label("source"),
+            Item.mtime, Source.name.label("source"), Item.parent_id,
+            Parent.path.label("parent_path"),
         )
         out: dict[int, dict[str, Any]] = {}
         ids = [int(i) for i in chunk_ids]
@@ -410,6 +560,7 @@ class Store:
             for i in range(0, len(ids), 900):
                 q = (select(*cols).join(Item, Item.id == Chunk.item_id)
                      .join(Source, Source.id == Item.source_id)
+                     .outerjoin(Parent, Parent.id == Item.parent_id)
                      .where(Chunk.id.in_(ids[i : i + 900])))
                 for r in conn.execute(q).mappings():
                     out[r["chunk_id"]] = dict(r)

@@ -46,7 +46,24 @@ def _v2_lexical(conn: Connection) -> None:
         conn.exec_driver_sql("CREATE INDEX ix_chunks_tsv ON chunks USING gin (tsv)")
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_lexical]
+def _v3_parent(conn: Connection) -> None:
+    """items.parent_id: an item found inside another (an e-mail's attachments).
+
+    A store created at v3 or later already has it (v1 creates the current tables). E-mails
+    indexed before had their attachments' text folded in: they are marked changed, so the
+    next sync reads them again and gives them their attachments as child items."""
+    from sqlalchemy import inspect
+
+    if any(c["name"] == "parent_id" for c in inspect(conn).get_columns("items")):
+        return
+    conn.exec_driver_sql("ALTER TABLE items ADD COLUMN parent_id INTEGER "
+                         "REFERENCES items(id) ON DELETE CASCADE")
+    conn.exec_driver_sql("CREATE INDEX ix_items_parent ON items (parent_id)")
+    conn.execute(text("UPDATE items SET fingerprint = '', content_hash = NULL "
+                      "WHERE media_type = 'message/rfc822'"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_lexical, _v3_parent]
 LATEST = len(MIGRATIONS)
 
 

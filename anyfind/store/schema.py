@@ -46,10 +46,14 @@ class Item(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "uri", name="uq_items_source_uri"),
         Index("ix_items_content_hash", "content_hash"),
+        Index("ix_items_parent", "parent_id"),
         {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    # An item found inside another (an e-mail's attachment): None for a source's own items.
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), nullable=True)
     uri: Mapped[str] = mapped_column(Text)
     path: Mapped[str] = mapped_column(Text)
     modality: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -95,9 +95,13 @@ def test_email_with_attachments(tmp_path):
     out = extract(b)
     assert out.title == "Order update" and out.metadata["from"] == "ana@example.org"
     assert "ship on Monday" in out.text
-    assert "Attachment: invoice.pdf" in out.text and "three crates of oranges" in out.text
-    names = {a["name"]: a["indexed"] for a in out.metadata["attachments"]}
-    assert names == {"invoice.pdf": True, "logo.png": False}
+    # Attachments are child items (test_mail_children.py): named here, not inlined.
+    assert "Attachments: invoice.pdf, logo.png" in out.text
+    assert "three crates of oranges" not in out.text
+    assert [(c.name, c.media_type) for c in out.children] == [
+        ("invoice.pdf", "application/pdf"), ("logo.png", "image/png")]
+    assert out.children[0].data == pdf.read_bytes()
+    assert [a["name"] for a in out.metadata["attachments"]] == ["invoice.pdf", "logo.png"]
 
 
 @pytest.mark.parametrize("name,data", [

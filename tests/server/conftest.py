@@ -21,6 +21,7 @@ from tests.server.server_fixtures import (  # noqa: E402
     PDF_PAGES,
     PHOTOS,
     RATE,
+    SPOKEN_QUERY,
     TOKEN,
     make_pdf,
     running,
@@ -50,7 +51,7 @@ def corpus(tmp_path_factory) -> dict:
         write_flac(np.concatenate([parts[0], gap, parts[1], gap, parts[2]]), RATE,
                    folder / "meeting.flac")
         info["budget_start"] = (len(parts[0]) + len(gap)) / RATE
-        speak("rocket launch on Friday", root / "query.wav")
+        speak(SPOKEN_QUERY[0], root / "query.wav", words_per_minute=SPOKEN_QUERY[1])
         info["query_wav"] = root / "query.wav"
     return info
 

@@ -6,7 +6,16 @@ import shutil
 import socket
 from pathlib import Path
 
-from tests.makers import BUDGET, INTRO, LAUNCH, SPEECH_RATE, make_pdf, speak, write_flac  # noqa: F401
+from tests.makers import (  # noqa: F401
+    BUDGET,
+    INTRO,
+    LAUNCH,
+    SPEECH_RATE,
+    SPOKEN_QUERY,
+    make_pdf,
+    speak,
+    write_flac,
+)
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "images"
 HAS_ESPEAK = shutil.which("espeak-ng") is not None

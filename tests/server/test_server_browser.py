@@ -15,6 +15,9 @@ from tests.server.server_fixtures import HAS_ESPEAK, PHOTOS, TOKEN, running
 CHROMIUM = os.environ.get("ANYFIND_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 TIMEOUT_MS = 90_000  # bounded waits, generous for a busy 2-core machine
+# Predicates are functions, never bare expressions: Playwright (>= 1.65) evaluates a bare
+# expression with eval() inside the page, which the page's CSP (no 'unsafe-eval') refuses.
+STATS_LOADED = "() => document.querySelector('#stats').textContent.includes('items')"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -57,7 +60,7 @@ def card_names(page) -> list[str]:
 
 def test_typed_query_shows_image_and_document_cards(page):
     page.goto("/")
-    page.wait_for_function("document.querySelector('#stats').textContent.includes('items')")
+    page.wait_for_function(STATS_LOADED)
     page.locator("#welcome h1").click()  # the box has focus on load: move it away first
     page.keyboard.press("/")  # focuses the search box
     assert page.evaluate("document.activeElement.id") == "q"
@@ -68,7 +71,9 @@ def test_typed_query_shows_image_and_document_cards(page):
     modalities = set(cards.evaluate_all("cs => cs.map(c => c.dataset.modality)"))
     assert {"image", "text"} <= modalities
     image = page.locator(".card.image", has_text="coffee.jpg")
-    assert image.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+    # The thumbnail loads after the card appears: wait for it (bounded), not a snapshot.
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=image.locator("img").element_handle())
     assert page.locator(".card.text mark").count() >= 1  # the matched word is highlighted
     assert "q=coffee" in page.url
     # Keyboard: arrow down from the box to the first card, then to the next.
@@ -86,7 +91,7 @@ def test_image_opens_full_size(page):
     page.locator(".card.image", has_text="chelsea.jpg").locator(".media").click()
     img = page.locator("#lightbox-img")
     img.wait_for()
-    page.wait_for_function("document.querySelector('#lightbox-img').naturalWidth > 256")
+    page.wait_for_function("() => document.querySelector('#lightbox-img').naturalWidth > 256")
     assert "/content" in img.get_attribute("src")
     page.keyboard.press("Escape")
     assert not page.locator("#lightbox").evaluate("d => d.open")
@@ -113,7 +118,7 @@ def test_audio_plays_from_the_matched_passage(page, corpus):
 
 def test_dropped_image_searches_by_example(page):
     page.goto("/")
-    page.wait_for_function("document.querySelector('#stats').textContent.includes('items')")
+    page.wait_for_function(STATS_LOADED)
     data = base64.b64encode((PHOTOS / "chelsea.jpg").read_bytes()).decode()
     page.evaluate(
         """(b64) => {
@@ -163,6 +168,7 @@ def test_page_asks_for_the_token_and_uses_it(browser, index_path):
         page.wait_for_selector("#results .card.image")
         # Thumbnails load too: <img> cannot send the header, the session cookie does.
         page.wait_for_function(
-            "[...document.querySelectorAll('.card.image img')].some(i => i.complete && i.naturalWidth > 0)")
+            "() => [...document.querySelectorAll('.card.image img')]"
+            ".some(i => i.complete && i.naturalWidth > 0)")
         assert page.evaluate("localStorage.getItem('anyfind.token')") == TOKEN
         context.close()

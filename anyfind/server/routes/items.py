@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from starlette.responses import FileResponse
 
+from ...indexer.children import family_children
 from ..content import content_response
 from ..deps import IndexDep
 from ..schemas import ItemModel, SearchResponse
@@ -15,7 +16,7 @@ from ..security import mask_url
 router = APIRouter(prefix="/api/items", tags=["items"])
 
 ItemId = Annotated[int, Path(ge=1, le=2**62, description="an item id from a search result")]
-HIDDEN = ("fingerprint", "content_hash", "source_id", "meta")
+HIDDEN = ("fingerprint", "content_hash", "source_id", "meta", "parent_id")
 
 
 @router.get("/{item_id}", response_model=ItemModel, summary="Item metadata")
@@ -28,6 +29,7 @@ def item(index: IndexDep, item_id: ItemId,
         raise HTTPException(404, f"no item {item_id}")
     meta = dict(row.get("meta") or {})
     passages = index.store.chunks_of_item(item_id)
+    parent = index.store.parent_of(item_id)
     out = {k: v for k, v in row.items() if k not in HIDDEN}
     out.update(
         uri=mask_url(row["uri"]),
@@ -36,6 +38,8 @@ def item(index: IndexDep, item_id: ItemId,
         meta=meta,
         chunk_count=len(passages),
         has_thumbnail=index.thumbnail(item_id) is not None,
+        parent=parent,
+        children=family_children(index.store, item_id),
     )
     if chunks:
         out["chunks"] = [{k: c[k] for k in ("id", "ordinal", "modality", "text", "page",

@@ -152,6 +152,10 @@ function card(r) {
       el("span", { class: "title", title: name, text: name }),
       el("span", { class: "score", title: "score", text: Number(r.score).toFixed(3) })),
     el("div", { class: "where", title: r.path, text: where }));
+  if (r.parent) {  // an e-mail attachment: say which e-mail it is in
+    body.append(el("div", { class: "where parent", title: r.parent.path,
+                            text: `attachment of ${baseName(r.parent.path)} (#${r.parent.id})` }));
+  }
 
   if (kind === "image") node.append(imageMedia(r), body);
   else node.append(iconMedia(r, kind), body);
