@@ -126,7 +126,7 @@ class Encoder(ABC):
 
     kind: ClassVar[str] = ""
     modalities: ClassVar[frozenset[str]] = frozenset({"text"})
-    uses_torch: ClassVar[bool] = False  # True: torch is imported to limit query threads
+    uses_torch: ClassVar[bool] = False  # True: a query runs under query_threads (below)
     batch_size: int = 64
     # torch threads for encoding ONE text query (None: ANYFIND_QUERY_THREADS, else 1; 0:
     # torch's own count). A one-query forward pass is too small to split: extra threads
@@ -180,11 +180,12 @@ class Encoder(ABC):
         def call() -> np.ndarray:
             return with_smaller_batches(self, lambda: self._run(items, modality, query=True))
 
-        if modality != "text" or len(items) != 1:
+        if modality != "text" or len(items) != 1 or not self.uses_torch:
             return call()
         n = self.query_threads if self.query_threads is not None else query_threads_default()
-        torch = None
-        if n > 0 and self.uses_torch:
-            import torch  # the model needs it anyway: the first query is limited too
+        if n <= 0:
+            return call()
+        import torch  # the model needs it anyway: the first query is limited too
+
         with torch_threads(n, torch):
             return call()
