@@ -6,14 +6,19 @@ are imported inside commands, so `anyfind --help` stays instant.
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-from typing import Any
+import time
 
-import click
+_LOADED = time.perf_counter()  # for ANYFIND_PROFILE: when this module started
 
-from .errors import AnyfindError
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import click  # noqa: E402
+
+from . import profile  # noqa: E402
+from .errors import AnyfindError  # noqa: E402
 
 index_option = click.option(
     "--index", "-i", "index_name", envvar="ANYFIND_INDEX", default=None, metavar="NAME|PATH",
@@ -192,21 +197,61 @@ def search_options(f):
               help="Search with a spoken clip.")
 @click.option("--source", "sources", multiple=True, metavar="NAME",
               help="Only results from this source (repeatable).")
+@click.option("--server", "server", envvar="ANYFIND_SERVER", default=None, metavar="URL",
+              help="Ask a running `anyfind serve` for this index (warm: no model to load). "
+                   "Env: ANYFIND_SERVER; default: [search] server in the index's anyfind.toml.")
+@click.option("--local", is_flag=True, help="Search in this process, even if a server is set.")
 @json_option
 def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters, chunks,
-           min_score, image, audio, sources, as_json) -> None:
+           min_score, image, audio, sources, server, local, as_json) -> None:
     """Search the index: text, --image or --audio.
 
     QUERY may hold filters: modality: source: ext: path: lang: media: after: before:
     date: size:, e.g. `anyfind search 'budget ext:pdf after:2024-01-01'` (see README)."""
     if query is None and image is None and audio is None:
         raise click.UsageError("give a QUERY, --image PATH or --audio PATH")
-    with _open(index_name) as idx:
-        results = idx.search(query, k=k, offset=offset, mode=mode, chunks=chunks,
-                             min_score=min_score, image=image, audio=audio, fusion=fusion,
-                             weights=weights, filters=filters, rerank=rerank,
-                             sources=list(sources) or None)
-    _print_results(results, as_json)
+    from .config import resolve_index_path
+
+    if not local and not server:
+        from .client import configured_server
+
+        server = configured_server(resolve_index_path(index_name))
+    if server and not local:
+        results = _server_search(server, index_name, query, k=k, offset=offset, mode=mode,
+                                 fusion=fusion, weights=weights, rerank=rerank, filters=filters,
+                                 chunks=chunks, min_score=min_score, image=image, audio=audio,
+                                 sources=sources)
+    else:
+        with profile.stage("open"):
+            idx = _open(index_name)
+        with idx:
+            idx.map_vectors = True  # read-only here: map vector files, do not read them
+            results = idx.search(query, k=k, offset=offset, mode=mode, chunks=chunks,
+                                 min_score=min_score, image=image, audio=audio, fusion=fusion,
+                                 weights=weights, filters=filters, rerank=rerank,
+                                 sources=list(sources) or None)
+    with profile.stage("output"):
+        _print_results(results, as_json)
+
+
+def _server_search(server: str, index_name, query, *, fusion, weights, rerank, min_score,
+                   sources, filters, **kwargs):
+    """The same search, answered by a running server (anyfind/client.py)."""
+    from .client import Client
+    from .config import resolve_index_path
+
+    unsupported = [name for name, on in (("--fusion", fusion != "rrf"), ("--weights", weights),
+                                         ("--rerank", rerank)) if on]
+    if unsupported:
+        raise click.UsageError(f"{', '.join(unsupported)} cannot go to a server (it searches "
+                               "with its own settings): add --local")
+    if sources:  # the same push-down as --source, written as filters
+        filters = " ".join([filters or ""] + [f'source:"{n}"' for n in sources]).strip()
+    results = Client(server).search(resolve_index_path(index_name), query, filters=filters,
+                                    **kwargs)
+    if min_score is not None:
+        results = [r for r in results if r.score >= min_score]
+    return results
 
 
 def _print_results(results, as_json: bool) -> None:
@@ -651,7 +696,11 @@ def check(index_name, repair, as_json) -> None:
 
 
 def main() -> None:
-    cli(prog_name="anyfind")
+    profile.begin(_LOADED)
+    try:
+        cli(prog_name="anyfind")
+    finally:
+        profile.report()
 
 
 if __name__ == "__main__":

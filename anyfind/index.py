@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -58,11 +59,12 @@ from .sources import (
     runtime_form,
     stored_form,
 )
-from .store.metadata import ChunkRecord, Store
 from .store.vectors import VectorIndex
 
 if TYPE_CHECKING:
     from .checks import CheckReport
+    from .store.metadata import Store
+    from .store.reader import SQLiteReader
 
 VECTOR_DIR = "vectors"
 log = logging.getLogger("anyfind.sources")
@@ -86,6 +88,9 @@ class Space:
         self.config = config
         self._encoder = None
         self._document_encoder = None
+        self._export = None  # the ONNX query encoder, when the index holds a fresh export
+        self._export_tried = False
+        self.export_problem: str | None = None  # why the export cannot be used
 
     @property
     def name(self) -> str:
@@ -105,6 +110,27 @@ class Space:
                 )
             self._encoder = enc
         return self._encoder
+
+    def load_export(self):
+        """The ONNX query encoder of this space, or None (export_problem says why)."""
+        from .encoders.query import load_export
+
+        encoder, self.export_problem = load_export(self.index.path, self.name,
+                                                   self.config.identity, self.config.dim)
+        return encoder
+
+    @property
+    def query_encoder(self):
+        """What encodes queries: the fresh ONNX export (no torch), else `encoder`.
+        Documents are always encoded by `encoder`."""
+        if not self._export_tried:
+            self._export = self.load_export()
+            self._export_tried = True
+        return self._export if self._export is not None else self.encoder
+
+    @property
+    def queries_use_torch(self) -> bool:
+        return self._export_tried and self._export is None
 
     def accepts(self, modality: str) -> bool:
         return modality in self.encoder.modalities
@@ -131,15 +157,21 @@ class Index:
         self.config = config
         self.device = device
         self.secrets = SecretFile(self.path)
-        self.store = Store(self._store_url())
+        # Opened on first use: a search reads through `reader` and may never need it.
+        self._store: Store | None = None
+        self._reader: SQLiteReader | Store | None = None
+        self._open_lock = threading.RLock()
         self.spaces = {name: Space(self, cfg) for name, cfg in config.spaces.items()}
         self.lock = WriteLock(self.path)
         self._vectors: dict[str, VectorIndex] = {}
         self._chunker = None
         self._context = None
         self._tagger = None
+        self._image_inputs = None
         self._label_vectors: dict[int, dict[str, np.ndarray]] = {}
         self._config_files: list[Path] = []
+        # Searches may map vector files instead of reading them (store/vectors.py).
+        self.map_vectors = False
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -185,6 +217,31 @@ class Index:
             return index
         return cls(path, config, device)
 
+    @property
+    def store(self) -> Store:
+        """The metadata store (SQLAlchemy): every write, filters, any database URL."""
+        if self._store is None:
+            with self._open_lock:
+                if self._store is None:
+                    from .store.metadata import Store
+
+                    self._store = Store(self._store_url())
+        return self._store
+
+    @property
+    def reader(self) -> SQLiteReader | Store:
+        """What a search reads from: a sqlite3 reader when the store is a SQLite file at
+        the current schema (no SQLAlchemy on the cold path), else the Store itself."""
+        if self._reader is None:
+            from . import profile
+            from .store.reader import SQLiteReader
+
+            with self._open_lock, profile.stage("metadata"):
+                if self._reader is None:
+                    reader = SQLiteReader.open(self._store_url())
+                    self._reader = reader if reader is not None else self.store
+        return self._reader
+
     def _store_url(self) -> str:
         if not self.config.store_url:
             return f"sqlite:///{self.path / 'meta.db'}"
@@ -192,7 +249,10 @@ class Index:
         return expand_env(url)
 
     def close(self) -> None:
-        self.store.close()
+        if self._reader is not None and self._reader is not self._store:
+            self._reader.close()
+        if self._store is not None:
+            self._store.close()
 
     def __enter__(self) -> Index:
         return self
@@ -495,7 +555,8 @@ class Index:
             from .indexer.context import ExtractContext
 
             self._context = ExtractContext(self.config.transcriber, self.device,
-                                           self.config.max_image_pixels)
+                                           self.config.max_image_pixels,
+                                           self.image_inputs.decode_size)
         return self._context
 
     @property
@@ -510,9 +571,11 @@ class Index:
 
     def make_chunks(self, extracted, item) -> None:
         """Turn extracted content into chunk records on a prepared item."""
+        from .store.metadata import ChunkRecord
+
         if extracted.modality == "image":
             item.chunks = [ChunkRecord(ordinal=0, modality="image", text="")]
-            item.images[0] = extracted.image
+            item.images[0] = self.image_inputs.prepare(extracted.image)
             if item.content_hash:
                 self.thumbnails.write(item.content_hash, extracted.image)
             return
@@ -540,6 +603,21 @@ class Index:
 
             self._tagger = get_tagger(self.device)
         return self._tagger
+
+    @property
+    def image_inputs(self):
+        """The image models' per-image preprocessing and decode size (indexer/images.py)."""
+        if self._image_inputs is None:
+            from .indexer.images import ImageInputs
+            from .thumbnails import SIZE
+
+            self._image_inputs = ImageInputs(self._image_models, SIZE)
+        return self._image_inputs
+
+    def _image_models(self) -> list:
+        models = [self.tagger] if self.tagger is not None else []
+        return models + [s.encoder for s in self.spaces.values()
+                         if "image" in s.encoder.modalities]
 
     @property
     def thumbnails(self):
@@ -576,7 +654,7 @@ class Index:
         self._tag_images(items)
         for name, space in self.spaces.items():
             enc = space.document_encoder
-            by_modality: dict[str, list[tuple[ChunkRecord, Any]]] = {}
+            by_modality: dict[str, list[tuple[Any, Any]]] = {}
             for item in items:
                 for chunk in item.chunks:
                     if chunk.vectors and name in chunk.vectors:
@@ -642,9 +720,9 @@ class Index:
         if vi is None:
             cfg = self.config.spaces[name]
             vi = VectorIndex(self.path / VECTOR_DIR, name, cfg.dim or 0, cfg.faiss)
-            vi.load()
+            vi.load(mmap=self.map_vectors)
             vi = self._vectors.setdefault(name, vi)  # another thread may have been first
-        vi.catch_up(self.store)
+        vi.catch_up(self.reader)
         return vi
 
     def refresh_vectors(self, save: bool = False) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import metadata
 from typing import Generic, TypeVar
 
 from .errors import ConfigError
@@ -37,6 +36,8 @@ class Registry(Generic[T]):
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
+        from importlib import metadata  # ~50 ms: only when a registry is first asked
+
         for ep in metadata.entry_points(group=self.group):
             self._entries.setdefault(ep.name, f"{ep.module}:{ep.attr}")
 

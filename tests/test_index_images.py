@@ -97,3 +97,65 @@ def test_clip_space_from_a_local_checkpoint(gallery, tmp_path):
         assert set(hits[0].spaces) == {"text", "vision"}
         # a text query reaches both spaces and returns one fused list
         assert {h.modality for h in idx.search("coffee", k=6)} == {"image", "text"}
+
+
+def test_image_models_set_the_decode_size_and_their_prep_runs_in_the_workers(tagged):
+    """The prepare workers get each model's per-image preprocessing and decode JPEGs only as
+    large as the models (the tagger: timm's 256 px short side) and thumbnails need."""
+    import io
+
+    from PIL import Image
+
+    from anyfind.encoders.imageprep import PreparedImage
+    from anyfind.extract.image import DecodeSize, extract_image
+    from anyfind.indexer.pipeline import Prepared
+    from anyfind.thumbnails import SIZE
+
+    prep = tagged.tagger.image_prep()
+    assert tagged.extract_context().image_decode_size == DecodeSize(prep.min_side, SIZE)
+    photo = Image.open(PHOTOS / "coffee.jpg").convert("RGB").resize((4000, 2667))
+    out = io.BytesIO()
+    photo.save(out, format="JPEG", quality=90)
+    extracted = extract_image(out.getvalue(), "image/jpeg", tagged.extract_context())
+    assert extracted.image.size == (500, 334)
+    assert (extracted.metadata["width"], extracted.metadata["height"]) == (4000, 2667)
+    item = Prepared(ref=None, replace_id=None, content_hash=None)  # what _prepare fills
+    tagged.make_chunks(extracted, item)
+    ready = item.images[0]
+    assert isinstance(ready, PreparedImage) and ready.image is extracted.image
+    assert list(ready.pixels) == [prep] and ready.pixels[prep].shape == (224, 224, 3)
+
+
+def test_a_12mp_jpeg_is_indexed_from_a_draft_decode(tmp_path):
+    from PIL import Image
+
+    from anyfind.encoders.tagger import get_tagger
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    photo = Image.open(PHOTOS / "coffee.jpg").convert("RGB").resize(
+        (4000, 2667), Image.Resampling.BICUBIC)
+    photo.save(folder / "espresso.jpg", quality=90)
+    with Index.open(tmp_path / "idx") as idx:
+        assert idx.add([folder]).added == 1
+        top = idx.search("espresso", k=1)[0]
+        assert (top.width, top.height) == (4000, 2667)  # the original size, from the header
+        full_decode_tags = get_tagger().tag([photo])[0]
+        assert top.tags[0] == full_decode_tags[0][0] == "espresso"
+        with Image.open(idx.thumbnail(top.item_id)) as thumb:
+            assert thumb.size == (256, 171)
+
+
+def test_clip_only_index_decodes_to_clip_and_thumbnail_sizes(tmp_path):
+    from anyfind.extract.image import DecodeSize
+    from tests.clip_fixtures import TINY_CONFIG, make_tiny_clip_checkpoint
+
+    arch, ckpt = make_tiny_clip_checkpoint(tmp_path / "clip")
+    config = tmp_path / "clip" / "configs" / f"{arch}.json"
+    with Index.open(tmp_path / "idx", tagger=False, clip_config=str(config),
+                    clip_weights=str(ckpt)) as idx:
+        side = TINY_CONFIG["vision_cfg"]["image_size"]
+        assert idx.extract_context().image_decode_size == DecodeSize(side, 256)
+        with_tags = Index.open(tmp_path / "idx2", clip_config=str(config), clip_weights=str(ckpt))
+        with with_tags:
+            assert with_tags.extract_context().image_decode_size == DecodeSize(256, 256)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError, require
 from .base import Encoder, resolve_device
+from .imageprep import ImagePrep, pixels_for, source_image
 
 _registered_configs: set[str] = set()
 
@@ -68,7 +70,9 @@ class OpenClipEncoder(Encoder):
         self.batch_size = batch_size
         self._model = None
         self._preprocess = None
+        self._prep: ImagePrep | None = None
         self._tokenize = None
+        self._load_lock = threading.Lock()
         self._sha256: str | None = None
         self._cfg: dict[str, Any] | None = None
         self._dim: int | None = None
@@ -106,17 +110,28 @@ class OpenClipEncoder(Encoder):
                 f"open_clip model '{self.model_name}' ({source or model_id}) could not be "
                 f"loaded ({exc}); pass weights=<local checkpoint> or connect once to download it"
             ) from exc
-        self._model = model.eval()
         self._preprocess = preprocess
+        self._prep = ImagePrep.from_transform(preprocess)
         self._tokenize = open_clip.get_tokenizer(model_id)
         self.device = device
         self.precision = precision
+        self._model = model.eval()  # last: other threads test it to see "loaded"
 
     @property
     def model(self):
+        """The loaded model (loaded once, whichever thread asks first: prepare workers ask
+        for image_prep while the main thread encodes)."""
         if self._model is None:
-            self._load()
+            with self._load_lock:
+                if self._model is None:
+                    self._load()
         return self._model
+
+    def image_prep(self) -> ImagePrep | None:
+        """The per-image half of open_clip's preprocess, for the prepare workers (loads the
+        model). None when the transform cannot be split."""
+        _ = self.model
+        return self._prep
 
     def _config(self) -> dict[str, Any]:
         """The architecture config, read without building the model ({} when unknown)."""
@@ -162,23 +177,17 @@ class OpenClipEncoder(Encoder):
 
         model = self.model
         if modality == "image":
-            batch = torch.stack([self._preprocess(self._open(item)) for item in inputs])
             dtype = next(model.parameters()).dtype
+            if self._prep is not None:
+                arrays = [pixels_for(self._prep, item) for item in inputs]
+                batch = self._prep.batch(arrays, self.device, dtype)
+            else:
+                batch = torch.stack([self._preprocess(source_image(item)) for item in inputs])
+                batch = batch.to(self.device, dtype=dtype)
             with torch.no_grad():
-                out = model.encode_image(batch.to(self.device, dtype=dtype))
+                out = model.encode_image(batch)
         else:
             tokens = self._tokenize([str(t) for t in inputs])  # truncates to the context length
             with torch.no_grad():
                 out = model.encode_text(tokens.to(self.device))
         return out.float().cpu().numpy()
-
-    @staticmethod
-    def _open(item: Any) -> Any:
-        """A PIL image from a PIL image or a path."""
-        if isinstance(item, str | Path):
-            from PIL import Image
-
-            with Image.open(item) as img:
-                img.load()
-                return img
-        return item

@@ -7,12 +7,14 @@ and its state dict lists the same tensors in the same order, so keys are mapped 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError, require
 from ..extract.image import to_rgb
 from .base import resolve_device, with_smaller_batches
+from .imageprep import ImagePrep, pixels_for, source_image
 
 ARCH = "tf_efficientnet_lite0"
 
@@ -46,14 +48,16 @@ def map_state_dict(source: dict[str, Any], target: dict[str, Any]) -> dict[str, 
 
 
 _shared: dict[str | None, ImageTagger] = {}
+_shared_lock = threading.Lock()
 
 
 def get_tagger(device: str | None = None) -> ImageTagger:
     """One tagger (with the bundled weights) per device and process, like get_encoder."""
-    tagger = _shared.get(device)
-    if tagger is None:
-        tagger = _shared[device] = ImageTagger(device=device)
-    return tagger
+    with _shared_lock:  # prepare workers and the main thread may ask at once
+        tagger = _shared.get(device)
+        if tagger is None:
+            tagger = _shared[device] = ImageTagger(device=device)
+        return tagger
 
 
 class ImageTagger:
@@ -65,13 +69,29 @@ class ImageTagger:
         self.batch_size = batch_size
         self._model = None
         self._transform = None
+        self._prep: ImagePrep | None = None
         self._labels: list[str] | None = None
+        self._load_lock = threading.Lock()
 
     @property
     def labels(self) -> list[str]:
         if self._labels is None:
             self._labels = imagenet_labels()
         return self._labels
+
+    def _ensure_loaded(self) -> None:
+        """Load once, whichever thread asks first (prepare workers ask for image_prep while
+        the main thread tags)."""
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    self._load()
+
+    def image_prep(self) -> ImagePrep | None:
+        """The per-image half of the model's transform, for the prepare workers (loads the
+        model). None when the transform cannot be split."""
+        self._ensure_loaded()
+        return self._prep
 
     def _load(self) -> None:
         torch = require("torch", "images")
@@ -84,21 +104,33 @@ class ImageTagger:
             self.weights or bundled_weights_path(), map_location="cpu", weights_only=True
         )
         model.load_state_dict(map_state_dict(source, model.state_dict()))
-        self._model = model.eval().to(device)
         self.device = device
         # timm's eval transform for this arch: bicubic resize of the short side to 256
         # (crop_pct 0.875), centre crop 224, mean = std = 0.5.
         self._transform = create_transform(**resolve_data_config({}, model=model))
+        self._prep = ImagePrep.from_transform(self._transform, before=to_rgb)
+        self._model = model.eval().to(device)  # last: other threads test it to see "loaded"
 
     def tag(
         self, images: Sequence[Any], top_k: int = 5, min_prob: float = 0.05
     ) -> list[list[tuple[str, float]]]:
-        """For each PIL image, up to `top_k` (label, probability) pairs with prob >= min_prob."""
+        """For each image (PIL, or a PreparedImage), up to `top_k` (label, probability)
+        pairs with prob >= min_prob."""
         if not images:
             return []
-        if self._model is None:
-            self._load()
+        self._ensure_loaded()
         return with_smaller_batches(self, lambda: self._tag(images, top_k, min_prob))
+
+    def _batch(self, images: Sequence[Any]):
+        """One input batch: prepared arrays normalised together, or (a transform that cannot
+        be split) the transform image by image."""
+        import torch
+
+        if self._prep is not None:
+            return self._prep.batch([pixels_for(self._prep, img) for img in images],
+                                    self.device)
+        rgb = [to_rgb(source_image(img)) for img in images]
+        return torch.stack([self._transform(img) for img in rgb]).to(self.device)
 
     def _tag(self, images: Sequence[Any], top_k: int, min_prob: float
              ) -> list[list[tuple[str, float]]]:
@@ -107,11 +139,9 @@ class ImageTagger:
         labels = self.labels
         results: list[list[tuple[str, float]]] = []
         for start in range(0, len(images), self.batch_size):
-            batch = [
-                self._transform(to_rgb(img)) for img in images[start : start + self.batch_size]
-            ]
+            batch = self._batch(images[start : start + self.batch_size])
             with torch.no_grad():
-                logits = self._model(torch.stack(batch).to(self.device))
+                logits = self._model(batch)
                 probs, indices = logits.float().softmax(dim=-1).topk(min(top_k, len(labels)))
             for row_p, row_i in zip(probs.tolist(), indices.tolist(), strict=True):
                 results.append(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,33 @@ _IFD_EXIF, _IFD_GPS = 0x8769, 0x8825
 _RESAMPLABLE = frozenset({"RGB", "RGBA", "RGBX", "L", "LA", "CMYK", "YCbCr", "I", "F"})
 
 _heif_registered: bool | None = None
+
+
+@dataclass(frozen=True)
+class DecodeSize:
+    """The smallest image every consumer can use: a short side of at least `short` pixels
+    (what the models resize to) and a long side of at least `long` (the thumbnail)."""
+
+    short: int
+    long: int = 0
+
+
+def draft_request(width: int, height: int, need: DecodeSize | None) -> tuple[int, int]:
+    """The size to hand `Image.draft`, which picks the largest DCT scale (1/2, 1/4, 1/8)
+    whose result is at least this big in both dimensions.
+
+    With a need, the request keeps the image's proportions and just covers it, so the
+    decoded short side stays >= need.short and the long side >= need.long: that holds
+    whichever way EXIF later turns the image, since turning swaps width and height but
+    not short and long. Without one, both sides stay >= MAX_SIDE (the long side is then
+    shrunk to MAX_SIDE)."""
+    if need is None:
+        return MAX_SIDE, MAX_SIDE
+    short, long = min(width, height), max(width, height)
+    ratio = max(need.short / short, need.long / long) if short > 0 else 1.0
+    if ratio >= 1.0:
+        return width, height
+    return math.ceil(width * ratio), math.ceil(height * ratio)
 
 
 def register_heif() -> bool:
@@ -196,17 +225,20 @@ def _open_bounded(blob: bytes, max_pixels: int) -> Any:
 
 def extract_image(blob: Any, media_type: str | None = None, ctx: Any = None) -> Extracted:
     """Decode an image (a connector Blob, or bytes) into an RGB PIL image whose long side is
-    at most MAX_SIDE, plus EXIF metadata (width/height are the original, upright size).
+    at most MAX_SIDE, plus EXIF metadata (width/height are the original, upright size, read
+    from the header).
 
-    ctx may carry `max_image_pixels` (the decompression-bomb cap) and `tagger` (an
-    ImageTagger whose labels become metadata["tags"] and a lexically searchable section).
+    ctx may carry `max_image_pixels` (the decompression-bomb cap), `image_decode_size` (a
+    DecodeSize: JPEGs are then decoded at the smallest DCT scale that still covers it) and
+    `tagger` (an ImageTagger whose labels become metadata["tags"] and a lexically
+    searchable section).
     """
     Image = require("PIL.Image", "images")
     register_heif()
     max_pixels = int(getattr(ctx, "max_image_pixels", None) or DEFAULT_MAX_PIXELS)
     data = bytes(blob) if isinstance(blob, bytes | bytearray | memoryview) else blob.read()
     img = _open_bounded(data, max_pixels)
-    width, height = img.size
+    width, height = img.size  # the stored size, before any draft scaling
     fmt = img.format
     meta: dict[str, Any] = {"format": fmt}
     if getattr(img, "is_animated", False):
@@ -214,8 +246,10 @@ def extract_image(blob: Any, media_type: str | None = None, ctx: Any = None) -> 
 
     try:
         if fmt == "JPEG":
-            # DCT scaling: decode at 1/2, 1/4 or 1/8 size when that still covers MAX_SIDE.
-            img.draft("RGB", (MAX_SIDE, MAX_SIDE))
+            # DCT scaling: decode at 1/2, 1/4 or 1/8 size when that still covers what the
+            # models and the thumbnail need (before EXIF turns it: draft sees stored pixels).
+            need = getattr(ctx, "image_decode_size", None)
+            img.draft("RGB", draft_request(width, height, need))
         img.load()  # force the full decode so truncation and corruption surface here
         # Read after load: Pillow rotates TIFFs itself while loading and drops their tag,
         # and a PNG's eXIf chunk may follow the pixel data.

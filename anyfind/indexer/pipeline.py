@@ -48,7 +48,7 @@ class Prepared:
     title: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     chunks: list[ChunkRecord] = field(default_factory=list)
-    images: dict[int, Any] = field(default_factory=dict)  # chunk ordinal -> PIL image
+    images: dict[int, Any] = field(default_factory=dict)  # chunk ordinal -> PreparedImage
     error: str | None = None
     status: str = "ok"  # ok | error | skipped
     reused: bool = False  # chunks and vectors taken from an indexed item with this content

@@ -9,12 +9,14 @@ a single signal keeps that signal's own score (cosine, or BM25 for lexical).
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import profile
 from ..errors import QueryError
 from .filters import Filters, parse_filters, parse_query
 from .fusion import FUSIONS, rrf, score_fusion
@@ -40,6 +42,35 @@ def _pool() -> ThreadPoolExecutor:
     return _executor
 
 
+def _encode(enc, query: Any, modality: str) -> np.ndarray:
+    """One query vector. Models load on their first call: when profiling, the query is
+    encoded a second time so that `model` (load) and `encode` are told apart."""
+    if not profile.enabled:
+        return enc.encode_query([query], modality)[0]
+    started = time.perf_counter()
+    enc.encode_query([query], modality)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    vec = enc.encode_query([query], modality)[0]
+    again = time.perf_counter() - started
+    profile.add("model", max(0.0, first - again))
+    profile.add("encode", again)
+    return vec
+
+
+def _quietly(fn, *args: Any) -> None:
+    """A head start only: whatever fails here fails again, reported, where it is used."""
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001, S110
+        pass
+
+
+def _lexical(lex, terms: list[str], depth: int, allowed_sql) -> Signal:
+    with profile.stage("lexical"):
+        return lex.search(terms, depth, allowed_sql)
+
+
 @dataclass
 class Query:
     text: str | None = None
@@ -62,12 +93,23 @@ class Query:
 
 
 Signal = list[tuple[int, float]]  # (chunk id, score), best first
+Ranked = tuple[float, int, dict[str, float]]  # fused score, chunk shown, score per signal
 
 
 class Searcher:
+    """Runs queries on an index. Reads go through `index.reader` (plain sqlite3 on a
+    SQLite store); a query with filters uses the SQLAlchemy store, which builds their SQL."""
+
     def __init__(self, index: Index):
         self.index = index
-        self.store = index.store
+
+    @property
+    def store(self):
+        return self.index.store
+
+    @property
+    def reader(self):
+        return self.index.reader
 
     # -- preparing the query -------------------------------------------------------------
     def prepare(self, q: Query) -> Query:
@@ -80,7 +122,7 @@ class Searcher:
             raise QueryError("offset must be 0 or more")
         filters = parse_filters(q.filters) if isinstance(q.filters, str) else (q.filters or Filters())
         if q.sources:  # the same push-down as `source:a source:b` written in the query
-            known = {src["name"] for src in self.store.sources()}
+            known = {src["name"] for src in self.reader.sources()}
             missing = [n for n in q.sources if n not in known]
             if missing:
                 raise QueryError(f"no source named '{missing[0]}' (known: {', '.join(sorted(known))})")
@@ -110,32 +152,47 @@ class Searcher:
         if q.mode == "lexical":
             if not q.terms:
                 raise QueryError("lexical search needs words (an image or a clip has none)")
-            if not self.store.lexical.available:
-                raise QueryError(f"lexical search is not available on {self.store.lexical.dialect}")
+            if not self.reader.lexical.available:
+                raise QueryError(f"lexical search is not available on {self.reader.lexical.dialect}")
         if q.rerank and not q.text:
             raise QueryError("reranking needs a text query")
         return q
 
     # -- signals -------------------------------------------------------------------------
     def _query_vectors(self, q: Query) -> dict[str, np.ndarray]:
-        """One query vector per space the query's modality reaches."""
+        """One query vector per space the query's modality reaches, encoded by the
+        space's ONNX export when it is fresh (no torch), else by its torch encoder."""
         out: dict[str, np.ndarray] = {}
-        image = self.index.load_query_image(q.image) if q.image is not None else None
-        for name, space in self.index.spaces.items():
-            enc = space.encoder
+        with profile.stage("model"):
+            encoders = {name: space.query_encoder for name, space in self.index.spaces.items()}
+            # Loading a model is mostly native work: the second space's loads on a thread
+            # while the first space's loads and encodes here.
+            modality = "text" if q.text is not None else "image"
+            for enc in list(encoders.values())[1:]:
+                warm = getattr(enc, "warm", None)  # ONNX encoders: sessions and tokenizers
+                if warm is not None and modality in enc.modalities:
+                    _pool().submit(_quietly, warm, modality)
+        with profile.stage("image"):  # reading the query image (PIL's import included)
+            image = self.index.load_query_image(q.image) if q.image is not None else None
+        for name, enc in encoders.items():
             if q.text is not None and "text" in enc.modalities:
-                out[name] = enc.encode_query([q.text], "text")[0]
+                out[name] = _encode(enc, q.text, "text")
             elif image is not None and "image" in enc.modalities:
-                out[name] = enc.encode_query([image], "image")[0]
+                out[name] = _encode(enc, image, "image")
             elif image is not None:  # a text-only space sees the image through its tags
-                vec = self.index.image_tag_vector(enc, image)
+                with profile.stage("encode"):
+                    vec = self.index.image_tag_vector(enc, image)
                 if vec is not None:
                     out[name] = vec
+        from ..encoders.query import notice_fallbacks
+
+        notice_fallbacks(self.index)
         return out
 
     def dense_signal(self, space: str, vec: np.ndarray, depth: int,
                      allowed: np.ndarray | None) -> Signal:
-        scores, ids = self.index.vectors(space).search(vec[None, :], depth, allowed=allowed)
+        with profile.stage("vector"):
+            scores, ids = self.index.vectors(space).search(vec[None, :], depth, allowed=allowed)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def _allowed(self, filters: Filters) -> tuple[Select | None, np.ndarray | None]:
@@ -157,41 +214,47 @@ class Searcher:
         allowed_sql, allowed = self._allowed(q.filters)
         if allowed is not None and len(allowed) == 0:
             return []
-        lexical = q.mode != "dense" and bool(q.terms) and self.store.lexical.available
+        # Filters are SQLAlchemy selects: the store runs the lexical query that uses them.
+        lex = self.store.lexical if allowed_sql is not None else self.reader.lexical
+        lexical = q.mode != "dense" and bool(q.terms) and lex.available
         depth = max(MIN_DEPTH, want * 5)
         # The first lexical query runs in a thread while the query is being encoded.
-        pending = _pool().submit(self.store.lexical.search, q.terms, depth, allowed_sql
-                                 ) if lexical else None
+        pending = _pool().submit(_lexical, lex, q.terms, depth, allowed_sql) if lexical else None
         vectors = self._query_vectors(q) if q.mode != "lexical" else {}
         while True:
             signals = {name: self.dense_signal(name, vec, depth, allowed)
                        for name, vec in vectors.items()}
             if lexical:
                 signals["lexical"] = (pending.result() if pending is not None else
-                                      self.store.lexical.search(q.terms, depth, allowed_sql))
+                                      _lexical(lex, q.terms, depth, allowed_sql))
                 pending = None
             signals.update(self.index.extra_signals(q, depth))
-            results = self._fuse(signals, q)
+            ranked = self._rank(signals, q)
             # Deeper only while some signal was cut at `depth` (it may hold more items).
-            if len(results) >= want or all(len(s) < depth for s in signals.values()):
+            if len(ranked) >= want or all(len(s) < depth for s in signals.values()):
                 break
             depth *= 4
+        # Rows (text, metadata) are read for the results shown only.
         if q.rerank:
-            results = self._rerank(q, results[:want])
-        results = results[q.offset : q.offset + q.k]
+            results = self._rerank(q, self._materialize(ranked[:want]))
+            results = results[q.offset : q.offset + q.k]
+        else:
+            results = self._materialize(ranked[q.offset : q.offset + q.k])
         if q.min_score is not None:
             results = [r for r in results if r.score >= q.min_score]
-        self._finish(results, q)
+        with profile.stage("results"):
+            self._finish(results, q)
         return results
 
     def _finish(self, results: list[Result], q: Query) -> None:
         highlighter = Highlighter(q.terms)
         try:
-            for i, r in enumerate(results, start=q.offset + 1):
-                r.rank = i
-                r.highlights = highlighter.spans(r.text)
+            spans = highlighter.spans_of([r.text for r in results])
         finally:
             highlighter.close()
+        for i, (r, found) in enumerate(zip(results, spans, strict=True), start=q.offset + 1):
+            r.rank = i
+            r.highlights = found
 
     def _rerank(self, q: Query, results: list[Result]) -> list[Result]:
         from .rerank import load_cross_encoder, rerank_scores
@@ -207,9 +270,24 @@ class Searcher:
     # -- fusion --------------------------------------------------------------------------
     def _fuse(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None
               ) -> list[Result]:
+        """Every fused result, with its row."""
+        return self._materialize(self._rank(signals, q, fused_always))
+
+    def _materialize(self, ranked: list[Ranked]) -> list[Result]:
+        with profile.stage("metadata"):
+            rows = self.reader.chunk_rows([cid for _, cid, _ in ranked])
+        # A chunk deleted since it was ranked is left out.
+        return [self._result(rows[cid], score, signals) for score, cid, signals in ranked
+                if cid in rows]
+
+    def _rank(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None
+              ) -> list[Ranked]:
+        """Fused (score, chunk shown, per-signal scores), best first: one per item (or
+        chunk), knowing only which item each chunk belongs to."""
         chunk_ids = {cid for sig in signals.values() for cid, _ in sig}
-        rows = self.store.chunk_rows(sorted(chunk_ids))
-        key = (lambda cid: cid) if q.chunks else (lambda cid: rows[cid]["item_id"])
+        with profile.stage("metadata"):
+            items = self.reader.chunk_items(sorted(chunk_ids))
+        key = (lambda cid: cid) if q.chunks else (lambda cid: items[cid])
 
         # Per signal: the best chunk of each key, in rank order.
         ranked: dict[str, list[tuple[Any, float]]] = {}
@@ -218,7 +296,7 @@ class Searcher:
         for name, sig in signals.items():
             order: list[tuple[Any, float]] = []
             for cid, score in sig:
-                if cid not in rows:
+                if cid not in items:
                     continue  # a chunk deleted after the vector index was loaded
                 kk = key(cid)
                 if name in per_signal.setdefault(kk, {}):
@@ -241,7 +319,7 @@ class Searcher:
         else:
             fused = rrf({n: [kk for kk, _ in o] for n, o in ranked.items()}, q.weights)
         ordered = sorted(fused.items(), key=lambda kv: -kv[1])  # stable: ties keep rank order
-        return [self._result(rows[best[kk][1]], score, per_signal[kk]) for kk, score in ordered]
+        return [(score, best[kk][1], per_signal[kk]) for kk, score in ordered]
 
     @staticmethod
     def _result(row: dict[str, Any], score: float, signals: dict[str, float]) -> Result:

@@ -46,6 +46,8 @@ class SearchResponse(BaseModel):
     count: int
     took_ms: float = Field(description="server time for the whole search")
     example: str | None = Field(None, description="image or audio for a query by example")
+    index: str | None = Field(None, description="the index searched (its directory), so that "
+                                                "`anyfind search --server` can check it")
     results: list[ResultModel]
 
 

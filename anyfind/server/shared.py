@@ -76,6 +76,17 @@ class SharedSpace(Space):
                     self._encoder = Serialised(MODELS.run(Space.encoder.fget, self))
         return self._encoder
 
+    @property
+    def query_encoder(self):
+        if not self._export_tried:
+            with self.index.init_lock:
+                if not self._export_tried:
+                    export = MODELS.run(self.load_export)
+                    self._export = Serialised(export) if export is not None else None
+                    self._export_tried = True
+        # The torch fallback is taken outside init_lock: `encoder` takes it itself.
+        return self._export if self._export is not None else self.encoder
+
 
 class SharedIndex(Index):
     """Index whose search path is safe to call from many threads at once."""

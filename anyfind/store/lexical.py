@@ -13,15 +13,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine, Select, column, func, literal_column, select, table
 
+from .fts import fts5_match
+
 TS_CONFIG = "english"  # PostgreSQL text search configuration (matches migration v2)
 
 _fts = table("chunks_fts", column("rowid"))
 _chunks = table("chunks", column("id"), column("tsv"))
-
-
-def fts5_match(terms: Sequence[str]) -> str:
-    """An FTS5 MATCH expression: any of the terms, each a quoted string."""
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
 class LexicalIndex:

@@ -545,6 +545,16 @@ class Store:
         with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
 
+    def chunk_items(self, chunk_ids: Sequence[int]) -> dict[int, int]:
+        """chunk id -> item id, for the chunks that exist."""
+        ids = [int(i) for i in chunk_ids]
+        out: dict[int, int] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 900):
+                q = select(Chunk.id, Chunk.item_id).where(Chunk.id.in_(ids[i : i + 900]))
+                out.update((int(c), int(it)) for c, it in conn.execute(q))
+        return out
+
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Chunks with their item and source, by chunk id."""
         cols = (

@@ -64,7 +64,8 @@ def search(
     started = time.perf_counter()
     results = run_search(index, q, filters=filters, k=k, offset=offset, mode=mode, chunks=chunks)
     return {"query": q, "filters": filters, "mode": mode, "k": k, "offset": offset,
-            "count": len(results), "took_ms": _timed(response, started), "results": results}
+            "count": len(results), "took_ms": _timed(response, started),
+            "index": str(index.path), "results": results}
 
 
 @router.post("/search", response_model=SearchResponse, summary="Search by example")
@@ -99,4 +100,5 @@ def search_by_example(
                                  offset=offset, mode=mode)
     return {"query": text, "filters": filters, "mode": mode, "k": k, "offset": offset,
             "example": upload.modality, "count": len(results),
-            "took_ms": _timed(response, started), "results": results}
+            "took_ms": _timed(response, started), "index": str(index.path),
+            "results": results}

@@ -1,0 +1,104 @@
+"""Filters as SQL over items, sources and chunks (SQLAlchemy expressions).
+
+Kept apart from the parser (filters.py) so that a query without filters never imports
+SQLAlchemy: the cold `anyfind search` path reads the store through sqlite3 alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, literal_column, not_, or_, true
+
+from ..store.schema import Item, Source
+from .filters import NAME_KEYS, Clause, _like_escape, glob_to_like
+
+
+def condition(clauses: Sequence[Clause], dialect: str) -> ColumnElement[bool]:
+    """Every clause must hold; repeated name keys are alternatives (OR)."""
+    parts: list[ColumnElement[bool]] = []
+    by_key: dict[tuple[str, bool], list[ColumnElement[bool]]] = {}
+    for c in clauses:
+        cond = _condition(c, dialect)
+        if c.key in NAME_KEYS:
+            by_key.setdefault((c.key, c.negated), []).append(cond)
+        else:
+            parts.append(not_(cond) if c.negated else cond)
+    for (_, negated), conds in by_key.items():
+        any_of = or_(*conds)
+        parts.append(not_(any_of) if negated else any_of)
+    return and_(true(), *parts)
+
+
+def _like(col, pattern: str) -> ColumnElement[bool]:
+    return func.lower(col).like(pattern, escape="\\")
+
+
+def _path_condition(pattern: str) -> ColumnElement[bool]:
+    """Absolute patterns anchor at the start; others may start after any '/'. A pattern
+    without wildcards also matches everything under it as a folder."""
+    pattern = pattern.rstrip("/") or "/"
+    like = glob_to_like(pattern)
+    forms = [like] if any(c in pattern for c in "*?") else [like, like + "/%"]
+    if not pattern.startswith("/"):
+        forms += ["%/" + f for f in forms]
+    return or_(*(_like(Item.path, f) for f in forms))
+
+
+def item_date(dialect: str) -> ColumnElement[Any]:
+    """meta.taken when it is a number, else mtime."""
+    if dialect == "sqlite":
+        return literal_column(
+            "(CASE WHEN json_type(items.meta, '$.taken') IN ('integer', 'real') "
+            "THEN json_extract(items.meta, '$.taken') ELSE items.mtime END)")
+    if dialect == "postgresql":
+        return literal_column(
+            "(CASE WHEN json_typeof(CAST(items.meta AS json) -> 'taken') = 'number' "
+            "THEN CAST(CAST(items.meta AS json) ->> 'taken' AS double precision) "
+            "ELSE items.mtime END)")
+    return Item.mtime
+
+
+def item_language(dialect: str) -> ColumnElement[Any]:
+    if dialect == "sqlite":
+        return literal_column("json_extract(items.meta, '$.language')")
+    if dialect == "postgresql":
+        return literal_column("(CAST(items.meta AS json) ->> 'language')")
+    return literal_column("NULL")
+
+
+def _condition(c: Clause, dialect: str) -> ColumnElement[bool]:
+    """The clause as SQL, never NULL (so that NOT works on items lacking the field)."""
+    k, vals = c.key, c.values
+    if k == "modality":
+        return and_(Item.modality.isnot(None), Item.modality.in_(vals))
+    if k == "media":
+        return and_(Item.media_type.isnot(None),
+                    or_(*(_like(Item.media_type, glob_to_like(v)) for v in vals)))
+    if k == "source":
+        return or_(*(_like(Source.name, glob_to_like(v)) for v in vals))
+    if k == "ext":
+        return or_(*(_like(Item.path, "%." + _like_escape(v)) for v in vals))
+    if k == "path":
+        return _path_condition(vals[0])
+    if k == "lang":
+        lang = item_language(dialect)
+        forms = [_like(lang, _like_escape(v.lower()) + s) for v in vals for s in ("", "-%", "\\_%")]
+        return and_(lang.isnot(None), or_(*forms))
+    if k in ("after", "before", "date"):
+        date = item_date(dialect)
+        start, end = vals[0]
+        cond = {"after": date >= start, "before": date < end,
+                "date": and_(date >= start, date < end)}[k]
+        return and_(date.isnot(None), cond)
+    if k == "size":
+        kind, lo, hi = vals[0]
+        if kind == "gt":
+            cond = Item.size > lo
+        elif kind == "lt":
+            cond = Item.size < hi
+        else:
+            cond = and_(Item.size >= lo, Item.size <= hi) if hi != float("inf") else Item.size >= lo
+        return and_(Item.size.isnot(None), cond)
+    raise AssertionError(k)  # pragma: no cover

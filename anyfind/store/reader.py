@@ -1,0 +1,197 @@
+"""A read-only view of a SQLite store through the standard library's sqlite3.
+
+A search needs a handful of reads: the store generation and vectors of a space (to
+check or catch up a FAISS file), the rows of the chunks it returns, the FTS5 lexical
+query and the source names. Importing SQLAlchemy and building its engine and ORM
+models costs a cold `anyfind search` a few hundred milliseconds, so those reads go
+through plain sqlite3 when the store is a SQLite file at the current schema version.
+
+Everything else keeps using the Store (SQLAlchemy): writes, filters (SQL built from
+the filter syntax), PostgreSQL and other URLs, and a store at another schema version
+(an older one is migrated by the Store, a newer one refused there with one sentence).
+The SQL here mirrors Store and LexicalIndex; tests compare their answers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from .fts import fts5_match
+
+# migrations.LATEST without importing SQLAlchemy; tests/test_coldpath_store.py keeps
+# them equal.
+STORE_SCHEMA = 3
+
+_ROW_SQL = (
+    "SELECT c.id AS chunk_id, c.item_id, c.ordinal, c.modality AS chunk_modality, c.text, "
+    "c.char_start, c.char_end, c.page, c.start_s, c.end_s, i.uri, i.path, i.modality, "
+    "i.media_type, i.title, i.meta, i.size, i.mtime, s.name AS source, i.parent_id, "
+    "p.path AS parent_path "
+    "FROM chunks AS c JOIN items AS i ON i.id = c.item_id "
+    "JOIN sources AS s ON s.id = i.source_id LEFT OUTER JOIN items AS p ON p.id = i.parent_id "
+    "WHERE c.id IN ({marks})"
+)
+# bm25() is lower-is-better; negated so that every signal is higher-is-better.
+_FTS_SQL = ("SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts "
+            "WHERE chunks_fts MATCH ? ORDER BY score DESC, rowid LIMIT ?")
+_BATCH = 900  # bound parameters per statement, under SQLite's old limit of 999
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a plain `sqlite:///FILE` URL (no driver, no query string), else None."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url or len(url) == len(prefix):
+        return None
+    return Path(url[len(prefix):])
+
+
+class _Lexical:
+    """FTS5 BM25 search, the same query as store.lexical.LexicalIndex on SQLite."""
+
+    dialect = "sqlite"
+    available = True
+
+    def __init__(self, reader: SQLiteReader):
+        self._reader = reader
+
+    def search(self, terms: Sequence[str], depth: int, allowed: Any = None
+               ) -> list[tuple[int, float]]:
+        if allowed is not None:  # filters are SQLAlchemy selects: the Store answers those
+            raise ValueError("the sqlite3 reader does not take filters")
+        if not terms or depth <= 0:
+            return []
+        rows = self._reader.query(_FTS_SQL, (fts5_match(terms), depth))
+        return [(int(cid), float(score)) for cid, score in rows]
+
+
+class SQLiteReader:
+    """Read-only sqlite3 connections (one per thread) to a store file."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.lexical = _Lexical(self)
+
+    @classmethod
+    def open(cls, url: str) -> SQLiteReader | None:
+        """A reader when `url` is a SQLite file at the current schema, else None."""
+        path = sqlite_path(url)
+        if path is None or not path.is_file():
+            return None
+        reader = cls(path)
+        try:
+            version = reader.schema_version()
+        except sqlite3.Error:
+            reader.close()
+            return None
+        if version != STORE_SCHEMA:
+            reader.close()
+            return None
+        return reader
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # mode=ro: this process can never write through it, whatever runs later.
+            conn = sqlite3.connect(f"file:{quote(str(self.path))}?mode=ro", uri=True,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self._conn().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- what a search reads ----------------------------------------------------------------
+    def schema_version(self) -> int:
+        if not self.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"):
+            return 0
+        row = self.query("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(row[0][0]) if row else 0
+
+    def generation(self, space: str) -> int:
+        row = self.query("SELECT generation FROM spaces WHERE name = ?", (space,))
+        return int(row[0][0]) if row else 0
+
+    def vector_ids(self, space: str) -> np.ndarray:
+        rows = self.query("SELECT chunk_id FROM embeddings WHERE space = ?", (space,))
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def vectors(self, space: str, ids: Sequence[int] | None = None, dim: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, matrix) of a space, all of it or the given chunk ids (as Store.vectors)."""
+        rows: list[tuple] = []
+        if ids is None:
+            rows = self.query("SELECT chunk_id, vector FROM embeddings WHERE space = ? "
+                              "ORDER BY chunk_id", (space,))
+        else:
+            wanted = [int(i) for i in ids]
+            for i in range(0, len(wanted), _BATCH):
+                part = wanted[i : i + _BATCH]
+                rows += self.query(
+                    "SELECT chunk_id, vector FROM embeddings WHERE space = ? AND chunk_id IN "
+                    f"({','.join('?' * len(part))}) ORDER BY chunk_id", (space, *part))
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32)
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        return (np.asarray([r[0] for r in rows], dtype=np.int64),
+                matrix.reshape(len(rows), -1))
+
+    def chunk_items(self, chunk_ids: Sequence[int]) -> dict[int, int]:
+        """chunk id -> item id, for the chunks that exist (as Store.chunk_items)."""
+        ids = [int(i) for i in chunk_ids]
+        out: dict[int, int] = {}
+        for i in range(0, len(ids), _BATCH):
+            part = ids[i : i + _BATCH]
+            out.update(self.query(f"SELECT id, item_id FROM chunks WHERE id IN "
+                                  f"({','.join('?' * len(part))})", part))
+        return out
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Chunks with their item and source, by chunk id (as Store.chunk_rows)."""
+        out: dict[int, dict[str, Any]] = {}
+        ids = [int(i) for i in chunk_ids]
+        conn = self._conn()
+        for i in range(0, len(ids), _BATCH):
+            part = ids[i : i + _BATCH]
+            cur = conn.execute(_ROW_SQL.format(marks=",".join("?" * len(part))), part)
+            names = [d[0] for d in cur.description]
+            for values in cur.fetchall():
+                row = dict(zip(names, values, strict=True))
+                row["meta"] = json.loads(row["meta"]) if row["meta"] is not None else None
+                out[row["chunk_id"]] = row
+        return out
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Every source with its item count, by name (as Store.sources)."""
+        counts = dict(self.query("SELECT source_id, count(*) FROM items GROUP BY source_id"))
+        conn = self._conn()
+        cur = conn.execute("SELECT * FROM sources ORDER BY name")
+        names = [d[0] for d in cur.description]
+        out = []
+        for values in cur.fetchall():
+            row = dict(zip(names, values, strict=True))
+            for key in ("options", "state"):
+                row[key] = json.loads(row[key]) if row[key] is not None else None
+            row["items"] = counts.get(row["id"], 0)
+            out.append(row)
+        return out
