@@ -28,7 +28,7 @@ from anyfind.encoders.onnx import (  # noqa: E402
     load_document_encoder,
     load_query_encoder,
 )
-from anyfind.encoders.onnx_manifest import export_dir  # noqa: E402
+from anyfind.encoders.onnx_manifest import describe_files, export_dir  # noqa: E402
 from tests.clip_fixtures import make_tiny_clip_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,6 +167,137 @@ def test_clip_tokenizer_ids_equal_open_clip(clip_export):
     texts = TEXTS + ["don't stop—it's 9:30 a.m.", "  <b>bold</b> &lt;tag&gt; ", "Ã©tÃ© mojibake",
                      "x" * 500, "a" * 3, "<start_of_text> literal", "über straße ǅ ﬁ"]
     np.testing.assert_array_equal(ours(texts), theirs(texts).numpy())
+
+
+def ascii_texts(n: int, seed: int = 0) -> list[str]:
+    """Random printable ASCII with tabs, newlines, quotes, '<', '&' and the special tokens."""
+    import random
+
+    rng = random.Random(seed)
+    alphabet = [chr(c) for c in range(32, 127)] + ["\t", "\n", " ", " ", "'s", "'LL", "&amp;",
+                                                    "&lt;", "<start_of_text>", "<end_of_text>"]
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(n)]
+
+
+def test_clip_tokenizer_ascii_fast_path_equals_open_clip(clip_export):
+    """Plain ASCII skips ftfy and the `regex` module: same ids as open_clip all the same,
+    and ftfy.fix_text is indeed the identity on every text the fast path takes."""
+    import ftfy
+    import open_clip
+
+    from anyfind.encoders.clip_tokenizer import ClipTokenizer, is_plain_ascii
+
+    index_dir, space, _ = clip_export
+    ours = ClipTokenizer(export_dir(index_dir, "vision") / "merges.txt.gz", 77, "lower")
+    theirs = open_clip.get_tokenizer(space.model)
+    texts = ascii_texts(1500) + ["I'M HERE, isn't it?", "a_b-c.d,e;f:g!h?i 3.14", "x\ty\nz",
+                                 "\x00\x07ctrl\x1b[31mred\r\n", "A&B &amp;amp; &#39;"]
+    plain = [t for t in texts if is_plain_ascii(t)]
+    assert len(plain) > 300 and not is_plain_ascii("a &amp; b") and not is_plain_ascii("x\ry")
+    assert not is_plain_ascii("café") and not is_plain_ascii("\x1b[0m")
+    assert [ftfy.fix_text(t) for t in plain] == plain
+    np.testing.assert_array_equal(ours(texts), theirs(texts).numpy())
+
+
+CLIP_TOKENS_LAZY = """
+import sys
+from anyfind.encoders.clip_tokenizer import ClipTokenizer
+tok = ClipTokenizer(sys.argv[1])
+tok(["a photo of a CAT, isn't it? 42"])
+before = [m for m in ("ftfy", "regex") if m in sys.modules]
+tok(["a photo of a café"])
+print(before, [m for m in ("ftfy", "regex") if m in sys.modules])
+"""
+
+
+def test_clip_tokenizer_imports_ftfy_only_for_texts_that_need_it(clip_export):
+    merges = export_dir(clip_export[0], "vision") / "merges.txt.gz"
+    proc = subprocess.run([sys.executable, "-c", CLIP_TOKENS_LAZY, str(merges)],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[] ['ftfy', 'regex']"
+
+
+def test_query_sessions_load_the_optimised_graph_on_one_thread(text_export, clip_export):
+    """The export saves each query model's graph optimised (EXTENDED) with its weights in a
+    separate, checksummed file; queries load it on one intra-op thread, int8 documents the
+    plain int8 model on onnxruntime's default threads."""
+    text_dir, space, _ = text_export
+    manifest = json.loads((export_dir(text_dir, "text") / "export.json").read_text())
+    assert manifest["optimized"]["text.onnx"]["level"] == "extended"
+    assert {"text.opt.onnx", "text.opt.onnx.data"} <= set(manifest["files"])
+    enc, _ = load_query_encoder(text_dir, "text", space.identity)
+    enc.warm("text")
+    assert enc.loaded == {"text.onnx": "text.opt.onnx"}
+    options = enc.session("text.onnx").get_session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    docs, _ = load_document_encoder(text_dir, "text", space.identity)
+    docs.warm("text")
+    assert docs.loaded == {"text.int8.onnx": "text.int8.onnx"}
+    assert docs.session("text.int8.onnx").get_session_options().intra_op_num_threads == 0
+
+    clip_dir, clip_space_, _ = clip_export
+    clip, _ = load_query_encoder(clip_dir, "vision", clip_space_.identity)
+    clip.warm("text")
+    clip.warm("image")
+    assert clip.loaded == {"text.onnx": "text.opt.onnx", "image.onnx": "image.opt.onnx"}
+
+
+def test_one_shot_sessions_skip_prepacking_and_give_the_same_vectors(text_export, clip_export):
+    index_dir, space, torch_enc = text_export
+    enc, reason = load_query_encoder(index_dir, "text", space.identity, one_shot=True)
+    assert reason is None
+    got = enc.encode_query(TEXTS)
+    options = enc.session("text.onnx").get_session_options()
+    assert options.get_session_config_entry("session.disable_prepacking") == "1"
+    assert options.intra_op_num_threads == 1 and enc.loaded == {"text.onnx": "text.opt.onnx"}
+    assert cosines(got, torch_enc.encode_query(TEXTS)).min() >= MIN_COSINE
+    default, _ = load_query_encoder(index_dir, "text", space.identity)
+    default.warm("text")
+    with pytest.raises(RuntimeError):  # not set: onnxruntime pre-packs
+        default.session("text.onnx").get_session_options().get_session_config_entry(
+            "session.disable_prepacking")
+
+    clip_dir, clip_space_, clip_torch = clip_export
+    clip, _ = load_query_encoder(clip_dir, "vision", clip_space_.identity, one_shot=True)
+    images = [Image.open(p) for p in PHOTOS]
+    assert cosines(clip.encode_query(TEXTS, "text"),
+                   clip_torch.encode_query(TEXTS, "text")).min() >= MIN_COSINE
+    assert cosines(clip.encode_query(images, "image"),
+                   clip_torch.encode_query(images, "image")).min() >= MIN_COSINE
+
+
+@pytest.mark.parametrize("how", ["old-export", "unlisted", "unloadable"])
+def test_plain_model_is_used_when_there_is_no_usable_optimised_one(copied, how):
+    """Exports made before the optimised graphs, or whose optimised graph does not load
+    (say, a newer onnxruntime wrote it), run the plain model: same vectors."""
+    index_dir, space = copied
+    directory = export_dir(index_dir, "text")
+    manifest = json.loads((directory / "export.json").read_text())
+    want = load_query_encoder(index_dir, "text", space.identity)[0].encode_query(TEXTS)
+    if how == "old-export":
+        for name in ("text.opt.onnx", "text.opt.onnx.data"):
+            (directory / name).unlink()
+            del manifest["files"][name]
+        del manifest["optimized"]
+    elif how == "unlisted":  # named as optimised, but not a checksummed file of the export
+        manifest["optimized"]["text.onnx"]["model"] = "elsewhere.onnx"
+    else:
+        (directory / "text.opt.onnx").write_bytes(b"not a model")
+        manifest["files"]["text.opt.onnx"] = describe_files(directory, ["text.opt.onnx"])[
+            "text.opt.onnx"]
+    (directory / "export.json").write_text(json.dumps(manifest))
+    enc, reason = load_query_encoder(index_dir, "text", space.identity)
+    assert reason is None
+    got = enc.encode_query(TEXTS)
+    assert enc.loaded == {"text.onnx": "text.onnx"}
+    assert cosines(got, want).min() >= 0.99999
+    if how == "old-export":  # usable, yet the next index/sync re-exports it once
+        assert export_state(index_dir, space) == "made before optimised query graphs"
+    else:
+        assert export_state(index_dir, space) is None
 
 
 def test_document_encoding_sorts_batches_without_changing_results(text_export):
@@ -396,7 +527,8 @@ def test_index_with_clip_space_exports_vision_and_finds_the_same_image(tmp_path)
     [line] = cli_run("export", "--index", str(idx), "--space", "vision", "--json").stdout.splitlines()
     result = json.loads(line)
     assert result["status"] == "exported"
-    assert set(result["files"]) == {"text.onnx", "image.onnx", "merges.txt.gz"}
+    assert set(result["files"]) == {"text.onnx", "image.onnx", "merges.txt.gz", "text.opt.onnx",
+                                    "text.opt.onnx.data", "image.opt.onnx", "image.opt.onnx.data"}
     assert not export_dir(idx, "text").exists()  # only the space asked for
     onnx_enc, reason = load_query_encoder(idx, "vision", identity)
     assert reason is None

@@ -1,14 +1,21 @@
-"""open_clip's SimpleTokenizer without torch: same cleaning, same byte-level BPE, same ids.
+r"""open_clip's SimpleTokenizer without torch: same cleaning, same byte-level BPE, same ids.
 
 The exported CLIP text tower takes exactly the (n, context_length) int64 ids that
 open_clip.tokenizer.SimpleTokenizer makes; a `tokenizers` BPE cannot reproduce its ftfy +
 html cleaning, so this is a small re-implementation reading the merges the export saved.
+
+Start-up (it is on a cold text search's path): the vocabulary and merge ranks are built
+with C-level string splits and dict(zip(...)) instead of per-line tuples, and a plain
+ASCII text (no control characters, no '&') is cleaned and split without importing ftfy
+(~130 ms) or the `regex` module: ftfy.fix_text returns such a text unchanged and, on
+ASCII, \p{L} is [A-Za-z] and \p{N} is [0-9] (tests compare both paths with open_clip).
 """
 
 from __future__ import annotations
 
 import gzip
 import html
+import re
 import string
 from functools import lru_cache
 from pathlib import Path
@@ -53,15 +60,37 @@ def build_vocab(merges: list[tuple[str, str]]) -> dict[str, int]:
     return {tok: i for i, tok in enumerate(vocab)}
 
 
-def _clean(text: str, how: str) -> str:
-    import ftfy  # the same fixer open_clip runs; imported only when a text is tokenized
+# Printable ASCII, tab and newline, but not '&': ftfy.fix_text is the identity on these
+# texts (nothing to unescape, decode, uncurl, widen or normalise), so ftfy is not needed.
+_PLAIN = re.compile(r"[\t\n\x20-\x25\x27-\x7e]*")
 
-    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+
+def is_plain_ascii(text: str) -> bool:
+    return _PLAIN.fullmatch(text) is not None
+
+
+def _fix_text(text: str) -> str:
+    if is_plain_ascii(text):
+        return text
+    import ftfy  # the same fixer open_clip runs; imported only for a text that needs it
+
+    return ftfy.fix_text(text)
+
+
+def _clean(text: str, how: str) -> str:
+    text = html.unescape(html.unescape(_fix_text(text))).strip()
     if how == "canonicalize":
         text = text.replace("_", " ").translate(str.maketrans("", "", string.punctuation))
         return " ".join(text.lower().split()).strip()
     text = " ".join(text.split()).strip()
     return text.lower() if how == "lower" else text
+
+
+_SPLIT = rf"{SOT}|{EOT}|'s|'t|'re|'ve|'m|'ll|'d|[\p{{L}}]+|[\p{{N}}]|[^\s\p{{L}}\p{{N}}]+"
+# The same split for an ASCII text, with the stdlib re (no `regex` import).
+_SPLIT_ASCII = re.compile(
+    rf"{SOT}|{EOT}|'s|'t|'re|'ve|'m|'ll|'d|[A-Za-z]+|[0-9]|[^\sA-Za-z0-9]+",
+    re.IGNORECASE | re.ASCII)
 
 
 class ClipTokenizer:
@@ -71,46 +100,69 @@ class ClipTokenizer:
     def __init__(self, merges_file: Path, context_length: int = 77, clean: str = "lower"):
         if clean not in CLEANERS:
             raise ValueError(f"unknown CLIP text cleaning {clean!r}")
-        import regex  # \p{L} classes: the stdlib re has none
-
-        merges = read_merges(merges_file)
-        self.encoder = build_vocab(merges)
-        self.ranks = {m: i for i, m in enumerate(merges)}
+        raw = Path(merges_file).read_bytes()
+        text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
+        lines = text.strip("\n").split("\n")  # write_merges: no blank lines; C-level checks
+        if "" in lines or text.count(" ") != len(lines) or text.count("\t"):
+            lines = [line for line in text.split("\n") if line.strip()]
+            if any(len(line.split()) != 2 or line.count(" ") != 1 for line in lines):
+                raise ValueError(f"{merges_file}: a merge is not one 'a b' pair")
+        # rank of the pair 'a b' (the merges file's own line), and the vocabulary as
+        # build_vocab makes it: bytes, bytes + '</w>', the merged pairs, the two specials
+        self.ranks = dict(zip(lines, range(len(lines)), strict=True))
+        base = list(bytes_to_unicode().values())
+        vocab = base + [v + "</w>" for v in base]
+        vocab += "\n".join(lines).replace(" ", "").split("\n") + [SOT, EOT]
+        self.encoder = dict(zip(vocab, range(len(vocab)), strict=True))
         self.sot, self.eot = self.encoder[SOT], self.encoder[EOT]
         self.context_length = context_length
         self.clean = clean
         self.byte_encoder = bytes_to_unicode()
         self.cache: dict[str, str] = {SOT: SOT, EOT: EOT}
-        self.pattern = regex.compile(
-            rf"{SOT}|{EOT}|'s|'t|'re|'ve|'m|'ll|'d|[\p{{L}}]+|[\p{{N}}]|[^\s\p{{L}}\p{{N}}]+",
-            regex.IGNORECASE)
+        self._pattern = None
+
+    @property
+    def pattern(self):
+        """The open_clip split for any text (imports `regex`: \\p{L} classes)."""
+        if self._pattern is None:
+            import regex
+
+            self._pattern = regex.compile(_SPLIT, regex.IGNORECASE)
+        return self._pattern
 
     def bpe(self, token: str) -> str:
         if token in self.cache:
             return self.cache[token]
-        word = tuple(token[:-1]) + (token[-1] + "</w>",)
+        ranks = self.ranks
+        word = [*token[:-1], token[-1] + "</w>"]
         while len(word) > 1:
-            pairs = set(zip(word, word[1:], strict=False))
-            best = min(pairs, key=lambda p: self.ranks.get(p, float("inf")))
-            if best not in self.ranks:
+            best, best_rank = -1, len(ranks)
+            for i in range(len(word) - 1):
+                rank = ranks.get(f"{word[i]} {word[i + 1]}", best_rank)
+                if rank < best_rank:
+                    best, best_rank = i, rank
+            if best < 0:
                 break
+            first, second = word[best], word[best + 1]
             merged: list[str] = []
             i = 0
-            while i < len(word):
-                if i < len(word) - 1 and word[i] == best[0] and word[i + 1] == best[1]:
-                    merged.append(word[i] + word[i + 1])
+            while i < len(word):  # every occurrence of the best pair, left to right
+                if i < len(word) - 1 and word[i] == first and word[i + 1] == second:
+                    merged.append(first + second)
                     i += 2
                 else:
                     merged.append(word[i])
                     i += 1
-            word = tuple(merged)
+            word = merged
         out = " ".join(word)
         self.cache[token] = out
         return out
 
     def encode(self, text: str) -> list[int]:
         ids: list[int] = []
-        for token in self.pattern.findall(_clean(text, self.clean)):
+        text = _clean(text, self.clean)
+        pattern = _SPLIT_ASCII if text.isascii() else self.pattern
+        for token in pattern.findall(text):
             token = "".join(self.byte_encoder[b] for b in token.encode("utf-8"))
             ids.extend(self.encoder[t] for t in self.bpe(token).split(" "))
         return ids

@@ -23,12 +23,17 @@ CLIP_KINDS = ("open-clip",)
 
 
 def load_query_encoder(index_dir: Path, space_name: str, identity: dict,
-                       *, full_check: bool = False) -> tuple[Encoder | None, str | None]:
+                       *, full_check: bool = False, one_shot: bool = False,
+                       ) -> tuple[Encoder | None, str | None]:
     """The exported ONNX encoder for this space when it exists and matches `identity` (the
     encoder identity saved in the index config) and its checksum; else (None, one-line reason).
 
-    full_check: hash every file even when its stat matches the last verification."""
-    return _load(index_dir, space_name, identity, int8=False, full_check=full_check)
+    full_check: hash every file even when its stat matches the last verification.
+    one_shot: the process encodes a query or two and exits (a CLI search): its sessions skip
+    onnxruntime's weight pre-packing, which makes the MiniLM session build ~50 ms shorter
+    and each later run about twice as long (5 -> 10 ms); a server keeps the default."""
+    return _load(index_dir, space_name, identity, int8=False, full_check=full_check,
+                 one_shot=one_shot)
 
 
 def load_document_encoder(index_dir: Path, space_name: str, identity: dict,
@@ -38,9 +43,13 @@ def load_document_encoder(index_dir: Path, space_name: str, identity: dict,
 
 
 def _load(index_dir: Path, space_name: str, identity: dict, *, int8: bool,
-          full_check: bool) -> tuple[Encoder | None, str | None]:
+          full_check: bool, one_shot: bool = False) -> tuple[Encoder | None, str | None]:
     try:
-        return _load_checked(index_dir, space_name, identity, int8=int8, full_check=full_check)
+        encoder, reason = _load_checked(index_dir, space_name, identity, int8=int8,
+                                        full_check=full_check)
+        if encoder is not None:
+            encoder.prepack = not one_shot
+        return encoder, reason
     except Exception as exc:  # a damaged export is a reason to use torch, never a crash
         text = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
         return None, f"ONNX export of space '{space_name}' is unusable ({text})"
@@ -72,24 +81,63 @@ def _load_checked(index_dir: Path, space_name: str, identity: dict, *, int8: boo
     return None, f"no ONNX runtime for {kind} encoders"
 
 
-def _session(path: Path):
+def _options(*, query: bool, optimized: bool, prepack: bool = True):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # no warnings on stderr in a CLI run
-    return ort.InferenceSession(str(path), sess_options=options,
-                                providers=["CPUExecutionProvider"])
+    if not prepack:  # one-shot process: see load_query_encoder
+        options.add_session_config_entry("session.disable_prepacking", "1")
+    if optimized:  # optimised at export time (export.optimize_models): nothing left to do
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if query:
+        # A query is one short text or image: splitting its few matrix products over a
+        # second thread gains little, and that thread's pool start and spin-waiting compete
+        # with the rest of a cold search (FAISS, the store) on a 2-core machine. Measured
+        # (docs/COLDSTART.md): session creation and encode both faster on one thread with
+        # spinning off. Document encoding (batches) keeps onnxruntime's default threads.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def _session(directory: Path, name: str, manifest: dict[str, Any], *, query: bool,
+             prepack: bool = True):
+    """(session, file loaded) for model `name`: its export-time optimised graph (weights
+    memory-mapped) when the manifest lists one and it loads, else the plain model,
+    optimised now."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    opt = (manifest.get("optimized") or {}).get(name)
+    files = manifest.get("files") or {}
+    if isinstance(opt, dict) and opt.get("model") in files and opt.get("data") in files:
+        try:
+            return ort.InferenceSession(str(directory / opt["model"]), providers=providers,
+                                        sess_options=_options(query=query, optimized=True,
+                                                              prepack=prepack)
+                                        ), opt["model"]
+        except Exception:  # e.g. an older onnxruntime than the export's: the plain model
+            pass
+    return ort.InferenceSession(str(directory / name), providers=providers,
+                                sess_options=_options(query=query, optimized=False,
+                                                      prepack=prepack)), name
 
 
 class _OnnxEncoder(Encoder):
     """Shared parts: identity and dim from the manifest, sessions created on first use."""
 
-    def __init__(self, directory: Path, manifest: dict[str, Any]):
+    def __init__(self, directory: Path, manifest: dict[str, Any], *, query: bool = True):
         self.directory = directory
+        self.query = query  # query sessions run on one thread (see _options)
+        self.prepack = True  # False: a one-shot process (see load_query_encoder)
         self.manifest = manifest
         self._identity = dict(manifest["identity"])
         self.kind = self._identity.get("kind", "onnx")  # type: ignore[misc]
         self._sessions: dict[str, Any] = {}
+        self.loaded: dict[str, str] = {}  # model -> the file its session was built from
         self._lock = threading.Lock()  # sessions are built once, by one thread
 
     @property
@@ -102,7 +150,9 @@ class _OnnxEncoder(Encoder):
     def session(self, name: str):
         with self._lock:
             if name not in self._sessions:
-                self._sessions[name] = _session(self.directory / name)
+                self._sessions[name], self.loaded[name] = _session(
+                    self.directory, name, self.manifest, query=self.query,
+                    prepack=self.prepack)
             return self._sessions[name]
 
     def warm(self, modality: str = "text") -> None:
@@ -119,7 +169,7 @@ class OnnxTextEncoder(_OnnxEncoder):
 
     def __init__(self, directory: Path, manifest: dict[str, Any], int8: bool = False,
                  batch_size: int = 64):
-        super().__init__(directory, manifest)
+        super().__init__(directory, manifest, query=not int8)
         self.text_cfg = manifest["text"]
         self.model_file = "text.int8.onnx" if int8 else "text.onnx"
         self.batch_size = batch_size
@@ -209,8 +259,7 @@ class OnnxClipEncoder(_OnnxEncoder):
             self._image_transform()
         else:
             self.session("text.onnx")
-            self._tokenizer()
-            import ftfy  # noqa: F401 - the first tokenized text imports it otherwise
+            self._tokenizer()  # ftfy and `regex` wait for a text that needs them
 
     def _tokenizer(self):
         if self._tokenize is None:
