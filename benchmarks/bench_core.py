@@ -352,25 +352,22 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
         for q in qs[:5]:  # warm-up: caches, FAISS threads, SQLite pages
             qi.search(q, k=10)
             qi.search(q, k=10, mode="dense")
-        timed = _timed_queries(qi, encoder, qs)
-        import torch
-
-        # Diagnostic: the same queries with torch limited to one thread (a one-query
-        # forward pass is too small to split; extra threads only wait on each other).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            timed_1t = _timed_queries(qi, encoder, qs)
-        finally:
-            torch.set_num_threads(threads)
+        # Interleaved query by query: the shipped setting (one torch thread for a query,
+        # Encoder.query_threads) and torch's own thread count (query_threads=0).
+        timed = _timed_queries(qi, encoder, qs, {"": None, "_all_threads": 0})
 
         qvecs = [encoder.encode_query([q], "text")[0] for q in qs]
         depth = 50  # what the searcher asks FAISS for with k=10: max(50, 5k)
-        faiss_t = []
-        for v in qvecs:
-            t = time.perf_counter()
-            vi.search(v[None, :], depth)
-            faiss_t.append(time.perf_counter() - t)
+        faiss_t, faiss_all_t = [], []
+        # VectorIndex.search runs one query on one OpenMP thread; vi.index.search is FAISS
+        # itself with every thread. Alternating which goes first: the second finds the
+        # same inverted lists in the cache.
+        calls = [(faiss_t, vi.search), (faiss_all_t, vi.index.search)]
+        for i, v in enumerate(qvecs):
+            for times, search in calls if i % 2 == 0 else calls[::-1]:
+                t = time.perf_counter()
+                search(v[None, :], depth)
+                times.append(time.perf_counter() - t)
         qmat = np.stack(qvecs)
         all_ids, all_vecs = qi.store.vectors("text")
         _, truth = exact_search(all_vecs, all_ids, qmat, 10)
@@ -382,11 +379,12 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
             "faiss_factory": vi.built_factory,
             "nprobe": _nprobe(vi), "write_s": round(write_s, 1), "faiss_build_s": round(build_s, 1),
             "search": ms(timed["hybrid"]), "search_dense": ms(timed["dense"]),
-            "encode_query": ms(timed["encode"]), "faiss_top50": ms(faiss_t),
-            "search_torch_1_thread": ms(timed_1t["hybrid"]),
-            "search_dense_torch_1_thread": ms(timed_1t["dense"]),
-            "encode_query_torch_1_thread": ms(timed_1t["encode"]),
-            "search_cpu_torch_1_thread": ms(timed_1t["hybrid_cpu"]),
+            "encode_query": ms(timed["encode"]), "search_cpu": ms(timed["hybrid_cpu"]),
+            "search_all_threads": ms(timed["hybrid_all_threads"]),
+            "search_dense_all_threads": ms(timed["dense_all_threads"]),
+            "encode_query_all_threads": ms(timed["encode_all_threads"]),
+            "search_cpu_all_threads": ms(timed["hybrid_cpu_all_threads"]),
+            "faiss_top50": ms(faiss_t), "faiss_top50_all_threads": ms(faiss_all_t),
             "recall_at_10_vs_exact": round(recall, 3), "loadavg": loadavg(),
         }
         if args.cold_runs:
@@ -398,22 +396,32 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
     return out
 
 
-def _timed_queries(qi, encoder, qs: list[str]) -> dict[str, list[float]]:
-    """Hybrid (the default) search, dense-only search and the query encoding alone,
-    interleaved query by query so that changes in machine load hit all three alike."""
-    out: dict[str, list[float]] = {"hybrid": [], "hybrid_cpu": [], "dense": [], "encode": []}
-    for q in qs:
-        t, c = time.perf_counter(), time.process_time()
-        results = qi.search(q, k=10)
-        out["hybrid"].append(time.perf_counter() - t)
-        out["hybrid_cpu"].append(time.process_time() - c)
-        assert results
-        t = time.perf_counter()
-        qi.search(q, k=10, mode="dense")
-        out["dense"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        encoder.encode_query([q], "text")
-        out["encode"].append(time.perf_counter() - t)
+def _timed_queries(qi, encoder, qs: list[str], settings: dict[str, int | None]
+                   ) -> dict[str, list[float]]:
+    """Hybrid (the default) search, dense-only search and the query encoding alone, for
+    each `Encoder.query_threads` setting (key suffix -> value), interleaved query by query
+    so that changes in machine load hit them all alike (and in alternating order)."""
+    out: dict[str, list[float]] = {f"{m}{sfx}": [] for sfx in settings
+                                   for m in ("hybrid", "hybrid_cpu", "dense", "encode")}
+    shipped = encoder.query_threads
+    try:
+        for i, q in enumerate(qs):
+            order = list(settings.items())
+            for sfx, threads in order if i % 2 == 0 else order[::-1]:  # neither always first
+                encoder.query_threads = threads
+                t, c = time.perf_counter(), time.process_time()
+                results = qi.search(q, k=10)
+                out["hybrid" + sfx].append(time.perf_counter() - t)
+                out["hybrid_cpu" + sfx].append(time.process_time() - c)
+                assert results
+                t = time.perf_counter()
+                qi.search(q, k=10, mode="dense")
+                out["dense" + sfx].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                encoder.encode_query([q], "text")
+                out["encode" + sfx].append(time.perf_counter() - t)
+    finally:
+        encoder.query_threads = shipped
     return out
 
 
@@ -510,23 +518,25 @@ def table(res: dict[str, Any]) -> str:
         f"{ix['loadavg_before']} -> {ix['loadavg_after']})",
         "",
         "2. warm query latency, k=10 (ms): `Index.search` end to end (hybrid = the default: "
-        "dense + lexical, fused; dense = FAISS only), the query encoding alone, FAISS alone",
-        "| chunks | FAISS index | torch threads | hybrid p50 | hybrid p95 | dense p50 | "
-        "dense p95 | encode p50 | FAISS top-50 p50 / p95 | recall@10 vs exact |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        "dense + lexical, fused; dense = FAISS only), the query encoding alone, FAISS alone "
+        "(one query; `VectorIndex.search` = 1 OpenMP thread, `all` = FAISS with every thread)",
+        "| chunks | FAISS index | torch threads for a query | hybrid p50 | hybrid p95 | "
+        "dense p50 | dense p95 | encode p50 | FAISS top-50 p50 / p95 | recall@10 vs exact |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     threads = res["machine"]["torch_threads"]
     for q in res["queries"]:
         fac = q["faiss_factory"] + (f" nprobe={q['nprobe']}" if q["nprobe"] else "")
-        for label, suffix in ((f"{threads} (default)", ""), ("1", "_torch_1_thread")):
+        for label, suffix in (("1 (query_threads default)", ""),
+                              (f"{threads} (torch's own)", "_all_threads")):
             lines.append(
                 f"| {q['chunks']:,} | {fac} | {label} | {q['search' + suffix]['p50_ms']} | "
                 f"{q['search' + suffix]['p95_ms']} | {q['search_dense' + suffix]['p50_ms']} | "
                 f"{q['search_dense' + suffix]['p95_ms']} | "
-                f"{q['encode_query' + suffix]['p50_ms']} | {q['faiss_top50']['p50_ms']} / "
-                f"{q['faiss_top50']['p95_ms']} | {q['recall_at_10_vs_exact']} |")
-    lines.append("(CPU time of a hybrid query with 1 torch thread, p50: " + ", ".join(
-        f"{q['chunks']:,}: {q['search_cpu_torch_1_thread']['p50_ms']} ms"
+                f"{q['encode_query' + suffix]['p50_ms']} | {q['faiss_top50' + suffix]['p50_ms']} / "
+                f"{q['faiss_top50' + suffix]['p95_ms']} | {q['recall_at_10_vs_exact']} |")
+    lines.append("(CPU time of a hybrid query, p50, 1 / all torch threads: " + ", ".join(
+        f"{q['chunks']:,}: {q['search_cpu']['p50_ms']} / {q['search_cpu_all_threads']['p50_ms']} ms"
         for q in res["queries"]) + ")")
     if any("cold" in q for q in res["queries"]):
         lines += ["", "3. cold `anyfind search` (fresh process), seconds; breakdown from one "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
 import sys
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
@@ -49,6 +52,48 @@ def with_smaller_batches(owner: Batched, call: Callable[[], T]) -> T:
             log.warning("out of memory: batch size lowered to %d", owner.batch_size)
 
 
+QUERY_THREADS_ENV = "ANYFIND_QUERY_THREADS"
+
+# torch's intra-op thread count is process state: a global default (taken by every thread
+# that starts running torch ops afterwards), the MKL and pthreadpool settings, and the
+# calling thread's OpenMP team size. Two threads that each save, set and restore it
+# without a lock could interleave (A saves 2 and sets 1, B saves A's 1, A restores 2,
+# B "restores" 1) and leave torch on one thread for good. So set, encode and restore run
+# under one lock; it serialises query encodings, which costs nothing the model does not
+# already cost (the tokenizers are not re-entrant, the server runs model calls one at a
+# time anyway). Re-entrant: an encoder may encode a query inside another's.
+_THREADS_LOCK = threading.RLock()
+
+
+def query_threads_default() -> int:
+    """ANYFIND_QUERY_THREADS when set (0: torch's own count), else 1."""
+    value = os.environ.get(QUERY_THREADS_ENV, "").strip()
+    try:
+        return max(0, int(value)) if value else 1
+    except ValueError:
+        log.warning("%s=%r is not a number: using 1", QUERY_THREADS_ENV, value)
+        return 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int, torch: Any = None) -> Iterator[None]:
+    """Run the block with torch limited to `n` intra-op threads, then restore the count
+    (also when the block raises). n <= 0, or torch absent: leave torch alone."""
+    torch = torch or sys.modules.get("torch")
+    if n <= 0 or torch is None:
+        yield
+        return
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        if before != n:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
+
+
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim == 1:
@@ -81,7 +126,13 @@ class Encoder(ABC):
 
     kind: ClassVar[str] = ""
     modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+    uses_torch: ClassVar[bool] = False  # True: a query runs under query_threads (below)
     batch_size: int = 64
+    # torch threads for encoding ONE text query (None: ANYFIND_QUERY_THREADS, else 1; 0:
+    # torch's own count). A one-query forward pass is too small to split: extra threads
+    # mostly wait on each other, and on a busy machine or in a server they also compete
+    # with every other thread. Batches (documents, several queries) keep all threads.
+    query_threads: int | None = None
 
     @property
     @abstractmethod
@@ -122,5 +173,19 @@ class Encoder(ABC):
         return with_smaller_batches(self, lambda: self._run(items, modality, query=False))
 
     def encode_query(self, inputs: Sequence[Any], modality: str = "text") -> np.ndarray:
+        """Like encode_documents, for queries. One text query runs on `query_threads`
+        torch threads; the previous count is restored afterwards."""
         items = list(inputs)
-        return with_smaller_batches(self, lambda: self._run(items, modality, query=True))
+
+        def call() -> np.ndarray:
+            return with_smaller_batches(self, lambda: self._run(items, modality, query=True))
+
+        if modality != "text" or len(items) != 1 or not self.uses_torch:
+            return call()
+        n = self.query_threads if self.query_threads is not None else query_threads_default()
+        if n <= 0:
+            return call()
+        import torch  # the model needs it anyway: the first query is limited too
+
+        with torch_threads(n, torch):
+            return call()

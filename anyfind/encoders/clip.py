@@ -45,6 +45,7 @@ class OpenClipEncoder(Encoder):
     """
 
     kind = "open-clip"
+    uses_torch = True
     modalities = frozenset({"text", "image"})
 
     def __init__(

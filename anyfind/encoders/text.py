@@ -44,6 +44,7 @@ def _quiet_transformers() -> None:
 
 class SentenceTransformerEncoder(Encoder):
     kind = "sentence-transformers"
+    uses_torch = True
     modalities = frozenset({"text"})
 
     def __init__(self, model: str, device: str | None = None, batch_size: int = 64, **_: Any):

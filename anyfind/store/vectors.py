@@ -44,6 +44,22 @@ def _faiss():
     return _faiss_module
 
 
+@contextlib.contextmanager
+def omp_threads(faiss: Any, n: int) -> Iterator[None]:
+    """Run the block with FAISS on `n` OpenMP threads, then restore the count. The count
+    is an OpenMP per-thread setting (omp_set_num_threads sets the calling thread's
+    nthreads-var), so no lock is needed: searches in other threads keep their own."""
+    before = faiss.omp_get_max_threads()
+    if before == n:
+        yield
+        return
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def exact_search(matrix: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """NumPy brute force: the test oracle for every FAISS index type."""
@@ -308,15 +324,18 @@ class VectorIndex:
         if self.index is None or len(self) == 0 or k <= 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         k = min(k, len(self))
-        if allowed is None:
-            scores, ids = self.index.search(queries, k)
-        else:
-            faiss = _faiss()
-            sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            params = faiss.SearchParametersIVF(sel=sel) if not isinstance(
-                self.index, faiss.IndexIDMap) else faiss.SearchParameters(sel=sel)
-            if isinstance(params, faiss.SearchParametersIVF):
-                params.nprobe = faiss.extract_index_ivf(self.index).nprobe
-            scores, ids = self.index.search(queries, k, params=params)
+        faiss = _faiss()
+        # One query is too little work to share: a team of OpenMP threads costs more to
+        # wake than it saves. Batches keep every thread.
+        with omp_threads(faiss, 1) if len(queries) == 1 else contextlib.nullcontext():
+            if allowed is None:
+                scores, ids = self.index.search(queries, k)
+            else:
+                sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+                params = faiss.SearchParametersIVF(sel=sel) if not isinstance(
+                    self.index, faiss.IndexIDMap) else faiss.SearchParameters(sel=sel)
+                if isinstance(params, faiss.SearchParametersIVF):
+                    params.nprobe = faiss.extract_index_ivf(self.index).nprobe
+                scores, ids = self.index.search(queries, k, params=params)
         keep = ids[0] >= 0 if len(ids) == 1 else slice(None)
         return scores[:, keep], ids[:, keep]
