@@ -37,12 +37,18 @@ _ROW_SQL = (
     "p.path AS parent_path "
     "FROM chunks AS c JOIN items AS i ON i.id = c.item_id "
     "JOIN sources AS s ON s.id = i.source_id LEFT OUTER JOIN items AS p ON p.id = i.parent_id "
-    "WHERE c.id IN ({marks})"
+    "WHERE c.id IN (SELECT value FROM json_each(?))"
 )
 # bm25() is lower-is-better; negated so that every signal is higher-is-better.
 _FTS_SQL = ("SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts "
             "WHERE chunks_fts MATCH ? ORDER BY score DESC, rowid LIMIT ?")
-_BATCH = 900  # bound parameters per statement, under SQLite's old limit of 999
+# A list of ids is ONE bound parameter, a JSON array read by json_each: no SQL is ever
+# built from values, and no limit on the number of bound parameters.
+_IDS = "(SELECT value FROM json_each(?))"
+
+
+def _ids(ids: Sequence[int]) -> str:
+    return json.dumps([int(i) for i in ids])
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -144,12 +150,8 @@ class SQLiteReader:
             rows = self.query("SELECT chunk_id, vector FROM embeddings WHERE space = ? "
                               "ORDER BY chunk_id", (space,))
         else:
-            wanted = [int(i) for i in ids]
-            for i in range(0, len(wanted), _BATCH):
-                part = wanted[i : i + _BATCH]
-                rows += self.query(
-                    "SELECT chunk_id, vector FROM embeddings WHERE space = ? AND chunk_id IN "
-                    f"({','.join('?' * len(part))}) ORDER BY chunk_id", (space, *part))
+            rows = self.query("SELECT chunk_id, vector FROM embeddings WHERE space = ? AND "
+                              f"chunk_id IN {_IDS} ORDER BY chunk_id", (space, _ids(ids)))
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32)
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
@@ -158,27 +160,19 @@ class SQLiteReader:
 
     def chunk_items(self, chunk_ids: Sequence[int]) -> dict[int, int]:
         """chunk id -> item id, for the chunks that exist (as Store.chunk_items)."""
-        ids = [int(i) for i in chunk_ids]
-        out: dict[int, int] = {}
-        for i in range(0, len(ids), _BATCH):
-            part = ids[i : i + _BATCH]
-            out.update(self.query(f"SELECT id, item_id FROM chunks WHERE id IN "
-                                  f"({','.join('?' * len(part))})", part))
-        return out
+        return dict(self.query(f"SELECT id, item_id FROM chunks WHERE id IN {_IDS}",
+                               (_ids(chunk_ids),)))
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Chunks with their item and source, by chunk id (as Store.chunk_rows)."""
         out: dict[int, dict[str, Any]] = {}
         ids = [int(i) for i in chunk_ids]
-        conn = self._conn()
-        for i in range(0, len(ids), _BATCH):
-            part = ids[i : i + _BATCH]
-            cur = conn.execute(_ROW_SQL.format(marks=",".join("?" * len(part))), part)
-            names = [d[0] for d in cur.description]
-            for values in cur.fetchall():
-                row = dict(zip(names, values, strict=True))
-                row["meta"] = json.loads(row["meta"]) if row["meta"] is not None else None
-                out[row["chunk_id"]] = row
+        cur = self._conn().execute(_ROW_SQL, (_ids(ids),))
+        names = [d[0] for d in cur.description]
+        for values in cur.fetchall():
+            row = dict(zip(names, values, strict=True))
+            row["meta"] = json.loads(row["meta"]) if row["meta"] is not None else None
+            out[row["chunk_id"]] = row
         return out
 
     def sources(self) -> list[dict[str, Any]]:

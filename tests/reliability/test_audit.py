@@ -59,7 +59,9 @@ def problems(source: str, name: str = "<source>") -> list[str]:
             continue
         where = f"{name}:{node.lineno}"
         dotted = _dotted(node.func)
-        if dotted[-2:] in FORBIDDEN_CALLS or dotted in (("eval",), ("exec",)):
+        # The builtins eval/exec are bare names; `model.eval()` (torch's eval mode) is not.
+        builtin = isinstance(node.func, ast.Name) and node.func.id in ("eval", "exec")
+        if dotted[-2:] in FORBIDDEN_CALLS or builtin:
             found.append(f"{where}: {'.'.join(dotted)}")
         if dotted[-2:] == ("torch", "load") and not _is_true(_kw(node, "weights_only")):
             found.append(f"{where}: torch.load without weights_only=True")
@@ -104,6 +106,7 @@ def problems(source: str, name: str = "<source>") -> list[str]:
     "import numpy as np\nnp.load(p, allow_pickle=True)",
     "import yaml\nyaml.load(data)",
     "eval(user_input)",
+    "exec(code)",
 ])
 def test_the_checker_catches(bad):
     assert problems(bad)
@@ -116,6 +119,7 @@ def test_the_checker_catches(bad):
     "conn.execute(text(f'DELETE FROM \"{TABLE}\" WHERE rowid = :rowid'), {'rowid': 1})",
     "conn.execute(select(Item.id).where(Item.uri == uri))",
     "import tarfile\ntarfile.open(p).extractall(dest, filter='data')",
+    "model = model.float().eval()",
 ])
 def test_the_checker_accepts(fine):
     assert problems(fine) == []
