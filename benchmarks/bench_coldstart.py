@@ -54,6 +54,17 @@ HEAVY = ("torch", "transformers", "sentence_transformers", "open_clip", "sqlalch
 # -- 1. the index ---------------------------------------------------------------------------
 
 
+def refresh_export(path: Path) -> list[dict[str, Any]]:
+    """A reused index gets its export brought up to date (an export made by an older
+    anyfind is stale, and a stale export would send the cold runs to torch)."""
+    sys.path.insert(0, str(REPO))
+    from anyfind import Index
+    from anyfind.encoders.export import export_index
+
+    with Index.open(path, create=False) as idx:
+        return [r.to_dict() for r in export_index(idx)]
+
+
 def build_index(work: Path, args) -> tuple[Path, list[str], dict[str, Any]]:
     sys.path.insert(0, str(REPO))
     from anyfind import Index
@@ -373,6 +384,7 @@ def main() -> None:
         if (work / "index" / "config.json").exists() and saved.exists():
             path, (queries, res["index"]) = work / "index", json.loads(saved.read_text())
             log(f"reusing the index in {path}")
+            res["index"]["reexport"] = refresh_export(path)
         else:
             path, queries, res["index"] = build_index(work, args)
             saved.write_text(json.dumps([queries, res["index"]]))
