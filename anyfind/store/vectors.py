@@ -71,25 +71,6 @@ def exact_search(matrix: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: in
     return np.take_along_axis(scores, top, axis=1), ids[top]
 
 
-@contextlib.contextmanager
-def _threads_for(n_queries: int) -> Iterator[None]:
-    """One OpenMP thread for a single query. FAISS splits a search across queries, so a
-    second thread has nothing to do but spin at the barrier: ~1 ms becomes ~100 ms on a
-    busy 2-core machine. The setting is per calling thread (OpenMP ICV), restored after."""
-    if n_queries != 1:
-        yield
-        return
-    faiss = _faiss()
-    before = faiss.omp_get_max_threads()
-    if before > 1:
-        faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        if before > 1:
-            faiss.omp_set_num_threads(before)
-
-
 def read_mapped(faiss, path: Path) -> tuple[Any, bool]:
     """(index, True) with its vectors mapped from the file when FAISS can map this index
     type (IO_FLAG_MMAP_IFC: the flat codes and the IVF lists stay in the page cache),
@@ -315,7 +296,7 @@ class VectorIndex:
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; `allowed` restricts to those chunk ids."""
-        with self.lock.reading(), _threads_for(len(queries)):
+        with self.lock.reading():
             return self._search(queries, k, allowed)
 
     def _search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None
@@ -325,8 +306,9 @@ class VectorIndex:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         k = min(k, len(self))
         faiss = _faiss()
-        # One query is too little work to share: a team of OpenMP threads costs more to
-        # wake than it saves. Batches keep every thread.
+        # One query is too little work to share: FAISS splits a search across queries, so
+        # a second OpenMP thread only spins at the barrier (~1 ms became ~100 ms on a busy
+        # 2-core machine). Batches keep every thread.
         with omp_threads(faiss, 1) if len(queries) == 1 else contextlib.nullcontext():
             if allowed is None:
                 scores, ids = self.index.search(queries, k)
