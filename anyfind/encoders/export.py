@@ -310,17 +310,19 @@ def _export_clip(space: SpaceConfig, out: Path, min_free_bytes: int) -> dict[str
     cfg: dict[str, Any] = {"skipped": {}}
 
     text_reason = _clip_tokenizer_files(enc._tokenize, out, cfg)
+    class Tower(torch.nn.Module):
+        """One of the model's towers (encode_text or encode_image) as its own module."""
+
+        def __init__(self, encode: str):
+            super().__init__()
+            self.model, self.encode = model, encode
+
+        def forward(self, x):
+            return getattr(self.model, self.encode)(x)
+
     if text_reason is None:
-        class TextTower(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
-
-            def forward(self, text):
-                return self.model.encode_text(text)
-
         tokens = enc._tokenize(["a photo of a cat", "a diagram"])
-        _onnx_export(TextTower().eval(), (tokens,), out / "text.onnx", ["text"], "embedding",
+        _onnx_export(Tower("encode_text").eval(), (tokens,), out / "text.onnx", ["text"], "embedding",
                      {"text": {0: "batch"}, "embedding": {0: "batch"}})
     else:
         cfg["skipped"]["text"] = text_reason
@@ -330,17 +332,9 @@ def _export_clip(space: SpaceConfig, out: Path, min_free_bytes: int) -> dict[str
     preprocess = _plain(getattr(model.visual, "preprocess_cfg", None) or {})
     image_reason = check_supported(preprocess) if preprocess else "no preprocess config"
     if image_reason is None:
-        class ImageTower(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
-
-            def forward(self, image):
-                return self.model.encode_image(image)
-
         size = preprocess["size"]
         h, w = (size, size) if isinstance(size, int) else size
-        _onnx_export(ImageTower().eval(), (torch.randn(2, 3, h, w),), out / "image.onnx",
+        _onnx_export(Tower("encode_image").eval(), (torch.randn(2, 3, h, w),), out / "image.onnx",
                      ["image"], "embedding", {"image": {0: "batch"}, "embedding": {0: "batch"}})
         cfg["preprocess"] = preprocess
     else:
