@@ -25,7 +25,6 @@ from urllib.parse import urlencode, urlsplit
 from .errors import AnyfindError, QueryError
 from .search.results import Result
 
-SERVER_ENV = "ANYFIND_SERVER"
 TOKEN_ENV = "ANYFIND_TOKEN"
 TIMEOUT_S = 30.0
 MAX_K = 100  # the API's limit on k

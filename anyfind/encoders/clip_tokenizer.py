@@ -41,13 +41,6 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
-def read_merges(path: Path) -> list[tuple[str, str]]:
-    """Merges, one 'a b' pair a line, in rank order (gzip or plain text)."""
-    raw = Path(path).read_bytes()
-    text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
-    return [tuple(line.split()) for line in text.split("\n") if line.strip()]  # type: ignore[misc]
-
-
 def write_merges(path: Path, merges: list[tuple[str, str]]) -> None:
     data = "\n".join(f"{a} {b}" for a, b in merges).encode()
     Path(path).write_bytes(gzip.compress(data, mtime=0))  # mtime=0: same bytes, same sha256
