@@ -70,7 +70,10 @@ class IndexConfig:
     chunk_overlap: int = 32
     max_file_bytes: int = 200 * 1024 * 1024
     max_image_pixels: int = 100_000_000  # decompression-bomb guard
-    batch_chunks: int = 256  # chunks per encode + write batch (one transaction each)
+    batch_chunks: int = 256  # chunks per write transaction; images held decoded at once
+    # Text chunks embedded together, sorted by length across the whole window: batches of
+    # similar lengths carry little padding (256-chunk windows cost ~14% more model time).
+    embed_window: int = 2048
     checkpoint_seconds: float = 60.0  # save vector files this often during a long sync
     tagger: bool = False  # offline ImageNet tags for images
     transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed

@@ -15,7 +15,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from .store.reader import SQLiteReader
 
 VECTOR_DIR = "vectors"
+EMBED_SLICE = 256  # texts per encoder call inside a sorted window (progress granularity)
 log = logging.getLogger("anyfind.sources")
 
 
@@ -653,8 +654,12 @@ class Index:
         norm = float(np.linalg.norm(vec))
         return (vec / norm).astype(np.float32) if norm > 0 else None
 
-    def embed_chunks(self, items) -> None:
-        """Fill chunk.vectors for every space that accepts each chunk, batched per space."""
+    def embed_chunks(self, items, progress: Callable[[int, int], None] | None = None) -> None:
+        """Fill chunk.vectors for every space that accepts each chunk, batched per space.
+
+        Text is sorted by length over the whole call and encoded in slices of
+        EMBED_SLICE, so each model batch holds texts of similar length (little padding)
+        and `progress(done, total)` is told after each slice."""
         self._tag_images(items)
         for name, space in self.spaces.items():
             enc = space.document_encoder
@@ -671,10 +676,19 @@ class Index:
                             chunk.vectors = {**(chunk.vectors or {}), name: vec}
                     elif chunk.text.strip() and "text" in enc.modalities:
                         by_modality.setdefault("text", []).append((chunk, chunk.text))
+            total = sum(len(pairs) for pairs in by_modality.values())
+            done = 0
             for modality, pairs in by_modality.items():
-                vecs = enc.encode_documents([x for _, x in pairs], modality)
-                for (chunk, _), vec in zip(pairs, vecs, strict=True):
-                    chunk.vectors = {**(chunk.vectors or {}), name: vec}
+                if modality == "text":
+                    pairs.sort(key=lambda pair: len(pair[1]), reverse=True)
+                for start in range(0, len(pairs), EMBED_SLICE):
+                    part = pairs[start:start + EMBED_SLICE]
+                    vecs = enc.encode_documents([x for _, x in part], modality)
+                    for (chunk, _), vec in zip(part, vecs, strict=True):
+                        chunk.vectors = {**(chunk.vectors or {}), name: vec}
+                    done += len(part)
+                    if progress is not None:
+                        progress(done, total)
         for name, space in self.spaces.items():
             if space.config.dim:
                 self.store.ensure_space(name, space.config.dim)

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from ..index import Index
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
-BATCH_CHUNKS = 256  # chunks per encode/write batch
+BATCH_CHUNKS = 256  # chunks per write transaction; at most this many decoded images held
+EMBED_WINDOW = 2048  # text chunks embedded together, sorted by length (less padding)
 CHECKPOINT_SECONDS = 60.0  # default: save vector files this often during a long sync
 MAX_DEPTH = 3  # an attachment of an e-mail attached to an e-mail attached to ... an e-mail
 ATTACHMENT = "#attachment/"  # a child's URI: <parent uri>#attachment/<n>/<name>
@@ -98,6 +99,8 @@ class Pipeline:
         self.store = index.store
         self.progress = progress
         self.batch_chunks = batch_chunks or getattr(index.config, "batch_chunks", BATCH_CHUNKS)
+        self.embed_window = max(self.batch_chunks,
+                                getattr(index.config, "embed_window", EMBED_WINDOW))
         self.workers = max(1, min(4, os.cpu_count() or 1))
 
     # -- planning ------------------------------------------------------------------------
@@ -298,7 +301,7 @@ class Pipeline:
         bar = tqdm(total=len(todo), unit="item", desc="indexing", disable=not self.progress,
                    dynamic_ncols=True, leave=False)
         pending: list[Prepared] = []
-        n_chunks = 0
+        n_text = n_images = 0
         last_checkpoint = time.monotonic()
         every = getattr(self.index.config, "checkpoint_seconds", CHECKPOINT_SECONDS)
         try:
@@ -307,10 +310,14 @@ class Pipeline:
                 if item is _DONE:
                     break
                 pending.append(item)
-                n_chunks += sum(len(i.chunks) for i in item.tree())
-                if n_chunks >= self.batch_chunks:
+                for i in item.tree():
+                    n_images += len(i.images)
+                    n_text += len(i.chunks) - len(i.images)
+                # Text waits for a whole window (sorted by length, it pads little); decoded
+                # images are held only a write batch's worth at a time (memory).
+                if n_text >= self.embed_window or n_images >= self.batch_chunks:
                     self._flush(source_id, pending, report, bar)
-                    pending, n_chunks = [], 0
+                    pending, n_text, n_images = [], 0, 0
                     if time.monotonic() - last_checkpoint >= every:
                         self.index.refresh_vectors(save=True)
                         last_checkpoint = time.monotonic()
@@ -327,9 +334,26 @@ class Pipeline:
     def _flush(self, source_id: int, items: list[Prepared], report: SyncReport, bar) -> None:
         if not items:
             return
-        self.index.embed_chunks([i for item in items for i in item.tree()])
-        self._write(source_id, items, report)
-        bar.update(len(items))
+
+        def embedded(done: int, total: int) -> None:
+            bar.set_postfix(chunks=report.chunks, failed=report.failed,
+                            embedding=f"{done}/{total}")
+
+        self.index.embed_chunks([i for item in items for i in item.tree()], progress=embedded)
+        # One transaction per ~batch_chunks chunks: an interruption loses at most one
+        # window's embeddings and never leaves an item half-written.
+        group: list[Prepared] = []
+        size = 0
+        for item in items:
+            group.append(item)
+            size += sum(len(i.chunks) for i in item.tree())
+            if size >= self.batch_chunks:
+                self._write(source_id, group, report)
+                bar.update(len(group))
+                group, size = [], 0
+        if group:
+            self._write(source_id, group, report)
+            bar.update(len(group))
         bar.set_postfix(chunks=report.chunks, failed=report.failed, refresh=False)
 
     def _record(self, source_id: int, ref: ItemRef, digest, item: Prepared | None) -> ItemRecord:
