@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 BATCH_CHUNKS = 256  # chunks per write transaction; at most this many decoded images held
 EMBED_WINDOW = 2048  # text chunks embedded together, sorted by length (less padding)
+IMAGE_WINDOW = 32  # images per window: one model batch, so decoding overlaps the forward
 CHECKPOINT_SECONDS = 60.0  # default: save vector files this often during a long sync
 MAX_DEPTH = 3  # an attachment of an e-mail attached to an e-mail attached to ... an e-mail
 ATTACHMENT = "#attachment/"  # a child's URI: <parent uri>#attachment/<n>/<name>
@@ -101,6 +102,7 @@ class Pipeline:
         self.batch_chunks = batch_chunks or getattr(index.config, "batch_chunks", BATCH_CHUNKS)
         self.embed_window = max(self.batch_chunks,
                                 getattr(index.config, "embed_window", EMBED_WINDOW))
+        self.image_window = max(1, min(self.batch_chunks, IMAGE_WINDOW))
         self.workers = max(1, min(4, os.cpu_count() or 1))
 
     # -- planning ------------------------------------------------------------------------
@@ -127,15 +129,15 @@ class Pipeline:
         todo: list[tuple[ItemRef, int | None, str | None, str | None]] = []
         failed_early: list[Prepared] = []
         cap = self.index.config.max_file_bytes
-        for ref, row in [(r, None) for r in plan.new] + plan.changed:
-            if ref.size is not None and ref.size > cap:  # refused in _prepare; never hashed
+        candidates = [(r, None) for r in plan.new] + plan.changed
+        digests = self._hash_all(connector, [ref for ref, _ in candidates], cap)
+        for (ref, row), digest in zip(candidates, digests, strict=True):
+            if digest is None:  # over the cap: refused in _prepare; never hashed
                 todo.append((ref, row.id if row else None, None, row.path if row else None))
                 continue
-            try:
-                digest = content_hash(connector.open(ref))
-            except Exception as exc:  # unreadable, vanished: recorded, never fatal
+            if isinstance(digest, Exception):  # unreadable, vanished: recorded, never fatal
                 failed_early.append(Prepared(ref, row.id if row else None, None,
-                                             error=_short(exc), status="error"))
+                                             error=_short(digest), status="error"))
                 continue
             if (row is not None and row.content_hash == digest and row.status == "ok"
                     and row.id not in retry):
@@ -174,6 +176,26 @@ class Pipeline:
         self.index.refresh_vectors(save=True)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _hash_all(self, connector: Connector, refs: list[ItemRef], cap: int
+                  ) -> list[str | Exception | None]:
+        """Content hashes in order, on the worker threads (hashlib releases the GIL on
+        large reads); an exception in place of an unreadable item's hash, None for an item
+        over the size cap."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(ref: ItemRef) -> str | Exception | None:
+            if ref.size is not None and ref.size > cap:
+                return None
+            try:
+                return content_hash(connector.open(ref))
+            except Exception as exc:
+                return exc
+
+        if len(refs) < 2 or self.workers < 2:
+            return [one(ref) for ref in refs]
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="anyfind-hash") as pool:
+            return list(pool.map(one, refs))
 
     # -- extraction (producer thread) ----------------------------------------------------
     def _prepare(self, connector: Connector, ref: ItemRef, replace_id, digest) -> Prepared:
@@ -293,14 +315,18 @@ class Pipeline:
             return
         from tqdm import tqdm
 
-        q: queue.Queue = queue.Queue(maxsize=64)
+        q: queue.Queue = queue.Queue(maxsize=256)  # read-ahead while a window encodes
         stop = threading.Event()
         worker = threading.Thread(target=self._producer, args=(connector, todo, q, stop),
                                   name="anyfind-extract", daemon=True)
         worker.start()
         bar = tqdm(total=len(todo), unit="item", desc="indexing", disable=not self.progress,
                    dynamic_ncols=True, leave=False)
-        pending: list[Prepared] = []
+        # Two windows. Text waits for a whole window (sorted by length, it pads little);
+        # items with images go in windows of one model batch, so the workers decode the
+        # next batch while the model runs, and few decoded images are held at once.
+        text: list[Prepared] = []
+        images: list[Prepared] = []
         n_text = n_images = 0
         last_checkpoint = time.monotonic()
         every = getattr(self.index.config, "checkpoint_seconds", CHECKPOINT_SECONDS)
@@ -309,19 +335,27 @@ class Pipeline:
                 item = q.get()
                 if item is _DONE:
                     break
-                pending.append(item)
-                for i in item.tree():
-                    n_images += len(i.images)
-                    n_text += len(i.chunks) - len(i.images)
-                # Text waits for a whole window (sorted by length, it pads little); decoded
-                # images are held only a write batch's worth at a time (memory).
-                if n_text >= self.embed_window or n_images >= self.batch_chunks:
-                    self._flush(source_id, pending, report, bar)
-                    pending, n_text, n_images = [], 0, 0
-                    if time.monotonic() - last_checkpoint >= every:
-                        self.index.refresh_vectors(save=True)
-                        last_checkpoint = time.monotonic()
-            self._flush(source_id, pending, report, bar)
+                tree = item.tree()
+                held = sum(len(i.images) for i in tree)
+                if held:
+                    images.append(item)
+                    n_images += held
+                else:
+                    text.append(item)
+                    n_text += sum(len(i.chunks) for i in tree)
+                if n_text < self.embed_window and n_images < self.image_window:
+                    continue
+                if n_text >= self.embed_window:
+                    self._flush(source_id, text, report, bar)
+                    text, n_text = [], 0
+                else:
+                    self._flush(source_id, images, report, bar)
+                    images, n_images = [], 0
+                if time.monotonic() - last_checkpoint >= every:
+                    self.index.refresh_vectors(save=True)
+                    last_checkpoint = time.monotonic()
+            self._flush(source_id, images, report, bar)
+            self._flush(source_id, text, report, bar)
         finally:
             stop.set()
             bar.close()
