@@ -387,6 +387,8 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
             "faiss_top50": ms(faiss_t), "faiss_top50_all_threads": ms(faiss_all_t),
             "recall_at_10_vs_exact": round(recall, 3), "loadavg": loadavg(),
         }
+        if args.onnx:
+            row["onnx"] = _onnx_queries(qi, path, qs)
         if args.cold_runs:
             row["cold"] = bench_cold(path, qs, args.cold_runs)
         out.append(row)
@@ -394,6 +396,38 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
             f"faiss {row['faiss_top50']['p50_ms']})")
     qi.close()
     return out
+
+
+def _onnx_queries(qi, path: Path, qs: list[str]) -> dict[str, Any]:
+    """The default query path: `anyfind index` writes an ONNX export of the text model and
+    searches encode through it (one onnxruntime thread, no torch). Exported here (once),
+    then the same queries through a second handle on the index, hybrid / dense / encode."""
+    from anyfind import Index
+
+    t = time.perf_counter()
+    results = qi.export_onnx()
+    export_s = time.perf_counter() - t
+    assert all(r.status in ("exported", "current") for r in results), results
+    with Index.open(path) as qo:
+        space = qo.spaces["text"]
+        assert not space.queries_use_torch, space.export_problem
+        enc = space.query_encoder
+        for q in qs[:5]:
+            qo.search(q, k=10)
+            qo.search(q, k=10, mode="dense")
+        hybrid, dense, encode = [], [], []
+        for q in qs:
+            t = time.perf_counter()
+            assert qo.search(q, k=10)
+            hybrid.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            qo.search(q, k=10, mode="dense")
+            dense.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            enc.encode_query([q], "text")
+            encode.append(time.perf_counter() - t)
+    return {"export_s": round(export_s, 1), "search": ms(hybrid), "search_dense": ms(dense),
+            "encode_query": ms(encode), "loadavg": loadavg()}
 
 
 def _timed_queries(qi, encoder, qs: list[str], settings: dict[str, int | None]
@@ -535,6 +569,13 @@ def table(res: dict[str, Any]) -> str:
                 f"{q['search_dense' + suffix]['p95_ms']} | "
                 f"{q['encode_query' + suffix]['p50_ms']} | {q['faiss_top50' + suffix]['p50_ms']} / "
                 f"{q['faiss_top50' + suffix]['p95_ms']} | {q['recall_at_10_vs_exact']} |")
+        if "onnx" in q:
+            o = q["onnx"]
+            lines.append(
+                f"| {q['chunks']:,} | {fac} | ONNX export, 1 thread (the default path) | "
+                f"{o['search']['p50_ms']} | {o['search']['p95_ms']} | "
+                f"{o['search_dense']['p50_ms']} | {o['search_dense']['p95_ms']} | "
+                f"{o['encode_query']['p50_ms']} | | |")
     lines.append("(CPU time of a hybrid query, p50, 1 / all torch threads: " + ", ".join(
         f"{q['chunks']:,}: {q['search_cpu']['p50_ms']} / {q['search_cpu_all_threads']['p50_ms']} ms"
         for q in res["queries"]) + ")")
@@ -572,6 +613,8 @@ def main() -> None:
                     help="small run (~2 min): 300 files, 10k chunks, 50 queries, 3 cold runs")
     ap.add_argument("--repeats", type=int, default=1, help="alternate Index.add (fresh "
                     "index) and raw encode this many times; medians (steadier on a busy machine)")
+    ap.add_argument("--no-onnx", dest="onnx", action="store_false",
+                    help="skip the ONNX query path (the default path of an `anyfind index`)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None, help="keep the indexes here")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON")
