@@ -89,3 +89,40 @@ def test_small_window_embeds_in_several_calls(tmp_path):
         # a window closes once it holds >= 10 text chunks: at least 3 windows for 30
         assert len(sizes) >= 3 and sum(sizes) == 30
         assert len(index.search("lighthouse comet", k=5)) == 5
+
+
+def test_images_go_in_growing_windows_apart_from_text(tmp_path):
+    """Images: windows of 4, 8, 16 ... up to one model batch (the model starts after a few
+    decodes); text files in the same folder wait for their own window."""
+    from PIL import Image
+
+    from tests.clip_fixtures import make_tiny_clip_checkpoint
+
+    arch, ckpt = make_tiny_clip_checkpoint(tmp_path / "clip")
+    config = tmp_path / "clip" / "configs" / f"{arch}.json"
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        pixels = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(corpus / f"img-{i:02d}.png")
+    _write_corpus(corpus, 6, seed=5)
+    with Index.open(tmp_path / "idx", tagger=False, clip_config=str(config),
+                    clip_weights=str(ckpt)) as index:
+        calls: dict[str, list[tuple[str, int]]] = {}
+        for name, space in index.spaces.items():
+            enc = space.document_encoder
+            real = enc.encode_documents
+
+            def recording(inputs, modality="text", _real=real, _name=name):
+                calls.setdefault(_name, []).append((modality, len(inputs)))
+                return _real(inputs, modality)
+
+            enc.encode_documents = recording
+        report = index.add([corpus])
+        assert report.added == 36 and report.failed == 0
+        image_calls = [n for m, n in calls["vision"] if m == "image"]
+        assert image_calls[:3] == [4, 8, 16] and sum(image_calls) == 30
+        # The six notes went to the text space together, in one call, not cut by images.
+        assert [n for m, n in calls["text"] if m == "text"] == [6]
+        assert index.search(image=corpus / "img-07.png", k=1)[0].path.endswith("img-07.png")

@@ -328,6 +328,9 @@ class Pipeline:
         text: list[Prepared] = []
         images: list[Prepared] = []
         n_text = n_images = 0
+        # The first image windows are small (4, 8, 16 ...): the model starts after a few
+        # decodes instead of a whole batch's, which matters most for a short run.
+        image_window = min(4, self.image_window)
         last_checkpoint = time.monotonic()
         every = getattr(self.index.config, "checkpoint_seconds", CHECKPOINT_SECONDS)
         try:
@@ -343,7 +346,7 @@ class Pipeline:
                 else:
                     text.append(item)
                     n_text += sum(len(i.chunks) for i in tree)
-                if n_text < self.embed_window and n_images < self.image_window:
+                if n_text < self.embed_window and n_images < image_window:
                     continue
                 if n_text >= self.embed_window:
                     self._flush(source_id, text, report, bar)
@@ -351,6 +354,7 @@ class Pipeline:
                 else:
                     self._flush(source_id, images, report, bar)
                     images, n_images = [], 0
+                    image_window = min(2 * image_window, self.image_window)
                 if time.monotonic() - last_checkpoint >= every:
                     self.index.refresh_vectors(save=True)
                     last_checkpoint = time.monotonic()
