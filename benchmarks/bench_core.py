@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -284,6 +285,28 @@ class Synth:
     written: int = 0
     items: int = 0
     sigma: float = 0.35  # noise norm relative to a unit vector: cosine ~ 1/sqrt(1+s^2) ~ 0.94
+    # "copies": a synthetic chunk carries its real chunk's text (every text ~N/2,337 times:
+    # query terms match a large share of rows, the worst case for BM25). "sentences": it
+    # carries real sentences drawn at random up to the same length, so words keep the real
+    # corpus's document frequencies (with --source cisi: natural text and natural queries).
+    text_mode: str = "copies"
+    _sentences: list[str] | None = None
+
+    def _text(self, k: int) -> str:
+        text = self.real_texts[int(self.real_ids[k])]
+        if self.text_mode == "copies" or self.written < len(self.real_ids):
+            return text
+        if self._sentences is None:
+            split = re.compile(r"(?<=[.!?])\s+")
+            self._sentences = [x for t in self.real_texts.values() for x in split.split(t)
+                               if x.strip()]
+        out: list[str] = []
+        size = 0
+        while size < len(text):
+            pick = self._sentences[int(self.rng.integers(len(self._sentences)))]
+            out.append(pick)
+            size += len(pick) + 1
+        return " ".join(out)
 
     def write(self, n_chunks: int, per_item: int = 4, batch_items: int = 500) -> None:
         from anyfind.store.metadata import ChunkRecord, ItemRecord
@@ -303,7 +326,7 @@ class Synth:
                     vec = base + self.rng.standard_normal(dim).astype(np.float32) * (
                         self.sigma / np.sqrt(dim))
                     vec = vec / np.linalg.norm(vec)
-                text = self.real_texts[int(self.real_ids[k])]
+                text = self._text(k)
                 chunks.append(ChunkRecord(ordinal=o, modality="text", text=text, char_start=0,
                                           char_end=len(text), vectors={"text": vec}))
                 self.written += 1
@@ -333,7 +356,7 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
     source_id = qi.store.ensure_source("synthetic", "filesystem", "/synthetic", {})
     qi.store.ensure_space("text", int(real_vecs.shape[1]))
     synth = Synth(qi.store, source_id, real_ids, real_vecs, real_texts,
-                  np.random.default_rng(args.seed))
+                  np.random.default_rng(args.seed), text_mode=args.synthetic_text)
     encoder = qi.spaces["text"].encoder
     rng = random.Random(args.seed)
     out = []
@@ -613,6 +636,10 @@ def main() -> None:
                     help="small run (~2 min): 300 files, 10k chunks, 50 queries, 3 cold runs")
     ap.add_argument("--repeats", type=int, default=1, help="alternate Index.add (fresh "
                     "index) and raw encode this many times; medians (steadier on a busy machine)")
+    ap.add_argument("--synthetic-text", choices=("copies", "sentences"), default="copies",
+                    help="text of the synthetic chunks: copies of the real chunks' text "
+                    "(default; the worst case for the lexical index) or random real "
+                    "sentences (keeps the corpus's word statistics)")
     ap.add_argument("--no-onnx", dest="onnx", action="store_false",
                     help="skip the ONNX query path (the default path of an `anyfind index`)")
     ap.add_argument("--seed", type=int, default=0)
