@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import generate_corpus, loadavg, log, ms  # noqa: E402
+from bench_core import generate_corpus, loadavg, log, ms, warm_queries  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -275,19 +275,9 @@ def bench_warm(path: Path, queries: list[str], args) -> dict[str, Any]:
     qs = [rng.choice(queries) for _ in range(args.queries)]
     out: dict[str, Any] = {"loadavg_before": loadavg()}
     with Index.open(path, create=False) as idx:
-        for q in qs[:5]:  # warm-up: sessions, FAISS, SQLite pages
-            idx.search(q, k=10)
-            idx.search(q, k=10, mode="dense")
         out["query_encoders"] = {n: type(s.query_encoder).__name__ for n, s in idx.spaces.items()}
-        hybrid, dense = [], []
-        for q in qs:  # interleaved: load changes hit both alike
-            t = time.perf_counter()
-            assert idx.search(q, k=10)
-            hybrid.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            idx.search(q, k=10, mode="dense")
-            dense.append(time.perf_counter() - t)
-    out["hybrid"], out["dense"] = ms(hybrid), ms(dense)
+        timed = warm_queries(idx, qs)
+    out["hybrid"], out["dense"] = ms(timed["hybrid"]), ms(timed["dense"])
     out["loadavg_after"] = loadavg()
     return out
 

@@ -421,6 +421,27 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
     return out
 
 
+def warm_queries(index, qs: list[str], extra=None) -> dict[str, list[float]]:
+    """Seconds per query after 5 warm-up queries: hybrid (the default) then dense, query by
+    query (load changes hit both alike), and `extra(q)` after them when given."""
+    for q in qs[:5]:  # warm-up: sessions, FAISS, SQLite pages
+        index.search(q, k=10)
+        index.search(q, k=10, mode="dense")
+    out: dict[str, list[float]] = {"hybrid": [], "dense": [], "extra": []}
+    for q in qs:
+        t = time.perf_counter()
+        assert index.search(q, k=10)
+        out["hybrid"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        index.search(q, k=10, mode="dense")
+        out["dense"].append(time.perf_counter() - t)
+        if extra is not None:
+            t = time.perf_counter()
+            extra(q)
+            out["extra"].append(time.perf_counter() - t)
+    return out
+
+
 def _onnx_queries(qi, path: Path, qs: list[str]) -> dict[str, Any]:
     """The default query path: `anyfind index` writes an ONNX export of the text model and
     searches encode through it (one onnxruntime thread, no torch). Exported here (once),
@@ -435,20 +456,8 @@ def _onnx_queries(qi, path: Path, qs: list[str]) -> dict[str, Any]:
         space = qo.spaces["text"]
         assert not space.queries_use_torch, space.export_problem
         enc = space.query_encoder
-        for q in qs[:5]:
-            qo.search(q, k=10)
-            qo.search(q, k=10, mode="dense")
-        hybrid, dense, encode = [], [], []
-        for q in qs:
-            t = time.perf_counter()
-            assert qo.search(q, k=10)
-            hybrid.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            qo.search(q, k=10, mode="dense")
-            dense.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            enc.encode_query([q], "text")
-            encode.append(time.perf_counter() - t)
+        timed = warm_queries(qo, qs, extra=lambda q: enc.encode_query([q], "text"))
+    hybrid, dense, encode = timed["hybrid"], timed["dense"], timed["extra"]
     return {"export_s": round(export_s, 1), "search": ms(hybrid), "search_dense": ms(dense),
             "encode_query": ms(encode), "loadavg": loadavg()}
 
