@@ -1,9 +1,11 @@
-"""The indexing pipeline: plan, hash, extract (in a thread), embed in batches, write.
+"""The indexing pipeline: plan, hash, extract (on threads), embed in windows, write.
 
-Extraction runs in a producer thread overlapped with encoding in the main thread
-(tokenisation and matrix work release the GIL). Items are written in batches, each in
-one store transaction together with their chunks and vectors, so an interrupted run
-resumes from the last committed batch with nothing half-written.
+Hashing and extraction run on worker threads overlapped with encoding in the main thread
+(tokenisation, decoding and matrix work release the GIL). Text is embedded in windows of
+~2,048 chunks sorted by length (little padding), images in windows of up to one model
+batch. Items are written in batches of ~256 chunks, each in one store transaction
+together with their chunks and vectors, so an interrupted run resumes from the last
+committed batch with nothing half-written.
 """
 
 from __future__ import annotations
