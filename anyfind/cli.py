@@ -398,7 +398,7 @@ def status(index_name, show_errors, config_file, as_json) -> None:
     click.echo(f"chunks   {st['chunks']}")
     for name, sp in st["spaces"].items():
         click.echo(f"space    {name}: {sp['encoder']} {sp['model']} ({sp['dim']}-d), "
-                   f"{sp['vectors']} vectors")
+                   f"{sp['vectors']} vectors; ONNX export: {sp['onnx_export']}")
     for s in st["sources"]:
         error = (s.get("state") or {}).get("last_error")
         click.echo(f"source   {s['name']} ({s['kind']}) {s['uri']}: {s['items']} items"

@@ -859,12 +859,24 @@ class Index:
             "index": str(self.path),
             "store": self.store.engine.url.render_as_string(hide_password=True),
             "spaces": {n: {"encoder": s.config.encoder, "model": s.config.model,
-                           "dim": s.config.dim, "vectors": counts["vectors"].get(n, 0)}
+                           "dim": s.config.dim, "vectors": counts["vectors"].get(n, 0),
+                           "onnx_export": self._export_status(s.config)}
                        for n, s in self.spaces.items()},
             "sources": self.sources(),
             "disk_bytes": size,
             **{k: v for k, v in counts.items() if k not in ("vectors", "sources")},
         }
+
+    def _export_status(self, cfg) -> str:
+        """'current', or why the space's queries would not use an ONNX export (cheap:
+        the manifest and a stat per file)."""
+        from .encoders.export import SUPPORTED, export_state
+
+        if cfg.encoder not in SUPPORTED:
+            return f"none (no export for {cfg.encoder} encoders)"
+        why = export_state(self.path, cfg, int8=bool(self.config.onnx_int8)
+                           and cfg.encoder == "sentence-transformers")
+        return "current" if why is None else why
 
     def errors(self) -> list[dict[str, Any]]:
         return self.store.errors()

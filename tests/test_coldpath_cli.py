@@ -319,3 +319,27 @@ def test_missing_export_is_news_unless_exports_are_off(built):
     assert "torch" in heavy and results(out)[0]["path"].endswith("moon.txt")
     (quiet,), _, stderr = run_cli(argv, ANYFIND_ONNX_EXPORT="off")
     assert NOTICE not in stderr and results(quiet) == results(out)
+
+
+def test_status_says_whether_each_export_is_current(built):
+    from click.testing import CliRunner
+
+    from anyfind.cli import cli
+
+    def status(path: Path) -> dict:
+        out = CliRunner().invoke(cli, ["status", "--index", str(path), "--json"])
+        assert out.exit_code == 0, out.output
+        return {n: s["onnx_export"] for n, s in json.loads(out.output)["spaces"].items()}
+
+    assert status(built["path"]) == {"text": "current", "vision": "current"}
+    copy = _copy_index(built, "status-other-model")
+    manifest_path = copy / "onnx" / "vision" / "export.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["identity"]["model"] = "ViT-B-32"
+    manifest_path.write_text(json.dumps(manifest))
+    shutil.rmtree(copy / "onnx" / "text")
+    got = status(copy)
+    assert got["vision"] == "made for another model"
+    assert got["text"] != "current" and "export" in got["text"]
+    human = CliRunner().invoke(cli, ["status", "--index", str(copy)]).output
+    assert "ONNX export: made for another model" in human
