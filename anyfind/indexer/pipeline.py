@@ -33,6 +33,7 @@ LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 BATCH_CHUNKS = 256  # chunks per write transaction; at most this many decoded images held
 EMBED_WINDOW = 2048  # text chunks embedded together, sorted by length (less padding)
 IMAGE_WINDOW = 32  # images per window: one model batch, so decoding overlaps the forward
+MIN_IMAGE_WINDOW = 4  # ... or fewer, down to this, when the model would wait for decodes
 CHECKPOINT_SECONDS = 60.0  # default: save vector files this often during a long sync
 MAX_DEPTH = 3  # an attachment of an e-mail attached to an e-mail attached to ... an e-mail
 ATTACHMENT = "#attachment/"  # a child's URI: <parent uri>#attachment/<n>/<name>
@@ -330,9 +331,11 @@ class Pipeline:
         text: list[Prepared] = []
         images: list[Prepared] = []
         n_text = n_images = 0
-        # The first image windows are small (4, 8, 16 ...): the model starts after a few
-        # decodes instead of a whole batch's, which matters most for a short run.
-        image_window = min(4, self.image_window)
+        # An image window closes at one model batch, or earlier (at MIN_IMAGE_WINDOW or
+        # more) when no decoded item is waiting: the model then runs on what is ready
+        # instead of idling while the workers decode. Small images, decoded faster than
+        # the model runs, fill whole batches (a model is least efficient on small ones).
+        least = min(MIN_IMAGE_WINDOW, self.image_window)
         last_checkpoint = time.monotonic()
         every = getattr(self.index.config, "checkpoint_seconds", CHECKPOINT_SECONDS)
         try:
@@ -348,7 +351,8 @@ class Pipeline:
                 else:
                     text.append(item)
                     n_text += sum(len(i.chunks) for i in tree)
-                if n_text < self.embed_window and n_images < image_window:
+                images_due = n_images >= self.image_window or (n_images >= least and q.empty())
+                if n_text < self.embed_window and not images_due:
                     continue
                 if n_text >= self.embed_window:
                     self._flush(source_id, text, report, bar)
@@ -356,7 +360,6 @@ class Pipeline:
                 else:
                     self._flush(source_id, images, report, bar)
                     images, n_images = [], 0
-                    image_window = min(2 * image_window, self.image_window)
                 if time.monotonic() - last_checkpoint >= every:
                     self.index.refresh_vectors(save=True)
                     last_checkpoint = time.monotonic()
