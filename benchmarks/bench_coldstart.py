@@ -32,7 +32,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,17 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import generate_corpus, loadavg, log, ms, warm_queries  # noqa: E402
+from bench_core import (  # noqa: E402
+    cpu_name,
+    generate_corpus,
+    header,
+    loadavg,
+    log,
+    ms,
+    report,
+    warm_queries,
+    workspace,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -289,15 +298,7 @@ def machine() -> dict[str, Any]:
     import faiss
     import onnxruntime
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__, "faiss": faiss.__version__,
             "platform": platform.platform()}
 
@@ -363,13 +364,10 @@ def main() -> None:
     args.torch_runs = args.torch_runs or (3 if q else 10)
     args.image_runs = args.image_runs or (3 if q else 5)
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="anyfind-coldstart-"))
-    work.mkdir(parents=True, exist_ok=True)
-    os.environ["ANYFIND_HOME"] = str(work / "home")
+    work = workspace(args.workdir, "anyfind-coldstart-")
     started = time.perf_counter()
     try:
-        res: dict[str, Any] = {"machine": machine(), "args": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+        res = header(machine(), args)
         saved = work / "index-info.json"
         if (work / "index" / "config.json").exists() and saved.exists():
             path, (queries, res["index"]) = work / "index", json.loads(saved.read_text())
@@ -387,11 +385,7 @@ def main() -> None:
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(table(res))
-    print(f"\n(total {res['total_s']} s)")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=2) + "\n")
+    report(res, table(res), f"total {res['total_s']} s", args.out)
 
 
 if __name__ == "__main__":

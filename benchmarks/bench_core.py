@@ -165,20 +165,22 @@ def loadavg() -> list[float]:
         return []
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or ""
+
+
 def machine() -> dict[str, Any]:
     import faiss
     import torch
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(), "python": platform.python_version(),
         "torch": torch.__version__, "faiss": faiss.__version__, "platform": platform.platform(),
     }
@@ -661,13 +663,10 @@ def main() -> None:
     args.cold_runs = args.cold_runs if args.cold_runs is not None else (3 if quick else 5)
     sizes = [int(s) for s in (args.sizes or ("10000" if quick else "10000,100000")).split(",")]
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="anyfind-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    os.environ["ANYFIND_HOME"] = str(work / "home")
+    work = workspace(args.workdir, "anyfind-bench-")
     started = time.perf_counter()
     try:
-        res: dict[str, Any] = {"machine": machine(), "args": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+        res = header(machine(), args)
         res["indexing"], real_index, queries = bench_indexing(work, args)
         res["queries"] = bench_queries(work, real_index, queries, sizes, args)
         real_index.close()
@@ -680,11 +679,30 @@ def main() -> None:
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(table(res))
-    print(f"\n(total {res['total_s']} s; {res['synthetic_note']})")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=2) + "\n")
+    report(res, table(res), f"total {res['total_s']} s; {res['synthetic_note']}", args.out)
+
+
+def workspace(workdir: Path | None, prefix: str) -> Path:
+    """The benchmark's folder (a temp one unless given), with ANYFIND_HOME inside it."""
+    work = workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ["ANYFIND_HOME"] = str(work / "home")
+    return work
+
+
+def header(machine_info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The results' first keys: the machine and the arguments."""
+    return {"machine": machine_info, "args": {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+
+
+def report(res: dict[str, Any], tables: str, footer: str, out: Path | None) -> None:
+    """Print the tables and a footer line; write the results as JSON to `out` if given."""
+    print(tables)
+    print(f"\n({footer})")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,19 +16,11 @@ from anyfind.store.migrations import LATEST, MIGRATIONS
 from anyfind.store.reader import STORE_SCHEMA, SQLiteReader, sqlite_path
 from anyfind.store.schema import Chunk, Item, Meta, Source
 from anyfind.store.vectors import VectorIndex, exact_search
-from tests.test_vectors import DIM, SPACE, StoreWriter, uniform
+from tests import test_vectors
+from tests.test_vectors import DIM, SPACE, uniform
 
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'meta.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def writer(store):
-    return StoreWriter(store, np.random.default_rng(3))
+store = test_vectors.store  # the same fixtures as the vector tests
+writer = test_vectors.writer
 
 
 def test_reader_knows_the_latest_schema():
