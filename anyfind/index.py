@@ -166,6 +166,7 @@ class Index:
         self.spaces = {name: Space(self, cfg) for name, cfg in config.spaces.items()}
         self.lock = WriteLock(self.path)
         self._vectors: dict[str, VectorIndex] = {}
+        self._lexical = None  # store.lexical_cache.Lexical, on first use
         self._chunker = None
         self._context = None
         self._tagger = None
@@ -247,6 +248,26 @@ class Index:
                     self._reader = reader if reader is not None else self.store
         return self._reader
 
+    @property
+    def lexical(self):
+        """The full-text search of a query without filters: the tantivy cache beside a
+        SQLite store while it is current, the store's own (FTS5, PostgreSQL) otherwise."""
+        if self._lexical is None:
+            from .store.lexical_cache import lexical_for
+
+            with self._open_lock:
+                if self._lexical is None:
+                    self._lexical = lexical_for(self.path, self.reader)
+        return self._lexical
+
+    def refresh_lexical(self) -> str | None:
+        """Catch the tantivy cache up with the store (the writer, under its lock). A cache
+        that cannot be written is left stale (searches use FTS5) with a warning: it is
+        never worth failing a sync for."""
+        from .store.lexical_cache import catch_up
+
+        return catch_up(self.path, self._store_url())
+
     def _store_url(self) -> str:
         if not self.config.store_url:
             return f"sqlite:///{self.path / 'meta.db'}"
@@ -254,6 +275,8 @@ class Index:
         return expand_env(url)
 
     def close(self) -> None:
+        if self._lexical is not None:
+            self._lexical.close()
         if self._reader is not None and self._reader is not self._store:
             self._reader.close()
         if self._store is not None:
@@ -744,6 +767,8 @@ class Index:
         return vi
 
     def refresh_vectors(self, save: bool = False) -> None:
+        """Catch the FAISS indexes up with the store; save=True (writers): also write
+        them, and catch the lexical cache up (store/lexical_cache.py)."""
         for name in self.spaces:
             vi = self._vectors.get(name)
             if vi is None:
@@ -754,6 +779,8 @@ class Index:
             changed = vi.catch_up(self.store)
             if save and (changed or not vi.path.exists()):
                 vi.save()
+        if save:
+            self.refresh_lexical()
 
     # -- searching -----------------------------------------------------------------------
     def search(self, query: str | None = None, *, k: int = 10, image: Any = None,

@@ -152,8 +152,8 @@ class Searcher:
         if q.mode == "lexical":
             if not q.terms:
                 raise QueryError("lexical search needs words (an image or a clip has none)")
-            if not self.reader.lexical.available:
-                raise QueryError(f"lexical search is not available on {self.reader.lexical.dialect}")
+            if not self.index.lexical.available:
+                raise QueryError(f"lexical search is not available on {self.index.lexical.dialect}")
         if q.rerank and not q.text:
             raise QueryError("reranking needs a text query")
         return q
@@ -215,7 +215,7 @@ class Searcher:
         if allowed is not None and len(allowed) == 0:
             return []
         # Filters are SQLAlchemy selects: the store runs the lexical query that uses them.
-        lex = self.store.lexical if allowed_sql is not None else self.reader.lexical
+        lex = self.store.lexical if allowed_sql is not None else self.index.lexical
         lexical = q.mode != "dense" and bool(q.terms) and lex.available
         depth = max(MIN_DEPTH, want * 5)
         # The first lexical query runs in a thread while the query is being encoded.

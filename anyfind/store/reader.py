@@ -158,6 +158,20 @@ class SQLiteReader:
         return (np.asarray([r[0] for r in rows], dtype=np.int64),
                 matrix.reshape(len(rows), -1))
 
+    def chunk_stamp(self) -> tuple[int, int]:
+        """(the chunks' AUTOINCREMENT high-water mark, how many there are): any change to
+        the set of chunks changes it (ids are never reused; see store/lexical_cache.py)."""
+        seq = self.query("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'")
+        count = self.query("SELECT count(*) FROM chunks")
+        return (int(seq[0][0]) if seq else 0), int(count[0][0])
+
+    def chunk_ids(self) -> np.ndarray:
+        rows = self.query("SELECT id FROM chunks ORDER BY id")
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def chunk_texts(self, chunk_ids: Sequence[int]) -> list[tuple[int, str | None]]:
+        return self.query(f"SELECT id, text FROM chunks WHERE id IN {_IDS}", (_ids(chunk_ids),))
+
     def chunk_items(self, chunk_ids: Sequence[int]) -> dict[int, int]:
         """chunk id -> item id, for the chunks that exist (as Store.chunk_items)."""
         return dict(self.query(f"SELECT id, item_id FROM chunks WHERE id IN {_IDS}",

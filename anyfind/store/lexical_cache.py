@@ -1,0 +1,320 @@
+"""BM25 over chunk text in a tantivy index kept beside a SQLite store: a derived cache.
+
+Why: FTS5 computes BM25 for every row that matches any query term, so a long question
+(20+ terms, most of them somewhere in most chunks) costs ~170 ms at 100k chunks. tantivy
+skips the rows that cannot reach the top k (block-max WAND): ~2 ms on the same queries
+(docs/BENCHMARKS.md). The store stays the truth; FTS5 stays in it (filters, highlighting,
+`anyfind check`, and every query while this cache is not current).
+
+Like the FAISS files, the cache is caught up from the store by the writer (at the end of
+each sync and at its checkpoints, under the index's write lock) and only read by
+searches. It is current when its stamp equals the store's: (the chunks table's
+AUTOINCREMENT high-water mark, the number of chunks). Chunk ids are never reused and a
+chunk's text never changes, so any insert raises the first and any delete lowers the
+second: no later store state can carry an earlier stamp. A search whose cache is not
+current (a sync is running, a crash, no tantivy) runs the same query on FTS5: slower,
+never wrong.
+
+Files under `<index>/lexical/`: tantivy's own, `ids.npy` (the chunk ids it holds, for the
+next catch-up) and `state.json` (the stamp; written last, it is the commit point).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..crashpoints import crash_point
+from ..fsutil import atomic_write_bytes, atomic_write_with
+
+DIRNAME = "lexical"
+# Bump when the schema or the analyser changes: a cache of another format is rebuilt.
+FORMAT = 1
+ANALYZER = "anyfind_en"  # simple tokenizer, lower case, ASCII folding, English stemmer
+_STATE, _IDS = "state.json", "ids.npy"
+_TEXT_BATCH = 4_000  # chunk texts read from the store per query while catching up
+
+
+def available() -> bool:
+    try:
+        import tantivy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _analyzer():
+    import tantivy
+
+    # Close to FTS5's `porter unicode61 remove_diacritics 2`: words are runs of letters
+    # and digits, case and accents folded, English (Porter2) stems.
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.ascii_fold())
+            .filter(tantivy.Filter.stemmer("english"))
+            .build())
+
+
+def _schema():
+    import tantivy
+
+    return (tantivy.SchemaBuilder()
+            .add_unsigned_field("chunk_id", indexed=True, fast=True)
+            .add_text_field("text", tokenizer_name=ANALYZER, index_option="freq")
+            .build())
+
+
+class LexicalCache:
+    """The tantivy index of one anyfind index (see the module docstring)."""
+
+    dialect = "tantivy"
+    available = True
+
+    def __init__(self, index_dir: Path):
+        self.dir = Path(index_dir) / DIRNAME
+        self._lock = threading.Lock()
+        self._opened: tuple[Any, Any, dict] | None = None  # (tantivy index, stat key, state)
+        self._analyzer = None
+
+    # -- reading -----------------------------------------------------------------------------
+    def state(self) -> dict | None:
+        """The committed state ({format, stamp, docs}), or None when there is none."""
+        try:
+            state = json.loads((self.dir / _STATE).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            return None
+        return state
+
+    def _open(self) -> tuple[Any, dict] | None:
+        """The tantivy index as of the current state file, reopened when that changed."""
+        try:
+            st = (self.dir / _STATE).stat()
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        opened = self._opened
+        if opened is not None and opened[1] == key:
+            return opened[0], opened[2]
+        with self._lock:
+            opened = self._opened
+            if opened is not None and opened[1] == key:
+                return opened[0], opened[2]
+            state = self.state()
+            if state is None:
+                return None
+            import tantivy
+
+            index = tantivy.Index.open(str(self.dir))
+            index.register_tokenizer(ANALYZER, _analyzer())
+            self._opened = (index, key, state)
+            return index, state
+
+    def current(self, stamp: Sequence[int]) -> bool:
+        try:
+            opened = self._open()
+        except Exception:  # noqa: BLE001 (a damaged cache is a stale one: FTS5 answers)
+            return False
+        return opened is not None and opened[1].get("stamp") == list(stamp)
+
+    def search(self, terms: Sequence[str], depth: int) -> list[tuple[int, float]]:
+        """Top `depth` (chunk id, BM25) for chunks holding any of the terms, best first.
+        Call only when `current()`; a repeated term weighs once per repetition (as FTS5)."""
+        import tantivy
+
+        opened = self._open()
+        if opened is None or not terms or depth <= 0:
+            return []
+        index = opened[0]
+        if self._analyzer is None:
+            self._analyzer = _analyzer()
+        counts = Counter(tok for t in terms for tok in self._analyzer.analyze(t))
+        if not counts:
+            return []
+        schema = index.schema
+        clauses = []
+        for token, n in counts.items():
+            q = tantivy.Query.term_query(schema, "text", token, index_option="freq")
+            clauses.append((tantivy.Occur.Should, q if n == 1 else tantivy.Query.boost_query(q, n)))
+        searcher = index.searcher()
+        hits = searcher.search(tantivy.Query.boolean_query(clauses), depth, count=False).hits
+        if not hits:
+            return []
+        ids = searcher.fast_field_values("chunk_id", [addr for _, addr in hits])
+        # Best first; ties by chunk id, as the FTS5 query orders them.
+        return sorted(((int(cid), float(score)) for (score, _), cid in zip(hits, ids, strict=True)),
+                      key=lambda h: (-h[1], h[0]))
+
+    def close(self) -> None:
+        with self._lock:
+            self._opened = None
+
+    # -- writing (the index's writer only, under its write lock) ----------------------------
+    def catch_up(self, reader) -> str:
+        """Make the cache equal the store's chunks. `reader`: a store.reader.SQLiteReader.
+        Returns "current", "updated" or "rebuilt"."""
+        stamp = reader.chunk_stamp()  # first: a change after it leaves the stamp stale
+        state = self.state()
+        if state is not None and state.get("stamp") == list(stamp):
+            return "current"
+        want = reader.chunk_ids()
+        index = None
+        have = None
+        if state is not None:
+            try:
+                have = np.load(self.dir / _IDS)
+                index = self._writable()
+            except Exception:  # noqa: BLE001 (whatever is damaged is rebuilt below)
+                index = None
+        if index is not None and have is not None:
+            extra = np.setdiff1d(have, want, assume_unique=True)
+            missing = np.setdiff1d(want, have, assume_unique=True)
+            if self._apply(index, reader, extra, missing, delete_first=True) == len(want):
+                self._commit_state(stamp, want)
+                return "updated"
+        # No cache, another format, damaged, or not what the store says after an update
+        # (a crash between tantivy's commit and ours): build it again from the store.
+        self._remove()
+        index = self._writable(create=True)
+        docs = self._apply(index, reader, np.zeros(0, np.int64), want, delete_first=False)
+        if docs != len(want):
+            raise RuntimeError(f"lexical cache holds {docs} chunks after a rebuild, "
+                               f"the store {len(want)}")
+        self._commit_state(stamp, want)
+        return "rebuilt"
+
+    def _writable(self, create: bool = False):
+        import tantivy
+
+        if create:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            index = tantivy.Index(_schema(), path=str(self.dir), reuse=False)
+        else:
+            index = tantivy.Index.open(str(self.dir))
+        index.register_tokenizer(ANALYZER, _analyzer())
+        return index
+
+    def _apply(self, index, reader, extra: np.ndarray, missing: np.ndarray,
+               delete_first: bool) -> int:
+        """Delete `extra`, add `missing` (read from the store), commit; the doc count after."""
+        import tantivy
+
+        # One indexing thread: the writer runs beside the model, which has the cores.
+        writer = index.writer(heap_size=64_000_000, num_threads=1)
+        for cid in extra.tolist():
+            writer.delete_documents_by_term("chunk_id", cid)
+        for start in range(0, len(missing), _TEXT_BATCH):
+            batch = missing[start:start + _TEXT_BATCH].tolist()
+            for cid, text in reader.chunk_texts(batch):
+                if delete_first:  # a crashed catch-up may have committed it already
+                    writer.delete_documents_by_term("chunk_id", cid)
+                doc = tantivy.Document()
+                doc.add_unsigned("chunk_id", int(cid))
+                if text:
+                    doc.add_text("text", text)
+                writer.add_document(doc)
+        writer.commit()
+        crash_point("lexical.committed")
+        writer.wait_merging_threads()
+        index.reload()
+        return index.searcher().num_docs
+
+    def _commit_state(self, stamp: Sequence[int], ids: np.ndarray) -> None:
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(ids, dtype=np.int64))
+
+        atomic_write_with(self.dir / _IDS, save)
+        crash_point("lexical.ids_written")
+        state = {"format": FORMAT, "analyzer": ANALYZER, "stamp": list(stamp), "docs": len(ids)}
+        atomic_write_bytes(self.dir / _STATE, json.dumps(state).encode())
+
+    def _remove(self) -> None:
+        self.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir.exists():
+            raise OSError(f"could not remove {self.dir}")
+
+
+class Lexical:
+    """What a search calls: the cache while it is current, else the store's full text
+    (the same query on FTS5). Filters always go to the store (they are SQL)."""
+
+    def __init__(self, cache: LexicalCache | None, reader):
+        self.cache = cache
+        self.reader = reader
+        self.fallback = reader.lexical
+        self.dialect = self.fallback.dialect
+        self.available = self.fallback.available
+
+    def backend(self) -> str:
+        """Which one a query without filters would use now: "tantivy" or the store's."""
+        if self.cache is not None and self.cache.current(self.reader.chunk_stamp()):
+            return "tantivy"
+        return self.dialect
+
+    def search(self, terms: Sequence[str], depth: int, allowed: Any = None
+               ) -> list[tuple[int, float]]:
+        if allowed is None and self.backend() == "tantivy":
+            try:
+                return self.cache.search(terms, depth)
+            except Exception as exc:  # noqa: BLE001 (the store answers the same query)
+                _warn_once(f"the lexical cache failed ({type(exc).__name__}: {exc}); "
+                           "searching FTS5 instead")
+        return self.fallback.search(terms, depth, allowed)
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+
+
+ENV = "ANYFIND_LEXICAL"  # "fts5": searches skip the cache (comparisons, diagnosis)
+
+
+def lexical_for(index_dir: Path, reader) -> Lexical:
+    """The lexical search of an index whose store `reader` reads (store/reader.py's
+    SQLiteReader gets the cache; the Store, for other databases, does not)."""
+    from .reader import SQLiteReader
+
+    use = (isinstance(reader, SQLiteReader) and os.environ.get(ENV, "").lower() != "fts5"
+           and available())
+    return Lexical(LexicalCache(index_dir) if use else None, reader)
+
+
+def catch_up(index_dir: Path, store_url: str) -> str | None:
+    """Bring the cache of the index at `index_dir` up to its store (writers only).
+    None when there is no cache for this store (not SQLite, or no tantivy)."""
+    from .reader import SQLiteReader
+
+    if not available():
+        return None
+    reader = SQLiteReader.open(store_url)
+    if reader is None:
+        return None
+    try:
+        return LexicalCache(index_dir).catch_up(reader)
+    except Exception as exc:  # noqa: BLE001 (a derived cache: searches fall back to FTS5)
+        _warn_once(f"the lexical cache could not be updated ({type(exc).__name__}: {exc}); "
+                   "searches use FTS5 until the next sync")
+        return None
+    finally:
+        reader.close()
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(f"anyfind: {message}", file=sys.stderr, flush=True)
