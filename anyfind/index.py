@@ -890,6 +890,7 @@ class Index:
                            "onnx_export": self._export_status(s.config)}
                        for n, s in self.spaces.items()},
             "sources": self.sources(),
+            "lexical": self.lexical.describe(),
             "disk_bytes": size,
             **{k: v for k, v in counts.items() if k not in ("vectors", "sources")},
         }

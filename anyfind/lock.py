@@ -16,8 +16,9 @@ from .errors import AnyfindError, IndexLocked
 from .fsutil import remove_temp_files
 from .iofaults import storage_error
 
-# Folders only a lock holder writes (vector files, thumbnails): their temp files are stale.
-LOCKED_FOLDERS = ("vectors", "thumbnails")
+# Folders only a lock holder writes (vector files, the lexical cache, thumbnails): their
+# temp files are stale.
+LOCKED_FOLDERS = ("vectors", "lexical", "thumbnails")
 
 
 class WriteLock:

@@ -3,9 +3,9 @@ re-embedding anything.
 
 Checked: config.json readable and matching the store (schema version, spaces, dimensions);
 SQLite integrity; the store's invariants (checks/store.py); each FAISS file against the
-store (checks/files.py); the lexical index when there is one (checks/lexical.py);
-temporary files left by an interrupted write. Everything is read from one snapshot, so a
-check may run while a writer works. A repair takes the write lock.
+store (checks/files.py); the lexical index and its tantivy cache when there are
+(checks/lexical.py); temporary files left by an interrupted write. Everything is read
+from one snapshot, so a check may run while a writer works. A repair takes the write lock.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..config import SCHEMA_VERSION, IndexConfig
 from ..store.schema import Chunk, Item
 from ..store.vectors import VectorIndex
 from .files import check_temp_files, check_vector_file, load_vector_file, repair_vector_file
-from .lexical import check_lexical, rebuild_lexical
+from .lexical import check_lexical, check_lexical_cache, rebuild_lexical
 from .report import ERROR, CheckReport, Finding
 from .snapshot import SnapshotVectors, snapshot
 from .store import check_store, expects_vector, repair_store
@@ -64,6 +64,7 @@ def _inspect(index: Index) -> tuple[CheckReport, dict[str, Any]]:
             Item.status == "error")).scalar_one()
         report.stats["chunks"] = conn.execute(select(func.count()).select_from(Chunk)).scalar_one()
         plan["lexical"] = check_lexical(conn, index.store.engine, report)
+        plan["lexical_cache"] = check_lexical_cache(conn, index.path, report)
         bad_sizes = {space for space, _ in plan["store"].get("bad_size", [])}
         spaces: dict[str, Any] = {}
         for name, (vi, state) in files.items():
@@ -106,6 +107,8 @@ def _repair(index: Index, report: CheckReport, plan: dict[str, Any]) -> None:
     if plan["lexical"]:
         with index.store.engine.begin() as conn:
             rebuild_lexical(conn)
+    if plan["lexical_cache"] or store_plan:
+        index.refresh_lexical()
     index._vectors.clear()  # in-memory copies are stale now
     for name, cfg in index.config.spaces.items():
         if not cfg.dim:

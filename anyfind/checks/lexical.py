@@ -1,7 +1,8 @@
 """The lexical (FTS5) index, when the store has one: `chunks_fts`, an external-content
 table over `chunks` kept in step by triggers (migration v2). Checked with FTS5's own
 integrity-check against its content table; repaired by rebuilding it from the chunks
-(no model involved). PostgreSQL's lexical index is a generated column: nothing to check."""
+(no model involved). PostgreSQL's lexical index is a generated column: nothing to check.
+The tantivy cache beside a SQLite store is compared with the chunks it should hold."""
 
 from __future__ import annotations
 
@@ -49,3 +50,36 @@ def check_lexical(conn: Connection, engine: Engine, report: CheckReport) -> bool
 
 def rebuild_lexical(conn: Connection) -> None:
     conn.execute(text(f'INSERT INTO "{TABLE}"("{TABLE}") VALUES (\'rebuild\')'))
+
+
+def check_lexical_cache(conn: Connection, index_path, report: CheckReport) -> bool:
+    """The tantivy cache beside a SQLite store (store/lexical_cache.py), when there is one:
+    True when it is behind the snapshot's chunks or damaged. Never an error: searches use
+    FTS5 meanwhile, and the next sync (or --repair) brings it up to date."""
+    from ..store.lexical_cache import LexicalCache, available
+
+    cache = LexicalCache(index_path)
+    if conn.dialect.name != "sqlite" or not cache.dir.exists() or not available():
+        return False
+    seq = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'")).first()
+    count = conn.execute(text("SELECT count(*) FROM chunks")).scalar_one()
+    stamp = [int(seq[0]) if seq else 0, int(count)]
+    state = cache.state()
+    problem = None
+    if state is None:
+        problem = "it has no readable state"
+    elif state.get("stamp") != stamp:
+        problem = f"it holds the chunks as of {state.get('stamp')}, the store is at {stamp}"
+    else:
+        try:
+            docs = cache.documents()
+        except Exception as exc:  # noqa: BLE001 (tantivy's own error says what is damaged)
+            problem = f"it cannot be read: {type(exc).__name__}: {exc}"
+        else:
+            if docs != count:
+                problem = f"it holds {docs} chunks, the store {count}"
+    if problem:
+        report.add("lexical-cache", WARNING, f"the tantivy lexical cache is not current "
+                   f"({problem}); lexical searches use FTS5 until it is",
+                   repair="bring it up to date from the chunks")
+    return problem is not None

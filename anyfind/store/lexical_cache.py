@@ -155,6 +155,14 @@ class LexicalCache:
         return sorted(((int(cid), float(score)) for (score, _), cid in zip(hits, ids, strict=True)),
                       key=lambda h: (-h[1], h[0]))
 
+    def documents(self) -> int:
+        """How many chunks the committed cache holds (opens tantivy's files)."""
+        opened = self._open()
+        if opened is None:
+            return 0
+        opened[0].reload()
+        return opened[0].searcher().num_docs
+
     def close(self) -> None:
         with self._lock:
             self._opened = None
@@ -211,13 +219,20 @@ class LexicalCache:
 
         # One indexing thread: the writer runs beside the model, which has the cores.
         writer = index.writer(heap_size=64_000_000, num_threads=1)
+        schema = index.schema
+
+        def delete(cid: int) -> None:
+            # By a term query: it encodes the id as the field's type (u64);
+            # delete_documents_by_term takes a Python int for an i64 and matches nothing.
+            writer.delete_documents_by_query(tantivy.Query.term_query(schema, "chunk_id", cid))
+
         for cid in extra.tolist():
-            writer.delete_documents_by_term("chunk_id", cid)
+            delete(cid)
         for start in range(0, len(missing), _TEXT_BATCH):
             batch = missing[start:start + _TEXT_BATCH].tolist()
             for cid, text in reader.chunk_texts(batch):
                 if delete_first:  # a crashed catch-up may have committed it already
-                    writer.delete_documents_by_term("chunk_id", cid)
+                    delete(cid)
                 doc = tantivy.Document()
                 doc.add_unsigned("chunk_id", int(cid))
                 if text:
@@ -262,6 +277,20 @@ class Lexical:
         if self.cache is not None and self.cache.current(self.reader.chunk_stamp()):
             return "tantivy"
         return self.dialect
+
+    def describe(self) -> str:
+        """One line for `anyfind status`: what answers lexical queries, and why."""
+        names = {"sqlite": "FTS5", "postgresql": "PostgreSQL full text"}
+        store = names.get(self.dialect, f"none ({self.dialect})")
+        if self.cache is None:
+            if self.dialect != "sqlite":
+                return store
+            why = ("ANYFIND_LEXICAL=fts5" if os.environ.get(ENV, "").lower() == "fts5"
+                   else "tantivy is not installed" if not available() else "no cache")
+            return f"{store} ({why})"
+        if self.backend() == "tantivy":
+            return "tantivy (current; FTS5 for queries with filters)"
+        return f"{store} (the tantivy cache is stale or missing: rebuilt by the next sync)"
 
     def search(self, terms: Sequence[str], depth: int, allowed: Any = None
                ) -> list[tuple[int, float]]:
