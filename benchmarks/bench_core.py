@@ -368,6 +368,9 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
         synth.write(size - synth.written)
         write_s = time.perf_counter() - t
         t = time.perf_counter()
+        qi.refresh_lexical()  # the tantivy cache (store/lexical_cache.py)
+        lexical_s = time.perf_counter() - t
+        t = time.perf_counter()
         qi.refresh_vectors(save=True)
         build_s = time.perf_counter() - t
         vi = qi.vectors("text")
@@ -403,6 +406,7 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
             "chunks": size, "real_chunks": int(min(size, len(real_ids))),
             "faiss_factory": vi.built_factory,
             "nprobe": _nprobe(vi), "write_s": round(write_s, 1), "faiss_build_s": round(build_s, 1),
+            "lexical_build_s": round(lexical_s, 1),
             "search": ms(timed["hybrid"]), "search_dense": ms(timed["dense"]),
             "encode_query": ms(timed["encode"]), "search_cpu": ms(timed["hybrid_cpu"]),
             "search_all_threads": ms(timed["hybrid_all_threads"]),
@@ -459,9 +463,27 @@ def _onnx_queries(qi, path: Path, qs: list[str]) -> dict[str, Any]:
         assert not space.queries_use_torch, space.export_problem
         enc = space.query_encoder
         timed = warm_queries(qo, qs, extra=lambda q: enc.encode_query([q], "text"))
+        lexical = _lexical_queries(qo, qs)
     hybrid, dense, encode = timed["hybrid"], timed["dense"], timed["extra"]
     return {"export_s": round(export_s, 1), "search": ms(hybrid), "search_dense": ms(dense),
-            "encode_query": ms(encode), "loadavg": loadavg()}
+            "encode_query": ms(encode), **lexical, "loadavg": loadavg()}
+
+
+def _lexical_queries(index, qs: list[str]) -> dict[str, Any]:
+    """The lexical top 50 a search asks for: from the tantivy cache (what a search uses)
+    and from FTS5 (what it falls back to), query by query."""
+    from anyfind.search.terms import query_terms
+
+    assert index.lexical.backend() == "tantivy", index.lexical.describe()
+    tv, fts = [], []
+    for q in qs:
+        terms = query_terms(q)
+        for times, search in ((tv, index.lexical.search), (fts, index.reader.lexical.search)):
+            t = time.perf_counter()
+            search(terms, 50)
+            times.append(time.perf_counter() - t)
+    return {"lexical_top50_tantivy": ms(tv), "lexical_top50_fts5": ms(fts),
+            "query_terms_p50": statistics.median(len(query_terms(q)) for q in qs)}
 
 
 def _timed_queries(qi, encoder, qs: list[str], settings: dict[str, int | None]
@@ -613,6 +635,18 @@ def table(res: dict[str, Any]) -> str:
     lines.append("(CPU time of a hybrid query, p50, 1 / all torch threads: " + ", ".join(
         f"{q['chunks']:,}: {q['search_cpu']['p50_ms']} / {q['search_cpu_all_threads']['p50_ms']} ms"
         for q in res["queries"]) + ")")
+    lex = [q for q in res["queries"] if "lexical_top50_tantivy" in q.get("onnx", {})]
+    if lex:
+        lines += ["", "lexical top 50 alone (ms, p50 / p95): the tantivy cache (what a search "
+                  "uses) and FTS5 (its fallback); cache build seconds",
+                  "| chunks | query terms p50 | tantivy | FTS5 | cache build s |",
+                  "|---:|---:|---|---|---:|"]
+        for q in lex:
+            o = q["onnx"]
+            t, f = o["lexical_top50_tantivy"], o["lexical_top50_fts5"]
+            lines.append(f"| {q['chunks']:,} | {o['query_terms_p50']} | {t['p50_ms']} / "
+                         f"{t['p95_ms']} | {f['p50_ms']} / {f['p95_ms']} | "
+                         f"{q.get('lexical_build_s')} |")
     if any("cold" in q for q in res["queries"]):
         lines += ["", "3. cold `anyfind search` (fresh process), seconds; breakdown from one "
                   "instrumented fresh process",
