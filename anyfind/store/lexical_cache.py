@@ -76,13 +76,11 @@ def _schema():
 class LexicalCache:
     """The tantivy index of one anyfind index (see the module docstring)."""
 
-    dialect = "tantivy"
-    available = True
-
     def __init__(self, index_dir: Path):
         self.dir = Path(index_dir) / DIRNAME
         self._lock = threading.Lock()
         self._opened: tuple[Any, Any, dict] | None = None  # (tantivy index, stat key, state)
+        self._failed: Any = None  # the stat key of a state whose index would not open
         self._analyzer = None
 
     # -- reading -----------------------------------------------------------------------------
@@ -106,6 +104,8 @@ class LexicalCache:
         opened = self._opened
         if opened is not None and opened[1] == key:
             return opened[0], opened[2]
+        if self._failed == key:  # damaged: not retried on every query, only once changed
+            return None
         with self._lock:
             opened = self._opened
             if opened is not None and opened[1] == key:
@@ -115,8 +115,12 @@ class LexicalCache:
                 return None
             import tantivy
 
-            index = tantivy.Index.open(str(self.dir))
-            index.register_tokenizer(ANALYZER, _analyzer())
+            try:
+                index = tantivy.Index.open(str(self.dir))
+                index.register_tokenizer(ANALYZER, _analyzer())
+            except Exception:
+                self._failed = key
+                raise
             self._opened = (index, key, state)
             return index, state
 
@@ -165,7 +169,7 @@ class LexicalCache:
 
     def close(self) -> None:
         with self._lock:
-            self._opened = None
+            self._opened = self._failed = None
 
     # -- writing (the index's writer only, under its write lock) ----------------------------
     def catch_up(self, reader) -> str:
