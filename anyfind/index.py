@@ -250,14 +250,15 @@ class Index:
 
     @property
     def lexical(self):
-        """The full-text search of a query without filters: the tantivy cache beside a
-        SQLite store while it is current, the store's own (FTS5, PostgreSQL) otherwise."""
+        """The full-text search of a query: the tantivy cache beside a SQLite store while
+        it is current, the store's own (FTS5, PostgreSQL) otherwise."""
         if self._lexical is None:
             from .store.lexical_cache import lexical_for
 
             with self._open_lock:
                 if self._lexical is None:
-                    self._lexical = lexical_for(self.path, self.reader)
+                    self._lexical = lexical_for(self.path, self.reader,
+                                                lambda: self.store.lexical)
         return self._lexical
 
     def refresh_lexical(self) -> str | None:

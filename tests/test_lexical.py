@@ -35,6 +35,30 @@ def assert_fts_consistent(store: Store) -> None:
     assert n_fts == n_chunks
 
 
+def assert_filter_after_match(store: Store, allowed) -> None:
+    """SQLite must apply a filter to the rows FTS5's MATCH found, not hand FTS5 the allowed
+    ids as rowid lookups (one full-text query per id: seconds at 100k chunks). Checked on
+    the statement LexicalIndex really runs, through SQLite's own query plan."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        if "MATCH" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", grab)
+    try:
+        store.lexical.search(["moon"], 10, allowed)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", grab)
+    (statement, parameters), = seen
+    with store.engine.connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+    fts = [row[-1] for row in plan if "chunks_fts VIRTUAL TABLE" in row[-1]]
+    assert fts and all(":=" not in detail for detail in fts), plan
+
+
 def test_lexical_index_follows_every_sync(tmp_path, corpus):
     with Index.open(tmp_path / "idx") as index:
         index.add([corpus])
@@ -63,6 +87,18 @@ def test_lexical_index_follows_every_sync(tmp_path, corpus):
         index.reindex()  # re-reads the source folder: the office files come back
         assert lexical_paths(index, "semiconductor") == {"report.pdf", "report-copy.pdf"}
         assert_fts_consistent(index.store)
+
+
+def test_sqlite_filters_apply_to_the_rows_match_found(tmp_path, corpus):
+    from anyfind.search.filters import parse_filters
+
+    with Index.open(tmp_path / "idx") as index:
+        index.add([corpus])
+        allowed = index.store.allowed_chunks(parse_filters("ext:md,txt").condition("sqlite"))
+        found = index.store.lexical.search(query_terms("moon tomatoes semiconductor"), 10, allowed)
+        rows = index.store.chunk_rows([cid for cid, _ in found])
+        assert {os.path.basename(r["path"]) for r in rows.values()} == {"moon.txt", "tomatoes.md"}
+        assert_filter_after_match(index.store, allowed)
 
 
 def test_migration_v2_backfills_a_v1_store(tmp_path):

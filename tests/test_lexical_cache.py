@@ -97,12 +97,32 @@ def test_repeated_terms_weigh_once_per_repetition(tmp_path, corpus):
         assert twice[1] == pytest.approx(2 * once[1], rel=1e-5)
 
 
-def test_filters_and_the_fts5_switch_use_the_store(tmp_path, corpus, monkeypatch):
+def test_filters_restrict_the_cache_to_the_allowed_chunks(tmp_path, corpus, monkeypatch):
+    from anyfind.search.filters import parse_filters
+
     with Index.open(tmp_path / "idx") as index:
         index.add([corpus])
         names = {os.path.basename(r.path)
                  for r in index.search("semiconductor holiday tomatoes ext:pdf", mode="lexical")}
         assert names == {"report.pdf"}
+        terms = query_terms("semiconductor holiday tomatoes moon espresso revenue")
+        everything = dict(index.lexical.search(terms, 100))
+        for spec in ("ext:pdf", "ext:md,txt", "path:/nowhere"):
+            sel = index.store.allowed_chunks(parse_filters(spec).condition("sqlite"))
+            ids = index.store.chunk_ids(sel)
+            assert index.lexical.backend() == "tantivy"
+            cached = index.lexical.search(terms, 100, sel, ids)
+            fts = index.store.lexical.search(terms, 100, sel)
+            assert {c for c, _ in cached} == {c for c, _ in fts}, spec
+            assert {c for c, _ in cached} == set(everything) & set(ids.tolist()), spec
+            for cid, score in cached:  # the filter adds nothing to BM25
+                assert score == pytest.approx(everything[cid], rel=1e-6)
+        assert {c for c, _ in cached} == set()  # path:/nowhere
+
+
+def test_the_fts5_switch_uses_the_store(tmp_path, corpus, monkeypatch):
+    with Index.open(tmp_path / "idx") as index:
+        index.add([corpus])
     monkeypatch.setenv(ENV, "fts5")
     with Index.open(tmp_path / "idx") as index:
         assert index.lexical.cache is None and index.lexical.backend() == "sqlite"

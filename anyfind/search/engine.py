@@ -66,9 +66,9 @@ def _quietly(fn, *args: Any) -> None:
         pass
 
 
-def _lexical(lex, terms: list[str], depth: int, allowed_sql) -> Signal:
+def _lexical(lex, terms: list[str], depth: int, allowed_sql, allowed) -> Signal:
     with profile.stage("lexical"):
-        return lex.search(terms, depth, allowed_sql)
+        return lex.search(terms, depth, allowed_sql, allowed)
 
 
 @dataclass
@@ -214,19 +214,20 @@ class Searcher:
         allowed_sql, allowed = self._allowed(q.filters)
         if allowed is not None and len(allowed) == 0:
             return []
-        # Filters are SQLAlchemy selects: the store runs the lexical query that uses them.
-        lex = self.store.lexical if allowed_sql is not None else self.index.lexical
+        # Filters: the allowed chunk ids (the tantivy cache) or their select (FTS5).
+        lex = self.index.lexical
         lexical = q.mode != "dense" and bool(q.terms) and lex.available
         depth = max(MIN_DEPTH, want * 5)
         # The first lexical query runs in a thread while the query is being encoded.
-        pending = _pool().submit(_lexical, lex, q.terms, depth, allowed_sql) if lexical else None
+        pending = (_pool().submit(_lexical, lex, q.terms, depth, allowed_sql, allowed)
+                   if lexical else None)
         vectors = self._query_vectors(q) if q.mode != "lexical" else {}
         while True:
             signals = {name: self.dense_signal(name, vec, depth, allowed)
                        for name, vec in vectors.items()}
             if lexical:
                 signals["lexical"] = (pending.result() if pending is not None else
-                                      _lexical(lex, q.terms, depth, allowed_sql))
+                                      _lexical(lex, q.terms, depth, allowed_sql, allowed))
                 pending = None
             signals.update(self.index.extra_signals(q, depth))
             ranked = self._rank(signals, q)

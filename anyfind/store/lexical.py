@@ -39,7 +39,10 @@ class LexicalIndex:
             return []
         q = self._sqlite(terms) if self.dialect == "sqlite" else self._postgres(terms)
         if allowed is not None:
-            key = _fts.c.rowid if self.dialect == "sqlite" else _chunks.c.id
+            # SQLite: `+rowid`, so that the filter is applied to MATCH's rows. A bare rowid
+            # IN (...) is handed to FTS5 as rowid lookups, one full-text query per allowed
+            # id: 3 s for 1,000 ids, 78 s for 20,000 at 100k chunks with long questions.
+            key = literal_column("+rowid") if self.dialect == "sqlite" else _chunks.c.id
             q = q.where(key.in_(allowed.scalar_subquery()))
         with self.engine.connect() as conn:
             return [(int(cid), float(score)) for cid, score in conn.execute(q.limit(depth))]

@@ -3,8 +3,9 @@
 Why: FTS5 computes BM25 for every row that matches any query term, so a long question
 (20+ terms, most of them somewhere in most chunks) costs ~170 ms at 100k chunks. tantivy
 skips the rows that cannot reach the top k (block-max WAND): ~2 ms on the same queries
-(docs/BENCHMARKS.md). The store stays the truth; FTS5 stays in it (filters, highlighting,
-`anyfind check`, and every query while this cache is not current).
+(docs/BENCHMARKS.md). Filters pass the allowed chunk ids (a zero-scored term set). The
+store stays the truth; FTS5 stays in it (highlighting, `anyfind check`, and every query
+while this cache is not current).
 
 Like the FAISS files, the cache is caught up from the store by the writer (at the end of
 each sync and at its checkpoints, under the index's write lock) and only read by
@@ -27,7 +28,7 @@ import shutil
 import sys
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,13 +132,15 @@ class LexicalCache:
             return False
         return opened is not None and opened[1].get("stamp") == list(stamp)
 
-    def search(self, terms: Sequence[str], depth: int) -> list[tuple[int, float]]:
-        """Top `depth` (chunk id, BM25) for chunks holding any of the terms, best first.
-        Call only when `current()`; a repeated term weighs once per repetition (as FTS5)."""
+    def search(self, terms: Sequence[str], depth: int, only: np.ndarray | None = None
+               ) -> list[tuple[int, float]]:
+        """Top `depth` (chunk id, BM25) for chunks holding any of the terms, best first,
+        among the chunk ids `only` when given (filters). Call only when `current()`; a
+        repeated term weighs once per repetition (as FTS5)."""
         import tantivy
 
         opened = self._open()
-        if opened is None or not terms or depth <= 0:
+        if opened is None or not terms or depth <= 0 or (only is not None and not len(only)):
             return []
         index = opened[0]
         if self._analyzer is None:
@@ -150,8 +153,14 @@ class LexicalCache:
         for token, n in counts.items():
             q = tantivy.Query.term_query(schema, "text", token, index_option="freq")
             clauses.append((tantivy.Occur.Should, q if n == 1 else tantivy.Query.boost_query(q, n)))
+        query = tantivy.Query.boolean_query(clauses)
+        if only is not None:  # a zero-scored condition: BM25 scores stay as they are
+            allowed = tantivy.Query.term_set_query(schema, "chunk_id", np.asarray(only).tolist())
+            query = tantivy.Query.boolean_query([
+                (tantivy.Occur.Must, query),
+                (tantivy.Occur.Must, tantivy.Query.const_score_query(allowed, 0.0))])
         searcher = index.searcher()
-        hits = searcher.search(tantivy.Query.boolean_query(clauses), depth, count=False).hits
+        hits = searcher.search(query, depth, count=False).hits
         if not hits:
             return []
         ids = searcher.fast_field_values("chunk_id", [addr for _, addr in hits])
@@ -267,17 +276,18 @@ class LexicalCache:
 
 class Lexical:
     """What a search calls: the cache while it is current, else the store's full text
-    (the same query on FTS5). Filters always go to the store (they are SQL)."""
+    (the same query on FTS5, or PostgreSQL's)."""
 
-    def __init__(self, cache: LexicalCache | None, reader):
+    def __init__(self, cache: LexicalCache | None, reader, store_lexical: Callable[[], Any]):
         self.cache = cache
         self.reader = reader
         self.fallback = reader.lexical
+        self._store_lexical = store_lexical  # filters are SQL: the Store (SQLAlchemy) runs them
         self.dialect = self.fallback.dialect
         self.available = self.fallback.available
 
     def backend(self) -> str:
-        """Which one a query without filters would use now: "tantivy" or the store's."""
+        """Which one answers a query now: "tantivy" or the store's dialect."""
         if self.cache is not None and self.cache.current(self.reader.chunk_stamp()):
             return "tantivy"
         return self.dialect
@@ -293,18 +303,25 @@ class Lexical:
                    else "tantivy is not installed" if not available() else "no cache")
             return f"{store} ({why})"
         if self.backend() == "tantivy":
-            return "tantivy (current; FTS5 for queries with filters)"
+            return "tantivy (current)"
         return f"{store} (the tantivy cache is stale or missing: rebuilt by the next sync)"
 
-    def search(self, terms: Sequence[str], depth: int, allowed: Any = None
-               ) -> list[tuple[int, float]]:
-        if allowed is None and self.backend() == "tantivy":
+    def search(self, terms: Sequence[str], depth: int, allowed: Any = None,
+               allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top `depth` (chunk id, score). Filters: `allowed`, a select of chunk ids (for
+        the store), and `allowed_ids`, those ids (for the cache)."""
+        filtered = allowed is not None or allowed_ids is not None
+        if (not filtered or allowed_ids is not None) and self.backend() == "tantivy":
             try:
-                return self.cache.search(terms, depth)
+                return self.cache.search(terms, depth, allowed_ids)
             except Exception as exc:  # noqa: BLE001 (the store answers the same query)
                 _warn_once(f"the lexical cache failed ({type(exc).__name__}: {exc}); "
                            "searching FTS5 instead")
-        return self.fallback.search(terms, depth, allowed)
+        if not filtered:
+            return self.fallback.search(terms, depth)
+        if allowed is None:
+            raise ValueError("a filtered search needs the select of its chunk ids")
+        return self._store_lexical().search(terms, depth, allowed)
 
     def close(self) -> None:
         if self.cache is not None:
@@ -314,14 +331,15 @@ class Lexical:
 ENV = "ANYFIND_LEXICAL"  # "fts5": searches skip the cache (comparisons, diagnosis)
 
 
-def lexical_for(index_dir: Path, reader) -> Lexical:
+def lexical_for(index_dir: Path, reader, store_lexical: Callable[[], Any]) -> Lexical:
     """The lexical search of an index whose store `reader` reads (store/reader.py's
-    SQLiteReader gets the cache; the Store, for other databases, does not)."""
+    SQLiteReader gets the cache; the Store, for other databases, does not).
+    `store_lexical()`: the Store's LexicalIndex, for filtered queries without the cache."""
     from .reader import SQLiteReader
 
     use = (isinstance(reader, SQLiteReader) and os.environ.get(ENV, "").lower() != "fts5"
            and available())
-    return Lexical(LexicalCache(index_dir) if use else None, reader)
+    return Lexical(LexicalCache(index_dir) if use else None, reader, store_lexical)
 
 
 def catch_up(index_dir: Path, store_url: str) -> str | None:
