@@ -130,7 +130,8 @@ def test_the_fts5_switch_uses_the_store(tmp_path, corpus, monkeypatch):
             "tomatoes.md"]
 
 
-@pytest.mark.parametrize("damage", ["no-cache", "garbage-meta", "no-ids", "bad-state"])
+@pytest.mark.parametrize("damage", ["no-cache", "garbage-meta", "no-ids", "bad-state",
+                                    "no-segments"])
 def test_a_damaged_cache_is_rebuilt(tmp_path, corpus, damage):
     with Index.open(tmp_path / "idx") as index:
         index.add([corpus])
@@ -143,10 +144,15 @@ def test_a_damaged_cache_is_rebuilt(tmp_path, corpus, damage):
     elif damage == "no-ids":
         (lexical / "ids.npy").unlink()
         (lexical / "state.json").write_text('{"format": 1, "stamp": [0, 0]}')
-    else:
+    elif damage == "bad-state":
         (lexical / "state.json").write_bytes(b"\x00\xff")
+    else:  # the state still matches the store: only tantivy's files are gone
+        for f in lexical.iterdir():
+            if f.name not in ("state.json", "ids.npy"):
+                f.unlink()
     with Index.open(tmp_path / "idx") as index:
         assert index.lexical.backend() == "sqlite"  # FTS5 answers meanwhile, correctly
+        assert "lexical-cache" in index.check().codes()
         assert [os.path.basename(r.path) for r in index.search("blight", mode="lexical")] == [
             "tomatoes.md"]
         assert index.refresh_lexical() == "rebuilt"

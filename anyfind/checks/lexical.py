@@ -59,14 +59,18 @@ def check_lexical_cache(conn: Connection, index_path, report: CheckReport) -> bo
     from ..store.lexical_cache import LexicalCache, available
 
     cache = LexicalCache(index_path)
-    if conn.dialect.name != "sqlite" or not cache.dir.exists() or not available():
+    if conn.dialect.name != "sqlite" or not available():
         return False
     seq = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'")).first()
     count = conn.execute(text("SELECT count(*) FROM chunks")).scalar_one()
     stamp = [int(seq[0]) if seq else 0, int(count)]
     state = cache.state()
     problem = None
-    if state is None:
+    if not cache.dir.exists():
+        if not count:  # nothing indexed yet
+            return False
+        problem = "it is missing"
+    elif state is None:
         problem = "it has no readable state"
     elif state.get("stamp") != stamp:
         problem = f"it holds the chunks as of {state.get('stamp')}, the store is at {stamp}"

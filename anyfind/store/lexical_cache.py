@@ -186,7 +186,7 @@ class LexicalCache:
         Returns "current", "updated" or "rebuilt"."""
         stamp = reader.chunk_stamp()  # first: a change after it leaves the stamp stale
         state = self.state()
-        if state is not None and state.get("stamp") == list(stamp):
+        if state is not None and state.get("stamp") == list(stamp) and self._intact(stamp[1]):
             return "current"
         want = reader.chunk_ids()
         index = None
@@ -213,6 +213,15 @@ class LexicalCache:
                                f"the store {len(want)}")
         self._commit_state(stamp, want)
         return "rebuilt"
+
+    def _intact(self, count: int) -> bool:
+        """tantivy's files open and hold `count` chunks (a state can outlive its files)."""
+        try:
+            index = self._writable()
+            index.reload()
+            return index.searcher().num_docs == count
+        except Exception:  # noqa: BLE001 (damaged: the caller rebuilds)
+            return False
 
     def _writable(self, create: bool = False):
         import tantivy
