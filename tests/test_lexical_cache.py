@@ -200,3 +200,18 @@ def test_check_reports_a_stale_cache_and_repair_brings_it_up_to_date(tmp_path, c
         assert "lexical-cache" not in index.check().codes()
         assert index.status()["lexical"].startswith("tantivy (current")
         assert_cache_matches_store(index)
+
+
+def test_highlights_cover_what_the_cache_matched(tmp_path):
+    """Porter stems "dying" to "dy", Porter2 (the cache's analyser) to "die": a lexical hit
+    for "die" found through the cache must show the word it matched."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "star.txt").write_text("The dying star sheds its outer layers into space.")
+    with Index.open(tmp_path / "idx") as index:
+        index.add([docs])
+        assert index.store.lexical.search(["die"], 10) == []  # FTS5: no match
+        (hit,) = index.search("die", mode="lexical")
+        assert [hit.text[a:b] for a, b in hit.highlights] == ["dying"]
+        (hit,) = index.search("stars dying", mode="lexical")
+        assert [hit.text[a:b] for a, b in hit.highlights] == ["dying", "star"]

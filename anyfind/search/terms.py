@@ -38,6 +38,11 @@ def words(text: str) -> list[str]:
     return [m.group(0).lower() for m in _WORD.finditer(text[:MAX_QUERY_CHARS])]
 
 
+def word_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, lower-cased word) of every word token of a passage."""
+    return [(m.start(), m.end(), m.group(0).lower()) for m in _WORD.finditer(text)]
+
+
 def query_terms(text: str) -> list[str]:
     """The content words of a query, in order, repeats kept; stop words only if nothing
     else is left."""

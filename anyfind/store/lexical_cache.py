@@ -65,6 +65,23 @@ def _analyzer():
             .build())
 
 
+_local = threading.local()  # one analyser per thread for stems_of
+_STEMS: dict[str, tuple[str, ...]] = {}  # word -> its stems, shared (bounded below)
+
+
+def stems_of(word: str) -> tuple[str, ...]:
+    """The cache's analysis of one word (highlighting asks for many, often the same)."""
+    found = _STEMS.get(word)
+    if found is None:
+        analyzer = getattr(_local, "analyzer", None)
+        if analyzer is None:
+            analyzer = _local.analyzer = _analyzer()
+        if len(_STEMS) > 200_000:
+            _STEMS.clear()
+        found = _STEMS[word] = tuple(analyzer.analyze(word))
+    return found
+
+
 def _schema():
     import tantivy
 
