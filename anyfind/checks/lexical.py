@@ -57,13 +57,14 @@ def check_lexical_cache(conn: Connection, index_path, report: CheckReport) -> bo
     True when it is behind the snapshot's chunks or damaged. Never an error: searches use
     FTS5 meanwhile, and the next sync (or --repair) brings it up to date."""
     from ..store.lexical_cache import LexicalCache, available
+    from ..store.reader import CHUNK_STAMP_SQL
 
-    cache = LexicalCache(index_path)
     if conn.dialect.name != "sqlite" or not available():
         return False
-    seq = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'")).first()
-    count = conn.execute(text("SELECT count(*) FROM chunks")).scalar_one()
-    stamp = [int(seq[0]) if seq else 0, int(count)]
+    seq, rows = (conn.exec_driver_sql(sql).first() for sql in CHUNK_STAMP_SQL)
+    count = int(rows[0])
+    stamp = [int(seq[0]) if seq else 0, count]
+    cache = LexicalCache(index_path)
     state = cache.state()
     problem = None
     if not cache.dir.exists():

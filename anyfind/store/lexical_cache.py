@@ -70,7 +70,8 @@ _STEMS: dict[str, tuple[str, ...]] = {}  # word -> its stems, shared (bounded be
 
 
 def stems_of(word: str) -> tuple[str, ...]:
-    """The cache's analysis of one word (highlighting asks for many, often the same)."""
+    """The cache's analysis of one word (query terms; highlighting asks for many, often
+    the same)."""
     found = _STEMS.get(word)
     if found is None:
         analyzer = getattr(_local, "analyzer", None)
@@ -99,7 +100,6 @@ class LexicalCache:
         self._lock = threading.Lock()
         self._opened: tuple[Any, Any, dict] | None = None  # (tantivy index, stat key, state)
         self._failed: Any = None  # the stat key of a state whose index would not open
-        self._analyzer = None
 
     # -- reading -----------------------------------------------------------------------------
     def state(self) -> dict | None:
@@ -160,9 +160,7 @@ class LexicalCache:
         if opened is None or not terms or depth <= 0 or (only is not None and not len(only)):
             return []
         index = opened[0]
-        if self._analyzer is None:
-            self._analyzer = _analyzer()
-        counts = Counter(tok for t in terms for tok in self._analyzer.analyze(t))
+        counts = Counter(tok for t in terms for tok in stems_of(t))
         if not counts:
             return []
         schema = index.schema

@@ -42,6 +42,9 @@ _ROW_SQL = (
 # bm25() is lower-is-better; negated so that every signal is higher-is-better.
 _FTS_SQL = ("SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts "
             "WHERE chunks_fts MATCH ? ORDER BY score DESC, rowid LIMIT ?")
+# The chunks' stamp (see chunk_stamp): its AUTOINCREMENT high-water mark, its row count.
+CHUNK_STAMP_SQL = ("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'",
+                   "SELECT count(*) FROM chunks")
 # A list of ids is ONE bound parameter, a JSON array read by json_each: no SQL is ever
 # built from values, and no limit on the number of bound parameters.
 _IDS = "(SELECT value FROM json_each(?))"
@@ -161,8 +164,7 @@ class SQLiteReader:
     def chunk_stamp(self) -> tuple[int, int]:
         """(the chunks' AUTOINCREMENT high-water mark, how many there are): any change to
         the set of chunks changes it (ids are never reused; see store/lexical_cache.py)."""
-        seq = self.query("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'")
-        count = self.query("SELECT count(*) FROM chunks")
+        seq, count = (self.query(sql) for sql in CHUNK_STAMP_SQL)
         return (int(seq[0][0]) if seq else 0), int(count[0][0])
 
     def chunk_ids(self) -> np.ndarray:
