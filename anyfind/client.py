@@ -109,6 +109,8 @@ class Client:
                audio: str | None = None, k: int = 10, offset: int = 0, mode: str = "hybrid",
                filters: str | None = None, chunks: bool = False) -> list[Result]:
         """Results as a local Index.search would return them, from the server."""
+        if image is not None and audio is not None:
+            raise QueryError("give an image or an audio clip, not both")
         if (image is not None or audio is not None) and text is not None:
             raise QueryError("with --server, give either words or --image/--audio, not both")
         if not 1 <= k <= MAX_K:
@@ -134,15 +136,9 @@ class Client:
         return [to_result(r) for r in answer.get("results", [])]
 
     def _example_bytes(self, where: str) -> bytes:
-        if str(where).startswith(("http://", "https://")):
-            import urllib.request
+        from .fetch import read_example
 
-            with urllib.request.urlopen(str(where), timeout=20) as resp:  # noqa: S310
-                return resp.read(50 * 1024 * 1024)
-        try:
-            return Path(where).read_bytes()
-        except OSError as exc:
-            raise QueryError(f"cannot read {where}: {exc.strerror or exc}") from None
+        return read_example(where)
 
     def _check_index(self, answer: dict[str, Any], index_path: Path) -> None:
         served = answer.get("index")

@@ -61,3 +61,18 @@ def require(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingExtra(extra, module) from exc
+
+
+MAX_ID = 2**62  # ids are SQLite/PostgreSQL integers: anything larger cannot be one
+
+
+def check_id(value: object, what: str = "item") -> int:
+    """An id a caller passed (library, CLI, API), as an int, or a QueryError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = int(str(value))
+        except ValueError:
+            raise QueryError(f"{what} id must be a whole number, not {value!r}") from None
+    if not 1 <= value <= MAX_ID:
+        raise QueryError(f"no {what} {value} ({what} ids run from 1 to {MAX_ID})")
+    return value

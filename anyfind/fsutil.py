@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -65,3 +66,73 @@ def atomic_write_with(path: Path, writer) -> None:
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+# -- what a folder scan must never read ------------------------------------------------------
+INDEX_MARKER = ".anyfind-index"  # written into every index directory (Index.open)
+
+
+def is_index_dir(directory: Path) -> bool:
+    """Whether `directory` holds an anyfind index (its marker, or an index's config.json
+    beside its lock or secrets: indexes made before the marker). Its files (secrets,
+    tokenizers, state) are never content to index."""
+    directory = Path(directory)
+    try:
+        if (directory / INDEX_MARKER).is_file():
+            return True
+        if not (directory / "config.json").is_file():
+            return False
+        if not any((directory / n).exists() for n in ("write.lock", "secrets.json", "meta.db")):
+            return False
+        import json
+
+        data = json.loads((directory / "config.json").read_text("utf-8", "replace"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "spaces" in data and "schema_version" in data
+
+
+def index_dir_above(path: Path) -> Path | None:
+    """The anyfind index directory that holds `path` (or is it), if any."""
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if is_index_dir(candidate):
+            return candidate
+    return None
+
+
+def open_regular(path: Path, *, within: Path | None = None) -> tuple[int, os.stat_result]:
+    """Open `path` for reading only if it is, at the moment of opening, a regular file (a
+    FIFO swapped in is refused instead of blocking forever: the open is non-blocking and
+    the type is checked on the descriptor), and, with `within`, only if its real path is
+    still inside that folder (a file replaced by a symlink out of its source is refused).
+    Returns (fd, its fstat); the caller closes the fd."""
+    import stat
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, device or folder)",
+                          str(path))
+        if within is not None:
+            real = Path(os.path.realpath(path))
+            if not _inside(real, Path(os.path.realpath(within))):
+                raise OSError(errno.EACCES, "resolves outside its source (a symlink)", str(path))
+            try:
+                again = os.stat(real)
+            except OSError as exc:
+                raise OSError(errno.ENOENT, "changed while opened", str(path)) from exc
+            if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
+                raise OSError(errno.EAGAIN, "changed while opened", str(path))
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)
+        return fd, st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents

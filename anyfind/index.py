@@ -32,6 +32,7 @@ from .config import (
     resolve_index_path,
 )
 from .connectors import connector_for
+from .connectors.filesystem import display_path
 from .errors import AnyfindError, ConfigError, IndexNotFound, ModelMismatch
 from .indexer.children import family_children
 from .indexer.report import SyncReport
@@ -79,6 +80,30 @@ def _one_line(exc: BaseException) -> str:
     else:
         text = f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())[:500]
+
+
+def _folder_uri(root: Path) -> str:
+    """How a folder source is stored: its path, or a file:// URI (its exact bytes,
+    percent-encoded) when the name is not valid UTF-8 and could not be stored as text."""
+    text = str(root)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return root.as_uri()
+    return text
+
+
+def _mark_index_dir(path: Path) -> None:
+    """The marker that keeps a folder scan out of this index (secrets, models, state),
+    wherever the index lives; best effort on an index opened read-only."""
+    from .fsutil import INDEX_MARKER
+
+    marker = path / INDEX_MARKER
+    if not marker.exists():
+        try:
+            marker.write_text("anyfind index: never indexed by a folder scan\n")
+        except OSError:
+            pass
 
 
 class Space:
@@ -197,6 +222,7 @@ class Index:
         if (path / CONFIG_FILE).exists():
             config = IndexConfig.load(path)
             config.check_models(wanted)
+            _mark_index_dir(path)
         elif not create:
             raise IndexNotFound(f"no index at {path} (create one with `anyfind index PATH`)")
         else:
@@ -214,6 +240,7 @@ class Index:
 
             config.anyfind_version = __version__
             path.mkdir(parents=True, exist_ok=True)
+            _mark_index_dir(path)
             SecretFile(path).put("store_url", found)  # the password never in config.json
             index = cls(path, config, device)
             for space in index.spaces.values():
@@ -261,13 +288,13 @@ class Index:
                                                 lambda: self.store.lexical)
         return self._lexical
 
-    def refresh_lexical(self) -> str | None:
+    def refresh_lexical(self, checkpoint: bool = False) -> str | None:
         """Catch the tantivy cache up with the store (the writer, under its lock). A cache
         that cannot be written is left stale (searches use FTS5) with a warning: it is
         never worth failing a sync for."""
         from .store.lexical_cache import catch_up
 
-        return catch_up(self.path, self._store_url())
+        return catch_up(self.path, self._store_url(), checkpoint)
 
     def _store_url(self) -> str:
         if not self.config.store_url:
@@ -302,7 +329,7 @@ class Index:
                     raise ConfigError(f"no such file or folder: {p}")
                 options = {"include": list(include), "exclude": list(exclude), "hidden": hidden}
                 name = self._source_name_for(root)
-                self.store.ensure_source(name, "filesystem", str(root), options)
+                self.store.ensure_source(name, "filesystem", _folder_uri(root), options)
                 row = self.store.source_by_name(name)
                 report.merge(self._sync_source(row, None, progress, retry_errors=False))
         return report
@@ -327,9 +354,9 @@ class Index:
     def _source_name_for(self, root: Path) -> str:
         existing = {s["name"]: s for s in self.store.sources()}
         for s in existing.values():
-            if s["kind"] == "filesystem" and s["uri"] == str(root):
+            if s["kind"] == "filesystem" and s["uri"] in (str(root), _folder_uri(root)):
                 return s["name"]
-        base = root.name or "root"
+        base = display_path(root.name) or "root"
         name, n = base, 2
         while name in existing:
             name, n = f"{base}-{n}", n + 1
@@ -511,11 +538,17 @@ class Index:
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Forget items at these paths (files, or everything under a folder)."""
         with self.lock:
-            wanted = [str(Path(p).expanduser().absolute()) for p in paths]
-            ids = self.store.item_ids_by_path(wanted)
+            ids = self.item_ids_at(paths)
             self.store.delete_items(ids)
             self.refresh_vectors(save=True)
         return len(ids)
+
+    def item_ids_at(self, paths: Iterable[str | os.PathLike]) -> list[int]:
+        """Ids of the items at these paths (files, or everything under a folder); a path
+        may hold bytes that are not UTF-8 (matched by its file:// URI)."""
+        wanted = [Path(os.fsdecode(p)).expanduser().absolute() for p in paths]
+        return sorted(set(self.store.item_ids_by_path([display_path(p) for p in wanted]))
+                      | set(self.store.item_ids_by_uri([p.as_uri() for p in wanted])))
 
     def reindex(self, *, text_model: str | None = None, progress: bool = False) -> SyncReport:
         """Re-extract and re-embed everything (optionally with another text model).
@@ -767,9 +800,10 @@ class Index:
         vi.catch_up(self.reader)
         return vi
 
-    def refresh_vectors(self, save: bool = False) -> None:
+    def refresh_vectors(self, save: bool = False, checkpoint: bool = False) -> None:
         """Catch the FAISS indexes up with the store; save=True (writers): also write
-        them, and catch the lexical cache up (store/lexical_cache.py)."""
+        them, and catch the lexical cache up (store/lexical_cache.py; a checkpoint in
+        the middle of a sync may defer its rebuild to the sync's end)."""
         for name in self.spaces:
             vi = self._vectors.get(name)
             if vi is None:
@@ -781,7 +815,7 @@ class Index:
             if save and (changed or not vi.path.exists()):
                 vi.save()
         if save:
-            self.refresh_lexical()
+            self.refresh_lexical(checkpoint)
 
     # -- searching -----------------------------------------------------------------------
     def search(self, query: str | None = None, *, k: int = 10, image: Any = None,
@@ -807,9 +841,12 @@ class Index:
     def similar(self, item_id: int, *, k: int = 10, offset: int = 0,
                 filters: str | Filters | None = None) -> list[Result]:
         """Items closest to one indexed item, in every space that holds its vectors."""
+        from .errors import check_id
+        from .search.engine import check_page
         from .search.similar import similar
 
-        return similar(self, item_id, k=k, offset=offset, filters=filters)
+        check_page(k, offset)
+        return similar(self, check_id(item_id), k=k, offset=offset, filters=filters)
 
     def extra_signals(self, q: Query, depth: int) -> dict[str, list[tuple[int, float]]]:
         """More signals to fuse, beyond the embedding spaces and the lexical index (a hook
@@ -817,6 +854,9 @@ class Index:
         return {}
 
     def transcribe_query(self, audio: Any) -> str:
+        from .fetch import check_regular
+
+        check_regular(audio)  # a FIFO would block the decoder's open forever
         transcriber = self.extract_context().transcriber
         if transcriber is None:
             from .audio.transcribe import Transcriber
@@ -826,30 +866,12 @@ class Index:
         return transcriber.transcribe(str(audio)).text
 
     def load_query_image(self, image: Any):
-        """A PIL image from a PIL image, a path or an http(s) URL."""
-        from PIL import Image
+        """A PIL image from a PIL image, a path or an http(s) URL, through the same guards
+        as indexing (pixel cap, decoded no larger than the models need); a QueryError
+        in one sentence for anything else."""
+        from .query_image import load_query_image
 
-        from .extract.image import to_rgb
-
-        if isinstance(image, Image.Image):
-            return to_rgb(image)
-        if isinstance(image, str) and image.startswith(("http://", "https://")):
-            import io
-            import urllib.request
-
-            with urllib.request.urlopen(image, timeout=20) as resp:  # noqa: S310 - user's URL
-                data = resp.read(50 * 1024 * 1024)
-            img = Image.open(io.BytesIO(data))
-            img.load()
-            return to_rgb(img)
-        try:
-            with Image.open(image) as img:
-                img.load()
-                return to_rgb(img)
-        except OSError as exc:
-            from .errors import QueryError
-
-            raise QueryError(f"cannot read query image {image}: {exc}") from exc
+        return load_query_image(image, self.config.max_image_pixels)
 
     def image_tag_vector(self, encoder, image) -> np.ndarray | None:
         """A text space's view of an image: the weighted mean of its tag names."""
@@ -859,13 +881,18 @@ class Index:
         return self._tag_vector(encoder, [{"label": lab, "prob": p} for lab, p in tags])
 
     def thumbnail(self, item_id: int) -> Path | None:
-        row = self.store.item(item_id)
+        from .errors import check_id
+
+        row = self.store.item(check_id(item_id))
         return self.thumbnails.get(row["content_hash"]) if row else None
 
     # -- reading -------------------------------------------------------------------------
     def item(self, item_id: int) -> dict[str, Any] | None:
         """An item's row with its passages (`chunks`), the item it was found inside
         (`parent`: id and path, or None) and the items found inside it (`children`)."""
+        from .errors import check_id
+
+        item_id = check_id(item_id)
         row = self.store.item(item_id)
         if row is not None:
             row["chunks"] = self.store.chunks_of_item(item_id)

@@ -1,4 +1,4 @@
-"""One writer per index: an flock'ed file that names its holder.
+"""One writer per index: an flock on the index directory, and a file that names its holder.
 
 The kernel drops an flock when its process dies, so a lock left by a crash is never
 stale; the pid written inside is only for the message. Whoever takes the lock owns the
@@ -25,32 +25,50 @@ class WriteLock:
     def __init__(self, directory: Path):
         self.path = Path(directory) / "write.lock"
         self._fd: int | None = None
+        self._dir_fd: int | None = None
         self._depth = 0
+
+    def _locked(self) -> IndexLocked:
+        try:
+            holder = self.path.read_text(errors="replace").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        return IndexLocked(
+            f"index {self.path.parent} is being written by another process (pid {holder}); "
+            "wait for it to finish or stop it")
 
     def acquire(self) -> None:
         if self._fd is not None:
             self._depth += 1
             return
+        # The lock is held on the index directory itself: a lock on write.lock alone is
+        # lost if someone deletes the file mid-run (a second writer would lock a new file).
+        dir_fd = os.open(self.path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(dir_fd)
+            raise self._locked() from None
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
+            os.close(dir_fd)
             translated = storage_error(exc, self.path.parent)
             if translated is None:
                 raise
             raise translated from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        except BlockingIOError:  # a writer of an older anyfind holds the file's lock
             os.close(fd)
-            raise IndexLocked(
-                f"index {self.path.parent} is being written by another process (pid {holder}); "
-                "wait for it to finish or stop it"
-            ) from None
+            os.close(dir_fd)
+            raise self._locked() from None
         problem = storage_error(None, self.path.parent)
         if problem is not None:  # say so now, not after loading models and reading files
             os.close(fd)
+            os.close(dir_fd)
             raise problem
+        self._dir_fd = dir_fd
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -67,6 +85,10 @@ class WriteLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
+        if self._dir_fd is not None:
+            fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
+            os.close(self._dir_fd)
+            self._dir_fd = None
 
     def __enter__(self) -> WriteLock:
         self.acquire()

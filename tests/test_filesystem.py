@@ -134,16 +134,23 @@ def test_symlink_loops_are_safe(tree):
     assert conn.scan_errors == []
 
 
-def test_symlinks_to_files_and_folders_outside_are_followed(tmp_path, tree):
+def test_symlinks_out_of_the_source_are_followed_only_on_opt_in(tmp_path, tree):
     outside = tmp_path / "outside"
     touch(outside, "shared/readme.txt")
     touch(outside, "solo.txt")
     (tree / "linked").symlink_to(outside / "shared")
     (tree / "solo-link.txt").symlink_to(outside / "solo.txt")
-    found, _ = scan(tree)
-    assert {"linked/readme.txt", "solo-link.txt"} <= set(found)
-    found, _ = scan(tree, follow_symlinks=False)
+    (tree / "inside-link.txt").symlink_to(tree / "docs" / "guide.md")
+    found, conn = scan(tree)  # default: links that stay inside the source only
+    assert "inside-link.txt" in found
     assert "linked/readme.txt" not in found and "solo-link.txt" not in found
+    refused = {e.path: e.message for e in conn.scan_errors}
+    assert set(refused) == {str(tree / "linked"), str(tree / "solo-link.txt")}
+    assert all("follow_symlinks" in m for m in refused.values())
+    found, _ = scan(tree, follow_symlinks=True)
+    assert {"linked/readme.txt", "solo-link.txt", "inside-link.txt"} <= set(found)
+    found, _ = scan(tree, follow_symlinks=False)
+    assert not {"linked/readme.txt", "solo-link.txt", "inside-link.txt"} & set(found)
 
 
 def test_dangling_symlink_is_recorded(tree):

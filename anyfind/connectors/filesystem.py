@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from urllib.parse import unquote_to_bytes
 import pathspec
 
 from ..errors import SourceError
+from ..fsutil import index_dir_above, is_index_dir, open_regular
 from .base import Blob, Connector, ItemRef, ScanError
 
 IGNORE_FILES = (".anyfindignore", ".gitignore")
@@ -35,20 +37,25 @@ def _spec(patterns: list[str]) -> pathspec.PathSpec | None:
 class FilesystemConnector(Connector):
     """Options: include / exclude (gitignore-style globs, relative to the root),
     hidden (index dot-files, default False), ignore_files (default .anyfindignore and
-    .gitignore), follow_symlinks (default True; loops are detected)."""
+    .gitignore), follow_symlinks: by default a symlink is followed only when it resolves
+    inside the source's folder; True also follows links that leave it (the opt-in);
+    False follows none. Loops are detected. A folder holding an anyfind index (its
+    secrets, models, state) is never scanned."""
 
     kind = "filesystem"
     option_names = frozenset({"include", "exclude", "hidden", "ignore_files", "follow_symlinks"})
 
     def __init__(self, uri: str, **options: Any):
         super().__init__(uri, **options)
-        path = uri[len("file://"):] if uri.startswith("file://") else uri
-        self.root = Path(path).expanduser().absolute()
+        path = path_of(uri) if uri.startswith("file://") else Path(uri)
+        self.root = path.expanduser().absolute()
         self.include = _spec(list(options.get("include") or []))
         self.exclude = _spec(list(options.get("exclude") or []))
         self.hidden = bool(options.get("hidden", False))
         self.ignore_files = tuple(options.get("ignore_files", IGNORE_FILES))
-        self.follow_symlinks = bool(options.get("follow_symlinks", True))
+        follow = options.get("follow_symlinks")
+        self.follow_symlinks: bool | None = None if follow is None else bool(follow)
+        self._real_root: Path | None = None
 
     def describe(self) -> str:
         return str(self.root)
@@ -89,16 +96,25 @@ class FilesystemConnector(Connector):
             # source, so that its items are kept rather than synced away as deleted.
             reason = exc.strerror or type(exc).__name__
             raise SourceError(f"cannot read folder {root}: {reason}") from None
+        inside = index_dir_above(root)
+        if inside is not None:
+            self.scan_errors.append(ScanError(display_path(root), (
+                f"inside the anyfind index {display_path(inside)}: an index's own files "
+                "are never indexed")))
+            return
         if not stat.S_ISDIR(st.st_mode):
             if stat.S_ISREG(st.st_mode):
                 yield self._ref(root, st)
             return
+        self._real_root = real_root = Path(os.path.realpath(root))
 
         seen_dirs = {(st.st_dev, st.st_ino)}
         # Stack of (directory, [(ignore-spec base dir, spec), ...]) for nested ignore files.
         stack: list[tuple[Path, list[tuple[Path, pathspec.PathSpec]]]] = [(root, [])]
         while stack:
             directory, ignores = stack.pop()
+            if directory != root and is_index_dir(directory):
+                continue  # an index kept inside the folder it indexes: its secrets stay out
             spec = self._load_ignores(directory)
             if spec is not None:
                 ignores = [*ignores, (directory, spec)]
@@ -115,13 +131,21 @@ class FilesystemConnector(Connector):
                 path = Path(entry.path)
                 try:
                     is_link = entry.is_symlink()
-                    if is_link and not self.follow_symlinks:
+                    if is_link and self.follow_symlinks is False:
                         continue
                     est = entry.stat(follow_symlinks=True)
                 except OSError as exc:  # dangling link, permission, vanished
                     self._error(path, exc)
                     continue
                 is_dir = stat.S_ISDIR(est.st_mode)
+                if not is_dir and not stat.S_ISREG(est.st_mode):
+                    continue  # a pipe, socket or device: never opened
+                if is_link and self.follow_symlinks is None and not _inside(
+                        Path(os.path.realpath(path)), real_root):
+                    self.scan_errors.append(ScanError(display_path(path), (
+                        "a symlink out of the source is not followed (the source's "
+                        "follow_symlinks option opts in)")))
+                    continue
                 if self._ignored(path, is_dir, ignores):
                     continue
                 if is_dir:
@@ -149,4 +173,27 @@ class FilesystemConnector(Connector):
 
     def open(self, ref: ItemRef) -> Blob:
         path = path_of(ref.uri) if ref.uri.startswith("file://") else Path(ref.path)
-        return Blob(ref, lambda: open(path, "rb"), local_path=path)
+        # Checked at every open, not only at scan time: a file swapped for a FIFO or for a
+        # symlink out of the source between the two is refused, never read or waited on.
+        if self._real_root is None:
+            self._real_root = Path(os.path.realpath(self.root))
+        within = None if self.follow_symlinks else self._real_root
+
+        def opener():
+            fd, _ = open_regular(path, within=within)
+            return os.fdopen(fd, "rb")
+
+        return LocalBlob(ref, opener, local_path=path)
+
+
+class LocalBlob(Blob):
+    """A file on disk: parsers that want a path get it only after the same checks."""
+
+    @contextlib.contextmanager
+    def local_path(self) -> Iterator[Path]:
+        with self.open():  # refuses a FIFO or an escaping symlink swapped in since the scan
+            yield self._local_path
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents

@@ -27,6 +27,7 @@ from .sniff import (
     sniff_blob,
     sniff_media_type,
 )
+from .zipguard import ZIP_MAGIC, check_blob
 
 if TYPE_CHECKING:
     from ..connectors.base import Blob
@@ -96,6 +97,8 @@ def extract(blob: Blob, media_type: str | None = None, ctx: object | None = None
         raise ExtractionError("empty file")
     fn = _lookup(media_type)
     try:
+        if blob.read(len(ZIP_MAGIC)) == ZIP_MAGIC:  # every zip-based format, one guard
+            check_blob(blob, _LABELS.get(media_type, media_type))
         return fn(blob, media_type, ctx)
     except ExtractionError:
         raise

@@ -13,9 +13,14 @@ if TYPE_CHECKING:
     from ..connectors.base import Blob
 
 SAMPLE = 16384
+# A quoted field may be as long as the file (csv's default stops at 128 KiB, failing
+# legitimate files with long notes or embedded documents); the file size cap bounds it.
+FIELD_LIMIT = 2**31 - 1
 
 
 def extract_delimited(blob: Blob, media_type: str, ctx: object | None = None) -> Extracted:
+    if csv.field_size_limit() < FIELD_LIMIT:
+        csv.field_size_limit(FIELD_LIMIT)
     text, encoding = decode_text(blob.read())
     text = normalise_newlines(text)
     sample = text[:SAMPLE]

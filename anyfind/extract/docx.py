@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import require
 from .base import Extracted, Section
-from .zipguard import check_zip
 
 if TYPE_CHECKING:
     from ..connectors.base import Blob
@@ -17,7 +16,6 @@ if TYPE_CHECKING:
 def extract_docx(blob: Blob, media_type: str, ctx: object | None = None) -> Extracted:
     docx = require("docx", "documents")
     data = blob.read()
-    check_zip(data, "DOCX")
     document = docx.Document(io.BytesIO(data))
     paragraphs: list[str] = []
     heading: str | None = None

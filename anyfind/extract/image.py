@@ -199,13 +199,25 @@ def _upright(img: Any, orientation: int) -> Any:
     return img.transpose(method) if method is not None else img
 
 
+def _silence_bomb_warning(Image) -> None:
+    """Pillow's DecompressionBombWarning off, process-wide (catch_warnings is not
+    thread-safe); set again if something reset the filters."""
+    import warnings
+
+    category = Image.DecompressionBombWarning
+    if not any(f[0] == "ignore" and f[2] is category for f in warnings.filters):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def _open_bounded(blob: bytes, max_pixels: int) -> Any:
     """Open (header only) and refuse images over the pixel cap before anything is decoded."""
     Image = require("PIL.Image", "images")
 
-    # Our cap is the authority; keep Pillow's own guard from firing below it.
+    # Our cap is the authority; keep Pillow's own guard from firing below it, and its
+    # warning (printed raw, between the cap and twice the cap) silent: we refuse those.
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
         Image.MAX_IMAGE_PIXELS = max_pixels
+    _silence_bomb_warning(Image)
     try:
         img = Image.open(io.BytesIO(blob))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -183,9 +183,9 @@ class Pipeline:
     def _hash_all(self, connector: Connector, refs: list[ItemRef], cap: int
                   ) -> list[str | Exception | None]:
         """Content hashes in order, on the worker threads (hashlib releases the GIL on
-        large reads); an exception in place of an unreadable item's hash, None for an item
-        over the size cap."""
-        from concurrent.futures import ThreadPoolExecutor
+        large reads); an exception in place of an unreadable item's hash (or of one whose
+        read missed its deadline), None for an item over the size cap."""
+        from .deadline import map_with_deadlines, read_deadline
 
         def one(ref: ItemRef) -> str | Exception | None:
             if ref.size is not None and ref.size > cap:
@@ -195,10 +195,7 @@ class Pipeline:
             except Exception as exc:
                 return exc
 
-        if len(refs) < 2 or self.workers < 2:
-            return [one(ref) for ref in refs]
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="anyfind-hash") as pool:
-            return list(pool.map(one, refs))
+        return map_with_deadlines(one, refs, self.workers, lambda ref: read_deadline(ref.size))
 
     # -- extraction (producer thread) ----------------------------------------------------
     def _prepare(self, connector: Connector, ref: ItemRef, replace_id, digest) -> Prepared:
@@ -361,7 +358,7 @@ class Pipeline:
                     self._flush(source_id, images, report, bar)
                     images, n_images = [], 0
                 if time.monotonic() - last_checkpoint >= every:
-                    self.index.refresh_vectors(save=True)
+                    self.index.refresh_vectors(save=True, checkpoint=True)
                     last_checkpoint = time.monotonic()
             self._flush(source_id, images, report, bar)
             self._flush(source_id, text, report, bar)

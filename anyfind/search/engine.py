@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 MODES = ("hybrid", "dense", "lexical")
 MIN_DEPTH = 50
+# Bounds a caller can ask for: a k or an offset past these is a mistake (FAISS would try to
+# allocate k x 8 bytes per space: a SIGABRT, not an exception, at k = 10^9).
+MAX_K = 10_000
+MAX_OFFSET = 100_000
 
 _executor: ThreadPoolExecutor | None = None
 
@@ -96,6 +100,45 @@ Signal = list[tuple[int, float]]  # (chunk id, score), best first
 Ranked = tuple[float, int, dict[str, float]]  # fused score, chunk shown, score per signal
 
 
+def readable(text: str) -> str:
+    """A query as valid Unicode: bytes that were not UTF-8 (a shell passes them through as
+    surrogates) become U+FFFD, so no tokenizer or database sees a lone surrogate."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def check_page(k: Any, offset: Any) -> None:
+    """k and offset as a caller may pass them: whole numbers within bounds."""
+    for name, value, low, high in (("k", k, 0, MAX_K), ("offset", offset, 0, MAX_OFFSET)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise QueryError(f"{name} must be a whole number, not {value!r}")
+        if not low <= value <= high:
+            raise QueryError(f"{name} must be between {low} and {high} (got {value})")
+
+
+def check_weights(weights: dict[str, Any] | None, spaces: list[str]) -> dict[str, float]:
+    """Signal weights by name (lexical, dense, a space name), each a number >= 0."""
+    known = ["lexical", "dense", *spaces]
+    out: dict[str, float] = {}
+    for name, value in (weights or {}).items():
+        if name not in known:
+            raise QueryError(f"unknown weight '{name}' (use: {', '.join(known)})")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise QueryError(f"weight {name}={value!r} is not a number") from None
+        if not np.isfinite(number) or number < 0:
+            raise QueryError(f"weight {name}={value!r} must be a number >= 0")
+        out[name] = number
+    return out
+
+
 class Searcher:
     """Runs queries on an index. Reads go through `index.reader` (plain sqlite3 on a
     SQLite store); a query with filters uses the SQLAlchemy store, which builds their SQL."""
@@ -118,8 +161,8 @@ class Searcher:
             raise QueryError(f"unknown mode '{q.mode}' (use one of: {', '.join(MODES)})")
         if q.fusion not in FUSIONS:
             raise QueryError(f"unknown fusion '{q.fusion}' (use one of: {', '.join(FUSIONS)})")
-        if q.offset < 0:
-            raise QueryError("offset must be 0 or more")
+        check_page(q.k, q.offset)
+        q.weights = check_weights(q.weights, list(self.index.spaces))
         filters = parse_filters(q.filters) if isinstance(q.filters, str) else (q.filters or Filters())
         if q.sources:  # the same push-down as `source:a source:b` written in the query
             known = {src["name"] for src in self.reader.sources()}
@@ -127,12 +170,15 @@ class Searcher:
             if missing:
                 raise QueryError(f"no source named '{missing[0]}' (known: {', '.join(sorted(known))})")
             filters = filters + parse_filters(" ".join(f'source:"{n}"' for n in q.sources))
+        if q.audio is not None and q.image is not None:
+            raise QueryError("give an image or an audio clip, not both")
         if q.audio is not None and q.text is None:
             # A spoken query is transcribed and searched as text.
             q.text = q.audio_transcript = self.index.transcribe_query(q.audio)
             if not has_words(q.text):
                 raise QueryError("no speech was recognised in the audio clip")
         if q.text is not None:
+            q.text = readable(q.text)
             if q.syntax:
                 parsed = parse_query(q.text[:MAX_QUERY_CHARS])
                 filters = filters + parsed.filters

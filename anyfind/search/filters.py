@@ -173,7 +173,8 @@ def _parse_values(key: str, raw: str) -> tuple[Any, ...]:
 
 
 def parse_period(raw: str) -> tuple[float, float]:
-    """[start, end) of a year, month or day in local time, as epoch seconds."""
+    """[start, end) of a year, month or day in local time, as epoch seconds (year 1 to
+    9999: the end of 9999 is open)."""
     m = _DATE.fullmatch(raw)
     if not m:
         raise ValueError("a date is YYYY, YYYY-MM or YYYY-MM-DD")
@@ -181,15 +182,38 @@ def parse_period(raw: str) -> tuple[float, float]:
     try:
         if day is not None:
             start = datetime(year, int(month), int(day))
-            end = datetime.fromordinal(start.toordinal() + 1)
+            end = (year, int(month), int(day) + 1)
         elif month is not None:
             start = datetime(year, int(month), 1)
-            end = datetime(year + (start.month == 12), start.month % 12 + 1, 1)
+            end = (year + (start.month == 12), start.month % 12 + 1, 1)
         else:
-            start, end = datetime(year, 1, 1), datetime(year + 1, 1, 1)
-        return start.timestamp(), end.timestamp()
-    except (ValueError, OverflowError, OSError):
+            start, end = datetime(year, 1, 1), (year + 1, 1, 1)
+    except ValueError:
         raise ValueError(f"{raw} is not a valid date") from None
+    return _epoch(start), _epoch_of(end)
+
+
+def _epoch_of(ymd: tuple[int, int, int]) -> float:
+    """The epoch seconds of a (year, month, day) that may be one past a month's or the
+    calendar's end (the day after 9999-12-31 is +inf)."""
+    year, month, day = ymd
+    try:
+        return _epoch(datetime(year, month, day))
+    except ValueError:
+        pass
+    try:  # a day past the month's end: the first of the next month
+        return _epoch(datetime(year + (month == 12), month % 12 + 1, 1))
+    except ValueError:
+        return float("inf")
+
+
+def _epoch(moment: datetime) -> float:
+    try:
+        return moment.timestamp()
+    except (OverflowError, OSError, ValueError):  # before 1970 or past 2038 on some C libraries
+        offset = datetime.now().astimezone().utcoffset()
+        seconds = (moment - datetime(1970, 1, 1)).total_seconds()
+        return seconds - (offset.total_seconds() if offset else 0.0)
 
 
 def parse_size(raw: str) -> tuple[str, float, float]:

@@ -69,7 +69,7 @@ def create_app(index: str | os.PathLike | None = None, *, token: str | None = No
     _error_handlers(app)
 
     # Added innermost first: the last one added sees the request first.
-    app.add_middleware(SecurityHeaders, cross_origin=bool(settings.cors))
+    app.add_middleware(SecurityHeaders, cross_origin=settings.cors)
     if settings.cors:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors),
                            allow_methods=["GET", "POST", "HEAD"],

@@ -8,7 +8,6 @@ to a temporary file. Either way Starlette's FileResponse answers Range requests
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -31,7 +30,7 @@ def content_response(index: Any, item_id: int, download: bool = False) -> FileRe
     if row.get("parent_id") is not None:  # an attachment: cut again from its e-mail
         path, cleanup, name = _attachment(index, row)
     elif row["uri"].startswith("file://"):
-        path, cleanup = _local_file(row), None
+        path, cleanup = _local_file(index, row)
     else:
         path, cleanup = _spool(index, row)
     media_type = row["media_type"] or "application/octet-stream"
@@ -65,18 +64,39 @@ def _attachment(index: Any, row: dict[str, Any]) -> tuple[Path, BackgroundTask, 
     return path, BackgroundTask(path.unlink, missing_ok=True), child.name or path.name
 
 
-def _local_file(row: dict[str, Any]) -> Path:
-    path = Path(row["path"])
-    # The stored path and URI are written together by the filesystem connector.
-    if not path.is_absolute() or path.as_uri() != row["uri"]:
+def _local_file(index: Any, row: dict[str, Any]) -> tuple[Path, BackgroundTask]:
+    """The indexed file, only while it is still a regular file inside its source with the
+    fingerprint it was indexed with: an indexed file swapped for a symlink to /etc/shadow,
+    a FIFO or another file is refused. What is served is the descriptor opened by that
+    check (through /proc/self/fd where there is one), so a swap after it changes nothing."""
+    import os
+
+    from ..connectors.filesystem import path_of
+    from ..fsutil import open_regular
+
+    path = path_of(row["uri"])
+    if not path.is_absolute():
         raise HTTPException(404, f"item {row['id']} has no local file")
+    source = next((s for s in index.store.sources() if s["id"] == row["source_id"]), None)
+    if source is None or source["kind"] != "filesystem":
+        raise HTTPException(404, f"item {row['id']} has no local file")
+    connector = index.connector(source)
+    within = None if connector.follow_symlinks else Path(os.path.realpath(connector.root))
+    if within is not None and not path.is_relative_to(Path(connector.root)):
+        raise HTTPException(404, f"item {row['id']} is not inside its source")
     try:
-        st = path.stat()
-    except OSError as exc:
+        fd, st = open_regular(path, within=within)
+    except FileNotFoundError as exc:
         raise HTTPException(404, f"the file of item {row['id']} is gone; re-sync the index") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise HTTPException(404, f"item {row['id']} is not a regular file")
-    return path
+    except OSError as exc:
+        raise HTTPException(404, f"item {row['id']} is not a regular file inside its source"
+                                 ) from exc
+    if row.get("fingerprint") and f"{st.st_size}:{st.st_mtime_ns}" != row["fingerprint"]:
+        os.close(fd)
+        raise HTTPException(409, f"the file of item {row['id']} changed since it was indexed; "
+                                 "re-sync the index")
+    by_fd = Path(f"/proc/self/fd/{fd}")
+    return (by_fd if by_fd.exists() else path), BackgroundTask(os.close, fd)
 
 
 def _spool(index: Any, row: dict[str, Any]) -> tuple[Path, BackgroundTask]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -88,9 +88,11 @@ class SecurityHeaders:
     Routes may set their own Content-Security-Policy (content served from the index
     gets `sandbox`); it is left alone."""
 
-    def __init__(self, app: ASGIApp, cross_origin: bool = False):
+    def __init__(self, app: ASGIApp, cross_origin: Sequence[str] = ()):
         self.app = app
-        self.corp = b"cross-origin" if cross_origin else b"same-origin"
+        # Cross-origin reads only for the origins --cors names, never for every site:
+        # a request from another origin (or none: a no-cors <img>) gets same-origin.
+        self.origins = {o.rstrip("/").lower() for o in cross_origin}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,6 +100,11 @@ class SecurityHeaders:
             return
         path = scope.get("path", "")
         is_page = path == "/" or path.startswith("/static/")
+        origin = next((v.decode("latin-1").rstrip("/").lower() for k, v in scope.get("headers", [])
+                       if k == b"origin"), None)
+        corp = (b"cross-origin" if origin is not None and (origin in self.origins
+                                                            or "*" in self.origins)
+                else b"same-origin")
 
         async def add_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -106,7 +113,7 @@ class SecurityHeaders:
                 extra = [(b"x-content-type-options", b"nosniff"),
                          (b"referrer-policy", b"no-referrer"),
                          (b"x-frame-options", b"DENY"),
-                         (b"cross-origin-resource-policy", self.corp)]
+                         (b"cross-origin-resource-policy", corp)]
                 if is_page:
                     extra.append((b"content-security-policy", PAGE_CSP.encode()))
                 headers += [(n, v) for n, v in extra if n not in present]

@@ -175,6 +175,7 @@ class LexicalCache:
                 (tantivy.Occur.Must, query),
                 (tantivy.Occur.Must, tantivy.Query.const_score_query(allowed, 0.0))])
         searcher = index.searcher()
+        depth = min(depth, max(1, searcher.num_docs))  # tantivy allocates `depth` slots
         hits = searcher.search(query, depth, count=False).hits
         if not hits:
             return []
@@ -196,9 +197,16 @@ class LexicalCache:
             self._opened = self._failed = None
 
     # -- writing (the index's writer only, under its write lock) ----------------------------
-    def catch_up(self, reader) -> str:
+    def catch_up(self, reader, checkpoint: bool = False) -> str:
         """Make the cache equal the store's chunks. `reader`: a store.reader.SQLiteReader.
-        Returns "current", "updated" or "rebuilt"."""
+        Returns "current", "updated", "rebuilt" or (checkpoint=True) "deferred".
+
+        Deletes are never applied in place: tantivy keeps a deleted document in its term
+        and length statistics until segments merge (tantivy-py cannot ask for a merge),
+        so BM25 after an edit would differ from a clean build's. Chunks only added are
+        added; any delete rebuilds the cache from the store (~0.3 s per 10k chunks). A
+        checkpoint in the middle of a sync defers that rebuild to the sync's end: the
+        stale cache is not used meanwhile, FTS5 answers."""
         stamp = reader.chunk_stamp()  # first: a change after it leaves the stamp stale
         state = self.state()
         if state is not None and state.get("stamp") == list(stamp) and self._intact(stamp[1]):
@@ -215,7 +223,10 @@ class LexicalCache:
         if index is not None and have is not None:
             extra = np.setdiff1d(have, want, assume_unique=True)
             missing = np.setdiff1d(want, have, assume_unique=True)
-            if self._apply(index, reader, extra, missing, delete_first=True) == len(want):
+            if len(extra) and checkpoint:
+                return "deferred"
+            if not len(extra) and self._apply(index, reader, extra, missing,
+                                              delete_first=True) == len(want):
                 self._commit_state(stamp, want)
                 return "updated"
         # No cache, another format, damaged, or not what the store says after an update
@@ -366,7 +377,7 @@ def lexical_for(index_dir: Path, reader, store_lexical: Callable[[], Any]) -> Le
     return Lexical(LexicalCache(index_dir) if use else None, reader, store_lexical)
 
 
-def catch_up(index_dir: Path, store_url: str) -> str | None:
+def catch_up(index_dir: Path, store_url: str, checkpoint: bool = False) -> str | None:
     """Bring the cache of the index at `index_dir` up to its store (writers only).
     None when there is no cache for this store (not SQLite, or no tantivy)."""
     from .reader import SQLiteReader
@@ -377,7 +388,7 @@ def catch_up(index_dir: Path, store_url: str) -> str | None:
     if reader is None:
         return None
     try:
-        return LexicalCache(index_dir).catch_up(reader)
+        return LexicalCache(index_dir).catch_up(reader, checkpoint)
     except Exception as exc:  # noqa: BLE001 (a derived cache: searches fall back to FTS5)
         _warn_once(f"the lexical cache could not be updated ({type(exc).__name__}: {exc}); "
                    "searches use FTS5 until the next sync")

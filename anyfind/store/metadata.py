@@ -301,6 +301,17 @@ class Store:
                 )]
         return ids
 
+    def item_ids_by_uri(self, uris: Sequence[str]) -> list[int]:
+        """Items at these URIs, or below them (a folder's file:// URI)."""
+        with self.engine.connect() as conn:
+            ids: list[int] = []
+            for u in uris:
+                ids += [r.id for r in conn.execute(
+                    select(Item.id).where((Item.uri == u) | Item.uri.like(
+                        _like_escape(u.rstrip("/")) + "/%", escape="\\"))
+                )]
+        return ids
+
     def chunks_of_item(self, item_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

@@ -7,7 +7,7 @@ import time
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 
 from ..deps import IndexDep, SettingsDep
 from ..schemas import SearchResponse
@@ -92,7 +92,14 @@ def search_by_example(
                              mode=mode)
     else:
         with spooled(upload) as path:
-            text = index.transcribe_query(path).strip()
+            try:
+                text = index.transcribe_query(path).strip()
+            except Exception as exc:  # the message names our temp file: name the upload
+                detail = str(exc).replace(str(path), upload.name).replace(path.name,
+                                                                          upload.name)
+                detail = " ".join(detail.split())[:300]
+                raise HTTPException(422, f"cannot read the audio clip {upload.name}: "
+                                         f"{detail or type(exc).__name__}") from exc
         if not text:
             results = []
         else:

@@ -41,12 +41,15 @@ def status(index: IndexDep, settings: SettingsDep, request: Request) -> dict[str
 def start_session(request: Request, response: Response) -> None:
     """Trade the Bearer token for an HttpOnly cookie, so that <img> and <audio>
     elements (which cannot send headers) may load thumbnails and content."""
-    session = request.app.state.auth.session
+    session = request.app.state.auth.new_session()
     if session is not None:
         response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict",
-                            path="/api/", secure=request.url.scheme == "https")
+                            path="/api/", secure=request.url.scheme == "https",
+                            max_age=request.app.state.auth.SESSION_SECONDS)
 
 
 @public.delete("/api/session", status_code=204, summary="End the browser session")
-def end_session(response: Response) -> None:
+def end_session(request: Request, response: Response) -> None:
+    """Revoke the session: its cookie is refused from now on, wherever it was copied."""
+    request.app.state.auth.revoke(request.cookies.get(SESSION_COOKIE))
     response.delete_cookie(SESSION_COOKIE, path="/api/", httponly=True, samesite="strict")
