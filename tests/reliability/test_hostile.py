@@ -137,6 +137,16 @@ def test_a_long_csv_field_is_indexed(run):
     assert any(h.path.endswith("long.csv") and "lit at dusk" in h.text for h in hit)
 
 
+def test_a_csv_field_of_225_kb_of_words_is_extracted_whole():
+    from anyfind.connectors.base import Blob
+    from anyfind.extract import extract
+
+    field = " ".join(f"word{i % 977}" for i in range(30_000))  # ~225 KB
+    text = extract(Blob.from_bytes(f'id,notes\n1,"{field}"\n2,short\n'.encode(),
+                                   path="t.csv")).text
+    assert field in text and "short" in text
+
+
 def test_an_index_inside_its_folder_never_indexes_itself(run):
     items = _items(run["index"])
     inside = [p for p in items if "notes-index" in p or "old-index" in p]
@@ -348,6 +358,17 @@ def test_query_image_urls_fail_in_one_sentence(run):
                 f"http://127.0.0.1:{closed_port()}/x.jpg")
 
 
+def test_the_web_connector_has_a_total_deadline():
+    from anyfind.connectors.web import WebConnector
+    from anyfind.errors import SourceError
+
+    with http_server({"/trickle": ("trickle", b"")}) as url:
+        seconds, err = elapsed(lambda: list(WebConnector(f"{url}/trickle", timeout=1,
+                                                         retries=1).scan()))
+    assert isinstance(err, SourceError) and "timed out" in str(err)
+    assert seconds < 15  # the page never ends: total = 4 x the per-request timeout
+
+
 def test_query_images_get_the_indexing_guards(run, tmp_path):
     bomb = _write(tmp_path / "bomb.png", png_bomb())  # 400 MP
     big = _write(tmp_path / "150mp.png", png_bomb(12_300))  # 151 MP: over the 100 MP cap
@@ -493,16 +514,18 @@ def test_deleting_write_lock_does_not_let_a_second_writer_in(tmp_path):
         third.lock.release()
 
 
-def test_pillow_bomb_warning_is_not_printed_while_indexing(tmp_path, capfd):
-    from PIL import Image
+def test_pillow_bomb_warning_is_not_printed_while_indexing(tmp_path):
+    import warnings
 
     folder = tmp_path / "imgs"
-    folder.mkdir()
-    Image.new("RGB", (40, 40), "red").save(folder / "red.png")  # 1,600 px: over a 1,000 cap
-    with Index.open(tmp_path / "idx", max_image_pixels=1000, transcriber=None) as idx:
-        report = idx.add([folder])
+    # 151 MP: over the 100 MP cap, under twice it, where Pillow warns instead of refusing.
+    _write(folder / "big.png", png_bomb(12_300))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # what a plain `python` run shows on stderr
+        with Index.open(tmp_path / "idx", transcriber=None) as idx:
+            report = idx.add([folder])
     assert report.failed == 1 and "decompression bomb" in report.errors[0]["error"]
-    assert "DecompressionBombWarning" not in capfd.readouterr().err
+    assert not [w for w in caught if w.category.__name__ == "DecompressionBombWarning"]
 
 
 def test_dates_at_the_ends_of_the_calendar_are_valid(run):
