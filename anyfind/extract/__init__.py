@@ -79,6 +79,12 @@ _LABELS = {PDF: "PDF", DOCX: "DOCX", "text/html": "HTML", PPTX: "PPTX", EPUB: "E
            EML: "e-mail", IPYNB: "notebook", "text/csv": "CSV"}
 
 
+# Formats parsed whole into an object tree (several times their size in memory): refused
+# above these sizes, far below the global cap. HTML is parsed as a stream (no tree) and
+# zip-based formats are bounded by zipguard; PDF streams by pypdf's own 75 MB limit.
+TREE_CAPS = {IPYNB: 64 * 1024 * 1024, EML: 128 * 1024 * 1024}
+
+
 def register_extractor(pattern: str, fn: Extractor | str) -> None:
     """Register `fn` (or a "module:attr" path) for a media type or a family like "image/*"."""
     _extractors[pattern.lower()] = fn
@@ -96,6 +102,10 @@ def extract(blob: Blob, media_type: str | None = None, ctx: object | None = None
     if media_type == EMPTY:
         raise ExtractionError("empty file")
     fn = _lookup(media_type)
+    cap = TREE_CAPS.get(media_type)
+    if cap is not None and blob.ref.size is not None and blob.ref.size > cap:
+        raise ExtractionError(f"{_LABELS.get(media_type, media_type)} too large to parse "
+                              f"({blob.ref.size} bytes > {cap})")
     try:
         if blob.read(len(ZIP_MAGIC)) == ZIP_MAGIC:  # every zip-based format, one guard
             check_blob(blob, _LABELS.get(media_type, media_type))
