@@ -78,6 +78,7 @@ class IndexConfig:
     tagger: bool = False  # offline ImageNet tags for images
     transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed
     onnx_int8: bool = False  # documents through the int8 ONNX text model (see encoders/export)
+    vector_store: str = "faiss"  # the backend of every space's vectors (store/vector_store.py)
     schema_version: int = SCHEMA_VERSION
     created_at: float = field(default_factory=time.time)
     anyfind_version: str = ""

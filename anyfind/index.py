@@ -60,14 +60,13 @@ from .sources import (
     runtime_form,
     stored_form,
 )
-from .store.vectors import VectorIndex
+from .store.vector_store import VECTOR_DIR, VectorStore, open_vector_store
 
 if TYPE_CHECKING:
     from .checks import CheckReport
     from .store.metadata import Store
     from .store.reader import SQLiteReader
 
-VECTOR_DIR = "vectors"
 EMBED_SLICE = 256  # texts per encoder call inside a sorted window (progress granularity)
 log = logging.getLogger("anyfind.sources")
 
@@ -190,7 +189,7 @@ class Index:
         self._open_lock = threading.RLock()
         self.spaces = {name: Space(self, cfg) for name, cfg in config.spaces.items()}
         self.lock = WriteLock(self.path)
-        self._vectors: dict[str, VectorIndex] = {}
+        self._vectors: dict[str, VectorStore] = {}
         self._lexical = None  # store.lexical_cache.Lexical, on first use
         self._chunker = None
         self._context = None
@@ -790,30 +789,30 @@ class Index:
         return enc, reason
 
     # -- vectors -------------------------------------------------------------------------
-    def vectors(self, name: str) -> VectorIndex:
+    def _vector_store(self, name: str, mmap: bool = False) -> VectorStore:
+        cfg = self.config.spaces[name]
+        return open_vector_store(self.path, name, cfg.dim or 0, kind=self.config.vector_store,
+                                 factory=cfg.faiss, mmap=mmap)
+
+    def vectors(self, name: str) -> VectorStore:
         vi = self._vectors.get(name)
         if vi is None:
-            cfg = self.config.spaces[name]
-            vi = VectorIndex(self.path / VECTOR_DIR, name, cfg.dim or 0, cfg.faiss)
-            vi.load(mmap=self.map_vectors)
+            vi = self._vector_store(name, mmap=self.map_vectors)
             vi = self._vectors.setdefault(name, vi)  # another thread may have been first
         vi.catch_up(self.reader)
         return vi
 
     def refresh_vectors(self, save: bool = False, checkpoint: bool = False) -> None:
-        """Catch the FAISS indexes up with the store; save=True (writers): also write
-        them, and catch the lexical cache up (store/lexical_cache.py; a checkpoint in
-        the middle of a sync may defer its rebuild to the sync's end)."""
+        """Catch the vector stores up with the metadata store; save=True (writers): also
+        persist them, and catch the lexical cache up (store/lexical_cache.py; a checkpoint
+        in the middle of a sync may defer its rebuild to the sync's end)."""
         for name in self.spaces:
             vi = self._vectors.get(name)
             if vi is None:
-                cfg = self.config.spaces[name]
-                vi = VectorIndex(self.path / VECTOR_DIR, name, cfg.dim or 0, cfg.faiss)
-                vi.load()
-                self._vectors[name] = vi
+                vi = self._vectors[name] = self._vector_store(name)
             changed = vi.catch_up(self.store)
-            if save and (changed or not vi.path.exists()):
-                vi.save()
+            if save and (changed or not vi.persisted()):
+                vi.persist()
         if save:
             self.refresh_lexical(checkpoint)
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from ..config import SCHEMA_VERSION, IndexConfig
 from ..store.schema import Chunk, Item
-from ..store.vectors import VectorIndex
+from ..store.vector_store import open_vector_store
 from .files import check_temp_files, check_vector_file, load_vector_file, repair_vector_file
 from .lexical import check_lexical, check_lexical_cache, rebuild_lexical
 from .report import ERROR, CheckReport, Finding
@@ -55,7 +55,7 @@ def _inspect(index: Index) -> tuple[CheckReport, dict[str, Any]]:
     files = {}
     for name, cfg in index.config.spaces.items():
         if cfg.dim:
-            vi = VectorIndex(_vector_dir(index), name, cfg.dim, cfg.faiss)
+            vi = _vector_file(index, name)
             files[name] = (vi, load_vector_file(vi))
     with snapshot(index.store.engine.url) as conn:
         plan["store"] = check_store(conn, index, report)
@@ -77,10 +77,11 @@ def _inspect(index: Index) -> tuple[CheckReport, dict[str, Any]]:
     return report, plan
 
 
-def _vector_dir(index: Index):
-    from ..index import VECTOR_DIR
-
-    return index.path / VECTOR_DIR
+def _vector_file(index: Index, name: str):
+    """A space's vector store, not loaded yet: the checks read its files themselves."""
+    cfg = index.config.spaces[name]
+    return open_vector_store(index.path, name, cfg.dim, kind=index.config.vector_store,
+                             factory=cfg.faiss, load=False)
 
 
 def _check_config(index: Index, report: CheckReport) -> None:
@@ -116,6 +117,6 @@ def _repair(index: Index, report: CheckReport, plan: dict[str, Any]) -> None:
         # a space left out of the file checks (its vectors had the wrong size): rebuild
         stats = plan["spaces"].get(name) or {"rebuild": True, "save": True}
         if stats["rebuild"] or stats["save"] or store_plan:
-            vi = VectorIndex(_vector_dir(index), name, cfg.dim, cfg.faiss)
+            vi = _vector_file(index, name)
             rebuild = stats["rebuild"] or not vi.load()
             repair_vector_file(vi, index.store, rebuild)

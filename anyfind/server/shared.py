@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..index import VECTOR_DIR, Index, Space
-from ..store.vectors import VectorIndex
+from ..index import Index, Space
+from ..store.vector_store import VectorStore
 
 T = TypeVar("T")
 
@@ -99,20 +99,18 @@ class SharedIndex(Index):
         self.spaces = {name: SharedSpace(self, s.config) for name, s in self.spaces.items()}
 
     # -- vectors: copy-on-write catch-up --------------------------------------------------
-    def vectors(self, name: str) -> VectorIndex:
+    def vectors(self, name: str) -> VectorStore:
         current = self._vectors.get(name)
         if current is not None and current.generation == self.store.generation(name):
             return current
         with self._catch_up_lock:
             current = self._vectors.get(name)
             if current is None:
-                cfg = self.config.spaces[name]
-                fresh = VectorIndex(self.path / VECTOR_DIR, name, cfg.dim or 0, cfg.faiss)
-                fresh.load()
+                fresh = self._vector_store(name)
             elif current.generation == self.store.generation(name):
                 return current  # another thread caught up while this one waited
             else:
-                fresh = snapshot(current)
+                fresh = current.snapshot()
             fresh.catch_up(self.store)
             self._vectors[name] = fresh
             return fresh
@@ -152,19 +150,6 @@ class SharedIndex(Index):
                 self.transcribe_query(clip)
             warmed.append("transcriber")
         return warmed
-
-
-def snapshot(vi: VectorIndex) -> VectorIndex:
-    """An independent copy of a vector index, safe to change while `vi` is searched."""
-    copy = VectorIndex(vi.directory, vi.space, vi.dim, vi.factory)
-    if vi.index is not None:
-        import faiss
-
-        copy.index = faiss.clone_index(vi.index)
-    copy.generation = vi.generation
-    copy.built_factory = vi.built_factory
-    copy.nprobe = vi.nprobe
-    return copy
 
 
 def write_silence(path: Path, seconds: float = 0.5, rate: int = 16000) -> None:

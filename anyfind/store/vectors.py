@@ -20,6 +20,7 @@ import numpy as np
 
 from ..crashpoints import crash_point
 from ..fsutil import atomic_write_bytes, atomic_write_with
+from .vector_store import VectorStore
 
 FLAT_MAX = 50_000  # below this an exact search is fast enough and perfectly accurate
 
@@ -122,8 +123,9 @@ class ReadWriteLock:
                 self._cond.notify_all()
 
 
-class VectorIndex:
-    """A FAISS index for one space, with ids = chunk ids."""
+class FaissVectorStore(VectorStore):
+    """A FAISS index for one space, with ids = chunk ids: the default vector store, a
+    cache of the metadata store's vectors saved as files under <index>/vectors/."""
 
     def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto"):
         self.directory = Path(directory)
@@ -204,6 +206,34 @@ class VectorIndex:
             self.index = self._new_index(vectors)
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
                                 np.ascontiguousarray(ids, dtype=np.int64))
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        with self.lock.writing():
+            self.remove(ids)
+            self.add(ids, vectors)
+
+    def count(self) -> int:
+        return len(self)
+
+    def persist(self) -> None:
+        self.save()
+
+    def persisted(self) -> bool:
+        return self.path.exists()
+
+    def describe(self) -> str:
+        return f"faiss ({self.built_factory or self.factory})"
+
+    def snapshot(self) -> FaissVectorStore:
+        """An independent copy, safe to change while this one is searched."""
+        copy = FaissVectorStore(self.directory, self.space, self.dim, self.factory)
+        if self.index is not None:
+            copy.index = _faiss().clone_index(self.index)
+        copy.generation = self.generation
+        copy.built_factory = self.built_factory
+        copy.nprobe = self.nprobe
+        return copy
 
     def remove(self, ids: np.ndarray) -> int:
         if self.index is None or len(ids) == 0:
@@ -304,7 +334,9 @@ class VectorIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if self.index is None or len(self) == 0 or k <= 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        k = min(k, len(self))
+        k = min(k, len(self) if allowed is None else min(len(self), len(allowed)))
+        if k <= 0:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         faiss = _faiss()
         # One query is too little work to share: FAISS splits a search across queries, so
         # a second OpenMP thread only spins at the barrier (~1 ms became ~100 ms on a busy
@@ -321,3 +353,6 @@ class VectorIndex:
                 scores, ids = self.index.search(queries, k, params=params)
         keep = ids[0] >= 0 if len(ids) == 1 else slice(None)
         return scores[:, keep], ids[:, keep]
+
+
+VectorIndex = FaissVectorStore  # the name it had before the vector-store seam

@@ -1,0 +1,107 @@
+"""The vector-store seam: one space's vectors by chunk id, whatever holds them.
+
+A backend implements `VectorStore` (a handful of methods) and registers a factory under
+a name in `vector_stores` (built-ins here, plugins through the `anyfind.vector_stores`
+entry-point group); the index config's `vector_store` key picks it (default "faiss").
+Every backend passes the same contract suite (tests/test_vector_store_contract.py) with
+the NumPy exact search as its oracle.
+
+The metadata store stays the truth for SQLite indexes: a backend is caught up from it
+(`catch_up`, by the space's generation) and may persist itself as a cache (`persist`).
+Chunk ids are never reused, so an upsert of an id seen before is harmless.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..registry import Registry
+
+VECTOR_DIR = "vectors"  # inside an index directory: file-based backends keep their files here
+
+
+class VectorSource(Protocol):
+    """What a vector store is caught up from: the metadata store (or a snapshot of it)."""
+
+    def generation(self, space: str) -> int: ...
+
+    def vector_ids(self, space: str) -> np.ndarray: ...
+
+    def vectors(self, space: str, ids: Any = None, dim: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class VectorStore(ABC):
+    """One embedding space's vectors: cosine similarity as inner product on unit vectors."""
+
+    space: str
+    dim: int
+    generation: int  # the store generation these vectors reflect (-1: none yet)
+
+    @abstractmethod
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert these vectors under these chunk ids, replacing any held under them."""
+
+    @abstractmethod
+    def remove(self, ids: np.ndarray) -> int:
+        """Delete these chunk ids (absent ones are ignored); how many went."""
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query, best first; `allowed` restricts to those ids.
+        Fewer than k columns when fewer vectors qualify; an approximate index may find
+        fewer than that for some queries, marked by id -1."""
+
+    @abstractmethod
+    def ids(self) -> np.ndarray:
+        """Every chunk id held."""
+
+    def count(self) -> int:
+        return len(self.ids())
+
+    @abstractmethod
+    def catch_up(self, source: VectorSource) -> bool:
+        """Make this store hold exactly `source`'s vectors of the space; True if it changed."""
+
+    @abstractmethod
+    def persist(self) -> None:
+        """Make what is held durable (a file-based cache writes its files)."""
+
+    def persisted(self) -> bool:
+        """Whether a persisted copy exists (a writer persists an empty store once)."""
+        return True
+
+    def load(self, mmap: bool = False) -> bool:
+        """Open what a previous process persisted; False when there is nothing usable."""
+        return False
+
+    def snapshot(self) -> VectorStore:
+        """An independent copy that can be changed while this one is searched (servers
+        catch up copy-on-write). Backends whose searches never see a change in progress
+        return themselves."""
+        return self
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+vector_stores: Registry[Any] = Registry("vector store", "anyfind.vector_stores")
+vector_stores.register("faiss", "anyfind.store.vectors:FaissVectorStore")
+
+
+def open_vector_store(index_dir: Path, space: str, dim: int, *, kind: str = "faiss",
+                      factory: str = "auto", load: bool = True, mmap: bool = False,
+                      **options: Any) -> VectorStore:
+    """The one place a vector store is made: the backend `kind` for one space of the
+    index at `index_dir`, with what it persisted loaded (`mmap`: mapped, where it can;
+    load=False: not yet, for `anyfind check`, which judges the files itself)."""
+    cls = vector_stores.get(kind)
+    store = cls(Path(index_dir) / VECTOR_DIR, space, dim, factory, **options)
+    if load:
+        store.load(mmap=mmap)
+    return store

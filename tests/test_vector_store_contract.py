@@ -1,0 +1,135 @@
+"""The vector-store contract (anyfind/store/vector_store.py), run against every backend
+registered in `vector_stores`, with the NumPy exact search as the oracle and a real
+metadata Store as the source of truth. A new backend (Milvus next) arrives with these
+tests already written: add it to BACKENDS' registry and they run against it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_vectors import DIM, SPACE, StoreWriter, normalise, sparse_ids, uniform
+
+from anyfind.store.metadata import Store
+from anyfind.store.vector_store import VectorStore, open_vector_store, vector_stores
+from anyfind.store.vectors import exact_search
+
+BACKENDS = vector_stores.names()
+
+
+@pytest.fixture(params=BACKENDS)
+def make(request, tmp_path):
+    """A fresh store of the backend under test, for the index directory `tmp_path`."""
+    def new(**kwargs) -> VectorStore:
+        return open_vector_store(tmp_path, SPACE, DIM, kind=request.param, **kwargs)
+    return new
+
+
+@pytest.fixture
+def meta(tmp_path):
+    s = Store(f"sqlite:///{tmp_path / 'meta.db'}")
+    yield s
+    s.close()
+
+
+def oracle(vs: VectorStore, data: dict[int, np.ndarray], queries: np.ndarray, k: int,
+           allowed=None):
+    ids = np.array(sorted(i for i in data if allowed is None or i in set(allowed)), np.int64)
+    matrix = np.array([data[i] for i in ids], np.float32).reshape(len(ids), DIM)
+    return exact_search(matrix, ids, queries, k)
+
+
+def assert_same(got, want) -> None:
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
+
+
+def test_upsert_then_search_equals_the_oracle(make):
+    rng = np.random.default_rng(0)
+    ids, vecs = sparse_ids(rng, 500), uniform(rng, 500)
+    vs = make()
+    vs.upsert(ids, vecs)
+    assert vs.count() == 500
+    np.testing.assert_array_equal(np.sort(vs.ids()), np.sort(ids))
+    queries = uniform(rng, 8)
+    assert_same(vs.search(queries, 10), oracle(vs, dict(zip(ids.tolist(), vecs, strict=True)),
+                                               queries, 10))
+
+
+def test_upsert_of_a_known_id_replaces_its_vector(make):
+    rng = np.random.default_rng(1)
+    ids, vecs = np.arange(1, 51, dtype=np.int64), uniform(rng, 50)
+    vs = make()
+    vs.upsert(ids, vecs)
+    moved = uniform(rng, 1)
+    vs.upsert(ids[[3]], moved)
+    vs.upsert(ids[[3]], moved)  # a retried batch: harmless
+    assert vs.count() == 50
+    scores, found = vs.search(moved, 1)
+    assert found[0, 0] == ids[3] and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_remove_forgets_ids(make):
+    rng = np.random.default_rng(2)
+    ids, vecs = np.arange(1, 201, dtype=np.int64), uniform(rng, 200)
+    vs = make()
+    vs.upsert(ids, vecs)
+    assert vs.remove(ids[:50]) == 50
+    assert vs.remove(np.array([10_000], np.int64)) == 0  # absent: ignored
+    data = dict(zip(ids[50:].tolist(), vecs[50:], strict=True))
+    assert set(vs.ids().tolist()) == set(data)
+    queries = vecs[:5]  # the removed vectors themselves must not come back
+    assert_same(vs.search(queries, 7), oracle(vs, data, queries, 7))
+
+
+def test_search_within_an_allowed_set(make):
+    rng = np.random.default_rng(3)
+    ids, vecs = sparse_ids(rng, 400), uniform(rng, 400)
+    vs = make()
+    vs.upsert(ids, vecs)
+    allowed = rng.choice(ids, 37, replace=False)
+    queries = uniform(rng, 6)
+    data = dict(zip(ids.tolist(), vecs, strict=True))
+    assert_same(vs.search(queries, 10, allowed=allowed), oracle(vs, data, queries, 10, allowed))
+    scores, found = vs.search(queries, 100, allowed=allowed[:3])
+    assert found.shape == (6, 3) and set(found.ravel()) <= set(allowed[:3].tolist())
+
+
+def test_k_beyond_the_count_and_an_empty_store(make):
+    vs = make()
+    scores, found = vs.search(uniform(np.random.default_rng(4), 2), 10)
+    assert found.shape[1] == 0 and vs.count() == 0
+    vs.upsert(np.array([5, 9], np.int64), uniform(np.random.default_rng(5), 2))
+    assert vs.search(uniform(np.random.default_rng(6), 1), 1000)[1].shape == (1, 2)
+
+
+def test_catch_up_follows_the_metadata_store_and_persists(make, meta):
+    writer = StoreWriter(meta, np.random.default_rng(7))
+    writer.write(120)
+    vs = make()
+    assert vs.catch_up(meta) and not vs.catch_up(meta)
+    assert vs.generation == meta.generation(SPACE)
+    meta.delete_items(writer.item_ids()[:30])
+    writer.write(40)
+    assert vs.catch_up(meta)
+    want = np.sort(meta.vector_ids(SPACE))
+    np.testing.assert_array_equal(np.sort(vs.ids()), want)
+    ids, matrix = meta.vectors(SPACE, dim=DIM)
+    queries = normalise(matrix[:4] + 0.01)
+    data = dict(zip(ids.tolist(), matrix, strict=True))
+    assert_same(vs.search(queries, 10), oracle(vs, data, queries, 10))
+    vs.persist()
+    again = make()  # what a later process opens
+    assert again.persisted() and again.generation == meta.generation(SPACE)
+    assert_same(again.search(queries, 10), oracle(again, data, queries, 10))
+
+
+def test_a_snapshot_is_independent(make):
+    rng = np.random.default_rng(8)
+    vs = make()
+    vs.upsert(np.arange(1, 11, dtype=np.int64), uniform(rng, 10))
+    copy = vs.snapshot()
+    copy.upsert(np.array([99], np.int64), uniform(rng, 1))
+    copy.remove(np.array([1], np.int64))
+    if copy is not vs:  # a backend whose searches never see a change returns itself
+        assert set(vs.ids().tolist()) == set(range(1, 11))
+    assert 99 in set(copy.ids().tolist()) and 1 not in set(copy.ids().tolist())
