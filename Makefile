@@ -15,6 +15,7 @@ demo: setup
 
 # The whole default suite (what CI runs); long modes are marked `slow`.
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
 
 test-long: setup

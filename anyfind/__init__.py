@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from ._version import __version__
+
 __all__ = ["Embedder", "Index", "Result", "SyncReport", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -110,12 +110,8 @@ def index(paths, index_name, include, exclude, hidden, text_model, store_url, wh
         settings["clip_pretrained"] = clip_weights  # a hub tag, not a file
         clip_weights = None
     with _open(index_name, create=True, text_model=text_model, store_url=store_url, clip=clip,
-               clip_model=clip_model,
-               clip_weights=clip_weights, clip_config=clip_config, **settings) as idx:
-        if onnx_int8 is not None and bool(idx.config.onnx_int8) != onnx_int8:
-            with idx.lock:  # config.json has one writer at a time, like the rest
-                idx.config.onnx_int8 = onnx_int8
-                idx.config.save(idx.path)
+               clip_model=clip_model, clip_weights=clip_weights, clip_config=clip_config,
+               onnx_int8=onnx_int8, **settings) as idx:
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
                          progress=_progress_wanted(quiet))
         _auto_export(idx)
@@ -123,20 +119,9 @@ def index(paths, index_name, include, exclude, hidden, text_model, store_url, wh
 
 
 def _auto_export(idx) -> None:
-    """After indexing: export the encoders to ONNX where missing or stale, so the next
-    `anyfind search` needs no torch. Off with ANYFIND_ONNX_EXPORT=0; never fails the run."""
-    import os
-
-    if os.environ.get("ANYFIND_ONNX_EXPORT", "auto").lower() in ("0", "off", "false", "no"):
-        return
-    try:
-        if not idx.onnx_exports_stale():
-            return
-        results = idx.export_onnx()
-    except Exception as exc:  # a warning, never a failed index run
-        click.echo(f"warning: ONNX export failed: {type(exc).__name__}: {exc}", err=True)
-        return
-    for r in results:
+    """After indexing: the library exports the encoders to ONNX where missing or stale
+    (Index.auto_export; off with ANYFIND_ONNX_EXPORT=0); this says how it went."""
+    for r in idx.auto_export():
         if r.status == "failed":
             click.echo(f"warning: ONNX export of space '{r.space}' failed: {r.reason}", err=True)
         elif r.status == "skipped":
@@ -231,10 +216,8 @@ def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters,
                                  sources=sources)
     else:
         with profile.stage("open"):
-            idx = _open(index_name)
+            idx = _open(index_name, one_query=True)  # one query, then exit
         with idx:
-            idx.map_vectors = True  # read-only here: map vector files, do not read them
-            idx.one_shot_queries = True  # one query, then exit: the fastest session build
             results = idx.search(query, k=k, offset=offset, mode=mode, chunks=chunks,
                                  min_score=min_score, image=image, audio=audio, fusion=fusion,
                                  weights=weights, filters=filters, rerank=rerank,
@@ -356,7 +339,7 @@ def eval_(dataset, index_name, modes, split, fusion, weights, rerank, quiet, as_
     import tempfile
     from pathlib import Path
 
-    from .search.evaluate import evaluate, load_beir
+    from .evaluate import evaluate, load_beir
 
     data = load_beir(dataset, split)
     modes = modes or ("dense", "lexical", "hybrid")

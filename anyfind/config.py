@@ -79,6 +79,7 @@ class IndexConfig:
     transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed
     onnx_int8: bool = False  # documents through the int8 ONNX text model (see encoders/export)
     vector_store: str = "faiss"  # the backend of every space's vectors (store/vector_store.py)
+    executor: str = "local"  # what runs the models of indexing (executors/)
     schema_version: int = SCHEMA_VERSION
     created_at: float = field(default_factory=time.time)
     anyfind_version: str = ""

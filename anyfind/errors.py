@@ -44,6 +44,10 @@ class IndexLocked(AnyfindError):
     """Another process is writing to this index."""
 
 
+class ContentUnavailable(AnyfindError):
+    """An item's bytes cannot be given back (its parent changed or cannot be read)."""
+
+
 class QueryError(AnyfindError):
     """A query or filter expression is invalid."""
 
@@ -76,3 +80,18 @@ def check_id(value: object, what: str = "item") -> int:
     if not 1 <= value <= MAX_ID:
         raise QueryError(f"no {what} {value} ({what} ids run from 1 to {MAX_ID})")
     return value
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """The one way an exception becomes a message for a user (a per-item error, a failed
+    source, a failed export): ours as they are, an OSError by its reason, anything else
+    with its type; whitespace folded, at most `limit` characters."""
+    if isinstance(exc, AnyfindError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{type(exc).__name__}: {exc.strerror}"
+    else:
+        message = str(exc)
+        text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

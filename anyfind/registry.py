@@ -41,6 +41,10 @@ class Registry(Generic[T]):
         for ep in metadata.entry_points(group=self.group):
             self._entries.setdefault(ep.name, f"{ep.module}:{ep.attr}")
 
+    def rescan(self) -> None:
+        """Look at the entry points again (a plugin installed while this process runs)."""
+        self._entry_points_loaded = False
+
     def names(self) -> list[str]:
         self._load_entry_points()
         return sorted(self._entries)

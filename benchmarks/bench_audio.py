@@ -52,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from anyfind import Index
-    from anyfind.audio.decode import probe
+    from anyfind.audio import probe
     from anyfind.audio.transcribe import resolve_device, resolve_model
     from anyfind.audio.wer import normalize_words, wer
 
@@ -84,13 +84,13 @@ def main() -> None:
         shutil.copy(p, corpus / f"{i:03d}-{p.name}")
     index = Index.open(work / "index")
     index.spaces["text"].encoder.encode_documents(["warm up"])  # load the text model first
-    index.extract_context().transcriber._load()  # load Whisper outside the timing
+    index.opened.transcriber._load()  # load Whisper outside the timing
     t0 = time.perf_counter()
     report = index.add([corpus])
     e2e_s = time.perf_counter() - t0
 
     # WER from what anyfind stored.
-    transcriber = index.extract_context().transcriber
+    transcriber = index.opened.transcriber
     rows = []
     for i, (p, ref) in enumerate(refs.items()):
         item = next(r for r in index.store.items_of_source(1).values()

@@ -99,7 +99,7 @@ def build_index(work: Path, args) -> tuple[Path, list[str], dict[str, Any]]:
     Synthetic(idx.store, np.random.default_rng(args.seed)).write(args.text_chunks, args.images)
     info["synthetic_write_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
-    idx.refresh_vectors(save=True)
+    idx.opened.refresh_vectors(save=True)
     info["faiss_build_s"] = round(time.perf_counter() - t, 1)
     info["spaces"] = {name: {"vectors": len(idx.vectors(name)),
                              "factory": idx.vectors(name).built_factory}

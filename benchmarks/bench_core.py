@@ -368,7 +368,7 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
         synth.write(size - synth.written)
         write_s = time.perf_counter() - t
         t = time.perf_counter()
-        qi.refresh_lexical()  # the tantivy cache (store/lexical_cache.py)
+        qi.opened.refresh_lexical()  # the tantivy cache (store/lexical_cache.py)
         lexical_s = time.perf_counter() - t
         t = time.perf_counter()
         qi.refresh_vectors(save=True)

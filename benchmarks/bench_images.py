@@ -195,7 +195,7 @@ def decode_bench(files: list[Path], workers: int, large: bool) -> tuple[dict[str
     from PIL import Image
 
     from anyfind.extract.image import MAX_SIDE, extract_image, make_thumbnail
-    from anyfind.thumbnails import SIZE
+    from anyfind.store.thumbnails import SIZE
 
     try:  # what the tagger (timm: 256 px short side) and thumbnails need
         from anyfind.extract.image import DecodeSize
@@ -262,11 +262,12 @@ class Case:
         text = index.spaces["text"].encoder
         text.encode_documents(["warm up"])
         if self.uses_tagger:
-            tagger = index.tagger
+            tagger = index.opened.tagger
             tagger._load()
             # the per-process cache of label-name text vectors (built on first sight of a label)
             with clock() as t:
-                index._tag_vector(text, [{"label": lab, "prob": 1.0} for lab in tagger.labels])
+                index.opened.tag_vectors.vector(
+                    text, [{"label": lab, "prob": 1.0} for lab in tagger.labels])
             self.label_cache_s = round(t["wall"], 2)
             self.transform, self.forward = tagger._transform, tagger._model
             self.batch_size = tagger.batch_size
@@ -277,10 +278,10 @@ class Case:
             self.batch_size = enc.batch_size
 
     def patch_targets(self, index: Any) -> list[tuple[Any, str, str]]:
+        from anyfind.core import OpenIndex
         from anyfind.encoders.tagger import ImageTagger
-        from anyfind.index import Index
         from anyfind.indexer import pipeline
-        from anyfind.thumbnails import Thumbnails
+        from anyfind.store.thumbnails import Thumbnails
 
         targets = [
             (pipeline.Pipeline, "sync", "sync"),
@@ -288,9 +289,9 @@ class Case:
             (pipeline, "content_hash", "main: hash files"),
             (pipeline.Pipeline, "_prepare", "workers: prepare items (decode, thumbnail)"),
             (Thumbnails, "write", "workers: thumbnails"),
-            (Index, "embed_chunks", "main: embed_chunks"),
+            (pipeline.Pipeline, "_encode", "main: embed_chunks"),
             (pipeline.Pipeline, "_write", "main: store write"),
-            (Index, "refresh_vectors", "main: vector files"),
+            (OpenIndex, "refresh_vectors", "main: vector files"),
         ]
         with contextlib.suppress(ImportError):  # the split preprocessing, where the code has it
             from anyfind.encoders.imageprep import ImagePrep
@@ -298,7 +299,7 @@ class Case:
             targets += [(ImagePrep, "prepare", "model preprocess per image, PIL (workers)"),
                         (ImagePrep, "batch", "main: batched normalise")]
         if self.uses_tagger:
-            tagger = index.tagger
+            tagger = index.opened.tagger
             targets += [(ImageTagger, "tag", "main: tagger.tag"),
                         (tagger, "_transform", "main: tagger preprocess"),
                         (tagger, "_model", "main: tagger forward")]
@@ -563,7 +564,7 @@ def retrieval(args: argparse.Namespace, work: Path, data: Path) -> dict[str, Any
     try:
         with clock() as t_load:
             index.spaces["text"].encoder.encode_documents(["warm up"])
-            index.tagger._load()
+            index.opened.tagger._load()
         with clock() as t_add:
             report = index.add([corpus])
         modes: dict[str, dict[str, Any]] = {}

@@ -27,7 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from anyfind import Index  # noqa: E402
-from anyfind.search.evaluate import index_dataset, load_beir, run_mode  # noqa: E402
+from anyfind.evaluate import index_dataset, load_beir, run_mode  # noqa: E402
 
 DEFAULT = "/work/shared/data/cisi-beir"
 MODES = ("dense", "lexical", "hybrid")

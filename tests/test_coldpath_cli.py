@@ -196,10 +196,10 @@ def test_export_of_another_model_is_not_used(built, torch_answers):
 def test_search_maps_vector_files(built):
     from anyfind import Index
 
-    with Index.open(built["path"], create=False) as idx:
-        idx.map_vectors = True
+    with Index.open(built["path"], create=False, one_query=True) as idx:
         assert idx.search("moon tides", k=3)
-        assert all(vi.mapped for vi in idx._vectors.values()) and idx._vectors
+        held = [idx.opened.vectors(name) for name in idx.spaces]
+        assert held and all(vs.mapped for vs in held)
 
 
 def test_searches_during_a_reindex_see_committed_data(built):

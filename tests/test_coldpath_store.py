@@ -114,15 +114,15 @@ def lexical_index(tmp_path):
 
 
 def test_search_of_an_older_store_migrates_it(lexical_index):
-    _v1_store(lexical_index._store_url())
+    _v1_store(lexical_index.opened.store_url())
     results = lexical_index.search("lighthouses", mode="lexical")
     assert [r.path for r in results] == ["/s/a.txt"]
-    assert lexical_index._store is not None  # the reader declined, the Store migrated
+    assert lexical_index.opened._store is not None  # the reader declined, the Store migrated
 
 
 def test_search_of_a_newer_store_is_refused(lexical_index):
-    _v1_store(lexical_index._store_url())
-    engine = make_engine(lexical_index._store_url())
+    _v1_store(lexical_index.opened.store_url())
+    engine = make_engine(lexical_index.opened.store_url())
     with engine.begin() as conn:
         conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="7"))
     engine.dispose()
@@ -131,11 +131,11 @@ def test_search_of_a_newer_store_is_refused(lexical_index):
 
 
 def test_search_reads_through_sqlite3_at_the_current_schema(lexical_index):
-    _v1_store(lexical_index._store_url())
-    Store(lexical_index._store_url()).close()  # migrated by an earlier writer
+    _v1_store(lexical_index.opened.store_url())
+    Store(lexical_index.opened.store_url()).close()  # migrated by an earlier writer
     results = lexical_index.search("fog horns", mode="lexical")
     assert [r.path for r in results] == ["/s/a.txt"]
-    assert isinstance(lexical_index.reader, SQLiteReader) and lexical_index._store is None
+    assert isinstance(lexical_index.reader, SQLiteReader) and lexical_index.opened._store is None
 
 
 # -- FAISS files mapped ------------------------------------------------------------------

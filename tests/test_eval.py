@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from anyfind import Index
 from anyfind.cli import cli
-from anyfind.search.evaluate import evaluate, load_beir
+from anyfind.evaluate import evaluate, load_beir
 from anyfind.search.metrics import evaluate_run, mrr_at_k, ndcg_at_k, recall_at_k
 
 LOG3 = math.log2(3)

@@ -302,7 +302,7 @@ def test_parser_exceptions_become_one_line_errors(monkeypatch: pytest.MonkeyPatc
     ext.register_extractor("application/x-test", broken)
     with pytest.raises(ExtractionError) as info:
         extract(Blob.from_bytes(b"data"), "application/x-test")
-    assert str(info.value) == "application/x-test could not be parsed: bad thing (ValueError)"
+    assert str(info.value) == "application/x-test could not be parsed: ValueError: bad thing"
 
 
 def test_ctx_is_passed_through_and_family_patterns(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -195,7 +195,7 @@ def test_filters_apply_before_top_k(tmp_path):
         index.add_documents("weak", [("w", "", "A report on municipal parking; a cat appears.")])
         from anyfind.search.engine import Query, Searcher
 
-        searcher = Searcher(index)
+        searcher = Searcher(index.opened)
         q = searcher.prepare(Query(text="cats source:weak"))
         sel, allowed = searcher._allowed(q.filters)
         assert len(allowed) == 1

@@ -108,19 +108,21 @@ def test_image_models_set_the_decode_size_and_their_prep_runs_in_the_workers(tag
 
     from anyfind.encoders.imageprep import PreparedImage
     from anyfind.extract.image import DecodeSize, extract_image
+    from anyfind.indexer.chunks import make_chunks
     from anyfind.indexer.pipeline import Prepared
-    from anyfind.thumbnails import SIZE
+    from anyfind.store.thumbnails import SIZE
 
-    prep = tagged.tagger.image_prep()
-    assert tagged.extract_context().image_decode_size == DecodeSize(prep.min_side, SIZE)
+    opened = tagged.opened
+    prep = opened.tagger.image_prep()
+    assert opened.extract_context().image_decode_size == DecodeSize(prep.min_side, SIZE)
     photo = Image.open(PHOTOS / "coffee.jpg").convert("RGB").resize((4000, 2667))
     out = io.BytesIO()
     photo.save(out, format="JPEG", quality=90)
-    extracted = extract_image(out.getvalue(), "image/jpeg", tagged.extract_context())
+    extracted = extract_image(out.getvalue(), "image/jpeg", opened.extract_context())
     assert extracted.image.size == (500, 334)
     assert (extracted.metadata["width"], extracted.metadata["height"]) == (4000, 2667)
     item = Prepared(ref=None, replace_id=None, content_hash=None)  # what _prepare fills
-    tagged.make_chunks(extracted, item)
+    make_chunks(opened, extracted, item)
     ready = item.images[0]
     assert isinstance(ready, PreparedImage) and ready.image is extracted.image
     assert list(ready.pixels) == [prep] and ready.pixels[prep].shape == (224, 224, 3)
@@ -155,7 +157,7 @@ def test_clip_only_index_decodes_to_clip_and_thumbnail_sizes(tmp_path):
     with Index.open(tmp_path / "idx", tagger=False, clip_config=str(config),
                     clip_weights=str(ckpt)) as idx:
         side = TINY_CONFIG["vision_cfg"]["image_size"]
-        assert idx.extract_context().image_decode_size == DecodeSize(side, 256)
+        assert idx.opened.extract_context().image_decode_size == DecodeSize(side, 256)
         with_tags = Index.open(tmp_path / "idx2", clip_config=str(config), clip_weights=str(ckpt))
         with with_tags:
-            assert with_tags.extract_context().image_decode_size == DecodeSize(256, 256)
+            assert with_tags.opened.extract_context().image_decode_size == DecodeSize(256, 256)

@@ -90,11 +90,12 @@ def test_lexical_index_follows_every_sync(tmp_path, corpus):
 
 
 def test_sqlite_filters_apply_to_the_rows_match_found(tmp_path, corpus):
+    from anyfind.search.filter_sql import condition
     from anyfind.search.filters import parse_filters
 
     with Index.open(tmp_path / "idx") as index:
         index.add([corpus])
-        allowed = index.store.allowed_chunks(parse_filters("ext:md,txt").condition("sqlite"))
+        allowed = index.store.allowed_chunks(condition(parse_filters("ext:md,txt").clauses, "sqlite"))
         found = index.store.lexical.search(query_terms("moon tomatoes semiconductor"), 10, allowed)
         rows = index.store.chunk_rows([cid for cid, _ in found])
         assert {os.path.basename(r["path"]) for r in rows.values()} == {"moon.txt", "tomatoes.md"}
@@ -217,9 +218,10 @@ def test_postgres_full_text_search(postgres_url):
             chunk[ids[2]]]
         assert store.lexical.search(query_terms("the of and"), 10) == []  # only stop words
         # filters push down as a SQL restriction on the same query
+        from anyfind.search.filter_sql import condition
         from anyfind.search.filters import parse_filters
 
-        allowed = store.allowed_chunks(parse_filters("path:/s/1.txt").condition("postgresql"))
+        allowed = store.allowed_chunks(condition(parse_filters("path:/s/1.txt").clauses, "postgresql"))
         assert sorted(store.chunk_ids(allowed)) == [chunk[ids[1]]]
         assert [c for c, _ in store.lexical.search(["moon", "tomatoes"], 10, allowed)] == [
             chunk[ids[1]]]

@@ -83,7 +83,7 @@ def test_a_stale_cache_is_not_used(tmp_path, corpus):
         assert index.lexical.backend() == "sqlite"
         assert index.search("tomatoes", mode="lexical") == []
         # A delete rebuilds the cache: tantivy would keep the deleted chunk's statistics.
-        assert index.refresh_lexical() == "rebuilt"
+        assert index.opened.refresh_lexical() == "rebuilt"
         assert index.lexical.backend() == "tantivy"
         assert index.search("tomatoes", mode="lexical") == []
         assert_cache_matches_store(index)
@@ -99,6 +99,7 @@ def test_repeated_terms_weigh_once_per_repetition(tmp_path, corpus):
 
 
 def test_filters_restrict_the_cache_to_the_allowed_chunks(tmp_path, corpus, monkeypatch):
+    from anyfind.search.filter_sql import condition
     from anyfind.search.filters import parse_filters
 
     with Index.open(tmp_path / "idx") as index:
@@ -109,7 +110,7 @@ def test_filters_restrict_the_cache_to_the_allowed_chunks(tmp_path, corpus, monk
         terms = query_terms("semiconductor holiday tomatoes moon espresso revenue")
         everything = dict(index.lexical.search(terms, 100))
         for spec in ("ext:pdf", "ext:md,txt", "path:/nowhere"):
-            sel = index.store.allowed_chunks(parse_filters(spec).condition("sqlite"))
+            sel = index.store.allowed_chunks(condition(parse_filters(spec).clauses, "sqlite"))
             ids = index.store.chunk_ids(sel)
             assert index.lexical.backend() == "tantivy"
             cached = index.lexical.search(terms, 100, sel, ids)
@@ -156,7 +157,7 @@ def test_a_damaged_cache_is_rebuilt(tmp_path, corpus, damage):
         assert "lexical-cache" in index.check().codes()
         assert [os.path.basename(r.path) for r in index.search("blight", mode="lexical")] == [
             "tomatoes.md"]
-        assert index.refresh_lexical() == "rebuilt"
+        assert index.opened.refresh_lexical() == "rebuilt"
         assert_cache_matches_store(index)
 
 

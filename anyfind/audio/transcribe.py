@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, require
+from ..extract.audio_decode import SAMPLE_RATE, decode_blocks
 from ..extract.base import TimedSegment
-from .decode import SAMPLE_RATE, decode_blocks
 
 DEFAULT_MODEL = "tiny.en"
 _DEFAULT_ALIASES = (None, "tiny.en", "tiny-en")

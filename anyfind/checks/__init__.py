@@ -17,20 +17,19 @@ from sqlalchemy import func, select
 
 from ..config import SCHEMA_VERSION, IndexConfig
 from ..store.schema import Chunk, Item
-from ..store.vector_store import open_vector_store
 from .files import check_temp_files, check_vector_file, load_vector_file, repair_vector_file
 from .lexical import check_lexical, check_lexical_cache, rebuild_lexical
 from .report import ERROR, CheckReport, Finding
 from .snapshot import SnapshotVectors, snapshot
-from .store import check_store, expects_vector, repair_store
+from .store import check_store, repair_store
 
 if TYPE_CHECKING:
-    from ..index import Index
+    from ..core import OpenIndex
 
-__all__ = ["CheckReport", "Finding", "check_index", "expects_vector"]
+__all__ = ["CheckReport", "Finding", "check_index"]
 
 
-def check_index(index: Index, repair: bool = False) -> CheckReport:
+def check_index(index: OpenIndex, repair: bool = False) -> CheckReport:
     """Check `index`; with repair, fix what can be fixed (under the write lock) and say
     what the next sync has to re-embed."""
     if not repair:
@@ -48,7 +47,7 @@ def check_index(index: Index, repair: bool = False) -> CheckReport:
     return after
 
 
-def _inspect(index: Index) -> tuple[CheckReport, dict[str, Any]]:
+def _inspect(index: OpenIndex) -> tuple[CheckReport, dict[str, Any]]:
     report = CheckReport(str(index.path))
     plan: dict[str, Any] = {"spaces": {}}
     _check_config(index, report)
@@ -77,14 +76,12 @@ def _inspect(index: Index) -> tuple[CheckReport, dict[str, Any]]:
     return report, plan
 
 
-def _vector_file(index: Index, name: str):
+def _vector_file(index: OpenIndex, name: str):
     """A space's vector store, not loaded yet: the checks read its files themselves."""
-    cfg = index.config.spaces[name]
-    return open_vector_store(index.path, name, cfg.dim, kind=index.config.vector_store,
-                             factory=cfg.faiss, load=False)
+    return index.vector_store(name, load=False)
 
 
-def _check_config(index: Index, report: CheckReport) -> None:
+def _check_config(index: OpenIndex, report: CheckReport) -> None:
     try:
         on_disk = IndexConfig.load(index.path)
     except Exception as exc:
@@ -98,7 +95,7 @@ def _check_config(index: Index, report: CheckReport) -> None:
             report.add("config-space", ERROR, f"space '{name}' has no dimension in config.json")
 
 
-def _repair(index: Index, report: CheckReport, plan: dict[str, Any]) -> None:
+def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any]) -> None:
     for path in plan["temp"]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -110,7 +107,7 @@ def _repair(index: Index, report: CheckReport, plan: dict[str, Any]) -> None:
             rebuild_lexical(conn)
     if plan["lexical_cache"] or store_plan:
         index.refresh_lexical()
-    index._vectors.clear()  # in-memory copies are stale now
+    index.forget_vectors()  # in-memory copies are stale now
     for name, cfg in index.config.spaces.items():
         if not cfg.dim:
             continue

@@ -4,8 +4,9 @@
   child item (an e-mail's attachment) to an existing parent item;
 - one item per (source, uri); items that failed or were skipped have no chunks;
 - every chunk of an indexed item has exactly one vector in each space that takes it
-  (the rule Index.embed_chunks follows: a space embeds text when its encoder reads text,
-  images when it reads images, and an image through its tags when it reads only text);
+  (encoders.space.embeds, the rule indexing follows: a space embeds text when its encoder
+  reads text, images when it reads images, and an image through its tags when it reads
+  only text);
 - vectors have the dimension of their space, and only configured spaces hold vectors.
 """
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, delete, func, select, text, update
 from sqlalchemy.orm import aliased
 
+from ..encoders.space import embeds
 from ..store.migrations import LATEST, current_version
 from ..store.schema import Chunk, Embedding, Item, Source, Space
 from .report import ERROR, WARNING, CheckReport
@@ -23,18 +25,10 @@ from .report import ERROR, WARNING, CheckReport
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from ..index import Index
+    from ..core import OpenIndex
 
 
-def expects_vector(accepts: frozenset[str], chunk_modality: str, chunk_text: str,
-                   tags: Any) -> bool:
-    """Whether a space whose encoder reads `accepts` holds a vector for this chunk."""
-    if chunk_modality == "image":
-        return "image" in accepts or bool(tags)
-    return "text" in accepts and bool((chunk_text or "").strip())
-
-
-def space_modalities(index: Index) -> dict[str, frozenset[str] | None]:
+def space_modalities(index: OpenIndex) -> dict[str, frozenset[str] | None]:
     """What each configured space's encoder reads (None when its class cannot be loaded)."""
     from ..encoders import encoders
 
@@ -47,7 +41,7 @@ def space_modalities(index: Index) -> dict[str, frozenset[str] | None]:
     return out
 
 
-def check_store(conn: Connection, index: Index, report: CheckReport) -> dict[str, Any]:
+def check_store(conn: Connection, index: OpenIndex, report: CheckReport) -> dict[str, Any]:
     """Add findings to the report; return what the repair needs (ids to fix)."""
     todo: dict[str, Any] = {}
     version = current_version(conn)
@@ -166,7 +160,7 @@ def _duplicates(conn: Connection, report: CheckReport, todo: dict[str, Any]) -> 
     todo["duplicate_items"] = extra
 
 
-def _missing_vectors(conn: Connection, index: Index, report: CheckReport, todo: dict[str, Any]
+def _missing_vectors(conn: Connection, index: OpenIndex, report: CheckReport, todo: dict[str, Any]
                      ) -> None:
     items: set[int] = set()
     for space, accepts in space_modalities(index).items():
@@ -178,7 +172,7 @@ def _missing_vectors(conn: Connection, index: Index, report: CheckReport, todo: 
              .join(Item, Item.id == Chunk.item_id).where(and_(Item.status == "ok", ~has)))
         q = q.add_columns(Item.content_hash)
         missing = [r for r in conn.execute(q)
-                   if expects_vector(accepts, r.modality, r.text, (r.meta or {}).get("tags"))]
+                   if embeds(accepts, r.modality, r.text, (r.meta or {}).get("tags"))]
         if not missing:
             continue
         unmarked = {r.item_id for r in missing if r.content_hash is not None}
@@ -194,7 +188,7 @@ def _missing_vectors(conn: Connection, index: Index, report: CheckReport, todo: 
         todo["resync_items"] = sorted(items)
 
 
-def repair_store(engine: Engine, index: Index, todo: dict[str, Any], report: CheckReport) -> None:
+def repair_store(engine: Engine, index: OpenIndex, todo: dict[str, Any], report: CheckReport) -> None:
     """Apply the repairs check_store planned, in one transaction; bump every generation."""
     for name in todo.get("spaces", []):
         index.store.ensure_space(name, index.config.spaces[name].dim or 0)

@@ -105,6 +105,8 @@ class Connector(ABC):
         self.workdir: Path | None = None
         #: what the last successful sync of this source recorded (see sync_state)
         self.prior_state: dict[str, Any] = {}
+        #: credentials in the URI or options, to redact from messages; set by the index
+        self.secrets: list[str] = []
 
     @abstractmethod
     def scan(self) -> Iterator[ItemRef]:

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import ConfigError, MissingExtra, SourceError, require
+from ..errors import ConfigError, MissingExtra, SourceError, one_line, require
 from ..secrets import mask_uri
 from .base import Blob, Connector, ItemRef, glob_spec
 
@@ -149,9 +149,9 @@ class ObjectStoreConnector(Connector):
             raise
         except PermissionError as exc:
             raise SourceError(f"access denied to {self.describe()} (check the credentials): "
-                              f"{_short(exc)}") from None
+                              f"{one_line(exc, 300)}") from None
         except Exception as exc:
-            raise SourceError(f"cannot list {self.describe()}: {_short(exc)}") from None
+            raise SourceError(f"cannot list {self.describe()}: {one_line(exc, 300)}") from None
         for name, info in sorted(listing.items()):
             rel = name[len(self.root):].lstrip("/") if name.startswith(self.root) else name
             if info.get("type") == "directory" or not self._wanted(rel):
@@ -170,6 +170,3 @@ class ObjectStoreConnector(Connector):
         return Blob(ref, lambda: self.fs.open(name, "rb"))
 
 
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]

@@ -155,6 +155,12 @@ class Encoder(ABC):
         """A `tokenizers.Tokenizer` for chunking text to this encoder's budget, or None."""
         return None
 
+    def image_prep(self):
+        """An image encoder's per-image preprocessing, run by the prepare workers
+        (encoders/imageprep.py), or None: `_encode` then gets images as they come (a
+        PreparedImage, a PIL image or a path; `imageprep.source_image` gives the PIL image)."""
+        return None
+
     def _run(self, inputs: Sequence[Any], modality: str, query: bool) -> np.ndarray:
         if modality not in self.modalities:
             raise ValueError(f"{self.kind} encoder does not accept {modality} input")

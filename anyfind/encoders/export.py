@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SpaceConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 from .onnx_manifest import (
     EXPORT_DIR,
     FORMAT,
@@ -191,7 +191,7 @@ def _same_outputs(plain, optimized: Path) -> None:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 
@@ -399,11 +399,8 @@ def export_index(index, *, force: bool = False, int8: bool | None = None,
         except Unsupported as exc:
             results.append(ExportResult(name, "skipped", str(exc)))
         except Exception as exc:  # an export never fails the run that asked for it
-            results.append(ExportResult(name, "failed", _one_line(exc)))
+            results.append(ExportResult(name, "failed", one_line(exc, 300)))
     return results
 
 
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())[:300]
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..index import Index
     from .base import Encoder
 
 NO_ONNX_ENV = "ANYFIND_NO_ONNX"  # set (non-empty, not "0"): always the torch encoder
@@ -61,16 +60,16 @@ def load_export(index_dir: Path, space: str, identity: dict[str, Any], dim: int 
     return encoder, None
 
 
-def notice_fallbacks(index: Index) -> None:
+def notice_fallbacks(index_dir: Path, spaces: dict[str, Any]) -> None:
     """One stderr line per process (and index) naming the spaces whose queries went to
     torch because their export could not be used."""
-    problems = [f"'{name}' ({space.export_problem})" for name, space in index.spaces.items()
-                if space.queries_use_torch and worth_a_notice(index.path, name)]
+    problems = [f"'{name}' ({space.export_problem})" for name, space in spaces.items()
+                if space.queries_use_torch and worth_a_notice(index_dir, name)]
     if not problems:
         return
     line = (f"anyfind: no usable ONNX export for space {', '.join(problems)}; the query is "
             "encoded with torch (slow start; `anyfind export` or `anyfind index` writes one)")
-    key = f"{index.path}\0{line}"
+    key = f"{index_dir}\0{line}"
     if key not in _noticed:
         _noticed.add(key)
         print(line, file=sys.stderr, flush=True)

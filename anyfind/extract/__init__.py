@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import AnyfindError, ExtractionError
+from ..errors import AnyfindError, ExtractionError, one_line
 from .base import Child, Extracted, Section, TimedSegment
 from .sniff import (
     DOCX,
@@ -98,7 +98,7 @@ def extract(blob: Blob, media_type: str | None = None, ctx: object | None = None
         else:
             media_type = sniff_blob(blob)
     except OSError as exc:
-        raise ExtractionError(f"could not read the file: {_one_line(exc)}") from exc
+        raise ExtractionError(f"could not read the file: {one_line(exc, 200)}") from exc
     if media_type == EMPTY:
         raise ExtractionError("empty file")
     fn = _lookup(media_type)
@@ -116,7 +116,7 @@ def extract(blob: Blob, media_type: str | None = None, ctx: object | None = None
         raise ExtractionError(str(exc)) from exc
     except Exception as exc:
         label = _LABELS.get(media_type, media_type)
-        raise ExtractionError(f"{label} could not be parsed: {_one_line(exc)}") from exc
+        raise ExtractionError(f"{label} could not be parsed: {one_line(exc, 200)}") from exc
 
 
 def _lookup(media_type: str) -> Extractor:
@@ -132,21 +132,13 @@ def _lookup(media_type: str) -> Extractor:
             except ModuleNotFoundError as exc:
                 if exc.name != module:  # the module exists but needs something missing
                     raise ExtractionError(
-                        f"no extractor for {media_type}: {_one_line(exc)}"
+                        f"no extractor for {media_type}: {one_line(exc, 200)}"
                     ) from exc
                 raise ExtractionError(f"no extractor for {media_type}") from exc
             except Exception as exc:
-                raise ExtractionError(f"no extractor for {media_type}: {_one_line(exc)}") from exc
+                raise ExtractionError(f"no extractor for {media_type}: {one_line(exc, 200)}") from exc
             _extractors[key] = target
         return target
     if media_type == "application/octet-stream":
         raise ExtractionError("not a text file (binary content)")
     raise ExtractionError(f"no extractor for {media_type}")
-
-
-def _one_line(exc: BaseException) -> str:
-    message = " ".join(str(exc).split())
-    if len(message) > 200:
-        message = message[:197] + "..."
-    name = type(exc).__name__
-    return f"{message} ({name})" if message else name

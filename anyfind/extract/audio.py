@@ -15,7 +15,7 @@ def extract_audio(blob: Blob, media_type: str | None, ctx: Any) -> Extracted:
     ctx.transcriber (an anyfind.audio.Transcriber, or anything with a compatible
     transcribe(path)) does the speech to text; without one the item cannot be indexed.
     """
-    from ..audio.decode import probe
+    from .audio_decode import probe
 
     transcriber = getattr(ctx, "transcriber", None)
     with blob.local_path() as path:

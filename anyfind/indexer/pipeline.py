@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..connectors.base import Connector, ItemRef
 from ..crashpoints import crash_point
-from ..errors import AnyfindError, ExtractionError
+from ..errors import ExtractionError, one_line
+from ..executors import ChunkJob
 from ..store.metadata import ChunkRecord, ItemRecord, NewChild
+from .chunks import make_chunks
 from .planner import plan_sync
 from .report import SyncReport
 
 if TYPE_CHECKING:
-    from ..index import Index
+    from ..core import OpenIndex
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 BATCH_CHUNKS = 256  # chunks per write transaction; at most this many decoded images held
@@ -89,22 +91,18 @@ def _is_binary_type(media_type: str) -> bool:
         "application/pdf", "application/zip") or media_type.startswith("application/vnd.")
 
 
-def _short(exc: BaseException) -> str:
-    if isinstance(exc, AnyfindError):
-        return str(exc)
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{type(exc).__name__}: {exc.strerror}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 class Pipeline:
-    def __init__(self, index: Index, progress: bool = True, batch_chunks: int | None = None):
-        self.index = index
-        self.store = index.store
+    """One sync of one source, over an open index: plans, reads and extracts (threads),
+    hands chunk batches to the index's encoding executor, and writes batches."""
+
+    def __init__(self, opened: OpenIndex, progress: bool = True, batch_chunks: int | None = None):
+        self.opened = opened
+        self.store = opened.store
+        self.executor = opened.executor
         self.progress = progress
-        self.batch_chunks = batch_chunks or getattr(index.config, "batch_chunks", BATCH_CHUNKS)
+        self.batch_chunks = batch_chunks or getattr(opened.config, "batch_chunks", BATCH_CHUNKS)
         self.embed_window = max(self.batch_chunks,
-                                getattr(index.config, "embed_window", EMBED_WINDOW))
+                                getattr(opened.config, "embed_window", EMBED_WINDOW))
         self.image_window = max(1, min(self.batch_chunks, IMAGE_WINDOW))
         self.workers = max(1, min(4, os.cpu_count() or 1))
 
@@ -131,7 +129,7 @@ class Pipeline:
                            if row.content_hash and row.status == "ok"}
         todo: list[tuple[ItemRef, int | None, str | None, str | None]] = []
         failed_early: list[Prepared] = []
-        cap = self.index.config.max_file_bytes
+        cap = self.opened.config.max_file_bytes
         candidates = [(r, None) for r in plan.new] + plan.changed
         digests = self._hash_all(connector, [ref for ref, _ in candidates], cap)
         for (ref, row), digest in zip(candidates, digests, strict=True):
@@ -140,7 +138,7 @@ class Pipeline:
                 continue
             if isinstance(digest, Exception):  # unreadable, vanished: recorded, never fatal
                 failed_early.append(Prepared(ref, row.id if row else None, None,
-                                             error=_short(digest), status="error"))
+                                             error=one_line(digest), status="error"))
                 continue
             if (row is not None and row.content_hash == digest and row.status == "ok"
                     and row.id not in retry):
@@ -176,7 +174,7 @@ class Pipeline:
             self._write(source_id, failed_early, report)
         self._process(source_id, connector, todo, report)
         crash_point("sync.written")
-        self.index.refresh_vectors(save=True)
+        self.opened.refresh_vectors(save=True)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -205,12 +203,12 @@ class Pipeline:
             self._extract_into(item, connector.open(ref), depth=0)
         except Exception as exc:  # every failure is this item's, never the run's
             item.status = "error"
-            item.error = _short(exc)
+            item.error = one_line(exc)
             item.chunks, item.children = [], []
         return item
 
     def _check_size(self, size: int | None, what: str = "file") -> None:
-        limit = self.index.config.max_file_bytes
+        limit = self.opened.config.max_file_bytes
         if size is not None and size > limit:
             raise ExtractionError(f"{what} too large ({size} bytes > cap of {limit})")
         if size == 0:
@@ -236,15 +234,15 @@ class Pipeline:
                 raise ExtractionError(f"content is not {claimed} (binary or corrupt data)")
             item.status, item.error = "skipped", f"unsupported format ({item.media_type})"
             return
-        if not self.index.handles(item.modality):
+        if not self.opened.handles(item.modality):
             item.status = "skipped"
-            item.error = f"{item.media_type} is not indexed ({self.index.why_not(item.modality)})"
+            item.error = f"{item.media_type} is not indexed ({self.opened.why_not(item.modality)})"
             return
-        extracted = extract(blob, item.media_type, self.index.extract_context())
+        extracted = extract(blob, item.media_type, self.opened.extract_context())
         item.modality = extracted.modality
         item.title = extracted.title
         item.meta.update(extracted.metadata)
-        self.index.make_chunks(extracted, item)
+        make_chunks(self.opened, extracted, item)
         if extracted.children and depth >= MAX_DEPTH:
             item.meta["children_not_indexed"] = f"nested more than {MAX_DEPTH} levels deep"
         elif extracted.children:
@@ -257,7 +255,7 @@ class Pipeline:
         twin = self.store.reusable(item.content_hash) if item.content_hash else None
         if twin is None or not twin["chunks"]:
             return False
-        spaces = set(self.index.spaces)
+        spaces = set(self.opened.spaces)
         if any(c.modality == "image" and not (c.text and spaces <= set(c.vectors or {}))
                for c in twin["chunks"]):
             return False  # an image's pixels would be needed: extract it as usual
@@ -284,7 +282,7 @@ class Pipeline:
             self._extract_into(item, Blob.from_bytes(child.data, path=child.name), depth)
         except Exception as exc:
             item.status = "error"
-            item.error = _short(exc)
+            item.error = one_line(exc)
             item.chunks, item.children = [], []
         return item
 
@@ -334,7 +332,7 @@ class Pipeline:
         # the model runs, fill whole batches (a model is least efficient on small ones).
         least = min(MIN_IMAGE_WINDOW, self.image_window)
         last_checkpoint = time.monotonic()
-        every = getattr(self.index.config, "checkpoint_seconds", CHECKPOINT_SECONDS)
+        every = getattr(self.opened.config, "checkpoint_seconds", CHECKPOINT_SECONDS)
         try:
             while True:
                 item = q.get()
@@ -358,7 +356,7 @@ class Pipeline:
                     self._flush(source_id, images, report, bar)
                     images, n_images = [], 0
                 if time.monotonic() - last_checkpoint >= every:
-                    self.index.refresh_vectors(save=True, checkpoint=True)
+                    self.opened.refresh_vectors(save=True, checkpoint=True)
                     last_checkpoint = time.monotonic()
             self._flush(source_id, images, report, bar)
             self._flush(source_id, text, report, bar)
@@ -379,7 +377,7 @@ class Pipeline:
             bar.set_postfix(chunks=report.chunks, failed=report.failed,
                             embedding=f"{done}/{total}")
 
-        self.index.embed_chunks([i for item in items for i in item.tree()], progress=embedded)
+        self._encode([i for item in items for i in item.tree()], embedded)
         # One transaction per ~batch_chunks chunks: an interruption loses at most one
         # window's embeddings and never leaves an item half-written.
         group: list[Prepared] = []
@@ -395,6 +393,27 @@ class Pipeline:
             self._write(source_id, group, report)
             bar.update(len(group))
         bar.set_postfix(chunks=report.chunks, failed=report.failed, refresh=False)
+
+    def _encode(self, items: list[Prepared], progress) -> None:
+        """Tags for new images, then every chunk's vectors, from the executor."""
+        pairs = [(item, chunk) for item in items for chunk in item.chunks
+                 if chunk.modality == "image" and not chunk.text and chunk.ordinal in item.images]
+        if pairs and self.executor.tags_images:
+            found = self.executor.tag([item.images[c.ordinal] for item, c in pairs])
+            for (item, chunk), tags in zip(pairs, found, strict=True):
+                item.meta["tags"] = [{"label": label, "prob": prob} for label, prob in tags]
+                chunk.text = ", ".join(label for label, _ in tags)
+        chunks = [(item, chunk) for item in items for chunk in item.chunks]
+        jobs = [ChunkJob(chunk.modality, chunk.text, item.images.get(chunk.ordinal),
+                         item.meta.get("tags"), frozenset(chunk.vectors or {}))
+                for item, chunk in chunks]
+        for (_, chunk), vectors in zip(chunks, self.executor.encode(jobs, progress),
+                                       strict=True):
+            if vectors:
+                chunk.vectors = {**(chunk.vectors or {}), **vectors}
+        for name, space in self.opened.spaces.items():
+            if space.config.dim:
+                self.store.ensure_space(name, space.config.dim)
 
     def _record(self, source_id: int, ref: ItemRef, digest, item: Prepared | None) -> ItemRecord:
         return ItemRecord(

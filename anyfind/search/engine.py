@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import profile
+from ..core.query_inputs import image_tag_vector, load_query_image, transcribe_query
 from ..errors import QueryError
 from .filters import Filters, parse_filters, parse_query
 from .fusion import FUSIONS, rrf, score_fusion
@@ -27,7 +28,7 @@ from .terms import MAX_QUERY_CHARS, has_words, query_terms
 if TYPE_CHECKING:
     from sqlalchemy import Select
 
-    from ..index import Index
+    from ..core import OpenIndex
 
 MODES = ("hybrid", "dense", "lexical")
 MIN_DEPTH = 50
@@ -143,16 +144,16 @@ class Searcher:
     """Runs queries on an index. Reads go through `index.reader` (plain sqlite3 on a
     SQLite store); a query with filters uses the SQLAlchemy store, which builds their SQL."""
 
-    def __init__(self, index: Index):
-        self.index = index
+    def __init__(self, opened: OpenIndex):
+        self.opened = opened
 
     @property
     def store(self):
-        return self.index.store
+        return self.opened.store
 
     @property
     def reader(self):
-        return self.index.reader
+        return self.opened.reader
 
     # -- preparing the query -------------------------------------------------------------
     def prepare(self, q: Query) -> Query:
@@ -162,7 +163,7 @@ class Searcher:
         if q.fusion not in FUSIONS:
             raise QueryError(f"unknown fusion '{q.fusion}' (use one of: {', '.join(FUSIONS)})")
         check_page(q.k, q.offset)
-        q.weights = check_weights(q.weights, list(self.index.spaces))
+        q.weights = check_weights(q.weights, list(self.opened.spaces))
         filters = parse_filters(q.filters) if isinstance(q.filters, str) else (q.filters or Filters())
         if q.sources:  # the same push-down as `source:a source:b` written in the query
             known = {src["name"] for src in self.reader.sources()}
@@ -174,7 +175,7 @@ class Searcher:
             raise QueryError("give an image or an audio clip, not both")
         if q.audio is not None and q.text is None:
             # A spoken query is transcribed and searched as text.
-            q.text = q.audio_transcript = self.index.transcribe_query(q.audio)
+            q.text = q.audio_transcript = transcribe_query(self.opened, q.audio)
             if not has_words(q.text):
                 raise QueryError("no speech was recognised in the audio clip")
         if q.text is not None:
@@ -198,8 +199,8 @@ class Searcher:
         if q.mode == "lexical":
             if not q.terms:
                 raise QueryError("lexical search needs words (an image or a clip has none)")
-            if not self.index.lexical.available:
-                raise QueryError(f"lexical search is not available on {self.index.lexical.dialect}")
+            if not self.opened.lexical.available:
+                raise QueryError(f"lexical search is not available on {self.opened.lexical.dialect}")
         if q.rerank and not q.text:
             raise QueryError("reranking needs a text query")
         return q
@@ -210,7 +211,7 @@ class Searcher:
         space's ONNX export when it is fresh (no torch), else by its torch encoder."""
         out: dict[str, np.ndarray] = {}
         with profile.stage("model"):
-            encoders = {name: space.query_encoder for name, space in self.index.spaces.items()}
+            encoders = {name: space.query_encoder for name, space in self.opened.spaces.items()}
             # Loading a model is mostly native work: the second space's loads on a thread
             # while the first space's loads and encodes here.
             modality = "text" if q.text is not None else "image"
@@ -219,7 +220,7 @@ class Searcher:
                 if warm is not None and modality in enc.modalities:
                     _pool().submit(_quietly, warm, modality)
         with profile.stage("image"):  # reading the query image (PIL's import included)
-            image = self.index.load_query_image(q.image) if q.image is not None else None
+            image = load_query_image(q.image, self.opened.config.max_image_pixels) if q.image is not None else None
         for name, enc in encoders.items():
             if q.text is not None and "text" in enc.modalities:
                 out[name] = _encode(enc, q.text, "text")
@@ -227,24 +228,31 @@ class Searcher:
                 out[name] = _encode(enc, image, "image")
             elif image is not None:  # a text-only space sees the image through its tags
                 with profile.stage("encode"):
-                    vec = self.index.image_tag_vector(enc, image)
+                    vec = image_tag_vector(self.opened, enc, image)
                 if vec is not None:
                     out[name] = vec
         from ..encoders.query import notice_fallbacks
 
-        notice_fallbacks(self.index)
+        notice_fallbacks(self.opened.path, self.opened.spaces)
         return out
+
+    def extra_signals(self, q: Query, depth: int) -> dict[str, Signal]:
+        """More signals to fuse, beyond the embedding spaces and the lexical index (a hook
+        for subclasses; each is a ranked list of (chunk id, score))."""
+        return {}
 
     def dense_signal(self, space: str, vec: np.ndarray, depth: int,
                      allowed: np.ndarray | None) -> Signal:
         with profile.stage("vector"):
-            scores, ids = self.index.vectors(space).search(vec[None, :], depth, allowed=allowed)
+            scores, ids = self.opened.vectors(space).search(vec[None, :], depth, allowed=allowed)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def _allowed(self, filters: Filters) -> tuple[Select | None, np.ndarray | None]:
         if not filters:
             return None, None
-        sel = self.store.allowed_chunks(filters.condition(self.store.engine.dialect.name))
+        from .filter_sql import condition  # SQLAlchemy only when a filter is used
+
+        sel = self.store.allowed_chunks(condition(filters.clauses, self.store.engine.dialect.name))
         return sel, self.store.chunk_ids(sel)
 
     # -- search --------------------------------------------------------------------------
@@ -261,7 +269,7 @@ class Searcher:
         if allowed is not None and len(allowed) == 0:
             return []
         # Filters: the allowed chunk ids (the tantivy cache) or their select (FTS5).
-        lex = self.index.lexical
+        lex = self.opened.lexical
         lexical = q.mode != "dense" and bool(q.terms) and lex.available
         depth = max(MIN_DEPTH, want * 5)
         # The first lexical query runs in a thread while the query is being encoded.
@@ -275,7 +283,7 @@ class Searcher:
                 signals["lexical"] = (pending.result() if pending is not None else
                                       _lexical(lex, q.terms, depth, allowed_sql, allowed))
                 pending = None
-            signals.update(self.index.extra_signals(q, depth))
+            signals.update(self.extra_signals(q, depth))
             ranked = self._rank(signals, q)
             # Deeper only while some signal was cut at `depth` (it may hold more items).
             if len(ranked) >= want or all(len(s) < depth for s in signals.values()):
@@ -306,7 +314,7 @@ class Searcher:
     def _rerank(self, q: Query, results: list[Result]) -> list[Result]:
         from .rerank import load_cross_encoder, rerank_scores
 
-        model = load_cross_encoder(q.rerank, self.index.device)
+        model = load_cross_encoder(q.rerank, self.opened.device)
         scores = rerank_scores(model, q.text or "", [r.text for r in results])
         for r, s in zip(results, scores, strict=True):
             r.spaces["fused"] = round(r.score, 6)

@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, literal_column, not_, or_, true
 
 from ..store.schema import Item, Source
-from .filters import NAME_KEYS, Clause, _like_escape, glob_to_like
+from ..store.sqltext import like_escape
+from .filters import NAME_KEYS, Clause, glob_to_like
 
 
 def condition(clauses: Sequence[Clause], dialect: str) -> ColumnElement[bool]:
@@ -79,12 +80,12 @@ def _condition(c: Clause, dialect: str) -> ColumnElement[bool]:
     if k == "source":
         return or_(*(_like(Source.name, glob_to_like(v)) for v in vals))
     if k == "ext":
-        return or_(*(_like(Item.path, "%." + _like_escape(v)) for v in vals))
+        return or_(*(_like(Item.path, "%." + like_escape(v)) for v in vals))
     if k == "path":
         return _path_condition(vals[0])
     if k == "lang":
         lang = item_language(dialect)
-        forms = [_like(lang, _like_escape(v.lower()) + s) for v in vals for s in ("", "-%", "\\_%")]
+        forms = [_like(lang, like_escape(v.lower()) + s) for v in vals for s in ("", "-%", "\\_%")]
         return and_(lang.isnot(None), or_(*forms))
     if k in ("after", "before", "date"):
         date = item_date(dialect)

@@ -22,7 +22,7 @@ meta.taken (seconds since the epoch, set by extractors that know when content wa
 e.g. EXIF DateTimeOriginal) when present, else the file's modification time. Paths and
 names match case-insensitively.
 
-Filters become SQL over items, sources and chunks (see `Filters.condition`): the search
+Filters become SQL over items, sources and chunks (see `filter_sql.condition`): the search
 asks the store for the allowed chunk ids and passes them to FAISS and to the lexical query.
 """
 
@@ -34,9 +34,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import QueryError
+from ..store.sqltext import like_escape
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement
+    pass
 
 MODALITIES = ("text", "image", "audio")
 ALIASES = {"type": "modality"}
@@ -78,13 +79,6 @@ class Filters:
 
     def __add__(self, other: Filters) -> Filters:
         return Filters(self.clauses + other.clauses)
-
-    def condition(self, dialect: str) -> ColumnElement[bool]:
-        """A SQL condition over items (joined with their source) that allowed items meet."""
-        # SQLAlchemy only when a filter is used: parsing stays light on the query path.
-        from .filter_sql import condition
-
-        return condition(self.clauses, dialect)
 
 
 @dataclass
@@ -239,13 +233,11 @@ def _bytes(raw: str) -> float:
 
 
 # -- SQL -------------------------------------------------------------------------------
-def _like_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def glob_to_like(pattern: str) -> str:
     """`*` (and `**`) any characters including '/', `?` one character; the rest literal."""
     out = []
     for ch in pattern.lower():
-        out.append("%" if ch == "*" else "_" if ch == "?" else _like_escape(ch))
+        out.append("%" if ch == "*" else "_" if ch == "?" else like_escape(ch))
     return re.sub("%+", "%", "".join(out))

@@ -11,17 +11,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..encoders.base import l2_normalize
-from ..errors import QueryError
-from .engine import MIN_DEPTH, Query, Searcher
+from ..errors import QueryError, check_id
+from .engine import MIN_DEPTH, Query, Searcher, check_page
 from .filters import Filters, parse_filters
 from .results import Result
 
 if TYPE_CHECKING:
-    from ..index import Index
+    from ..core import OpenIndex
 
 
-def similar(index: Index, item_id: int, *, k: int = 10, offset: int = 0,
+def similar(index: OpenIndex, item_id: int, *, k: int = 10, offset: int = 0,
             filters: str | Filters | None = None) -> list[Result]:
+    check_page(k, offset)
+    item_id = check_id(item_id)
     store = index.store
     item = store.item(item_id)
     if item is None:

@@ -1,4 +1,4 @@
-"""The FastAPI application: one shared index, models warmed at start-up.
+"""The FastAPI application: one index opened for concurrent use, models warmed at start-up.
 
     from anyfind.server import create_app
     app = create_app("notes", token="s3cret")      # serve with any ASGI server
@@ -19,13 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from .. import __version__
+from .._version import __version__
 from ..errors import AnyfindError, MissingExtra, QueryError
 from .deps import MiB, Settings, require_auth
 from .middleware import BodyLimit, SecurityHeaders
 from .routes import items, page, search, system
 from .security import TokenAuth
-from .shared import SharedIndex
 
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -39,7 +38,10 @@ def create_app(index: str | os.PathLike | None = None, *, token: str | None = No
     to call the API from other pages (none by default). allowed_hosts: Host headers
     accepted (None: any; `anyfind serve` limits a loopback server to loopback names).
     warm: load and run every model once before serving."""
-    shared = SharedIndex.open(index, create=False)
+    from ..index import Index
+
+    # Shared by the request threads: copy-on-write vector catch-up, one model thread.
+    shared = Index.open(index, create=False, concurrent=True)
     settings = Settings(token=token, cors=tuple(cors),
                         allowed_hosts=list(allowed_hosts) if allowed_hosts is not None else None,
                         max_upload_bytes=max_upload_bytes, warm=warm)

@@ -48,7 +48,7 @@ def _attachment(index: Any, row: dict[str, Any]) -> tuple[Path, BackgroundTask, 
     import os
     import tempfile
 
-    from ..indexer.children import ContentUnavailable
+    from ..errors import ContentUnavailable
 
     try:
         child = index.attachment(row["id"])
@@ -80,7 +80,7 @@ def _local_file(index: Any, row: dict[str, Any]) -> tuple[Path, BackgroundTask]:
     source = next((s for s in index.store.sources() if s["id"] == row["source_id"]), None)
     if source is None or source["kind"] != "filesystem":
         raise HTTPException(404, f"item {row['id']} has no local file")
-    connector = index.connector(source)
+    connector = index.opened.connector(source)
     within = None if connector.follow_symlinks else Path(os.path.realpath(connector.root))
     if within is not None and not path.is_relative_to(Path(connector.root)):
         raise HTTPException(404, f"item {row['id']} is not inside its source")
@@ -107,7 +107,7 @@ def _spool(index: Any, row: dict[str, Any]) -> tuple[Path, BackgroundTask]:
         raise HTTPException(404, f"item {row['id']} has no source")
     connector = None
     try:
-        connector = index.connector(source)  # credentials restored from the index's secrets
+        connector = index.opened.connector(source)  # credentials restored from its secrets
         ref = ItemRef(uri=row["uri"], path=row["path"], size=row["size"], mtime=row["mtime"],
                       fingerprint=row["fingerprint"] or "", media_type=row["media_type"])
         local = connector.open(ref).local_path()

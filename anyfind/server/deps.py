@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from .security import TokenAuth
-from .shared import SharedIndex
+
+if TYPE_CHECKING:
+    from ..index import Index
 
 MiB = 1024 * 1024
 
@@ -24,7 +26,7 @@ class Settings:
     max_k: int = 100
 
 
-def get_index(request: Request) -> SharedIndex:
+def get_index(request: Request) -> Index:
     return request.app.state.index
 
 
@@ -39,5 +41,5 @@ def require_auth(
     request.app.state.auth.check(request, credentials)
 
 
-IndexDep = Annotated[SharedIndex, Depends(get_index)]
+IndexDep = Annotated["Index", Depends(get_index)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -50,7 +50,7 @@ def decode_image(upload: Upload, index: Any) -> Any:
 
     blob = Blob.from_bytes(upload.data, upload.name, upload.media_type)
     try:
-        return extract_image(blob, upload.media_type, index.extract_context()).image
+        return extract_image(blob, upload.media_type, index.opened.extract_context()).image
     except ExtractionError as exc:
         raise HTTPException(422, f"cannot read the image: {exc}") from exc
 

@@ -31,6 +31,7 @@ from ..crashpoints import crash_point
 from .lexical import LexicalIndex
 from .migrations import migrate
 from .schema import Chunk, Embedding, Item, Source, Space
+from .sqltext import like_escape
 
 Parent = aliased(Item, name="parent")
 
@@ -77,9 +78,6 @@ class NewChild:
     children: Sequence[NewChild] = ()
 
 
-def _like_escape(text: str) -> str:
-    """A literal for LIKE: % and _ in a path are characters, not wildcards."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _rebase(value: str, old: str, new: str) -> str:
@@ -297,7 +295,7 @@ class Store:
             for p in paths:
                 ids += [r.id for r in conn.execute(
                     select(Item.id).where((Item.path == p) | Item.path.like(
-                        _like_escape(p.rstrip("/")) + "/%", escape="\\"))
+                        like_escape(p.rstrip("/")) + "/%", escape="\\"))
                 )]
         return ids
 
@@ -308,7 +306,7 @@ class Store:
             for u in uris:
                 ids += [r.id for r in conn.execute(
                     select(Item.id).where((Item.uri == u) | Item.uri.like(
-                        _like_escape(u.rstrip("/")) + "/%", escape="\\"))
+                        like_escape(u.rstrip("/")) + "/%", escape="\\"))
                 )]
         return ids
 
@@ -507,6 +505,17 @@ class Store:
         with self.engine.begin() as conn:
             if conn.execute(select(Space.name).where(Space.name == name)).first() is None:
                 conn.execute(insert(Space).values(name=name, dim=dim, generation=0))
+
+    def reset_space(self, name: str, dim: int) -> None:
+        """Drop every vector of a space and make it `dim`-d (reindex with another model),
+        in one transaction. The generation only ever grows: a reader holding vectors of
+        generation g must never mistake the rebuilt space for the one it has."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(Space.generation).where(Space.name == name)).first()
+            before = int(row[0]) if row else 0
+            conn.execute(delete(Embedding).where(Embedding.space == name))
+            conn.execute(delete(Space).where(Space.name == name))
+            conn.execute(insert(Space).values(name=name, dim=dim, generation=before + 1))
 
     def _bump(self, conn, spaces: Iterable[str]) -> None:
         for s in spaces:

@@ -203,7 +203,7 @@ def build(root: Path) -> list[Bad]:
     add("truncated PDF", "broken/report.pdf", "ok|error", data[: len(data) // 2])
     speech = root / "tmp-speech.wav"
     if speak("The budget meeting moves to Thursday afternoon.", speech):
-        from anyfind.audio.decode import decode_blocks
+        from anyfind.audio import decode_blocks
 
         samples = np.concatenate(list(decode_blocks(speech)))
         speech.unlink()

@@ -33,7 +33,7 @@ def main() -> None:
             try:
                 for r in idx.search(QUERIES[searches % len(QUERIES)], k=5):
                     seen.add((r.item_id, r.chunk_id, r.text))
-                sizes.add(len(idx.vectors("text")))
+                sizes.add(len(idx.opened.vectors("text")))
             except Exception:
                 errors.append(traceback.format_exc())
             searches += 1

@@ -102,7 +102,7 @@ class Readers:
         while not self.stop.wait(0.01):  # pacing: leave the writer some CPU
             try:
                 results = self.idx.search(QUERIES[n % len(QUERIES)], k=5)
-                size = len(self.idx.vectors("text"))
+                size = len(self.idx.opened.vectors("text"))
             except Exception:
                 self.errors.append(traceback.format_exc())
                 continue

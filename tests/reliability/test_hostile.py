@@ -230,7 +230,7 @@ def test_a_fifo_swapped_in_after_the_scan_is_an_error_not_a_hang(tmp_path):
     with Index.open(tmp_path / "idx", tagger=False, transcriber=None) as idx:
         source = idx.store.ensure_source("docs", "filesystem", str(folder), {})
         seconds, report = elapsed(
-            lambda: Pipeline(idx, progress=False).sync(source, Swapping(str(folder))))
+            lambda: Pipeline(idx.opened, progress=False).sync(source, Swapping(str(folder))))
         assert not isinstance(report, Exception), report
         assert seconds < 60
         assert report.added == 1 and report.failed == 1

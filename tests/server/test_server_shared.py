@@ -1,4 +1,5 @@
-"""SharedIndex: copy-on-write vector snapshots and model calls safe from many threads."""
+"""An index opened for concurrent use (the server's): copy-on-write vector snapshots and
+model calls safe from many threads."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 import pytest
 
 from anyfind import Index
-from anyfind.server.shared import Serialised, SharedIndex
+from anyfind.encoders.serialised import Serialised
 
 
 @pytest.fixture
@@ -24,14 +25,14 @@ def small_index(tmp_path):
 
 def test_a_running_search_keeps_its_snapshot(small_index):
     path, folder = small_index
-    with SharedIndex.open(path, create=False) as shared:
-        before = shared.vectors("text")
-        assert shared.vectors("text") is before  # nothing changed: same object
+    with Index.open(path, create=False, concurrent=True) as shared:
+        before = shared.opened.vectors("text")
+        assert shared.opened.vectors("text") is before  # nothing changed: same object
         count = len(before)
         (folder / "comet.md").write_text("A note about the comet.")
         with Index.open(path, create=False) as writer:  # any other writer, any process
             writer.add([folder])
-        after = shared.vectors("text")
+        after = shared.opened.vectors("text")
         assert after is not before and len(after) == count + 1
         assert len(before) == count  # never changed under whoever still holds it
         hits = shared.search("comet", k=1)
@@ -40,7 +41,7 @@ def test_a_running_search_keeps_its_snapshot(small_index):
 
 def test_models_are_wrapped_and_searches_run_from_many_threads(small_index):
     path, _ = small_index
-    with SharedIndex.open(path, create=False) as shared:
+    with Index.open(path, create=False, concurrent=True) as shared:
         assert isinstance(shared.spaces["text"].encoder, Serialised)
         assert shared.spaces["text"].encoder.dim == 384  # plain attributes pass through
         shared.warm()

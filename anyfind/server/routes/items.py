@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from starlette.responses import FileResponse
 
-from ...indexer.children import family_children
 from ..content import content_response
 from ..deps import IndexDep
 from ..schemas import ItemModel, SearchResponse
@@ -24,12 +23,11 @@ def item(index: IndexDep, item_id: ItemId,
          chunks: Annotated[bool, Query(description="include every passage")] = False
          ) -> dict[str, Any]:
     """Metadata, image tags, and the transcript of a recording ([start, end, text])."""
-    row = index.store.item(item_id)
+    row = index.item(item_id)
     if row is None:
         raise HTTPException(404, f"no item {item_id}")
     meta = dict(row.get("meta") or {})
-    passages = index.store.chunks_of_item(item_id)
-    parent = index.store.parent_of(item_id)
+    passages = row.pop("chunks")
     out = {k: v for k, v in row.items() if k not in HIDDEN}
     out.update(
         uri=mask_url(row["uri"]),
@@ -38,8 +36,6 @@ def item(index: IndexDep, item_id: ItemId,
         meta=meta,
         chunk_count=len(passages),
         has_thumbnail=index.thumbnail(item_id) is not None,
-        parent=parent,
-        children=family_children(index.store, item_id),
     )
     if chunks:
         out["chunks"] = [{k: c[k] for k in ("id", "ordinal", "modality", "text", "page",
@@ -83,9 +79,7 @@ def similar(index: IndexDep, item_id: ItemId,
     """Items nearest to this one, across modalities."""
     import time
 
-    if not hasattr(index, "similar"):
-        raise HTTPException(501, "this engine has no similar-items search yet")
-    if index.store.item(item_id) is None:
+    if index.item(item_id) is None:
         raise HTTPException(404, f"no item {item_id}")
     started = time.perf_counter()
     results = [r.to_dict() for r in index.similar(item_id, k=k, offset=offset)]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 import time
-from functools import cache
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
@@ -22,24 +20,11 @@ Filters = Annotated[str | None, Query(
     max_length=1000, description="filter expression, e.g. `modality:image ext:pdf after:2024-01-01`")]
 
 
-@cache
-def _search_params(cls: type) -> frozenset[str]:
-    return frozenset(inspect.signature(cls.search).parameters)
-
-
 def run_search(index: Any, text: str | None, *, filters: str | None = None,
                literal: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
-    """index.search with `filters` passed as a parameter when the engine takes one,
-    else written into the query text (the filter syntax lives in the query string)."""
-    params = _search_params(type(index))
-    if filters:
-        if "filters" in params:
-            kwargs["filters"] = filters
-        elif text is not None:
-            text = f"{text} {filters}"
-    if literal and "syntax" in params:
-        kwargs["syntax"] = False
-    return [r.to_dict() for r in index.search(text, **kwargs)]
+    """The library's search, as JSON-ready dicts."""
+    return [r.to_dict() for r in index.search(text, filters=filters, syntax=not literal,
+                                              **kwargs)]
 
 
 def _timed(response: Response, started: float) -> float:

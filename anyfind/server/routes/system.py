@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from ... import __version__
+from ..._version import __version__
 from ..deps import IndexDep, SettingsDep, require_auth
 from ..schemas import Health
 from ..security import SESSION_COOKIE, mask_url

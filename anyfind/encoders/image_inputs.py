@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..encoders.imageprep import ImagePrep, PreparedImage
 from ..extract.image import DecodeSize
+from .imageprep import ImagePrep, PreparedImage
 
 log = logging.getLogger("anyfind.indexer")
 

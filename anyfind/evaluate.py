@@ -14,13 +14,13 @@ from pathlib import Path
 from statistics import median
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
-from .filters import Clause, Filters
-from .metrics import evaluate_run
+from .errors import ConfigError
+from .search.filters import Clause, Filters
+from .search.metrics import evaluate_run
 
 if TYPE_CHECKING:
-    from ..connectors.records import Record
-    from ..index import Index
+    from .connectors.records import Record
+    from .index import Index
 
 DEPTH = 100  # results per query: enough for Recall@100
 
@@ -57,7 +57,7 @@ def _jsonl(path: Path) -> Iterator[dict]:
 
 
 def load_beir(directory: str | Path, split: str = "test") -> BeirData:
-    from ..connectors.records import Record
+    from .connectors.records import Record
 
     root = Path(directory).expanduser()
     files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl",
@@ -87,7 +87,7 @@ def load_beir(directory: str | Path, split: str = "test") -> BeirData:
 
 def index_dataset(index: Index, data: BeirData, progress: bool = False) -> dict[int, str]:
     """Add the corpus as a records source named after the dataset; item id -> corpus id."""
-    from ..connectors.records import RecordsConnector
+    from .connectors.records import RecordsConnector
 
     index.add_documents(data.name, data.corpus, progress=progress)
     source = index.store.source_by_name(data.name)

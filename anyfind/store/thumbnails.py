@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from .fsutil import atomic_write_bytes
+from ..fsutil import atomic_write_bytes
 
 SIZE = 256
 
@@ -23,7 +23,7 @@ class Thumbnails:
         target = self.path(content_hash)
         if target.exists():
             return
-        from .extract.image import make_thumbnail
+        from ..extract.image import make_thumbnail
 
         with contextlib.suppress(OSError):  # a thumbnail is a convenience, never an error
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,27 @@
+"""What extractors may need beyond the bytes: the transcriber (audio), the image pixel cap
+and how small images may be decoded, all from the index that opened them.
+
+Image tags are not made here, one image at a time, but in batches by the encoding
+executor (executors/)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class ExtractContext:
+    def __init__(self, transcriber: Callable[[], Any], max_image_pixels: int = 100_000_000,
+                 decode_size: Callable[[], Any] | None = None):
+        self._transcriber = transcriber  # None from it: audio is not indexed
+        self.max_image_pixels = max_image_pixels
+        self._decode_size = decode_size
+
+    @property
+    def image_decode_size(self):
+        """An extract.image.DecodeSize, or None: decode as large as MAX_SIDE."""
+        return self._decode_size() if self._decode_size is not None else None
+
+    @property
+    def transcriber(self):
+        return self._transcriber()

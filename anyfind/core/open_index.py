@@ -1,0 +1,446 @@
+"""OpenIndex: one index directory, opened. Everything the work layers (indexer/, search/,
+checks/, the server) need from an index, and nothing of its verbs:
+
+config and secrets, the write lock, the metadata store and its fast reader, the lexical
+index, one vector store per space (store/vector_store.py), the spaces
+(encoders/space.py), the image tagger, ONE transcriber (indexing and spoken queries),
+the encoding executor (executors/), thumbnails, and the connectors of its sources.
+Everything heavy is built on first use, so a search that needs no model loads none.
+
+`concurrent=True` (the server) makes it safe to share between request threads: vector
+stores catch up copy-on-write (a running search keeps its snapshot) and every model
+call runs on one model thread (encoders/serialised.py).
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import CONFIG_FILE, IndexConfig, SpaceConfig
+from ..connectors import connector_for
+from ..encoders.space import Space
+from ..encoders.tag_vectors import TagVectors
+from ..iofaults import storage_errno, unwritable
+from ..lock import WriteLock
+from ..secrets import SecretFile, expand_env, restore_uri_secrets
+from ..sources import CONFIG_NAME, SourceSpec, load_config, runtime_form
+from ..store.vector_store import VECTOR_DIR, VectorStore, open_vector_store
+
+if TYPE_CHECKING:
+    from ..executors import EncodingExecutor
+    from ..store.metadata import Store
+    from ..store.reader import SQLiteReader
+
+
+class OpenIndex:
+    def __init__(self, path: Path, config: IndexConfig, device: str | None = None, *,
+                 concurrent: bool = False):
+        self.path = Path(path)
+        self.config = config
+        self.device = device
+        self.concurrent = concurrent
+        self.secrets = SecretFile(self.path)
+        self.lock = WriteLock(self.path)
+        if concurrent:
+            from ..encoders.serialised import MODELS
+
+            self.models = MODELS
+        else:
+            self.models = None
+        # Opened on first use: a search reads through `reader` and may never need `store`.
+        self._store: Store | None = None
+        self._reader: SQLiteReader | Store | None = None
+        self._lexical = None  # store.lexical_cache.Lexical
+        self._open_lock = threading.RLock()
+        self._catch_up_lock = threading.Lock()
+        self.spaces: dict[str, Space] = {n: self._space(cfg) for n, cfg in config.spaces.items()}
+        self._vectors: dict[str, VectorStore] = {}
+        self._chunker = None
+        self._context = None
+        self._tagger: Any = None
+        self._tagger_built = False
+        self._transcriber: Any = None
+        self._image_inputs = None
+        self._executor: EncodingExecutor | None = None
+        self.tag_vectors = TagVectors()
+        self.config_files: list[Path] = []  # more TOML files declaring sources
+        # Searches may map vector files instead of reading them (store/vectors.py).
+        self.map_vectors = False
+        self._one_shot = False
+
+    # -- settings made after opening ---------------------------------------------------------
+    @property
+    def one_shot_queries(self) -> bool:
+        """A process that encodes a query or two and exits (CLI search): ONNX sessions skip
+        weight pre-packing (built ~5x faster, each encode ~2x slower: a win for one query)."""
+        return self._one_shot
+
+    @one_shot_queries.setter
+    def one_shot_queries(self, value: bool) -> None:
+        self._one_shot = bool(value)
+        for space in self.spaces.values():
+            space.one_shot_queries = self._one_shot
+
+    @property
+    def one_query(self) -> bool:
+        return self.map_vectors and self._one_shot
+
+    @one_query.setter
+    def one_query(self, value: bool) -> None:
+        """A process that runs a query or two and exits (`anyfind search`): vector files
+        are mapped instead of read, ONNX sessions built the fastest way."""
+        self.map_vectors = bool(value)
+        self.one_shot_queries = bool(value)
+
+    def save_config(self) -> None:
+        self.config.save(self.path)
+
+    def set_onnx_int8(self, value: bool) -> None:
+        """Documents through the int8 ONNX text model (or not), kept in config.json."""
+        with self.lock:  # config.json has one writer at a time, like the rest
+            self.config.onnx_int8 = bool(value)
+            self.save_config()
+        self.spaces = {n: self._space(cfg) for n, cfg in self.config.spaces.items()}
+
+    # -- spaces ------------------------------------------------------------------------------
+    def _space(self, cfg: SpaceConfig) -> Space:
+        space = Space(cfg, device=self.device, index_dir=self.path, models=self.models,
+                      int8_loader=self.int8_document_encoder if self.config.onnx_int8 else None)
+        space.one_shot_queries = getattr(self, "_one_shot", False)
+        return space
+
+    def replace_space(self, name: str, cfg: SpaceConfig) -> Space:
+        """A space with a new config (reindex with another model); its vectors go."""
+        self.config.spaces[name] = cfg
+        self.spaces[name] = self._space(cfg)
+        self._chunker = None
+        return self.spaces[name]
+
+    def handles(self, modality: str | None) -> bool:
+        """Whether items of this modality are indexed: by the encoders' declared
+        modalities (a plugin's image encoder counts), the tagger and the transcriber."""
+        if modality == "text":
+            return True
+        if modality == "image":
+            return bool(self.config.tagger) or any(s.accepts("image")
+                                                   for s in self.spaces.values())
+        if modality == "audio":
+            return self.config.transcriber is not None
+        return False
+
+    @staticmethod
+    def why_not(modality: str | None) -> str:
+        if modality == "image":
+            return "enable image tags or a space whose encoder reads images (CLIP)"
+        if modality == "audio":
+            return "enable transcription"
+        return "not a text, image or audio format"
+
+    # -- the metadata store ------------------------------------------------------------------
+    def store_url(self) -> str:
+        if not self.config.store_url:
+            return f"sqlite:///{self.path / 'meta.db'}"
+        url = restore_uri_secrets(self.config.store_url, self.secrets.get("store_url"))
+        return expand_env(url)
+
+    @property
+    def store(self) -> Store:
+        """The metadata store (SQLAlchemy): every write, filters, any database URL."""
+        if self._store is None:
+            with self._open_lock:
+                if self._store is None:
+                    from ..store.metadata import Store
+
+                    self._store = Store(self.store_url())
+        return self._store
+
+    @property
+    def reader(self) -> SQLiteReader | Store:
+        """What a search reads from: a sqlite3 reader when the store is a SQLite file at
+        the current schema (no SQLAlchemy on the cold path), else the Store itself."""
+        if self._reader is None:
+            from .. import profile
+            from ..store.reader import SQLiteReader
+
+            with self._open_lock, profile.stage("metadata"):
+                if self._reader is None:
+                    reader = SQLiteReader.open(self.store_url())
+                    self._reader = reader if reader is not None else self.store
+        return self._reader
+
+    @property
+    def lexical(self):
+        """The full-text search of a query: the tantivy cache beside a SQLite store while
+        it is current, the store's own (FTS5, PostgreSQL) otherwise."""
+        if self._lexical is None:
+            from ..store.lexical_cache import lexical_for
+
+            with self._open_lock:
+                if self._lexical is None:
+                    self._lexical = lexical_for(self.path, self.reader,
+                                                lambda: self.store.lexical)
+        return self._lexical
+
+    def refresh_lexical(self, checkpoint: bool = False) -> str | None:
+        """Catch the tantivy cache up with the store (the writer, under its lock). A cache
+        that cannot be written is left stale (searches use FTS5) with a warning."""
+        from ..store.lexical_cache import catch_up
+
+        return catch_up(self.path, self.store_url(), checkpoint)
+
+    def storage_failed(self, exc: BaseException) -> bool:
+        """Whether `exc` is the index's storage failing (full, read-only) rather than a
+        source's: a full disk or a write refused by SQLite always is; anything else (a
+        permission error) only when the index directory itself cannot be written."""
+        code = storage_errno(exc)
+        if code is None:
+            return False
+        if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        if code == errno.EROFS and not isinstance(exc, OSError):
+            return True  # "attempt to write a readonly database": only a store write says it
+        return unwritable(self.path) is not None
+
+    # -- vectors -----------------------------------------------------------------------------
+    def _vector_store(self, name: str, mmap: bool = False, load: bool = True) -> VectorStore:
+        cfg = self.config.spaces[name]
+        return open_vector_store(self.path, name, cfg.dim or 0, kind=self.config.vector_store,
+                                 factory=cfg.faiss, mmap=mmap, load=load)
+
+    def vector_store(self, name: str, load: bool = True) -> VectorStore:
+        """A fresh vector store of one space, not shared (`anyfind check` judges files)."""
+        return self._vector_store(name, load=load)
+
+    def vectors(self, name: str) -> VectorStore:
+        """One space's vectors, caught up with the store. Concurrent: copy-on-write, so a
+        running search keeps the snapshot it was handed."""
+        if self.concurrent:
+            return self._shared_vectors(name)
+        vs = self._vectors.get(name)
+        if vs is None:
+            vs = self._vector_store(name, mmap=self.map_vectors)
+            vs = self._vectors.setdefault(name, vs)  # another thread may have been first
+        vs.catch_up(self.reader)
+        return vs
+
+    def _shared_vectors(self, name: str) -> VectorStore:
+        current = self._vectors.get(name)
+        if current is not None and current.generation == self.store.generation(name):
+            return current
+        with self._catch_up_lock:
+            current = self._vectors.get(name)
+            if current is None:
+                fresh = self._vector_store(name)
+            elif current.generation == self.store.generation(name):
+                return current  # another thread caught up while this one waited
+            else:
+                fresh = current.snapshot()
+            fresh.catch_up(self.store)
+            self._vectors[name] = fresh
+            return fresh
+
+    def refresh_vectors(self, save: bool = False, checkpoint: bool = False) -> None:
+        """Catch the vector stores up with the metadata store; save=True (writers): also
+        persist them, and catch the lexical cache up (a checkpoint in the middle of a
+        sync may defer its rebuild to the sync's end)."""
+        for name in self.spaces:
+            vs = self._vectors.get(name)
+            if vs is None:
+                vs = self._vectors[name] = self._vector_store(name)
+            changed = vs.catch_up(self.store)
+            if save and (changed or not vs.persisted()):
+                vs.persist()
+        if save:
+            self.refresh_lexical(checkpoint)
+
+    def forget_vectors(self, remove_files: bool = False) -> None:
+        """Drop the vector stores held in memory (stale after a repair or a reindex);
+        remove_files: their persisted copies too."""
+        self._vectors.clear()
+        if remove_files:
+            shutil.rmtree(self.path / VECTOR_DIR, ignore_errors=True)
+
+    # -- models ------------------------------------------------------------------------------
+    @property
+    def tagger(self):
+        """The offline image tagger, when the index tags images."""
+        if not self._tagger_built and self.config.tagger:
+            with self._open_lock:
+                if not self._tagger_built:
+                    from ..encoders.tagger import get_tagger
+
+                    tagger = (self.models.run(get_tagger, self.device) if self.models
+                              else get_tagger(self.device))
+                    if tagger is not None and self.models is not None:
+                        from ..encoders.serialised import Serialised
+
+                        tagger = Serialised(tagger, self.models)
+                    self._tagger, self._tagger_built = tagger, True
+        return self._tagger
+
+    @property
+    def transcriber(self):
+        """The one Whisper transcriber: the index's settings, or (an index that does not
+        index audio, asked a spoken query) the default model."""
+        if self._transcriber is None:
+            with self._open_lock:
+                if self._transcriber is None:
+                    from ..audio.transcribe import get_transcriber
+
+                    cfg = dict(self.config.transcriber or {})
+                    if self.device and "device" not in cfg:
+                        cfg["device"] = self.device
+                    cfg.setdefault("device", "auto")
+                    make = lambda: get_transcriber(**cfg)  # noqa: E731
+                    transcriber = self.models.run(make) if self.models else make()
+                    if self.models is not None:
+                        from ..encoders.serialised import Serialised
+
+                        transcriber = Serialised(transcriber, self.models)
+                    self._transcriber = transcriber
+        return self._transcriber
+
+    @property
+    def executor(self) -> EncodingExecutor:
+        """What runs the models of indexing (config key `executor`, default local)."""
+        if self._executor is None:
+            from ..executors import make_executor
+
+            self._executor = make_executor(self.config.executor, spaces=self.spaces,
+                                           tagger=lambda: self.tagger,
+                                           tag_vectors=self.tag_vectors)
+        return self._executor
+
+    @property
+    def image_inputs(self):
+        """The image models' per-image preprocessing and decode size."""
+        if self._image_inputs is None:
+            from ..encoders.image_inputs import ImageInputs
+            from ..store.thumbnails import SIZE
+
+            self._image_inputs = ImageInputs(self._image_models, SIZE)
+        return self._image_inputs
+
+    def _image_models(self) -> list:
+        models = [self.tagger] if self.tagger is not None else []
+        return models + [s.encoder for s in self.spaces.values() if s.accepts("image")]
+
+    def extract_context(self):
+        """What extractors need beyond the bytes (core/extract_context.py)."""
+        if self._context is None:
+            from .extract_context import ExtractContext
+
+            audio = self.config.transcriber is not None
+            self._context = ExtractContext(lambda: self.transcriber if audio else None,
+                                           self.config.max_image_pixels,
+                                           self.image_inputs.decode_size)
+        return self._context
+
+    @property
+    def chunker(self):
+        if self._chunker is None:
+            from ..extract.chunking import Chunker
+
+            enc = self.spaces["text"].encoder
+            budget = self.config.chunk_tokens or enc.max_tokens()
+            self._chunker = Chunker(enc.tokenizer(), budget, self.config.chunk_overlap)
+        return self._chunker
+
+    @property
+    def thumbnails(self):
+        from ..store.thumbnails import Thumbnails
+
+        return Thumbnails(self.path / "thumbnails")
+
+    # -- ONNX exports ------------------------------------------------------------------------
+    def export_onnx(self, *, force: bool = False, int8: bool | None = None,
+                    spaces: list[str] | None = None):
+        """Export the spaces' encoders under <index>/onnx/ (those missing or stale; all with
+        force), under the write lock. One ExportResult per space; never raises for one."""
+        from ..encoders.export import export_index
+
+        with self.lock:
+            return export_index(self, force=force, int8=int8, spaces=spaces)
+
+    def _int8_documents(self, cfg: SpaceConfig) -> bool:
+        return bool(self.config.onnx_int8) and cfg.encoder == "sentence-transformers"
+
+    def onnx_exports_stale(self) -> list[str]:
+        """Spaces whose export is missing or stale (cheap: a stat per file when verified)."""
+        from ..encoders.export import SUPPORTED, export_state
+
+        return [name for name, cfg in self.config.spaces.items()
+                if cfg.encoder in SUPPORTED and export_state(
+                    self.path, cfg, int8=self._int8_documents(cfg)) is not None]
+
+    def export_status(self, cfg: SpaceConfig) -> str:
+        """'current', or why the space's queries would not use an ONNX export."""
+        from ..encoders.export import SUPPORTED, export_state
+
+        if cfg.encoder not in SUPPORTED:
+            return f"none (no export for {cfg.encoder} encoders)"
+        why = export_state(self.path, cfg, int8=self._int8_documents(cfg))
+        return "current" if why is None else why
+
+    def int8_document_encoder(self, space: Space):
+        """(int8 ONNX encoder, None) for a text space, exporting it first if needed; or
+        (None, reason)."""
+        from ..encoders.onnx import load_document_encoder
+
+        enc, reason = load_document_encoder(self.path, space.name, space.config.identity)
+        if enc is None:
+            result = self.export_onnx(int8=True, spaces=[space.name])[0]
+            if result.status not in ("exported", "current"):
+                return None, result.reason
+            enc, reason = load_document_encoder(self.path, space.name, space.config.identity)
+        if enc is not None:
+            try:  # a session that cannot be built fails here, not in the middle of a sync
+                enc.warm("text")
+            except Exception as exc:  # noqa: BLE001
+                return None, f"{type(exc).__name__}: {exc}"
+        return enc, reason
+
+    # -- sources -----------------------------------------------------------------------------
+    def declared(self) -> dict[str, SourceSpec]:
+        """Sources declared in TOML files: <index>/anyfind.toml and `config_files`."""
+        specs: dict[str, SourceSpec] = {}
+        own = self.path / CONFIG_NAME
+        for file in ([own] if own.is_file() else []) + self.config_files:
+            specs.update(load_config(file))
+        return specs
+
+    def workdir(self, source_id: int) -> Path:
+        return self.path / "cache" / f"source-{source_id}"
+
+    def connector(self, row: dict[str, Any], spec: SourceSpec | None = None):
+        """A ready connector for a stored source row (or its declared spec), with its real
+        credentials restored; (connector, the secrets to redact from its messages)."""
+        if spec is not None:
+            uri, options, secrets = runtime_form(spec.uri, spec.options, {})
+        else:
+            uri, options, secrets = runtime_form(row["uri"], row["options"] or {},
+                                                 self.secrets.get(f"source:{row['name']}"))
+        connector = connector_for(row["kind"], uri, options)
+        connector.workdir = self.workdir(row["id"])
+        connector.prior_state = dict(row.get("state") or {})
+        connector.secrets = secrets
+        return connector
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+        if self._lexical is not None:
+            self._lexical.close()
+        if self._reader is not None and self._reader is not self._store:
+            self._reader.close()
+        if self._store is not None:
+            self._store.close()
+
+
+def has_config(path: Path) -> bool:
+    return (Path(path) / CONFIG_FILE).exists()

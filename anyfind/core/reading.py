@@ -1,0 +1,60 @@
+"""Reading an index for people: one item with its family, an index's status."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import check_id
+
+if TYPE_CHECKING:
+    from ..store.metadata import Store
+    from .open_index import OpenIndex
+
+
+def family_children(store: Store, item_id: int) -> list[dict[str, Any]]:
+    """The items found inside this one, as shown by `anyfind show` and the API."""
+    out = []
+    for row in store.children_of(item_id):
+        info = (row.get("meta") or {}).get("attachment") or {}
+        out.append({"id": row["id"], "path": row["path"], "name": info.get("name"),
+                    "modality": row["modality"], "media_type": row["media_type"],
+                    "size": row["size"], "status": row["status"], "error": row["error"]})
+    return out
+
+
+def item_view(opened: OpenIndex, item_id: Any) -> dict[str, Any] | None:
+    """An item's row with its passages (`chunks`), the item it was found inside
+    (`parent`: id and path, or None) and the items found inside it (`children`)."""
+    item_id = check_id(item_id)
+    store = opened.store
+    row = store.item(item_id)
+    if row is not None:
+        row["chunks"] = store.chunks_of_item(item_id)
+        row["parent"] = store.parent_of(item_id)
+        row["children"] = family_children(store, item_id)
+    return row
+
+
+def thumbnail_of(opened: OpenIndex, item_id: Any):
+    row = opened.store.item(check_id(item_id))
+    return opened.thumbnails.get(row["content_hash"]) if row else None
+
+
+def status_of(opened: OpenIndex, sources: list[dict[str, Any]]) -> dict[str, Any]:
+    store = opened.store
+    counts = store.counts()
+    size = sum(f.stat().st_size for f in opened.path.rglob("*") if f.is_file())
+    return {
+        "index": str(opened.path),
+        "store": store.engine.url.render_as_string(hide_password=True),
+        "vector_store": opened.config.vector_store,
+        "executor": opened.config.executor,
+        "spaces": {n: {"encoder": s.config.encoder, "model": s.config.model,
+                       "dim": s.config.dim, "vectors": counts["vectors"].get(n, 0),
+                       "onnx_export": opened.export_status(s.config)}
+                   for n, s in opened.spaces.items()},
+        "sources": sources,
+        "lexical": opened.lexical.describe(),
+        "disk_bytes": size,
+        **{k: v for k, v in counts.items() if k not in ("vectors", "sources")},
+    }
