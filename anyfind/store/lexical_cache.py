@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -229,8 +230,9 @@ class LexicalCache:
                                               delete_first=True) == len(want):
                 self._commit_state(stamp, want)
                 return "updated"
-        # No cache, another format, damaged, or not what the store says after an update
-        # (a crash between tantivy's commit and ours): build it again from the store.
+        # No cache, another format, damaged, a delete, or not what the store says after an
+        # update (a crash between tantivy's commit and ours): build it again from the store.
+        index = None  # let go of the old one (its reader watches the files) before removal
         self._remove()
         index = self._writable(create=True)
         docs = self._apply(index, reader, np.zeros(0, np.int64), want, delete_first=False)
@@ -303,8 +305,14 @@ class LexicalCache:
         atomic_write_bytes(self.dir / _STATE, json.dumps(state).encode())
 
     def _remove(self) -> None:
+        """Take the cache away: renamed aside first (atomic, whatever tantivy threads of
+        this process still watch in it), then deleted, with any earlier leftovers."""
         self.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir.exists():
+            aside = self.dir.with_name(f".{DIRNAME}-{os.getpid()}-{time.monotonic_ns()}.old")
+            os.replace(self.dir, aside)
+        for old in self.dir.parent.glob(f".{DIRNAME}-*.old"):
+            shutil.rmtree(old, ignore_errors=True)
         if self.dir.exists():
             raise OSError(f"could not remove {self.dir}")
 
