@@ -101,8 +101,8 @@ def build_index(work: Path, args) -> tuple[Path, list[str], dict[str, Any]]:
     t = time.perf_counter()
     idx.opened.refresh_vectors(save=True)
     info["faiss_build_s"] = round(time.perf_counter() - t, 1)
-    info["spaces"] = {name: {"vectors": len(idx.vectors(name)),
-                             "factory": idx.vectors(name).built_factory}
+    info["spaces"] = {name: {"vectors": len(idx.opened.vectors(name)),
+                             "factory": idx.opened.vectors(name).built_factory}
                       for name in idx.spaces}
     counts = idx.store.counts()
     info["chunks"], info["by_modality"] = counts["chunks"], counts["by_modality"]

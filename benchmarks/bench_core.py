@@ -371,9 +371,9 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
         qi.opened.refresh_lexical()  # the tantivy cache (store/lexical_cache.py)
         lexical_s = time.perf_counter() - t
         t = time.perf_counter()
-        qi.refresh_vectors(save=True)
+        qi.opened.refresh_vectors(save=True)
         build_s = time.perf_counter() - t
-        vi = qi.vectors("text")
+        vi = qi.opened.vectors("text")
         assert len(vi) == size, (len(vi), size)
 
         qs = [rng.choice(queries) for _ in range(args.queries)]
@@ -566,7 +566,7 @@ enc.model
 t2 = time.perf_counter()
 enc.encode_query([sys.argv[2]], "text")
 t3 = time.perf_counter()
-idx.vectors("text")
+idx.opened.vectors("text")
 t4 = time.perf_counter()
 idx.search(sys.argv[2], k=10)
 t5 = time.perf_counter()

@@ -290,24 +290,20 @@ class Store:
         return dict(row) if row else None
 
     def item_ids_by_path(self, paths: Sequence[str]) -> list[int]:
-        with self.engine.connect() as conn:
-            ids: list[int] = []
-            for p in paths:
-                ids += [r.id for r in conn.execute(
-                    select(Item.id).where((Item.path == p) | Item.path.like(
-                        like_escape(p.rstrip("/")) + "/%", escape="\\"))
-                )]
-        return ids
+        """Items at these paths, or below them (a folder)."""
+        return self._ids_at(Item.path, paths)
 
     def item_ids_by_uri(self, uris: Sequence[str]) -> list[int]:
         """Items at these URIs, or below them (a folder's file:// URI)."""
+        return self._ids_at(Item.uri, uris)
+
+    def _ids_at(self, column, values: Sequence[str]) -> list[int]:
         with self.engine.connect() as conn:
             ids: list[int] = []
-            for u in uris:
+            for v in values:
                 ids += [r.id for r in conn.execute(
-                    select(Item.id).where((Item.uri == u) | Item.uri.like(
-                        like_escape(u.rstrip("/")) + "/%", escape="\\"))
-                )]
+                    select(Item.id).where((column == v) | column.like(
+                        like_escape(v.rstrip("/")) + "/%", escape="\\")))]
         return ids
 
     def chunks_of_item(self, item_id: int) -> list[dict[str, Any]]:
