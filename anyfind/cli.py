@@ -387,6 +387,7 @@ def status(index_name, show_errors, config_file, as_json) -> None:
         click.echo(f"space    {name}: {sp['encoder']} {sp['model']} ({sp['dim']}-d), "
                    f"{sp['vectors']} vectors; ONNX export: {sp['onnx_export']}")
     click.echo(f"lexical  {st['lexical']}")
+    click.echo(f"vectors  {st['vector_store']} (encoding: {st['executor']} executor)")
     for s in st["sources"]:
         error = (s.get("state") or {}).get("last_error")
         click.echo(f"source   {s['name']} ({s['kind']}) {s['uri']}: {s['items']} items"
