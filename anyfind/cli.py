@@ -81,6 +81,9 @@ def cli() -> None:
 @click.option("--store-url", envvar="ANYFIND_STORE_URL", default=None, metavar="URL",
               help="SQLAlchemy URL of the metadata store (new index only; default SQLite "
                    "inside the index). Env: ANYFIND_STORE_URL.")
+@click.option("--vector-store", envvar="ANYFIND_VECTOR_STORE", default=None, metavar="URI",
+              help="Where vectors live (new index only): faiss (default, files in the index), "
+                   "milvus-lite:///ABS/PATH.db, milvus://HOST:PORT. Env: ANYFIND_VECTOR_STORE.")
 @click.option("--whisper-model", default=None,
               help="faster-whisper model name or folder (new index only; default tiny.en).")
 @click.option("--no-audio", is_flag=True, help="Do not transcribe audio (new index only).")
@@ -96,8 +99,9 @@ def cli() -> None:
                    "slightly less exact); kept in the index config. Env: ANYFIND_ONNX_INT8.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def index(paths, index_name, include, exclude, hidden, text_model, store_url, whisper_model, no_audio,
-          no_tags, clip, clip_model, clip_weights, clip_config, onnx_int8, quiet, as_json) -> None:
+def index(paths, index_name, include, exclude, hidden, text_model, store_url, vector_store,
+          whisper_model, no_audio, no_tags, clip, clip_model, clip_weights, clip_config, onnx_int8,
+          quiet, as_json) -> None:
     """Index files and folders (re-running syncs only what changed)."""
     from .config import default_transcriber
 
@@ -106,6 +110,8 @@ def index(paths, index_name, include, exclude, hidden, text_model, store_url, wh
         settings["transcriber"] = None if no_audio else default_transcriber(whisper_model)
     if no_tags:
         settings["tagger"] = False
+    if vector_store:
+        settings["vector_store"] = vector_store
     if clip_weights and not Path(clip_weights).expanduser().exists():
         settings["clip_pretrained"] = clip_weights  # a hub tag, not a file
         clip_weights = None

@@ -133,3 +133,31 @@ def test_a_snapshot_is_independent(make):
     if copy is not vs:  # a backend whose searches never see a change returns itself
         assert set(vs.ids().tolist()) == set(range(1, 11))
     assert 99 in set(copy.ids().tolist()) and 1 not in set(copy.ids().tolist())
+
+
+# -- a whole index on another backend ---------------------------------------------------------
+QUERIES = ["how often to water tomatoes", "the moon and the tides", "espresso pressure",
+           "holiday days for employees", "semiconductor shortage risk", "fibonacci recursion"]
+
+
+def test_an_index_on_milvus_lite_answers_as_the_faiss_one(tmp_path, corpus):
+    """The same corpus indexed with FAISS and with Milvus Lite (exact search on both):
+    the same top-10 for a fixed query set, scores to float tolerance."""
+    pytest.importorskip("pymilvus")
+    from anyfind import Index
+
+    uri = f"milvus-lite://{tmp_path / 'milvus' / 'vectors.db'}"
+    tops = {}
+    for name, kwargs in (("faiss", {}), ("milvus", {"vector_store": uri})):
+        with Index.open(tmp_path / name, tagger=False, transcriber=None, **kwargs) as idx:
+            idx.add([corpus])
+            assert idx.status()["vector_store"] == (uri if kwargs else "faiss")
+            tops[name] = [[(r.path, round(r.score, 4)) for r in idx.search(q, k=10, mode=mode)]
+                          for q in QUERIES for mode in ("dense", "hybrid")]
+    assert tops["milvus"] == tops["faiss"]
+    with Index.open(tmp_path / "milvus", create=False) as idx:  # another process, later
+        assert idx.opened.vectors("text").count() == idx.store.counts()["vectors"]["text"]
+        (corpus / "astro" / "moon.txt").unlink()
+        idx.sync()
+        assert not any(r.path.endswith("moon.txt") for r in idx.search("the moon", k=10))
+        assert idx.check().ok

@@ -17,7 +17,13 @@ from sqlalchemy import func, select
 
 from ..config import SCHEMA_VERSION, IndexConfig
 from ..store.schema import Chunk, Item
-from .files import check_temp_files, check_vector_file, load_vector_file, repair_vector_file
+from .files import (
+    check_temp_files,
+    check_vector_file,
+    check_vector_service,
+    load_vector_file,
+    repair_vector_file,
+)
 from .lexical import check_lexical, check_lexical_cache, rebuild_lexical
 from .report import ERROR, CheckReport, Finding
 from .snapshot import SnapshotVectors, snapshot
@@ -51,11 +57,14 @@ def _inspect(index: OpenIndex) -> tuple[CheckReport, dict[str, Any]]:
     report = CheckReport(str(index.path))
     plan: dict[str, Any] = {"spaces": {}}
     _check_config(index, report)
-    files = {}
+    files, services = {}, {}
     for name, cfg in index.config.spaces.items():
         if cfg.dim:
             vi = _vector_file(index, name)
-            files[name] = (vi, load_vector_file(vi))
+            if vi.files:
+                files[name] = (vi, load_vector_file(vi))
+            else:
+                services[name] = vi
     with snapshot(index.store.engine.url) as conn:
         plan["store"] = check_store(conn, index, report)
         report.stats["items"] = conn.execute(select(func.count()).select_from(Item)).scalar_one()
@@ -69,6 +78,9 @@ def _inspect(index: OpenIndex) -> tuple[CheckReport, dict[str, Any]]:
         for name, (vi, state) in files.items():
             if name not in bad_sizes:
                 spaces[name] = check_vector_file(vi, state, SnapshotVectors(conn), report)
+        for name, vs in services.items():
+            if name not in bad_sizes:
+                spaces[name] = check_vector_service(vs, SnapshotVectors(conn), report)
         report.stats["spaces"] = {n: {k: v for k, v in s.items() if k not in ("rebuild", "save")}
                                   for n, s in spaces.items()}
         plan["spaces"] = spaces
@@ -115,5 +127,10 @@ def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any]) -> None
         stats = plan["spaces"].get(name) or {"rebuild": True, "save": True}
         if stats["rebuild"] or stats["save"] or store_plan:
             vi = _vector_file(index, name)
+            if not vi.files:  # a vector service: catch it up, nothing to rebuild
+                vi.load()
+                vi.catch_up(index.store)
+                vi.persist()
+                continue
             rebuild = stats["rebuild"] or not vi.load()
             repair_vector_file(vi, index.store, rebuild)

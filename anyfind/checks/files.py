@@ -129,3 +129,25 @@ def repair_vector_file(vi: VectorIndex, store: Store, rebuild: bool) -> None:
         vi.rebuild(np.zeros(0, dtype=np.int64), np.zeros((0, vi.dim), np.float32),
                    store.generation(vi.space))
     vi.save()
+
+
+def check_vector_service(vs, snap: SnapshotVectors, report: CheckReport) -> dict[str, Any]:
+    """A space whose vectors live in a service (Milvus): the ids it holds against the
+    store's (a count first, then the id sets), and the generation it says it reflects."""
+    space = vs.space
+    want = np.sort(snap.vector_ids(space))
+    gen = snap.generation(space)
+    vs.load()
+    have = np.sort(vs.ids())
+    stats: dict[str, Any] = {"store": int(len(want)), "generation": gen, "file": int(len(have)),
+                             "file_generation": vs.generation, "rebuild": False, "save": False}
+    if not np.array_equal(have, want):
+        report.add("vector-store-mismatch", WARNING, f"the vector store of space '{space}' "
+                   f"({vs.describe()}) holds {len(have)} vectors, the store {len(want)} "
+                   "(caught up by the next sync)", repair="catch it up")
+        stats["save"] = True
+    elif vs.generation != gen:
+        report.add("vector-store-stale", WARNING, f"the vector store of space '{space}' reflects "
+                   f"generation {vs.generation}, the store is at {gen}", repair="catch it up")
+        stats["save"] = True
+    return stats

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import check_id
+from ..secrets import mask_uri
 
 if TYPE_CHECKING:
     from ..store.metadata import Store
@@ -47,7 +48,7 @@ def status_of(opened: OpenIndex, sources: list[dict[str, Any]]) -> dict[str, Any
     return {
         "index": str(opened.path),
         "store": store.engine.url.render_as_string(hide_password=True),
-        "vector_store": opened.config.vector_store,
+        "vector_store": mask_uri(opened.config.vector_store),
         "executor": opened.config.executor,
         "spaces": {n: {"encoder": s.config.encoder, "model": s.config.model,
                        "dim": s.config.dim, "vectors": counts["vectors"].get(n, 0),

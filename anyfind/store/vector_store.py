@@ -41,6 +41,7 @@ class VectorStore(ABC):
     space: str
     dim: int
     generation: int  # the store generation these vectors reflect (-1: none yet)
+    files = False  # True: a cache in files of the index, which `check` inspects itself
 
     @abstractmethod
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -92,6 +93,24 @@ class VectorStore(ABC):
 
 vector_stores: Registry[Any] = Registry("vector store", "anyfind.vector_stores")
 vector_stores.register("faiss", "anyfind.store.vectors:FaissVectorStore")
+vector_stores.register("milvus", "anyfind.store.milvus_store:MilvusVectorStore")
+
+
+def parse_vector_store(spec: str) -> tuple[str, dict[str, Any]]:
+    """A config's `vector_store`: a backend name ("faiss", "milvus"), or a URI that names
+    both the backend and where it is (milvus://HOST:PORT, milvus+https://...,
+    milvus-lite:///ABS/PATH.db; `${ENV}` references are read now)."""
+    if "://" not in spec:
+        return spec, {}
+    from ..secrets import expand_env
+
+    uri = expand_env(spec) if "${" in spec else spec
+    if uri.split("://", 1)[0] in ("milvus", "milvus+https", "milvus-lite"):
+        return "milvus", {"uri": uri}
+    from ..errors import ConfigError
+
+    raise ConfigError(f"unknown vector store {spec!r} (faiss, milvus://HOST:PORT, "
+                      "milvus-lite:///ABS/PATH.db)")
 
 
 def open_vector_store(index_dir: Path, space: str, dim: int, *, kind: str = "faiss",
@@ -100,8 +119,9 @@ def open_vector_store(index_dir: Path, space: str, dim: int, *, kind: str = "fai
     """The one place a vector store is made: the backend `kind` for one space of the
     index at `index_dir`, with what it persisted loaded (`mmap`: mapped, where it can;
     load=False: not yet, for `anyfind check`, which judges the files itself)."""
+    kind, found = parse_vector_store(kind)
     cls = vector_stores.get(kind)
-    store = cls(Path(index_dir) / VECTOR_DIR, space, dim, factory, **options)
+    store = cls(Path(index_dir) / VECTOR_DIR, space, dim, factory, **{**found, **options})
     if load:
         store.load(mmap=mmap)
     return store

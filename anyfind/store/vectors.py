@@ -127,6 +127,8 @@ class FaissVectorStore(VectorStore):
     """A FAISS index for one space, with ids = chunk ids: the default vector store, a
     cache of the metadata store's vectors saved as files under <index>/vectors/."""
 
+    files = True
+
     def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto"):
         self.directory = Path(directory)
         self.space = space

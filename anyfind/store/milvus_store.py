@@ -1,0 +1,234 @@
+"""Milvus as the vector store of a space: one collection per space, chunk id as primary key.
+
+The URI picks the engine: `milvus-lite:///ABS/PATH.db` (Milvus Lite, in this process, one
+file), `milvus://HOST:PORT` (a server: standalone or a cluster's proxy), `milvus+https://`
+for TLS. The same `MilvusClient` API serves all three. Reads are `Strong`: a search sees
+the sync that just committed (with the default consistency a just-deleted id is still
+returned). The store generation the collection reflects is kept as a collection property,
+so a process that opens it later knows whether it must catch up.
+
+This is the first step of the cluster index: vectors in Milvus, caught up from the
+metadata store like the FAISS files are. What a 10^9-chunk index needs beyond it (an
+outbox instead of id-set diffs, filters as Milvus expressions) is not here yet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, require
+from .vector_store import VectorSource, VectorStore
+
+GENERATION = "anyfind.generation"  # collection property: the store generation held
+BATCH = 1_000  # rows per upsert / ids per delete
+MAX_LIMIT = 16_384  # Milvus's cap on a search's topk
+
+
+def client_uri(uri: str) -> str:
+    """What MilvusClient takes for an anyfind vector-store URI."""
+    if uri.startswith("milvus-lite://"):
+        path = uri[len("milvus-lite://"):]
+        if not path.startswith("/"):
+            raise ConfigError(f"{uri}: Milvus Lite needs an absolute path "
+                              "(milvus-lite:///ABS/PATH.db)")
+        return path
+    for scheme, http in (("milvus+https://", "https://"), ("milvus://", "http://")):
+        if uri.startswith(scheme):
+            return http + uri[len(scheme):]
+    raise ConfigError(f"not a Milvus URI: {uri} (milvus://HOST:PORT, milvus+https://HOST:PORT "
+                      "or milvus-lite:///ABS/PATH.db)")
+
+
+class MilvusVectorStore(VectorStore):
+    def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto",
+                 uri: str | None = None, token: str | None = None, **options: Any):
+        self.directory = Path(directory)
+        self.space = space
+        self.dim = dim
+        self.factory = factory
+        # Default: a Milvus Lite file beside the index's other vector files.
+        self.uri = uri or f"milvus-lite://{self.directory / 'milvus.db'}"
+        self.token = token
+        self.collection = f"anyfind_{space}"
+        self.generation = -1
+        self._client: Any = None
+
+    # -- connection ---------------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            pymilvus = require("pymilvus", "milvus")
+            target = client_uri(self.uri)
+            if target.startswith("/"):
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._client = pymilvus.MilvusClient(target, token=self.token or "")
+            except Exception as exc:  # noqa: BLE001 (one line naming the URI)
+                raise ConfigError(f"cannot reach Milvus at {self.uri}: "
+                                  f"{type(exc).__name__}: {exc}") from None
+        return self._client
+
+    def _exists(self) -> bool:
+        return bool(self.client.has_collection(self.collection))
+
+    def _ensure(self) -> None:
+        if self._exists():
+            self._check_dim()
+            return
+        from pymilvus import DataType
+
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        index = self.client.prepare_index_params()
+        kind = "FLAT" if self.factory in ("auto", "Flat") else self.factory
+        index.add_index("vector", index_type=kind, metric_type="IP")
+        self.client.create_collection(self.collection, schema=schema, index_params=index,
+                                      consistency_level="Strong")
+
+    def _check_dim(self) -> None:
+        info = self.client.describe_collection(self.collection)
+        for field in info.get("fields", []):
+            dim = (field.get("params") or {}).get("dim")
+            if dim is not None and int(dim) != self.dim:
+                raise ConfigError(f"the Milvus collection {self.collection} at {self.uri} holds "
+                                  f"{dim}-d vectors, this space {self.dim}-d: run "
+                                  "`anyfind reindex`")
+
+    # -- the contract -------------------------------------------------------------------------
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return
+        self._ensure()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        for start in range(0, len(ids), BATCH):
+            rows = [{"id": int(i), "vector": v.tolist()}
+                    for i, v in zip(ids[start:start + BATCH], vectors[start:start + BATCH],
+                                    strict=True)]
+            self.client.upsert(self.collection, rows)
+
+    def remove(self, ids: np.ndarray) -> int:
+        ids = [int(i) for i in np.asarray(ids, dtype=np.int64)]
+        if not ids or not self._exists():
+            return 0
+        present = set(self._present(ids))
+        for start in range(0, len(ids), BATCH):
+            self.client.delete(self.collection, ids=ids[start:start + BATCH])
+        return len(present)
+
+    def _present(self, ids: list[int]) -> list[int]:
+        found: list[int] = []
+        for start in range(0, len(ids), BATCH):
+            part = ids[start:start + BATCH]
+            rows = self.client.query(self.collection, filter=f"id in {part}",
+                                     output_fields=["id"], consistency_level="Strong")
+            found += [int(r["id"]) for r in rows]
+        return found
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        empty = (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))
+        if k <= 0 or not self._exists() or (allowed is not None and not len(allowed)):
+            return empty
+        kwargs: dict[str, Any] = {}
+        if allowed is not None:
+            kwargs["filter"] = f"id in {[int(i) for i in np.asarray(allowed)]}"
+        hits = self.client.search(self.collection, data=queries.tolist(),
+                                  limit=min(k, MAX_LIMIT), output_fields=["id"],
+                                  search_params={"metric_type": "IP"},
+                                  consistency_level="Strong", **kwargs)
+        width = max((len(h) for h in hits), default=0)
+        scores = np.full((len(queries), width), -np.inf, np.float32)
+        ids = np.full((len(queries), width), -1, np.int64)
+        for row, found in enumerate(hits):
+            for col, hit in enumerate(found):
+                scores[row, col] = float(hit["distance"])
+                ids[row, col] = int(hit["id"])
+        return scores, ids
+
+    def ids(self) -> np.ndarray:
+        if not self._exists():
+            return np.zeros(0, np.int64)
+        import logging
+
+        quiet = logging.getLogger("pymilvus")  # Milvus Lite has no mvccTs: a warning per call
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        out: list[int] = []
+        try:
+            it = self.client.query_iterator(self.collection, batch_size=BATCH, filter="id >= 0",
+                                            output_fields=["id"])
+            try:
+                while batch := it.next():
+                    out += [int(r["id"]) for r in batch]
+            finally:
+                it.close()
+        finally:
+            quiet.setLevel(level)
+        return np.asarray(out, dtype=np.int64)
+
+    def count(self) -> int:
+        if not self._exists():
+            return 0
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"],
+                                 consistency_level="Strong")
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def catch_up(self, source: VectorSource) -> bool:
+        gen = source.generation(self.space)
+        if gen == self.generation and self._exists():
+            return False
+        self._ensure()
+        want = np.asarray(source.vector_ids(self.space), dtype=np.int64)
+        have = self.ids()
+        extra = np.setdiff1d(have, want, assume_unique=True)
+        missing = np.setdiff1d(want, have, assume_unique=True)
+        self.remove(extra)
+        for start in range(0, len(missing), BATCH * 10):
+            ids, vecs = source.vectors(self.space, missing[start:start + BATCH * 10].tolist(),
+                                       dim=self.dim)
+            self.upsert(ids, vecs)
+        self.generation = gen
+        self._save_generation()
+        return True
+
+    def _save_generation(self) -> None:
+        self.client.alter_collection_properties(self.collection,
+                                                properties={GENERATION: str(self.generation)})
+
+    def persist(self) -> None:
+        self._ensure()
+        self._save_generation()
+        self.client.flush(self.collection)
+
+    def persisted(self) -> bool:
+        return self._exists()
+
+    def load(self, mmap: bool = False) -> bool:
+        if not self._exists():
+            return False
+        self._check_dim()
+        props = self.client.describe_collection(self.collection).get("properties") or {}
+        try:
+            self.generation = int(props.get(GENERATION, -1))
+        except (TypeError, ValueError):
+            self.generation = -1
+        return True
+
+    def describe(self) -> str:
+        from ..secrets import mask_uri
+
+        return f"milvus ({mask_uri(self.uri)})"
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
