@@ -23,6 +23,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# A real Milvus standalone server for the tests (tests/milvus_serve.py): the PyPI package
+# `milvus` 2.3 ships the binary; it needs setuptools<81 and marshmallow<4, so it gets a
+# venv of its own. anyfind talks to it with its own pymilvus (3.x works with the 2.3 server).
+MILVUS_VENV=${MILVUS_VENV:-.venv-milvus}
+if [ ! -x "$MILVUS_VENV/bin/python" ] || ! "$MILVUS_VENV/bin/python" -c "import milvus" 2>/dev/null; then
+  "$PYTHON" -m venv "$MILVUS_VENV"
+  "$MILVUS_VENV/bin/python" -m pip install -q "milvus==2.3.5" "setuptools<81" "marshmallow<4" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+fi
+
 stamp="$VENV/.anyfind-installed"
 want=$(sha256sum pyproject.toml | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

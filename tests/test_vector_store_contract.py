@@ -5,22 +5,33 @@ tests already written: add it to BACKENDS' registry and they run against it."""
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pytest
+from milvus_fixtures import milvus_server  # noqa: F401 (a fixture)
 from test_vectors import DIM, SPACE, StoreWriter, normalise, sparse_ids, uniform
 
 from anyfind.store.metadata import Store
 from anyfind.store.vector_store import VectorStore, open_vector_store, vector_stores
 from anyfind.store.vectors import exact_search
 
-BACKENDS = vector_stores.names()
+# Every registered backend, and Milvus twice: Milvus Lite (the registry's default for
+# "milvus") and a real Milvus standalone server process on loopback.
+BACKENDS = [*vector_stores.names(), "milvus-server"]
 
 
 @pytest.fixture(params=BACKENDS)
 def make(request, tmp_path):
     """A fresh store of the backend under test, for the index directory `tmp_path`."""
+    kind = request.param
+    if kind.startswith("milvus"):
+        pytest.importorskip("pymilvus")
+    if kind == "milvus-server":  # collections of their own on the shared server
+        kind = f"{request.getfixturevalue('milvus_server')}?prefix=t{uuid.uuid4().hex[:12]}_"
+
     def new(**kwargs) -> VectorStore:
-        return open_vector_store(tmp_path, SPACE, DIM, kind=request.param, **kwargs)
+        return open_vector_store(tmp_path, SPACE, DIM, kind=kind, **kwargs)
     return new
 
 
@@ -140,13 +151,15 @@ QUERIES = ["how often to water tomatoes", "the moon and the tides", "espresso pr
            "holiday days for employees", "semiconductor shortage risk", "fibonacci recursion"]
 
 
-def test_an_index_on_milvus_lite_answers_as_the_faiss_one(tmp_path, corpus):
-    """The same corpus indexed with FAISS and with Milvus Lite (exact search on both):
-    the same top-10 for a fixed query set, scores to float tolerance."""
+@pytest.mark.parametrize("engine", ["lite", "server"])
+def test_an_index_on_milvus_answers_as_the_faiss_one(tmp_path, corpus, engine, request):
+    """The same corpus indexed with FAISS and with Milvus (Lite, and a real server; exact
+    search on both): the same top-10 for a fixed query set, scores to float tolerance."""
     pytest.importorskip("pymilvus")
     from anyfind import Index
 
-    uri = f"milvus-lite://{tmp_path / 'milvus' / 'vectors.db'}"
+    uri = (f"milvus-lite://{tmp_path / 'milvus' / 'vectors.db'}" if engine == "lite" else
+           f"{request.getfixturevalue('milvus_server')}?prefix=i{uuid.uuid4().hex[:12]}_")
     tops = {}
     for name, kwargs in (("faiss", {}), ("milvus", {"vector_store": uri})):
         with Index.open(tmp_path / name, tagger=False, transcriber=None, **kwargs) as idx:

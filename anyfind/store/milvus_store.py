@@ -2,8 +2,10 @@
 
 The URI picks the engine: `milvus-lite:///ABS/PATH.db` (Milvus Lite, in this process, one
 file), `milvus://HOST:PORT` (a server: standalone or a cluster's proxy), `milvus+https://`
-for TLS. The same `MilvusClient` API serves all three. Reads are `Strong`: a search sees
-the sync that just committed (with the default consistency a just-deleted id is still
+for TLS; `?prefix=NAME_` names the collections (default `anyfind_`: one index per server
+unless each gets its own prefix), `?token=` authenticates. The same `MilvusClient` API
+serves all three (pymilvus 3 talks to the 2.3 standalone server: tested). Reads are
+`Strong`: a search sees the sync that just committed (with the default consistency a just-deleted id is still
 returned). The store generation the collection reflects is kept as a collection property,
 so a process that opens it later knows whether it must catch up.
 
@@ -27,8 +29,18 @@ BATCH = 1_000  # rows per upsert / ids per delete
 MAX_LIMIT = 16_384  # Milvus's cap on a search's topk
 
 
+def split_query(uri: str) -> tuple[str, dict[str, str]]:
+    """A vector-store URI without its query, and the query's parameters: `prefix` (the
+    collections' name prefix, so several indexes share one server) and `token`."""
+    from urllib.parse import parse_qsl
+
+    base, _, query = uri.partition("?")
+    return base, dict(parse_qsl(query))
+
+
 def client_uri(uri: str) -> str:
     """What MilvusClient takes for an anyfind vector-store URI."""
+    uri = split_query(uri)[0]
     if uri.startswith("milvus-lite://"):
         path = uri[len("milvus-lite://"):]
         if not path.startswith("/"):
@@ -51,8 +63,12 @@ class MilvusVectorStore(VectorStore):
         self.factory = factory
         # Default: a Milvus Lite file beside the index's other vector files.
         self.uri = uri or f"milvus-lite://{self.directory / 'milvus.db'}"
-        self.token = token
-        self.collection = f"anyfind_{space}"
+        params = split_query(self.uri)[1]
+        self.token = token or params.get("token")
+        prefix = params.get("prefix", "anyfind_")
+        if not prefix.replace("_", "").isalnum():
+            raise ConfigError(f"{self.uri}: a collection prefix is letters, digits and _")
+        self.collection = f"{prefix}{space}"
         self.generation = -1
         self._client: Any = None
 
