@@ -52,11 +52,6 @@ def _open(index_name: str | None, create: bool = False, **kwargs):
     return Index.open(index_name, create=create, **kwargs)
 
 
-def _printable(text: str) -> str:
-    """An argument as it can be printed: bytes that were not UTF-8 become U+FFFD."""
-    return os.fsencode(text).decode("utf-8", "replace") if isinstance(text, str) else text
-
-
 def _emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, default=str))
 
@@ -322,7 +317,9 @@ def _item_id(idx, item: str) -> int:
     if item.isdigit():
         return int(item)
     ids = idx.item_ids_at([item])
-    shown = _printable(item)
+    from .fsutil import display_path
+
+    shown = display_path(item)
     if len(ids) != 1:
         raise click.ClickException(f"no indexed item at {shown}" if not ids else
                                    f"{shown} holds {len(ids)} items: give one file or an item id")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .errors import QueryError
+from .fsutil import display_path
 
 MAX_EXAMPLE_BYTES = 50 * 1024 * 1024
 DEADLINE = 30.0  # seconds for a whole download
@@ -70,8 +71,7 @@ def check_regular(path: str | os.PathLike) -> None:
     try:
         fd, _ = open_regular(Path(path))
     except OSError as exc:
-        shown = os.fsencode(path).decode("utf-8", "replace")
-        raise QueryError(f"cannot read {shown}: {exc.strerror or exc}") from None
+        raise QueryError(f"cannot read {display_path(path)}: {exc.strerror or exc}") from None
     os.close(fd)
 
 
@@ -79,7 +79,7 @@ def read_local(path: str | os.PathLike, max_bytes: int = MAX_EXAMPLE_BYTES) -> b
     """The bytes of a regular file (never a FIFO, a device or a folder), capped."""
     from .fsutil import open_regular
 
-    shown = os.fsencode(path).decode("utf-8", "replace")
+    shown = display_path(path)
     try:
         fd, st = open_regular(Path(path))
     except OSError as exc:

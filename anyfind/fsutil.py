@@ -68,6 +68,12 @@ def atomic_write_with(path: Path, writer) -> None:
     fsync_dir(path.parent)
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """A path (or a command-line argument) as text that can be stored and printed: bytes
+    that are not valid UTF-8 become U+FFFD, the readable part stays."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
 # -- what a folder scan must never read ------------------------------------------------------
 INDEX_MARKER = ".anyfind-index"  # written into every index directory (Index.open)
 

@@ -60,7 +60,7 @@ def _inspect(index: OpenIndex) -> tuple[CheckReport, dict[str, Any]]:
     files, services = {}, {}
     for name, cfg in index.config.spaces.items():
         if cfg.dim:
-            vi = _vector_file(index, name)
+            vi = index.vector_store(name, load=False)  # the checks read its files themselves
             if vi.files:
                 files[name] = (vi, load_vector_file(vi))
             else:
@@ -86,11 +86,6 @@ def _inspect(index: OpenIndex) -> tuple[CheckReport, dict[str, Any]]:
         plan["spaces"] = spaces
     plan["temp"] = check_temp_files(index.path, report)
     return report, plan
-
-
-def _vector_file(index: OpenIndex, name: str):
-    """A space's vector store, not loaded yet: the checks read its files themselves."""
-    return index.vector_store(name, load=False)
 
 
 def _check_config(index: OpenIndex, report: CheckReport) -> None:
@@ -126,7 +121,7 @@ def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any]) -> None
         # a space left out of the file checks (its vectors had the wrong size): rebuild
         stats = plan["spaces"].get(name) or {"rebuild": True, "save": True}
         if stats["rebuild"] or stats["save"] or store_plan:
-            vi = _vector_file(index, name)
+            vi = index.vector_store(name, load=False)
             if not vi.files:  # a vector service: catch it up, nothing to rebuild
                 vi.load()
                 vi.catch_up(index.store)

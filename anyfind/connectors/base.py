@@ -67,6 +67,17 @@ class Blob:
         return cls(ref, lambda: io.BytesIO(data))
 
 
+def content_hash(blob: Blob) -> str:
+    """The identity of an item's bytes (renames, copies, attachments): BLAKE2b-128, hex."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with blob.open() as fh:
+        while data := fh.read(1 << 20):
+            h.update(data)
+    return h.hexdigest()
+
+
 def glob_spec(patterns: Any):
     """A gitignore-style matcher for include/exclude options (None when there are none)."""
     patterns = [patterns] if isinstance(patterns, str) else list(patterns or [])

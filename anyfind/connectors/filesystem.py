@@ -13,16 +13,12 @@ from urllib.parse import unquote_to_bytes
 import pathspec
 
 from ..errors import SourceError
-from ..fsutil import index_dir_above, is_index_dir, open_regular
+from ..fsutil import display_path, index_dir_above, is_index_dir, open_regular
+
+__all__ = ["FilesystemConnector", "display_path", "path_of"]
 from .base import Blob, Connector, ItemRef, ScanError
 
 IGNORE_FILES = (".anyfindignore", ".gitignore")
-
-
-def display_path(path: str | Path) -> str:
-    """A path as text that can be stored and printed: a file name that is not valid UTF-8
-    keeps its readable part, with U+FFFD for the bytes that are not."""
-    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def path_of(uri: str) -> Path:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from ..errors import ContentUnavailable, check_id
@@ -14,16 +13,11 @@ if TYPE_CHECKING:
     from .open_index import OpenIndex
 
 
-def blob_hash(data: bytes) -> str:
-    """The content hash items are stored with (indexer/pipeline.py's content_hash)."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
 def attachment_of(opened: OpenIndex, item_id: int) -> Child:
     """Re-cut a child's bytes: read the top-level item through its source's connector,
     then take the n-th child of each level down. The bytes must still hash to what was
     indexed (the e-mail may have changed since the last sync)."""
-    from ..connectors.base import Blob, ItemRef
+    from ..connectors.base import Blob, ItemRef, content_hash
     from ..extract import extract
     from ..extract.base import Child
 
@@ -59,6 +53,6 @@ def attachment_of(opened: OpenIndex, item_id: int) -> Child:
         if not 1 <= n <= len(found):
             raise ContentUnavailable(f"item {child['id']} is no longer in its parent; re-sync")
         data, name, media_type = found[n - 1].data, found[n - 1].name, child["media_type"]
-    if blob_hash(data) != chain[0]["content_hash"]:
+    if content_hash(Blob.from_bytes(data)) != chain[0]["content_hash"]:
         raise ContentUnavailable(f"item {item_id} changed since it was indexed; re-sync")
     return Child(name, media_type, data)

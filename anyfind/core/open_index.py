@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import CONFIG_FILE, IndexConfig, SpaceConfig
+from ..config import IndexConfig, SpaceConfig
 from ..connectors import connector_for
 from ..encoders.space import Space
 from ..encoders.tag_vectors import TagVectors
@@ -57,6 +57,7 @@ class OpenIndex:
         self._lexical = None  # store.lexical_cache.Lexical
         self._open_lock = threading.RLock()
         self._catch_up_lock = threading.Lock()
+        self._one_shot = False
         self.spaces: dict[str, Space] = {n: self._space(cfg) for n, cfg in config.spaces.items()}
         self._vectors: dict[str, VectorStore] = {}
         self._chunker = None
@@ -70,7 +71,6 @@ class OpenIndex:
         self.config_files: list[Path] = []  # more TOML files declaring sources
         # Searches may map vector files instead of reading them (store/vectors.py).
         self.map_vectors = False
-        self._one_shot = False
 
     # -- settings made after opening ---------------------------------------------------------
     @property
@@ -110,7 +110,7 @@ class OpenIndex:
     def _space(self, cfg: SpaceConfig) -> Space:
         space = Space(cfg, device=self.device, index_dir=self.path, models=self.models,
                       int8_loader=self.int8_document_encoder if self.config.onnx_int8 else None)
-        space.one_shot_queries = getattr(self, "_one_shot", False)
+        space.one_shot_queries = self._one_shot
         return space
 
     def replace_space(self, name: str, cfg: SpaceConfig) -> Space:
@@ -206,14 +206,12 @@ class OpenIndex:
         return unwritable(self.path) is not None
 
     # -- vectors -----------------------------------------------------------------------------
-    def _vector_store(self, name: str, mmap: bool = False, load: bool = True) -> VectorStore:
+    def vector_store(self, name: str, *, mmap: bool = False, load: bool = True) -> VectorStore:
+        """A fresh vector store of one space, not the one searches share (load=False:
+        `anyfind check` judges the files itself)."""
         cfg = self.config.spaces[name]
         return open_vector_store(self.path, name, cfg.dim or 0, kind=self.config.vector_store,
                                  factory=cfg.faiss, mmap=mmap, load=load)
-
-    def vector_store(self, name: str, load: bool = True) -> VectorStore:
-        """A fresh vector store of one space, not shared (`anyfind check` judges files)."""
-        return self._vector_store(name, load=load)
 
     def vectors(self, name: str) -> VectorStore:
         """One space's vectors, caught up with the store. Concurrent: copy-on-write, so a
@@ -222,7 +220,7 @@ class OpenIndex:
             return self._shared_vectors(name)
         vs = self._vectors.get(name)
         if vs is None:
-            vs = self._vector_store(name, mmap=self.map_vectors)
+            vs = self.vector_store(name, mmap=self.map_vectors)
             vs = self._vectors.setdefault(name, vs)  # another thread may have been first
         vs.catch_up(self.reader)
         return vs
@@ -234,7 +232,7 @@ class OpenIndex:
         with self._catch_up_lock:
             current = self._vectors.get(name)
             if current is None:
-                fresh = self._vector_store(name)
+                fresh = self.vector_store(name)
             elif current.generation == self.store.generation(name):
                 return current  # another thread caught up while this one waited
             else:
@@ -250,7 +248,7 @@ class OpenIndex:
         for name in self.spaces:
             vs = self._vectors.get(name)
             if vs is None:
-                vs = self._vectors[name] = self._vector_store(name)
+                vs = self._vectors[name] = self.vector_store(name)
             changed = vs.catch_up(self.store)
             if save and (changed or not vs.persisted()):
                 vs.persist()
@@ -441,6 +439,3 @@ class OpenIndex:
         if self._store is not None:
             self._store.close()
 
-
-def has_config(path: Path) -> bool:
-    return (Path(path) / CONFIG_FILE).exists()

@@ -10,7 +10,6 @@ committed batch with nothing half-written.
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 import os
 import queue
@@ -19,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..connectors.base import Connector, ItemRef
+from ..connectors.base import Blob, Connector, ItemRef, content_hash
 from ..crashpoints import crash_point
 from ..errors import ExtractionError, one_line
 from ..executors import ChunkJob
@@ -77,13 +76,6 @@ def child_ref(parent: ItemRef, n: int, name: str, size: int, digest: str,
                    fingerprint=digest, media_type=media_type,
                    metadata={"attachment": {"index": n, "name": name}})
 
-
-def content_hash(blob) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with blob.open() as fh:
-        while data := fh.read(1 << 20):
-            h.update(data)
-    return h.hexdigest()
 
 
 def _is_binary_type(media_type: str) -> bool:
@@ -268,10 +260,9 @@ class Pipeline:
     def _prepare_child(self, parent: Prepared, n: int, child, depth: int) -> Prepared:
         """An attachment as an item of its own: same extraction path as a file; whatever
         goes wrong is recorded on it, never on its parent."""
-        from ..connectors.base import Blob
         from ..extract.sniff import canonical
 
-        digest = hashlib.blake2b(child.data, digest_size=16).hexdigest()
+        digest = content_hash(Blob.from_bytes(child.data))
         ref = child_ref(parent.ref, n, child.name, len(child.data), digest, child.media_type)
         item = Prepared(ref, None, digest)
         item.media_type = canonical(child.media_type) if child.media_type else None
