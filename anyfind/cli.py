@@ -182,7 +182,9 @@ def search_options(f):
               help='More filters, e.g. "ext:pdf after:2024-01-01" (also allowed in QUERY).')
 @click.option("--chunks", is_flag=True, help="One result per matching passage, not per item.")
 @click.option("--min-score", type=float, default=None,
-              help="Drop results below this score (hybrid 0-1, dense cosine, lexical BM25).")
+              help="Drop results below this relevance score (0-1, calibrated per index).")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also show the weak matches the relevance floor hides.")
 @click.option("--image", "image", default=None, metavar="PATH|URL",
               help="Search by example image (a file or an http(s) URL).")
 @click.option("--audio", "audio", default=None, type=click.Path(exists=True),
@@ -195,7 +197,7 @@ def search_options(f):
 @click.option("--local", is_flag=True, help="Search in this process, even if a server is set.")
 @json_option
 def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters, chunks,
-           min_score, image, audio, sources, server, local, as_json) -> None:
+           min_score, show_all, image, audio, sources, server, local, as_json) -> None:
     """Search the index: text, --image or --audio.
 
     QUERY may hold filters: modality: source: ext: path: lang: media: after: before:
@@ -214,7 +216,7 @@ def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters,
         results = _server_search(server, index_name, query, k=k, offset=offset, mode=mode,
                                  fusion=fusion, weights=weights, rerank=rerank, filters=filters,
                                  chunks=chunks, min_score=min_score, image=image, audio=audio,
-                                 sources=sources)
+                                 sources=sources, floor=not show_all)
     else:
         with profile.stage("open"):
             idx = _open(index_name, one_query=True)  # one query, then exit
@@ -222,9 +224,10 @@ def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters,
             results = idx.search(query, k=k, offset=offset, mode=mode, chunks=chunks,
                                  min_score=min_score, image=image, audio=audio, fusion=fusion,
                                  weights=weights, filters=filters, rerank=rerank,
-                                 sources=list(sources) or None)
+                                 sources=list(sources) or None, floor=not show_all)
     with profile.stage("output"):
         _print_results(results, as_json)
+        _say_hidden(getattr(results, "hidden", 0))
 
 
 def _server_search(server: str, index_name, query, *, fusion, weights, rerank, min_score,
@@ -232,6 +235,7 @@ def _server_search(server: str, index_name, query, *, fusion, weights, rerank, m
     """The same search, answered by a running server (anyfind/client.py)."""
     from .client import Client
     from .config import resolve_index_path
+    from .search.results import Results
 
     unsupported = [name for name, on in (("--fusion", fusion != "rrf"), ("--weights", weights),
                                          ("--rerank", rerank)) if on]
@@ -243,8 +247,15 @@ def _server_search(server: str, index_name, query, *, fusion, weights, rerank, m
     results = Client(server).search(resolve_index_path(index_name), query, filters=filters,
                                     **kwargs)
     if min_score is not None:
-        results = [r for r in results if r.score >= min_score]
+        results = Results([r for r in results if r.score >= min_score], hidden=results.hidden)
     return results
+
+
+def _say_hidden(hidden: int) -> None:
+    """On stderr, so that --json output stays one result per line."""
+    if hidden:
+        click.echo(f"{hidden} weaker match{'es' if hidden != 1 else ''} hidden under the "
+                   "relevance floor (--all shows them)", err=True)
 
 
 def _print_results(results, as_json: bool) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from .errors import AnyfindError, QueryError
-from .search.results import Result
+from .search.results import Result, Results
 
 TOKEN_ENV = "ANYFIND_TOKEN"
 TIMEOUT_S = 30.0
@@ -107,7 +107,8 @@ class Client:
     # -- search ----------------------------------------------------------------------------
     def search(self, index_path: Path, text: str | None = None, *, image: str | None = None,
                audio: str | None = None, k: int = 10, offset: int = 0, mode: str = "hybrid",
-               filters: str | None = None, chunks: bool = False) -> list[Result]:
+               filters: str | None = None, chunks: bool = False, floor: bool = True
+               ) -> Results:
         """Results as a local Index.search would return them, from the server."""
         if image is not None and audio is not None:
             raise QueryError("give an image or an audio clip, not both")
@@ -123,6 +124,8 @@ class Client:
             form = {"k": str(k), "offset": str(offset), "mode": mode}
             if filters:
                 form["filters"] = filters
+            if not floor:
+                form["all"] = "true"
             body, ctype = multipart(form, "file", name or "query", data)
             answer = self._request("POST", "/api/search", body, ctype)
         else:
@@ -131,9 +134,12 @@ class Client:
                 params["filters"] = filters
             if chunks:
                 params["chunks"] = "true"
+            if not floor:
+                params["all"] = "true"
             answer = self._request("GET", "/api/search?" + urlencode(params))
         self._check_index(answer, index_path)
-        return [to_result(r) for r in answer.get("results", [])]
+        return Results([to_result(r) for r in answer.get("results", [])],
+                       hidden=int(answer.get("hidden") or 0))
 
     def _example_bytes(self, where: str) -> bytes:
         from .fetch import read_example

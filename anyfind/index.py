@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .checks import CheckReport
     from .indexer.report import SyncReport
     from .search.filters import Filters
-    from .search.results import Result
+    from .search.results import Result, Results
 
 
 class Index:
@@ -226,7 +226,7 @@ class Index:
                min_score: float | None = None, fusion: str = "rrf",
                weights: dict[str, float] | None = None, filters: str | Filters | None = None,
                rerank: str | None = None, syntax: bool = True,
-               sources: Sequence[str] | None = None) -> list[Result]:
+               sources: Sequence[str] | None = None, floor: bool = True) -> Results:
         """Ranked results across every modality and source.
 
         `query` may hold filters (`ext:pdf after:2024-01-01`, see anyfind.search.filters);
@@ -234,13 +234,15 @@ class Index:
         fusion: rrf or score; weights by signal name ("text", "lexical", "dense" for every
         embedding space). rerank: a cross-encoder re-orders the top results.
         syntax=False takes the query text literally (no filters in it).
-        sources: only items of these sources (by name)."""
+        sources: only items of these sources (by name). Scores are calibrated relevance in
+        [0, 1] (anyfind.search.relevance); results under the relevance floor are left out
+        and counted in the returned list's `hidden` (floor=False keeps them)."""
         from .search.engine import Query, Searcher
 
         q = Query(text=query, image=image, audio=audio, k=k, offset=offset, mode=mode,
                   chunks=chunks, min_score=min_score, fusion=fusion, weights=dict(weights or {}),
                   filters=filters, rerank=rerank, syntax=syntax,
-                  sources=list(sources) if sources else None)
+                  sources=list(sources) if sources else None, floor=floor)
         return Searcher(self.opened).search(q)
 
     def similar(self, item_id: int, *, k: int = 10, offset: int = 0,

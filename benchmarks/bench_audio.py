@@ -1,6 +1,8 @@
-"""Audio benchmark: end-to-end indexing speed against raw faster-whisper, and WER.
+"""Audio benchmark: end-to-end indexing speed against raw faster-whisper, and WER; or
+text->audio retrieval of spoken clips queried by paraphrases (`--retrieval`).
 
     python benchmarks/bench_audio.py [--data ../shared/data/speech] [--out results.json]
+    python benchmarks/bench_audio.py --retrieval [--work DIR] [--out results.json]
 
 1. Throughput: audio seconds per wall second of `Index.add` on a folder of recordings,
    against raw faster-whisper (`WhisperModel.transcribe` on the same files, same model
@@ -45,11 +47,89 @@ def references(data: Path) -> dict[Path, str]:
     return refs
 
 
+PARAPHRASES = Path(__file__).parent / "data" / "spoken_paraphrases.tsv"
+# espeak-ng voices and speeds (words per minute), cycled over the clips.
+VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp", "en-us+m3", "en-029", "en-gb-scotland",
+          "en-us+f2")
+SPEEDS = (135, 160, 185, 150, 175)
+
+
+def spoken_corpus(folder: Path) -> list[tuple[str, str, str]]:
+    """Speak every sentence of PARAPHRASES into folder/NNN.wav (espeak-ng, voices and speeds
+    cycled); (file name, sentence, paraphrase) per clip."""
+    import subprocess
+
+    pairs = [line.split("\t") for line in PARAPHRASES.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#")]
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, (sentence, paraphrase) in enumerate(pairs):
+        name = f"{i:03d}.wav"
+        if not (folder / name).exists():
+            subprocess.run(["espeak-ng", "-v", VOICES[i % len(VOICES)],
+                            "-s", str(SPEEDS[i % len(SPEEDS)]), "-w", str(folder / name),
+                            sentence], check=True, capture_output=True)
+        out.append((name, sentence, paraphrase))
+    return out
+
+
+def retrieval(work: Path) -> dict:
+    """R@1 / R@10 / MRR@10 of each paraphrase finding its own clip, per mode and fusion."""
+    import statistics
+
+    from anyfind import Index
+
+    clips = spoken_corpus(work / "clips")
+    index_path = work / "index"
+    index = Index.open(index_path)
+    t0 = time.perf_counter()
+    report = index.add([work / "clips"])
+    index_s = time.perf_counter() - t0
+    runs = [("dense", "rrf"), ("lexical", "rrf"), ("hybrid", "rrf"), ("hybrid", "score"),
+            ("hybrid", "relevance")]
+    table = {}
+    for mode, fusion in runs:
+        ranks = []
+        for name, _, paraphrase in clips:
+            hits = index.search(paraphrase, k=10, mode=mode, fusion=fusion, syntax=False,
+                                floor=False)
+            found = [Path(h.path).name for h in hits]
+            ranks.append(found.index(name) + 1 if name in found else None)
+        n = len(ranks)
+        table[f"{mode}/{fusion}" if mode == "hybrid" else mode] = {
+            "r@1": round(sum(r == 1 for r in ranks) / n, 3),
+            "r@10": round(sum(r is not None for r in ranks) / n, 3),
+            "mrr@10": round(sum(1 / r for r in ranks if r) / n, 3)}
+    # The floor: how many paraphrase queries keep their clip, and how many results remain.
+    kept, shown = 0, []
+    for name, _, paraphrase in clips:
+        hits = index.search(paraphrase, k=10, syntax=False)
+        kept += any(Path(h.path).name == name for h in hits)
+        shown.append(len(hits))
+    index.close()
+    return {"clips": len(clips), "added": report.added, "failed": report.failed,
+            "index_s": round(index_s, 1), "modes": table,
+            "floor": {"own_clip_kept_r@10": round(kept / len(clips), 3),
+                      "mean_results_shown": round(statistics.mean(shown), 2)}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).parents[1] / "../shared/data/speech")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--retrieval", action="store_true",
+                    help="spoken clips of benchmarks/data/spoken_paraphrases.tsv, queried by "
+                         "the paraphrases")
+    ap.add_argument("--work", type=Path, default=None, help="keep clips and index here")
     args = ap.parse_args()
+    if args.retrieval:
+        work = args.work or Path(tempfile.mkdtemp(prefix="anyfind-bench-spoken-"))
+        result = {"machine": f"{platform.processor() or platform.machine()}, "
+                             f"{os.cpu_count()} cores", **retrieval(work)}
+        print(json.dumps(result, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2))
+        return
 
     from anyfind import Index
     from anyfind.audio import probe

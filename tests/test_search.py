@@ -48,10 +48,18 @@ def test_modes_and_their_scores(index):
     assert names(hybrid)[0] == names(dense)[0] == names(lexical)[0] == "report.pdf"
     top = hybrid[0]
     assert set(top.spaces) == {"text", "lexical"}
-    assert top.score == pytest.approx(1.0)  # first in both signals
+    assert top.fused == pytest.approx(1.0)  # first in both signals
     assert all(0 < r.score <= 1 for r in hybrid)
-    assert dense[0].score == pytest.approx(top.spaces["text"], abs=1e-5)  # cosine
-    assert lexical[0].score == pytest.approx(top.spaces["lexical"], abs=1e-5)  # BM25
+    # The raw signals, and each one's calibrated score: hybrid's is their union.
+    cos, bm25 = top.signals["text"], top.signals["lexical"]
+    assert cos["cosine"] == pytest.approx(top.spaces["text"], abs=1e-5)
+    assert bm25["bm25"] == pytest.approx(top.spaces["lexical"], abs=1e-5)
+    assert top.score == pytest.approx(1 - (1 - cos["score"]) * (1 - bm25["score"]), abs=1e-5)
+    assert cos["rank"] == bm25["rank"] == 1 and cos["cosine"] > cos["floor"]
+    assert dense[0].score == pytest.approx(dense[0].signals["text"]["score"], abs=1e-5)
+    assert dense[0].spaces["text"] == pytest.approx(cos["cosine"], abs=1e-5)
+    assert lexical[0].score == pytest.approx(bm25["score"], abs=1e-5)
+    assert 0 < lexical[0].score < 1 and 0 < dense[0].score < 1
     assert set(lexical[0].spaces) == {"lexical"} and set(dense[0].spaces) == {"text"}
 
 
@@ -74,8 +82,9 @@ def test_one_result_per_item_unless_chunks(index):
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
 def test_paging_and_ranks(index, mode):
     q = "the moon, tides, tomatoes, holiday and espresso"
-    whole = index.search(q, k=4, mode=mode)
-    pages = index.search(q, k=2, mode=mode) + index.search(q, k=2, offset=2, mode=mode)
+    whole = index.search(q, k=4, mode=mode, floor=False)
+    pages = (index.search(q, k=2, mode=mode, floor=False)
+             + index.search(q, k=2, offset=2, mode=mode, floor=False))
     assert [r.item_id for r in pages] == [r.item_id for r in whole]
     assert [r.rank for r in pages] == [1, 2, 3, 4]
     assert index.search(q, k=0, mode=mode) == []
@@ -97,7 +106,7 @@ def test_weights_and_score_fusion(index):
     assert [r.item_id for r in no_lexical] == [r.item_id for r in dense]
     scored = index.search(q, k=6, fusion="score")
     assert names(scored)[0] == "espresso.html"
-    assert scored[0].score == pytest.approx(1.0) and all(0 <= r.score <= 1 for r in scored)
+    assert scored[0].fused == pytest.approx(1.0) and all(0 <= r.score <= 1 for r in scored)
     with pytest.raises(QueryError, match="unknown fusion"):
         index.search(q, fusion="max")
 
@@ -202,9 +211,10 @@ def test_rerank_orders_by_cross_encoder(index, tiny_cross_encoder):
     from sentence_transformers import CrossEncoder
 
     q = "moon tides sunlight coffee holiday"
-    fused = index.search(q, k=6)
-    reranked = index.search(q, k=6, rerank=str(tiny_cross_encoder))
-    assert {r.item_id for r in reranked} <= {r.item_id for r in index.search(q, k=50)}
+    fused = index.search(q, k=6, floor=False)
+    reranked = index.search(q, k=6, rerank=str(tiny_cross_encoder), floor=False)
+    assert {r.item_id for r in reranked} <= {r.item_id for r in
+                                             index.search(q, k=50, floor=False)}
     expected = CrossEncoder(str(tiny_cross_encoder)).predict([(q, r.text) for r in reranked])
     assert [r.score for r in reranked] == pytest.approx([float(s) for s in expected], abs=1e-5)
     assert [r.score for r in reranked] == sorted((r.score for r in reranked), reverse=True)

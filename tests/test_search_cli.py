@@ -54,7 +54,7 @@ def test_search_modes_filters_and_options(indexed, mode):
     out = run("search", "espresso crema ext:txt", "-i", path, "--mode", mode, "--json",
               "--fusion", "score", "--weights", "lexical=0.5,dense=1", "--chunks")
     assert out.exit_code == 0, out.output
-    hits = [json.loads(line) for line in out.output.splitlines()]
+    hits = [json.loads(line) for line in out.stdout.splitlines()]
     assert hits[0]["path"].endswith("espresso.txt")
     assert all(h["path"].endswith(".txt") for h in hits)
 
@@ -85,9 +85,9 @@ def test_similar_by_path_and_by_id(indexed):
     path, root = indexed
     by_path = run("similar", str(root / "moon.txt"), "-i", path, "--json")
     assert by_path.exit_code == 0, by_path.output
-    hits = [json.loads(line) for line in by_path.output.splitlines()]
+    hits = [json.loads(line) for line in by_path.stdout.splitlines()]
     assert len(hits) == 2 and not any(h["path"].endswith("moon.txt") for h in hits)
-    moon_id = json.loads(run("search", "moon", "-i", path, "--json", "-k", "1").output)["item_id"]
+    moon_id = json.loads(run("search", "moon", "-i", path, "--json", "-k", "1").stdout)["item_id"]
     by_id = run("similar", str(moon_id), "-i", path, "--json", "-k", "1")
     assert json.loads(by_id.output)["item_id"] == hits[0]["item_id"]
 

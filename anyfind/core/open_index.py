@@ -185,6 +185,13 @@ class OpenIndex:
                                                 lambda: self.store.lexical)
         return self._lexical
 
+    @property
+    def calibration(self):
+        """What a cosine means in each space (core/calibration.py); None: not fitted."""
+        from .calibration import load
+
+        return load(self.path)
+
     def refresh_lexical(self, checkpoint: bool = False) -> str | None:
         """Catch the tantivy cache up with the store (the writer, under its lock). A cache
         that cannot be written is left stale (searches use FTS5) with a warning."""

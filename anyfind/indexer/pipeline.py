@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..connectors.base import Blob, Connector, ItemRef, content_hash
+from ..core import calibration
 from ..crashpoints import crash_point
 from ..errors import ExtractionError, one_line
 from ..executors import ChunkJob
@@ -167,6 +168,7 @@ class Pipeline:
         self._process(source_id, connector, todo, report)
         crash_point("sync.written")
         self.opened.refresh_vectors(save=True)
+        calibration.refresh(self.opened)  # what scores mean: refitted when the corpus moved
         report.seconds = time.perf_counter() - started
         return report
 

@@ -22,7 +22,8 @@ from ..errors import QueryError
 from .filters import Filters, parse_filters, parse_query
 from .fusion import FUSIONS, rrf, score_fusion
 from .highlight import Highlighter
-from .results import Result
+from .relevance import Evidence, Judge
+from .results import Result, Results
 from .terms import MAX_QUERY_CHARS, has_words, query_terms
 
 if TYPE_CHECKING:
@@ -95,10 +96,18 @@ class Query:
     terms: list[str] = field(default_factory=list)  # lexical terms (filled in by prepare)
     sources: list[str] | None = None  # only items of these sources (by name)
     audio_transcript: str | None = None  # what a spoken query was heard as
+    floor: bool = True  # hide results under the relevance floor (False: `--all`)
 
 
 Signal = list[tuple[int, float]]  # (chunk id, score), best first
-Ranked = tuple[float, int, dict[str, float]]  # fused score, chunk shown, score per signal
+
+
+@dataclass
+class Ranked:
+    fused: float  # what the ranking sorted by
+    chunk_id: int  # the chunk shown
+    raw: dict[str, float]  # each signal's own score (cosine, BM25)
+    evidence: Evidence
 
 
 def readable(text: str) -> str:
@@ -256,10 +265,10 @@ class Searcher:
         return sel, self.store.chunk_ids(sel)
 
     # -- search --------------------------------------------------------------------------
-    def search(self, q: Query) -> list[Result]:
+    def search(self, q: Query) -> Results:
         self.prepare(q)
         if q.k <= 0:
-            return []
+            return Results()
         want = q.k + q.offset
         if q.rerank:
             from .rerank import RERANK_DEPTH
@@ -267,7 +276,7 @@ class Searcher:
             want = max(want, q.rerank_depth or RERANK_DEPTH)
         allowed_sql, allowed = self._allowed(q.filters)
         if allowed is not None and len(allowed) == 0:
-            return []
+            return Results()
         # Filters: the allowed chunk ids (the tantivy cache) or their select (FTS5).
         lex = self.opened.lexical
         lexical = q.mode != "dense" and bool(q.terms) and lex.available
@@ -276,6 +285,8 @@ class Searcher:
         pending = (_pool().submit(_lexical, lex, q.terms, depth, allowed_sql, allowed)
                    if lexical else None)
         vectors = self._query_vectors(q) if q.mode != "lexical" else {}
+        judge = self.judge(q, lexical, filtered=allowed is not None)
+        floor = q.floor and q.mode != "lexical" and judge.floor_applies
         while True:
             signals = {name: self.dense_signal(name, vec, depth, allowed)
                        for name, vec in vectors.items()}
@@ -284,22 +295,46 @@ class Searcher:
                                       _lexical(lex, q.terms, depth, allowed_sql, allowed))
                 pending = None
             signals.update(self.extra_signals(q, depth))
-            ranked = self._rank(signals, q)
-            # Deeper only while some signal was cut at `depth` (it may hold more items).
-            if len(ranked) >= want or all(len(s) < depth for s in signals.values()):
+            ranked = self._rank(signals, q, judge=judge)
+            kept = [r for r in ranked if judge.kept(r.evidence)] if floor else ranked
+            # Deeper only while some signal was cut at `depth` (it may hold more items),
+            # and, under the floor, while what lies deeper could still pass it.
+            if len(kept) >= want or not any(
+                    len(sig) >= depth and (not floor or self._may_pass(judge, name, sig))
+                    for name, sig in signals.items()):
                 break
             depth *= 4
+        hidden = len(ranked) - len(kept)
         # Rows (text, metadata) are read for the results shown only.
         if q.rerank:
-            results = self._rerank(q, self._materialize(ranked[:want]))
+            results = self._rerank(q, self._materialize(kept[:want], judge))
             results = results[q.offset : q.offset + q.k]
         else:
-            results = self._materialize(ranked[q.offset : q.offset + q.k])
+            results = self._materialize(kept[q.offset : q.offset + q.k], judge)
         if q.min_score is not None:
             results = [r for r in results if r.score >= q.min_score]
         with profile.stage("results"):
             self._finish(results, q)
-        return results
+        return Results(results, hidden=hidden)
+
+    def judge(self, q: Query, lexical: bool, filtered: bool = False) -> Judge:
+        """Scores and floor for this query: the index's calibration, and the lexical
+        reference of its terms on the backend that answers."""
+        reference = (self.opened.lexical.reference(q.terms, filtered=filtered)
+                     if lexical else None)
+        return Judge(self.opened.calibration, reference, self.opened.spaces, len(q.terms))
+
+    @staticmethod
+    def _may_pass(judge: Judge, name: str, sig: Signal) -> bool:
+        """Whether a chunk below the last one of this signal could still be above the
+        floor: for a space, its last cosine is over the lowest floor it has."""
+        if not sig:
+            return False
+        last = sig[-1][1]
+        if name == "lexical":
+            return judge.lexical(last) >= judge.match
+        floors = judge.floors(name)
+        return not floors or last >= min(floors)
 
     def _finish(self, results: list[Result], q: Query) -> None:
         highlighter = Highlighter(q.terms)
@@ -325,69 +360,87 @@ class Searcher:
     # -- fusion --------------------------------------------------------------------------
     def _fuse(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None
               ) -> list[Result]:
-        """Every fused result, with its row."""
-        return self._materialize(self._rank(signals, q, fused_always))
+        """Every fused result, with its row, scored by its fusion value: `similar` asks
+        for an item's neighbours, which the query calibration does not describe."""
+        judge = Judge(self.opened.calibration, None, self.opened.spaces)
+        results = self._materialize(self._rank(signals, q, fused_always), judge)
+        for r in results:
+            r.score = r.fused if r.fused is not None else r.score
+        return results
 
-    def _materialize(self, ranked: list[Ranked]) -> list[Result]:
+    def _materialize(self, ranked: list[Ranked], judge: Judge) -> list[Result]:
         with profile.stage("metadata"):
-            rows = self.reader.chunk_rows([cid for _, cid, _ in ranked])
+            rows = self.reader.chunk_rows([r.chunk_id for r in ranked])
         # A chunk deleted since it was ranked is left out.
-        return [self._result(rows[cid], score, signals) for score, cid, signals in ranked
-                if cid in rows]
+        return [self._result(rows[r.chunk_id], r, judge) for r in ranked if r.chunk_id in rows]
 
-    def _rank(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None
-              ) -> list[Ranked]:
-        """Fused (score, chunk shown, per-signal scores), best first: one per item (or
-        chunk), knowing only which item each chunk belongs to."""
+    def _rank(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None,
+              judge: Judge | None = None) -> list[Ranked]:
+        """Fused results, best first: one per item (or chunk), knowing only which item
+        each chunk belongs to (and its modality, for the calibration)."""
+        judge = judge or Judge(self.opened.calibration, None, self.opened.spaces)
         chunk_ids = {cid for sig in signals.values() for cid, _ in sig}
         with profile.stage("metadata"):
-            items = self.reader.chunk_items(sorted(chunk_ids))
-        key = (lambda cid: cid) if q.chunks else (lambda cid: items[cid])
+            facts = self.reader.chunk_facts(sorted(chunk_ids))
+        key = (lambda cid: cid) if q.chunks else (lambda cid: facts[cid][0])
 
         # Per signal: the best chunk of each key, in rank order.
         ranked: dict[str, list[tuple[Any, float]]] = {}
         best: dict[Any, tuple[int, int]] = {}  # key -> (rank, chunk id)
         per_signal: dict[Any, dict[str, float]] = {}
+        evidence: dict[Any, Evidence] = {}
         for name, sig in signals.items():
             order: list[tuple[Any, float]] = []
             for cid, score in sig:
-                if cid not in items:
+                if cid not in facts:
                     continue  # a chunk deleted after the vector index was loaded
                 kk = key(cid)
                 if name in per_signal.setdefault(kk, {}):
                     continue
                 per_signal[kk][name] = score
+                ev = evidence.setdefault(kk, Evidence())
+                ev.ranks[name] = len(order) + 1
+                if name == "lexical":
+                    ev.lexical = score
+                elif name in self.opened.spaces:
+                    ev.dense[name] = (score, facts[cid][1])
                 if kk not in best or len(order) < best[kk][0]:
                     best[kk] = (len(order), cid)
                 order.append((kk, score))
             ranked[name] = order
+            if sig:
+                judge.below[name] = sig[-1][1]
 
         # Hybrid always fuses (even when the lexical list came back empty), so that its
-        # scores keep one meaning; one dense space or lexical alone keeps its own score.
+        # ranking keeps one rule; one dense space or lexical alone keeps its own order.
         if fused_always is None:
             fused_always = q.mode == "hybrid" and "lexical" in signals
         if len(ranked) == 1 and not fused_always:
             (order,) = ranked.values()
             fused = dict(order)
+        elif q.fusion == "relevance":
+            fused = {kk: judge.rank_value(evidence[kk]) for kk in evidence if kk in best}
         elif q.fusion == "score":
             fused = score_fusion(ranked, q.weights)
         else:
             fused = rrf({n: [kk for kk, _ in o] for n, o in ranked.items()}, q.weights)
         ordered = sorted(fused.items(), key=lambda kv: -kv[1])  # stable: ties keep rank order
-        return [(score, best[kk][1], per_signal[kk]) for kk, score in ordered]
+        return [Ranked(score, best[kk][1], per_signal[kk], evidence[kk]) for kk, score in ordered]
 
     @staticmethod
-    def _result(row: dict[str, Any], score: float, signals: dict[str, float]) -> Result:
+    def _result(row: dict[str, Any], ranked: Ranked, judge: Judge) -> Result:
         meta = row.get("meta") or {}
         return Result(
-            rank=0, score=float(score), item_id=row["item_id"], chunk_id=row["chunk_id"],
+            rank=0, score=round(judge.score(ranked.evidence), 6), item_id=row["item_id"],
+            chunk_id=row["chunk_id"],
             uri=row["uri"], path=row["path"], modality=row["modality"],
             media_type=row["media_type"], text=row["text"] or "", source=row["source"],
             title=row["title"], page=row["page"], start=row["start_s"], end=row["end_s"],
             char_start=row["char_start"], char_end=row["char_end"],
             tags=[t["label"] if isinstance(t, dict) else str(t) for t in meta.get("tags", [])],
             width=meta.get("width"), height=meta.get("height"),
-            spaces={k: round(float(v), 6) for k, v in signals.items()},
+            spaces={k: round(float(v), 6) for k, v in ranked.raw.items()},
+            signals=judge.details(ranked.evidence), fused=round(float(ranked.fused), 6),
             parent=({"id": row["parent_id"], "path": row.get("parent_path")}
                     if row.get("parent_id") is not None else None),
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 
 RRF_K = 60
-FUSIONS = ("rrf", "score")
+FUSIONS = ("rrf", "score", "relevance")
 
 
 def weight_of(name: str, weights: Mapping[str, float] | None) -> float:

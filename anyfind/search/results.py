@@ -28,11 +28,22 @@ class Result:
     tags: list[str] = field(default_factory=list)
     width: int | None = None
     height: int | None = None
-    spaces: dict[str, float] = field(default_factory=dict)  # per-signal scores that fused
+    spaces: dict[str, float] = field(default_factory=dict)  # each signal's raw score
     parent: dict[str, Any] | None = None  # an attachment's e-mail: {"id", "path"}
+    # Per signal: cosine or BM25, its calibrated score, the floor, its rank (relevance.py).
+    signals: dict[str, dict[str, float]] = field(default_factory=dict)
+    fused: float | None = None  # the fusion value the ranking sorted by
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Results(list):
+    """A page of results, and how many weaker matches the relevance floor hid."""
+
+    def __init__(self, results: Any = (), hidden: int = 0):
+        super().__init__(results)
+        self.hidden = hidden
 
 
 

@@ -32,9 +32,13 @@ class ResultModel(BaseModel):
     tags: list[str] = Field(default_factory=list)
     width: int | None = None
     height: int | None = None
-    spaces: dict[str, float] = Field(default_factory=dict)
+    spaces: dict[str, float] = Field(default_factory=dict, description="each signal's raw score")
     parent: dict[str, Any] | None = Field(
         None, description="for an attachment: the item it is inside ({id, path})")
+    signals: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="per signal: cosine or bm25, its calibrated score, "
+                                          "the space's floor, its rank")
+    fused: float | None = Field(None, description="the fusion value the ranking sorted by")
 
 
 class SearchResponse(BaseModel):
@@ -48,6 +52,8 @@ class SearchResponse(BaseModel):
     example: str | None = Field(None, description="image or audio for a query by example")
     index: str | None = Field(None, description="the index searched (its directory), so that "
                                                 "`anyfind search --server` can check it")
+    hidden: int = Field(0, description="weaker matches under the relevance floor, not shown "
+                                       "(all=true shows them)")
     results: list[ResultModel]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine, Select, column, func, literal_column, select, table
 
-from .fts import fts5_match
+from .fts import fts5_match, fts5_reference
 
 TS_CONFIG = "english"  # PostgreSQL text search configuration (matches migration v2)
 
@@ -46,6 +46,20 @@ class LexicalIndex:
             q = q.where(key.in_(allowed.scalar_subquery()))
         with self.engine.connect() as conn:
             return [(int(cid), float(score)) for cid, score in conn.execute(q.limit(depth))]
+
+    def reference(self, terms: Sequence[str]) -> float | None:
+        """What a chunk holding each term once scores (search/relevance.py): FTS5's idf
+        sum on SQLite; on PostgreSQL the rank of the query's own words as a chunk."""
+        if not terms or not self.available:
+            return None
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                return fts5_reference(lambda sql, p: conn.exec_driver_sql(sql, p).all(), terms)
+            query = func.plainto_tsquery(TS_CONFIG, terms[0])
+            for t in terms[1:]:
+                query = query.op("||")(func.plainto_tsquery(TS_CONFIG, t))
+            own = func.to_tsvector(TS_CONFIG, " ".join(terms))
+            return float(conn.execute(select(func.ts_rank_cd(own, query, 1))).scalar() or 0.0)
 
     @staticmethod
     def _sqlite(terms: Sequence[str]) -> Select:

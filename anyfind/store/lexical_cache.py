@@ -23,6 +23,7 @@ next catch-up) and `state.json` (the stamp; written last, it is the commit point
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -184,6 +185,22 @@ class LexicalCache:
         # Best first; ties by chunk id, as the FTS5 query orders them.
         return sorted(((int(cid), float(score)) for (score, _), cid in zip(hits, ids, strict=True)),
                       key=lambda h: (-h[1], h[0]))
+
+    def reference(self, terms: Sequence[str]) -> float | None:
+        """The BM25 an average-length chunk holding each query term once would score
+        (tf = 1 and length = average make BM25's saturation factor 1: the sum of idfs,
+        counted as often as a term is repeated, as `search` boosts it)."""
+        opened = self._open()
+        if opened is None:
+            return None
+        counts = Counter(tok for t in terms for tok in stems_of(t))
+        searcher = opened[0].searcher()
+        n = searcher.num_docs
+        total = 0.0
+        for token, times in counts.items():
+            df = searcher.doc_freq("text", token)
+            total += times * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        return total
 
     def documents(self) -> int:
         """How many chunks the committed cache holds (opens tantivy's files)."""
@@ -365,6 +382,22 @@ class Lexical:
         if allowed is None:
             raise ValueError("a filtered search needs the select of its chunk ids")
         return self._store_lexical().search(terms, depth, allowed)
+
+    def reference(self, terms: Sequence[str], filtered: bool = False) -> float | None:
+        """The score of an average chunk holding each term once, on the scale of the
+        backend that answers (`search` with the same `filtered`): what a lexical score is
+        saturated against (search/relevance.py). None when unknown."""
+        if not terms:
+            return None
+        try:
+            if not filtered and self.backend() == "tantivy":
+                return self.cache.reference(terms)
+            if self.dialect == "sqlite" or not filtered:
+                return self.fallback.reference(terms)
+            return self._store_lexical().reference(terms)
+        except Exception as exc:  # noqa: BLE001 (scores fall back to a fixed saturation)
+            _warn_once(f"the lexical reference failed ({type(exc).__name__}: {exc})")
+            return None
 
     def close(self) -> None:
         if self.cache is not None:

@@ -561,14 +561,15 @@ class Store:
         with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
 
-    def chunk_items(self, chunk_ids: Sequence[int]) -> dict[int, int]:
-        """chunk id -> item id, for the chunks that exist."""
+    def chunk_facts(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+        """chunk id -> (item id, chunk modality), for the chunks that exist."""
         ids = [int(i) for i in chunk_ids]
-        out: dict[int, int] = {}
+        out: dict[int, tuple[int, str]] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 900):
-                q = select(Chunk.id, Chunk.item_id).where(Chunk.id.in_(ids[i : i + 900]))
-                out.update((int(c), int(it)) for c, it in conn.execute(q))
+                q = (select(Chunk.id, Chunk.item_id, Chunk.modality)
+                     .where(Chunk.id.in_(ids[i : i + 900])))
+                out.update((int(c), (int(it), m)) for c, it, m in conn.execute(q))
         return out
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from .fts import fts5_match
+from .fts import fts5_match, fts5_reference
 
 # migrations.LATEST without importing SQLAlchemy; tests/test_coldpath_store.py keeps
 # them equal.
@@ -79,6 +79,9 @@ class _Lexical:
             return []
         rows = self._reader.query(_FTS_SQL, (fts5_match(terms), depth))
         return [(int(cid), float(score)) for cid, score in rows]
+
+    def reference(self, terms: Sequence[str]) -> float:
+        return fts5_reference(self._reader.query, terms)
 
 
 class SQLiteReader:
@@ -174,10 +177,11 @@ class SQLiteReader:
     def chunk_texts(self, chunk_ids: Sequence[int]) -> list[tuple[int, str | None]]:
         return self.query(f"SELECT id, text FROM chunks WHERE id IN {_IDS}", (_ids(chunk_ids),))
 
-    def chunk_items(self, chunk_ids: Sequence[int]) -> dict[int, int]:
-        """chunk id -> item id, for the chunks that exist (as Store.chunk_items)."""
-        return dict(self.query(f"SELECT id, item_id FROM chunks WHERE id IN {_IDS}",
-                               (_ids(chunk_ids),)))
+    def chunk_facts(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+        """chunk id -> (item id, chunk modality), for the chunks that exist."""
+        rows = self.query(f"SELECT id, item_id, modality FROM chunks WHERE id IN {_IDS}",
+                          (_ids(chunk_ids),))
+        return {int(c): (int(i), m) for c, i, m in rows}
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Chunks with their item and source, by chunk id (as Store.chunk_rows)."""

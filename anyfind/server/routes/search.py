@@ -20,11 +20,15 @@ Filters = Annotated[str | None, Query(
     max_length=1000, description="filter expression, e.g. `modality:image ext:pdf after:2024-01-01`")]
 
 
+All = Annotated[bool, Query(alias="all", description="also the matches under the "
+                                                    "relevance floor")]
+
+
 def run_search(index: Any, text: str | None, *, filters: str | None = None,
-               literal: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
-    """The library's search, as JSON-ready dicts."""
-    return [r.to_dict() for r in index.search(text, filters=filters, syntax=not literal,
-                                              **kwargs)]
+               literal: bool = False, **kwargs: Any) -> tuple[list[dict[str, Any]], int]:
+    """The library's search, as JSON-ready dicts, and how many the floor hid."""
+    results = index.search(text, filters=filters, syntax=not literal, **kwargs)
+    return [r.to_dict() for r in results], getattr(results, "hidden", 0)
 
 
 def _timed(response: Response, started: float) -> float:
@@ -44,13 +48,15 @@ def search(
     mode: Mode = "hybrid",
     filters: Filters = None,
     chunks: Annotated[bool, Query(description="one result per passage, not per item")] = False,
+    show_all: All = False,
 ) -> dict[str, Any]:
     """Ranked results across every modality and source: the `search --json` fields."""
     started = time.perf_counter()
-    results = run_search(index, q, filters=filters, k=k, offset=offset, mode=mode, chunks=chunks)
+    results, hidden = run_search(index, q, filters=filters, k=k, offset=offset, mode=mode,
+                                 chunks=chunks, floor=not show_all)
     return {"query": q, "filters": filters, "mode": mode, "k": k, "offset": offset,
             "count": len(results), "took_ms": _timed(response, started),
-            "index": str(index.path), "results": results}
+            "index": str(index.path), "hidden": hidden, "results": results}
 
 
 @router.post("/search", response_model=SearchResponse, summary="Search by example")
@@ -64,6 +70,7 @@ def search_by_example(
     offset: Annotated[int, Form(ge=0, le=10_000)] = 0,
     mode: Annotated[Mode, Form()] = "hybrid",
     filters: Annotated[str | None, Form(max_length=1000)] = None,
+    show_all: Annotated[bool, Form(alias="all")] = False,
 ) -> dict[str, Any]:
     """Query by example: an image is searched in the image spaces, an audio clip is
     transcribed and its words searched (the transcript comes back as `query`).
@@ -73,8 +80,8 @@ def search_by_example(
     text = None
     if upload.modality == "image":
         image = decode_image(upload, index)
-        results = run_search(index, None, image=image, filters=filters, k=k, offset=offset,
-                             mode=mode)
+        results, hidden = run_search(index, None, image=image, filters=filters, k=k,
+                                     offset=offset, mode=mode, floor=not show_all)
     else:
         with spooled(upload) as path:
             try:
@@ -85,12 +92,11 @@ def search_by_example(
                 detail = " ".join(detail.split())[:300]
                 raise HTTPException(422, f"cannot read the audio clip {upload.name}: "
                                          f"{detail or type(exc).__name__}") from exc
-        if not text:
-            results = []
-        else:
-            results = run_search(index, text, filters=filters, literal=True, k=k,
-                                 offset=offset, mode=mode)
+        results, hidden = [], 0
+        if text:
+            results, hidden = run_search(index, text, filters=filters, literal=True, k=k,
+                                         offset=offset, mode=mode, floor=not show_all)
     return {"query": text, "filters": filters, "mode": mode, "k": k, "offset": offset,
             "example": upload.modality, "count": len(results),
             "took_ms": _timed(response, started), "index": str(index.path),
-            "results": results}
+            "hidden": hidden, "results": results}

@@ -1,0 +1,251 @@
+"""What a cosine means in each embedding space of this index: scores a user can read.
+
+A raw cosine is not a relevance: all-MiniLM gives an unrelated paragraph 0.0-0.2 against
+a short query but an unrelated photo's tag vector 0.2-0.4; a CLIP space has its own
+scale again. So each space learns, from the index's own data, the similarity of a
+query-like text to chunks it has nothing to do with, per chunk modality:
+
+- pseudo-queries: short word windows (2-8 words) cut from a random sample of the
+  index's chunks (an image's tags are its words), encoded as queries;
+- background: their cosines to sampled chunks of *other* items. Its centre and spread
+  come from its lower half (median, and MAD below the median), so the related pairs
+  that a sample of a real corpus always holds (two notes on coffee) fatten only the
+  upper tail and do not move the estimate;
+- positives: each pseudo-query's cosine to the chunk it was cut from, the level of
+  "this passage says what the query says".
+
+From these: `floor` = background centre + 3 spreads (an unrelated chunk reaches it about
+once in a thousand), and the calibrated score, a logistic that is 0.5 halfway between
+the floor and the positives' median (or 4 spreads above the floor, whichever is further:
+short pseudo-queries match long chunks less than real questions do) and 0.12 at the floor. It is monotone in the cosine,
+in [0, 1], and means the same in every space and index. No labels are used: nothing here
+is fitted on an evaluation set.
+
+The fit is a cache in `calibration.json` of the index folder, refitted by a sync when the
+number of chunks moved by 10 % or a space's model changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .open_index import OpenIndex
+
+log = logging.getLogger("anyfind.calibration")
+
+FILE = "calibration.json"
+VERSION = 1
+SAMPLE_CHUNKS = 2_000  # chunks whose vectors form the background
+PSEUDO_QUERIES = 256
+FLOOR_SPREADS = 3.0
+REFIT_CHANGE = 0.10  # refit when the chunk count moved by this fraction
+MIN_PAIRS = 20
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One (space, chunk modality): the background of unrelated pairs and the level of
+    related ones, as cosines."""
+
+    centre: float  # median cosine of a pseudo-query to an unrelated chunk
+    spread: float  # robust standard deviation of that background (from its lower half)
+    related: float  # median cosine of a pseudo-query to its own chunk
+    pairs: int  # background pairs measured
+
+    @property
+    def floor(self) -> float:
+        return self.centre + FLOOR_SPREADS * self.spread
+
+    def logit(self, cosine: float) -> float:
+        """The calibrated score's log-odds: linear in the cosine, 0 halfway from the
+        floor to `related`, -2 at the floor (a slope of 4 / width)."""
+        width = max(self.related - self.floor, 4 * self.spread, 0.02)
+        return (cosine - self.floor - width / 2) * 4.0 / width
+
+    def score(self, cosine: float) -> float:
+        """Calibrated relevance in [0, 1]: 0.12 at the floor, 0.5 halfway to `related`."""
+        x = self.logit(cosine)
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+    def z(self, cosine: float) -> float:
+        """Spreads above the unrelated background: what fusion adds across spaces."""
+        return (cosine - self.centre) / self.spread
+
+    def to_dict(self) -> dict[str, float]:
+        return {**asdict(self), "floor": round(self.floor, 6)}
+
+
+@dataclass
+class Calibration:
+    """Every space's scales, by chunk modality ("*": all modalities pooled)."""
+
+    spaces: dict[str, dict[str, Scale]]
+    models: dict[str, str]
+    chunks: int  # how many chunks the index held when fitted
+
+    def scale(self, space: str, modality: str | None) -> Scale | None:
+        by = self.spaces.get(space) or {}
+        return by.get(modality or "") or by.get("*")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": VERSION, "chunks": self.chunks, "models": self.models,
+                "spaces": {s: {m: asdict(v) for m, v in by.items()}
+                           for s, by in self.spaces.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Calibration | None:
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            return None
+        try:
+            spaces = {s: {m: Scale(**v) for m, v in by.items()}
+                      for s, by in data["spaces"].items()}
+            return cls(spaces, dict(data.get("models") or {}), int(data.get("chunks") or 0))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+# -- reading (searches) ---------------------------------------------------------------------
+_cache: dict[Path, tuple[float, Calibration | None]] = {}
+_cache_lock = threading.Lock()
+
+
+def load(index_dir: Path) -> Calibration | None:
+    """The index's calibration, None when it has none (an index made before it, or too
+    small to measure); re-read when the file changes."""
+    path = Path(index_dir) / FILE
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    with _cache_lock:
+        hit = _cache.get(path)
+        if hit is not None and hit[0] == mtime:
+            return hit[1]
+    try:
+        calib = Calibration.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        calib = None
+    with _cache_lock:
+        _cache[path] = (mtime, calib)
+    return calib
+
+
+def stale(opened: OpenIndex, chunks: int) -> bool:
+    calib = load(opened.path)
+    if calib is None:
+        return chunks > 0
+    if set(calib.models) != set(opened.spaces) or any(
+            calib.models.get(n) != s.config.model for n, s in opened.spaces.items()):
+        return True
+    return abs(chunks - calib.chunks) > REFIT_CHANGE * max(calib.chunks, 1)
+
+
+# -- fitting (syncs) ------------------------------------------------------------------------
+def refresh(opened: OpenIndex, force: bool = False) -> Calibration | None:
+    """Refit when stale (or `force`); never fails a sync: a problem is logged and the
+    old fit (or none) stays."""
+    try:
+        chunks = int(opened.reader.chunk_stamp()[1])
+        if not force and not stale(opened, chunks):
+            return load(opened.path)
+        calib = fit(opened, chunks)
+        path = opened.path / FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(calib.to_json(), indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+        return calib
+    except Exception as exc:  # noqa: BLE001 (scores fall back to raw cosines)
+        log.warning("calibrating the scores failed: %s: %s", type(exc).__name__, exc)
+        return load(opened.path)
+
+
+def fit(opened: OpenIndex, chunks: int, seed: int = 0) -> Calibration:
+    rng = np.random.default_rng(seed)
+    reader = opened.reader
+    ids = np.asarray(reader.chunk_ids(), dtype=np.int64)
+    if len(ids) > SAMPLE_CHUNKS:
+        ids = np.sort(rng.choice(ids, SAMPLE_CHUNKS, replace=False))
+    rows = reader.chunk_rows(ids.tolist()) if len(ids) else {}
+    queries, origins = pseudo_queries(rows, rng)
+    spaces: dict[str, dict[str, Scale]] = {}
+    for name, space in opened.spaces.items():
+        if not queries or "text" not in space.encoder.modalities:
+            continue
+        got, matrix = reader.vectors(name, ids.tolist())
+        if not len(got):
+            continue
+        qv = np.asarray(space.encoder.encode_query(queries, "text"), dtype=np.float32)
+        spaces[name] = scales_of(qv, origins, got, matrix, rows)
+    return Calibration(spaces, {n: s.config.model for n, s in opened.spaces.items()}, chunks)
+
+
+def pseudo_queries(rows: dict[int, dict[str, Any]], rng: np.random.Generator
+                   ) -> tuple[list[str], list[int]]:
+    """Short word windows from sampled chunks, with the chunk each came from."""
+    with_words = [(cid, _WORD.findall(r.get("text") or "")) for cid, r in rows.items()]
+    with_words = [(cid, w) for cid, w in with_words if w]
+    if not with_words:
+        return [], []
+    picks = rng.choice(len(with_words), min(PSEUDO_QUERIES, 4 * len(with_words)),
+                       replace=len(with_words) < PSEUDO_QUERIES)
+    queries, origins = [], []
+    for i in picks:
+        cid, words = with_words[int(i)]
+        length = int(rng.integers(2, 9))
+        start = int(rng.integers(0, max(1, len(words) - length + 1)))
+        queries.append(" ".join(words[start:start + length]))
+        origins.append(cid)
+    return queries, origins
+
+
+def scales_of(qv: np.ndarray, origins: list[int], ids: np.ndarray, matrix: np.ndarray,
+              rows: dict[int, dict[str, Any]]) -> dict[str, Scale]:
+    """Scales per chunk modality (and "*" pooled) from query vectors and chunk vectors."""
+    sims = qv @ matrix.T  # (queries, chunks)
+    item_of = np.asarray([rows[int(c)]["item_id"] if int(c) in rows else -1 for c in ids])
+    modality_of = np.asarray([(rows.get(int(c)) or {}).get("chunk_modality") or "" for c in ids])
+    query_item = np.asarray([rows[o]["item_id"] for o in origins])
+    unrelated = query_item[:, None] != item_of[None, :]
+    position = {int(c): j for j, c in enumerate(ids)}
+    own = np.asarray([position.get(o, -1) for o in origins])
+    own_modality = np.asarray([modality_of[j] if j >= 0 else "" for j in own])
+    own_sims = np.asarray([sims[i, j] for i, j in enumerate(own) if j >= 0])
+    out: dict[str, Scale] = {}
+    for modality in [*sorted(set(modality_of.tolist())), "*"]:
+        cols = np.ones(len(ids), bool) if modality == "*" else modality_of == modality
+        background = sims[:, cols][unrelated[:, cols]]
+        if len(background) < MIN_PAIRS:
+            continue
+        mine = (own_sims if modality == "*" else
+                np.asarray([sims[i, j] for i, j in enumerate(own)
+                            if j >= 0 and own_modality[i] == modality]))
+        scale = robust_scale(background, mine)
+        if scale is not None:
+            out[modality] = scale
+    return out
+
+
+def robust_scale(background: np.ndarray, positives: np.ndarray) -> Scale | None:
+    background = background[np.isfinite(background)]
+    if len(background) < MIN_PAIRS:
+        return None
+    centre = float(np.median(background))
+    lower = centre - background[background <= centre]
+    spread = 1.4826 * float(np.median(lower)) if len(lower) else 0.0
+    spread = max(spread, 0.01)
+    floor = centre + FLOOR_SPREADS * spread
+    related = float(np.median(positives)) if len(positives) >= 3 else floor + 4 * spread
+    return Scale(round(centre, 6), round(spread, 6), round(max(related, floor + 0.02), 6),
+                 int(len(background)))
