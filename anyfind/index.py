@@ -223,7 +223,7 @@ class Index:
     # -- searching -----------------------------------------------------------------------
     def search(self, query: str | None = None, *, k: int = 10, image: Any = None,
                audio: Any = None, offset: int = 0, mode: str = "hybrid", chunks: bool = False,
-               min_score: float | None = None, fusion: str = "rrf",
+               min_score: float | None = None, fusion: str = "relevance",
                weights: dict[str, float] | None = None, filters: str | Filters | None = None,
                rerank: str | None = None, syntax: bool = True,
                sources: Sequence[str] | None = None, floor: bool = True) -> Results:
@@ -231,7 +231,8 @@ class Index:
 
         `query` may hold filters (`ext:pdf after:2024-01-01`, see anyfind.search.filters);
         `filters` adds more. mode: hybrid (dense + lexical, fused), dense or lexical.
-        fusion: rrf or score; weights by signal name ("text", "lexical", "dense" for every
+        fusion: relevance (the calibrated scores' union, the default), rrf or score;
+        weights by signal name ("text", "lexical", "dense" for every
         embedding space). rerank: a cross-encoder re-orders the top results.
         syntax=False takes the query text literally (no filters in it).
         sources: only items of these sources (by name). Scores are calibrated relevance in

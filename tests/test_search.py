@@ -48,7 +48,7 @@ def test_modes_and_their_scores(index):
     assert names(hybrid)[0] == names(dense)[0] == names(lexical)[0] == "report.pdf"
     top = hybrid[0]
     assert set(top.spaces) == {"text", "lexical"}
-    assert top.fused == pytest.approx(1.0)  # first in both signals
+    assert index.search(q, k=1, fusion="rrf")[0].fused == pytest.approx(1.0)  # first in both
     assert all(0 < r.score <= 1 for r in hybrid)
     # The raw signals, and each one's calibrated score: hybrid's is their union.
     cos, bm25 = top.signals["text"], top.signals["lexical"]

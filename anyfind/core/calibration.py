@@ -15,7 +15,7 @@ query-like text to chunks it has nothing to do with, per chunk modality:
   "this passage says what the query says".
 
 From these: `floor` = background centre + 3 spreads (an unrelated chunk reaches it about
-once in a thousand), and the calibrated score, a logistic that is 0.5 halfway between
+once in a thousand; halfway to the positives when that is lower), and the calibrated score, a logistic that is 0.5 halfway between
 the floor and the positives' median (or 4 spreads above the floor, whichever is further:
 short pseudo-queries match long chunks less than real questions do) and 0.12 at the floor. It is monotone in the cosine,
 in [0, 1], and means the same in every space and index. No labels are used: nothing here
@@ -66,7 +66,11 @@ class Scale:
 
     @property
     def floor(self) -> float:
-        return self.centre + FLOOR_SPREADS * self.spread
+        """3 spreads above the background, or halfway to `related` when that is lower: in
+        a corpus on one subject (every abstract about libraries) unrelated chunks are
+        still on topic, the background runs up to the related level, and a floor there
+        would hide relevant results."""
+        return min(self.centre + FLOOR_SPREADS * self.spread, (self.centre + self.related) / 2)
 
     def logit(self, cosine: float) -> float:
         """The calibrated score's log-odds: linear in the cosine, 0 halfway from the
@@ -247,5 +251,5 @@ def robust_scale(background: np.ndarray, positives: np.ndarray) -> Scale | None:
     spread = max(spread, 0.01)
     floor = centre + FLOOR_SPREADS * spread
     related = float(np.median(positives)) if len(positives) >= 3 else floor + 4 * spread
-    return Scale(round(centre, 6), round(spread, 6), round(max(related, floor + 0.02), 6),
+    return Scale(round(centre, 6), round(spread, 6), round(max(related, centre + 0.02), 6),
                  int(len(background)))

@@ -88,7 +88,7 @@ class Query:
     chunks: bool = False  # one result per matching chunk instead of per item
     min_score: float | None = None
     weights: dict[str, float] = field(default_factory=dict)  # by signal; "dense" = all spaces
-    fusion: str = "rrf"  # rrf | score
+    fusion: str = "relevance"  # relevance (calibrated union) | rrf | score
     filters: Filters | str | None = None  # besides those written in the text
     syntax: bool = True  # False: the text is taken literally, `key:value` is not a filter
     rerank: str | None = None  # a cross-encoder model
@@ -300,7 +300,7 @@ class Searcher:
             # Deeper only while some signal was cut at `depth` (it may hold more items),
             # and, under the floor, while what lies deeper could still pass it.
             if len(kept) >= want or not any(
-                    len(sig) >= depth and (not floor or self._may_pass(judge, name, sig))
+                    len(sig) >= depth and (not floor or judge.may_pass(name, sig[-1][1]))
                     for name, sig in signals.items()):
                 break
             depth *= 4
@@ -322,19 +322,9 @@ class Searcher:
         reference of its terms on the backend that answers."""
         reference = (self.opened.lexical.reference(q.terms, filtered=filtered)
                      if lexical else None)
-        return Judge(self.opened.calibration, reference, self.opened.spaces, len(q.terms))
-
-    @staticmethod
-    def _may_pass(judge: Judge, name: str, sig: Signal) -> bool:
-        """Whether a chunk below the last one of this signal could still be above the
-        floor: for a space, its last cosine is over the lowest floor it has."""
-        if not sig:
-            return False
-        last = sig[-1][1]
-        if name == "lexical":
-            return judge.lexical(last) >= judge.match
-        floors = judge.floors(name)
-        return not floors or last >= min(floors)
+        # The calibration measured text queries: an image query's cosines are shown raw.
+        calibration = self.opened.calibration if q.text is not None else None
+        return Judge(calibration, reference, self.opened.spaces, len(q.terms), q.weights)
 
     def _finish(self, results: list[Result], q: Query) -> None:
         highlighter = Highlighter(q.terms)

@@ -1,7 +1,7 @@
 """Fusing ranked lists from several signals (embedding spaces, lexical).
 
-Both methods return scores in [0, 1], so that `--min-score` means the same whatever
-signals took part:
+The default, `relevance`, ranks by the calibrated scores' union (search/relevance.py).
+The two rank-based methods here stay as options; both return values in [0, 1]:
 
 - `rrf`: reciprocal rank fusion, sum_s w_s / (k + rank_s), divided by its maximum
   sum_s w_s / (k + 1): 1.0 means first in every signal. Needs no score calibration.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 
 RRF_K = 60
-FUSIONS = ("rrf", "score", "relevance")
+FUSIONS = ("relevance", "rrf", "score")
 
 
 def weight_of(name: str, weights: Mapping[str, float] | None) -> float:

@@ -45,8 +45,9 @@ def test_pdf_hits_carry_their_page(client):
 
 
 def test_paging_with_offset(client):
-    first = client.get("/api/search", params={"q": "coffee", "k": 2}).json()
-    second = client.get("/api/search", params={"q": "coffee", "k": 2, "offset": 2}).json()
+    first = client.get("/api/search", params={"q": "coffee", "k": 2, "all": True}).json()
+    second = client.get("/api/search", params={"q": "coffee", "k": 2, "offset": 2,
+                                               "all": True}).json()
     assert [r["rank"] for r in second["results"]] == [3, 4]
     assert not set(names(first)) & set(names(second))
 
