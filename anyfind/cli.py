@@ -166,6 +166,9 @@ def search_options(f):
                      help="Signal weights: lexical, dense (every space) or a space name."),
         click.option("--rerank", default=None, metavar="MODEL",
                      help="Re-order the top results with this cross-encoder (path or hub name)."),
+        click.option("--prf", is_flag=True,
+                     help="Pseudo-relevance feedback: search again with the query moved "
+                          "towards its first results (Rocchio dense, RM3 lexical)."),
     ]):
         f = option(f)
     return f
@@ -197,7 +200,7 @@ def search_options(f):
                    "Env: ANYFIND_SERVER; default: [search] server in the index's anyfind.toml.")
 @click.option("--local", is_flag=True, help="Search in this process, even if a server is set.")
 @json_option
-def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters, chunks,
+def search(query, index_name, k, offset, mode, fusion, weights, rerank, prf, filters, chunks,
            min_score, show_all, image, audio, sources, server, local, as_json) -> None:
     """Search the index: text, --image or --audio.
 
@@ -215,31 +218,32 @@ def search(query, index_name, k, offset, mode, fusion, weights, rerank, filters,
         server = configured_server(resolve_index_path(index_name))
     if server and not local:
         results = _server_search(server, index_name, query, k=k, offset=offset, mode=mode,
-                                 fusion=fusion, weights=weights, rerank=rerank, filters=filters,
-                                 chunks=chunks, min_score=min_score, image=image, audio=audio,
-                                 sources=sources, floor=not show_all)
+                                 fusion=fusion, weights=weights, rerank=rerank, prf=prf,
+                                 filters=filters, chunks=chunks, min_score=min_score,
+                                 image=image, audio=audio, sources=sources,
+                                 floor=not show_all)
     else:
         with profile.stage("open"):
             idx = _open(index_name, one_query=True)  # one query, then exit
         with idx:
             results = idx.search(query, k=k, offset=offset, mode=mode, chunks=chunks,
                                  min_score=min_score, image=image, audio=audio, fusion=fusion,
-                                 weights=weights, filters=filters, rerank=rerank,
+                                 weights=weights, filters=filters, rerank=rerank, prf=prf,
                                  sources=list(sources) or None, floor=not show_all)
     with profile.stage("output"):
         _print_results(results, as_json)
         _say_hidden(getattr(results, "hidden", 0))
 
 
-def _server_search(server: str, index_name, query, *, fusion, weights, rerank, min_score,
-                   sources, filters, **kwargs):
+def _server_search(server: str, index_name, query, *, fusion, weights, rerank, prf,
+                   min_score, sources, filters, **kwargs):
     """The same search, answered by a running server (anyfind/client.py)."""
     from .client import Client
     from .config import resolve_index_path
     from .search.results import Results
 
     unsupported = [name for name, on in (("--fusion", fusion != "relevance"), ("--weights", weights),
-                                         ("--rerank", rerank)) if on]
+                                         ("--rerank", rerank), ("--prf", prf)) if on]
     if unsupported:
         raise click.UsageError(f"{', '.join(unsupported)} cannot go to a server (it searches "
                                "with its own settings): add --local")
@@ -348,7 +352,8 @@ def _item_id(idx, item: str) -> int:
 @search_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def eval_(dataset, index_name, modes, split, fusion, weights, rerank, quiet, as_json) -> None:
+def eval_(dataset, index_name, modes, split, fusion, weights, rerank, prf, quiet,
+          as_json) -> None:
     """Relevance of each mode on a BEIR-format DATASET (corpus.jsonl, queries.jsonl,
     qrels/test.tsv): nDCG@10, Recall@100, MRR@10 and the median query time."""
     import tempfile
@@ -362,11 +367,11 @@ def eval_(dataset, index_name, modes, split, fusion, weights, rerank, quiet, as_
         target = index_name or str(Path(tmp) / "index")
         with _open(target, create=True) as idx:
             rows = evaluate(idx, data, modes, progress=_progress_wanted(quiet), fusion=fusion,
-                            weights=weights, rerank=rerank)
+                            weights=weights, rerank=rerank, prf=prf)
     if as_json:
         _emit_json({"dataset": data.name, "documents": len(data.corpus),
                     "queries": len(data.queries), "split": split, "fusion": fusion,
-                    "weights": weights, "rerank": rerank,
+                    "weights": weights, "rerank": rerank, "prf": prf,
                     "modes": {r.mode: r.to_dict() for r in rows}})
         return
     click.echo(f"{data.name}: {len(data.corpus)} documents, {len(data.queries)} judged queries "

@@ -226,7 +226,8 @@ class Index:
                min_score: float | None = None, fusion: str = "relevance",
                weights: dict[str, float] | None = None, filters: str | Filters | None = None,
                rerank: str | None = None, syntax: bool = True,
-               sources: Sequence[str] | None = None, floor: bool = True) -> Results:
+               sources: Sequence[str] | None = None, floor: bool = True,
+               prf: bool = False) -> Results:
         """Ranked results across every modality and source.
 
         `query` may hold filters (`ext:pdf after:2024-01-01`, see anyfind.search.filters);
@@ -237,13 +238,14 @@ class Index:
         syntax=False takes the query text literally (no filters in it).
         sources: only items of these sources (by name). Scores are calibrated relevance in
         [0, 1] (anyfind.search.relevance); results under the relevance floor are left out
-        and counted in the returned list's `hidden` (floor=False keeps them)."""
+        and counted in the returned list's `hidden` (floor=False keeps them). prf: a
+        second pass with pseudo-relevance feedback (Rocchio dense, RM3 lexical)."""
         from .search.engine import Query, Searcher
 
         q = Query(text=query, image=image, audio=audio, k=k, offset=offset, mode=mode,
                   chunks=chunks, min_score=min_score, fusion=fusion, weights=dict(weights or {}),
                   filters=filters, rerank=rerank, syntax=syntax,
-                  sources=list(sources) if sources else None, floor=floor)
+                  sources=list(sources) if sources else None, floor=floor, prf=prf)
         return Searcher(self.opened).search(q)
 
     def similar(self, item_id: int, *, k: int = 10, offset: int = 0,

@@ -104,7 +104,7 @@ def test_search_json_lines_have_the_keys(built):
 
 def test_search_human_output(built):
     idx, _, _ = built
-    result = run("search", "semiconductor chips", "--index", str(idx), "-k", "2")
+    result = run("search", "semiconductor chips", "--index", str(idx), "-k", "2", "--all")
     lines = result.stdout.splitlines()
     head = lines[0]
     assert head.lstrip().startswith("1.")
@@ -117,14 +117,15 @@ def test_search_human_output(built):
 
 def test_search_paging_and_min_score(built):
     idx, _, _ = built
-    everything = json_lines(run("search", "holiday", "--index", str(idx), "--json", "-k", "4"))
+    everything = json_lines(run("search", "holiday", "--index", str(idx), "--json", "-k", "4",
+                                "--all"))
     page2 = json_lines(run("search", "holiday", "--index", str(idx), "--json", "-k", "2",
-                           "--offset", "2"))
+                           "--offset", "2", "--all"))
     assert [r["item_id"] for r in page2] == [r["item_id"] for r in everything[2:4]]
     assert [r["rank"] for r in page2] == [3, 4]
     cut = everything[1]["score"]
     kept = json_lines(run("search", "holiday", "--index", str(idx), "--json", "-k", "4",
-                          "--min-score", str(cut)))
+                          "--min-score", str(cut), "--all"))
     assert kept and all(r["score"] >= cut for r in kept)
 
 
@@ -203,7 +204,7 @@ def test_remove_then_reindex(tmp_path, corpus):
     run("index", str(corpus), "--index", idx, "-q")
     result = run("remove", str(corpus / "office"), "--index", idx)
     assert result.stdout.strip() == "removed 2 items"
-    hits = json_lines(run("search", "semiconductor", "--index", idx, "--json"))
+    hits = json_lines(run("search", "semiconductor", "--index", idx, "--json", "--all"))
     assert hits and not [h for h in hits if "office" in h["path"]]
     assert run("remove", str(corpus / "nothing-here"), "--index", idx).stdout.strip() == (
         "removed 0 items")

@@ -89,14 +89,21 @@ def assert_same(got: list[dict], want: list[dict], tol: float = 1e-4) -> None:
         assert g["spaces"].keys() == w["spaces"].keys()
         for name in g["spaces"]:
             assert abs(g["spaces"][name] - w["spaces"][name]) <= tol, (name, g, w)
+        assert abs(g["fused"] - w["fused"]) <= tol * 10, (g, w)  # log-odds: a wider scale
+        assert g["signals"].keys() == w["signals"].keys()
+        for name, figures in g["signals"].items():
+            assert figures.keys() == w["signals"][name].keys()
+            for key, value in figures.items():
+                assert abs(value - w["signals"][name][key]) <= tol, (name, key, g, w)
 
 
 def assert_same_answer(got: list[dict], want: list[dict]) -> None:
     """Every field equal; scores within float noise (a CLI search builds its ONNX sessions
     without weight pre-packing, a server with it: the last digits may differ)."""
     assert_same(got, want)
-    strip = [{k: v for k, v in r.items() if k not in ("score", "spaces")} for r in got]
-    assert strip == [{k: v for k, v in r.items() if k not in ("score", "spaces")} for r in want]
+    noisy = ("score", "spaces", "signals", "fused")
+    strip = [{k: v for k, v in r.items() if k not in noisy} for r in got]
+    assert strip == [{k: v for k, v in r.items() if k not in noisy} for r in want]
 
 
 @pytest.fixture(scope="module")

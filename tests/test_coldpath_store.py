@@ -54,8 +54,8 @@ def test_reader_answers_as_the_store(store, writer):
             np.testing.assert_array_equal(r_vecs, s_vecs)
         wanted = [*store.vector_ids(SPACE)[:40].tolist(), 10**9]  # and one that is gone
         assert reader.chunk_rows(wanted) == store.chunk_rows(wanted)
-        assert reader.chunk_items(wanted) == store.chunk_items(wanted)
-        assert len(reader.chunk_items(wanted)) == 40
+        assert reader.chunk_facts(wanted) == store.chunk_facts(wanted)
+        assert len(reader.chunk_facts(wanted)) == 40
         rows = reader.chunk_rows(store.vector_ids(SPACE).tolist())
         assert {r["meta"].get("tags", [{}])[0].get("label") for r in rows.values()
                 if r["item_id"] == with_meta} == {"cat"}

@@ -97,9 +97,21 @@ class Query:
     sources: list[str] | None = None  # only items of these sources (by name)
     audio_transcript: str | None = None  # what a spoken query was heard as
     floor: bool = True  # hide results under the relevance floor (False: `--all`)
+    prf: bool = False  # pseudo-relevance feedback: a second pass (search/feedback.py)
 
 
 Signal = list[tuple[int, float]]  # (chunk id, score), best first
+
+
+@dataclass
+class _Pass:
+    """One retrieval pass's inputs: a vector per space, the lexical terms (None: no
+    lexical signal), how to judge results, and a lexical query already running."""
+
+    vectors: dict[str, np.ndarray]
+    terms: list[str] | None
+    judge: Judge
+    pending: Any = None
 
 
 @dataclass
@@ -285,25 +297,14 @@ class Searcher:
         pending = (_pool().submit(_lexical, lex, q.terms, depth, allowed_sql, allowed)
                    if lexical else None)
         vectors = self._query_vectors(q) if q.mode != "lexical" else {}
-        judge = self.judge(q, lexical, filtered=allowed is not None)
+        judge = self.judge(q, q.terms if lexical else None)
         floor = q.floor and q.mode != "lexical" and judge.floor_applies
-        while True:
-            signals = {name: self.dense_signal(name, vec, depth, allowed)
-                       for name, vec in vectors.items()}
-            if lexical:
-                signals["lexical"] = (pending.result() if pending is not None else
-                                      _lexical(lex, q.terms, depth, allowed_sql, allowed))
-                pending = None
-            signals.update(self.extra_signals(q, depth))
-            ranked = self._rank(signals, q, judge=judge)
-            kept = [r for r in ranked if judge.kept(r.evidence)] if floor else ranked
-            # Deeper only while some signal was cut at `depth` (it may hold more items),
-            # and, under the floor, while what lies deeper could still pass it.
-            if len(kept) >= want or not any(
-                    len(sig) >= depth and (not floor or judge.may_pass(name, sig[-1][1]))
-                    for name, sig in signals.items()):
-                break
-            depth *= 4
+        first = _Pass(vectors, q.terms if lexical else None, judge, pending)
+        ranked, kept, signals = self._retrieve(q, first, want, depth, floor, allowed_sql, allowed)
+        if q.prf:
+            again = self._feedback(q, first, kept, signals)
+            ranked, kept, _ = self._retrieve(q, again, want, depth, floor, allowed_sql, allowed)
+            judge = again.judge
         hidden = len(ranked) - len(kept)
         # Rows (text, metadata) are read for the results shown only.
         if q.rerank:
@@ -317,14 +318,59 @@ class Searcher:
             self._finish(results, q)
         return Results(results, hidden=hidden)
 
-    def judge(self, q: Query, lexical: bool, filtered: bool = False) -> Judge:
+    def _retrieve(self, q: Query, inputs: _Pass, want: int, depth: int, floor: bool,
+                  allowed_sql, allowed) -> tuple[list[Ranked], list[Ranked], dict[str, Signal]]:
+        """Every signal at `depth`, ranked; deeper while too few results pass."""
+        lex, judge = self.opened.lexical, inputs.judge
+        while True:
+            signals = {name: self.dense_signal(name, vec, depth, allowed)
+                       for name, vec in inputs.vectors.items()}
+            if inputs.terms is not None:
+                signals["lexical"] = (inputs.pending.result() if inputs.pending is not None
+                                      else _lexical(lex, inputs.terms, depth, allowed_sql,
+                                                    allowed))
+                inputs.pending = None
+            signals.update(self.extra_signals(q, depth))
+            ranked = self._rank(signals, q, judge=judge)
+            kept = [r for r in ranked if judge.kept(r.evidence)] if floor else ranked
+            # Deeper only while some signal was cut at `depth` (it may hold more items),
+            # and, under the floor, while what lies deeper could still pass it.
+            if len(kept) >= want or not any(
+                    len(sig) >= depth and (not floor or judge.may_pass(name, sig[-1][1]))
+                    for name, sig in signals.items()):
+                return ranked, kept, signals
+            depth *= 4
+
+    def _feedback(self, q: Query, first: _Pass, kept: list[Ranked], signals: dict[str, Signal]
+                  ) -> _Pass:
+        """The second pass's query: Rocchio per space on the first pass's top results,
+        RM3 on the lexical list's top chunks (search/feedback.py)."""
+        from .feedback import RM3_DOCS, ROCCHIO_DOCS, rm3, rocchio
+
+        with profile.stage("feedback"):
+            top = [r.chunk_id for r in kept[:ROCCHIO_DOCS]]
+            vectors = {}
+            for name, vec in first.vectors.items():
+                _, matrix = self.reader.vectors(name, top)
+                vectors[name] = rocchio(vec, matrix)
+            terms = first.terms
+            if terms is not None and signals.get("lexical"):
+                hits = signals["lexical"][:RM3_DOCS]
+                texts = dict(self.reader.chunk_texts([cid for cid, _ in hits]))
+                terms = rm3(terms, [texts.get(cid) or "" for cid, _ in hits],
+                            [s for _, s in hits])
+            judge = self.judge(q, terms)
+            judge.floor_applies = first.judge.floor_applies
+            return _Pass(vectors, terms, judge)
+
+    def judge(self, q: Query, terms: list[str] | None) -> Judge:
         """Scores and floor for this query: the index's calibration, and the lexical
-        reference of its terms on the backend that answers."""
-        reference = (self.opened.lexical.reference(q.terms, filtered=filtered)
-                     if lexical else None)
+        reference of its terms on the backend that answers (None: no lexical signal)."""
+        reference = self.opened.lexical.reference(terms) if terms else None
         # The calibration measured text queries: an image query's cosines are shown raw.
         calibration = self.opened.calibration if q.text is not None else None
-        return Judge(calibration, reference, self.opened.spaces, len(q.terms), q.weights)
+        return Judge(calibration, reference, self.opened.spaces, len(terms or q.terms),
+                     q.weights)
 
     def _finish(self, results: list[Result], q: Query) -> None:
         highlighter = Highlighter(q.terms)

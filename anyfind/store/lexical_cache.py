@@ -383,16 +383,17 @@ class Lexical:
             raise ValueError("a filtered search needs the select of its chunk ids")
         return self._store_lexical().search(terms, depth, allowed)
 
-    def reference(self, terms: Sequence[str], filtered: bool = False) -> float | None:
+    def reference(self, terms: Sequence[str]) -> float | None:
         """The score of an average chunk holding each term once, on the scale of the
-        backend that answers (`search` with the same `filtered`): what a lexical score is
-        saturated against (search/relevance.py). None when unknown."""
+        backend that answers `search` (given the allowed ids with a filter, as searches
+        do): what a lexical score is saturated against (search/relevance.py). None when
+        unknown."""
         if not terms:
             return None
         try:
-            if not filtered and self.backend() == "tantivy":
+            if self.backend() == "tantivy":
                 return self.cache.reference(terms)
-            if self.dialect == "sqlite" or not filtered:
+            if self.dialect == "sqlite":
                 return self.fallback.reference(terms)
             return self._store_lexical().reference(terms)
         except Exception as exc:  # noqa: BLE001 (scores fall back to a fixed saturation)

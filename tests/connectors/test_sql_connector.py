@@ -112,7 +112,8 @@ def test_query_source_and_blob_column(tmp_path):
         assert idx.item(hit.item_id)["meta"]["row"]["caption"] == "finance report"
         owl = idx.search("nocturnal birds", k=1, sources=["owls"])[0]
         assert owl.path == "visible_notes#7"
-        assert idx.search("nocturnal birds", k=5, sources=["files"])[0].source == "files"
+        assert idx.search("nocturnal birds", k=5, sources=["files"],
+                          floor=False)[0].source == "files"
     engine.dispose()
 
 

@@ -172,3 +172,25 @@ def test_page_asks_for_the_token_and_uses_it(browser, index_path):
             ".some(i => i.complete && i.naturalWidth > 0)")
         assert page.evaluate("localStorage.getItem('anyfind.token')") == TOKEN
         context.close()
+
+
+def test_scores_show_relevance_and_the_floor_can_be_lifted(page):
+    """Each card shows its calibrated score as a bar and a word, the signals on hover; a
+    search that hid weaker matches says so, and "Show all" brings them back."""
+    page.goto("/?q=coffee")
+    page.wait_for_selector("#results .card")
+    badge = page.locator("#results .card .score").first
+    title = badge.get_attribute("title")
+    assert title.startswith("relevance ") and "text: " in title and "cosine" in title
+    width = badge.locator(".fill").evaluate("f => parseFloat(f.style.width)")
+    assert 0 < width <= 100
+    assert float(badge.get_attribute("data-score")) == pytest.approx(width / 100, abs=0.01)
+    floor = page.locator("#floor")
+    floor.wait_for(state="visible")
+    hidden = int(page.locator("#floor-text").inner_text().split()[0])
+    shown = page.locator("#results .card").count()
+    assert hidden >= 1
+    page.locator("#floor-show").click()
+    page.wait_for_function(f"() => document.querySelectorAll('#results .card').length > {shown}")
+    assert not floor.is_visible()
+    shot(page, "server-page-floor.png")

@@ -13,6 +13,7 @@ const state = {
   example: null,      // a File: search by example
   similarTo: null,    // {id, name}: a similar-items list
   offset: 0,
+  all: false,         // also the results under the relevance floor
   last: null,         // the function that loads the next page
   busy: 0,            // request generation, so a slow answer never overwrites a newer one
 };
@@ -138,6 +139,38 @@ function passage(r) {
 // -- cards ----------------------------------------------------------------------------
 function contentUrl(r) { return `/api/items/${r.item_id}/content`; }
 
+// -- scores ---------------------------------------------------------------------------
+// The score is calibrated relevance in [0, 1] (anyfind/search/relevance.py): a bar and a
+// word, and each signal's own figures on hover.
+function relevanceWord(score) {
+  if (score >= 0.8) return "strong";
+  if (score >= 0.5) return "good";
+  if (score >= 0.2) return "fair";
+  return "weak";
+}
+
+function signalLines(r) {
+  return Object.entries(r.signals || {}).map(([name, s]) => {
+    const parts = [];
+    if (s.cosine !== undefined) parts.push(`cosine ${s.cosine.toFixed(3)}`);
+    if (s.floor !== undefined) parts.push(`floor ${s.floor.toFixed(3)}`);
+    if (s.bm25 !== undefined) parts.push(`BM25 ${s.bm25.toFixed(2)}`);
+    if (s.rank !== undefined) parts.push(`rank ${s.rank}`);
+    return `${name}: ${Number(s.score).toFixed(2)} (${parts.join(", ")})`;
+  });
+}
+
+function scoreBadge(r) {
+  const score = Math.max(0, Math.min(1, Number(r.score) || 0));
+  const word = relevanceWord(score);
+  const title = [`relevance ${score.toFixed(3)} (${word})`, ...signalLines(r)].join("\n");
+  const bar = el("span", { class: "bar" }, el("span", { class: "fill" }));
+  bar.firstChild.style.width = `${Math.round(score * 100)}%`;
+  return el("span", { class: `score ${word}`, title, "aria-label": title,
+                      "data-score": score.toFixed(3) },
+    bar, el("span", { class: "label", text: `${word} ${score.toFixed(2)}` }));
+}
+
 function card(r) {
   const kind = r.modality in KINDS ? r.modality : "text";
   const name = r.title && kind === "text" ? r.title : baseName(r.path);
@@ -150,7 +183,7 @@ function card(r) {
     el("div", { class: "title-row" },
       el("span", { class: "kind", text: KINDS[kind] }),
       el("span", { class: "title", title: name, text: name }),
-      el("span", { class: "score", title: "score", text: Number(r.score).toFixed(3) })),
+      scoreBadge(r)),
     el("div", { class: "where", title: r.path, text: where }));
   if (r.parent) {  // an e-mail attachment: say which e-mail it is in
     body.append(el("div", { class: "where parent", title: r.parent.path,
@@ -268,6 +301,10 @@ function render(body, append) {
       el("p", { text: "Try fewer or other words, another filter, or drop an image or a voice clip here." })));
   }
   $("#more").hidden = body.count < body.k;
+  const floor = $("#floor");
+  floor.hidden = !(body.hidden > 0) || state.all;
+  $("#floor-text").textContent = body.hidden > 0
+    ? `${body.hidden} weaker match${body.hidden === 1 ? "" : "es"} hidden under the relevance floor.` : "";
 }
 
 function describe(body) {
@@ -305,6 +342,7 @@ async function run(loader, append = false) {
 function textSearch(offset = 0) {
   const params = new URLSearchParams({ q: state.q, k: PAGE, offset });
   if (state.filters) params.set("filters", state.filters);
+  if (state.all) params.set("all", "true");
   return api(`/api/search?${params}`);
 }
 
@@ -314,6 +352,7 @@ function exampleSearch(offset = 0) {
   form.append("k", PAGE);
   form.append("offset", offset);
   if (state.filters) form.append("filters", state.filters);
+  if (state.all) form.append("all", "true");
   return api("/api/search", { method: "POST", body: form });
 }
 
@@ -321,9 +360,10 @@ function similarSearch(offset = 0) {
   return api(`/api/items/${state.similarTo.id}/similar?${new URLSearchParams({ k: PAGE, offset })}`);
 }
 
-function search() {
+function search(all = false) {
   state.similarTo = null;
   state.offset = 0;
+  state.all = all;  // a new search starts under the floor again
   if (state.example) {
     state.last = exampleSearch;
   } else {
@@ -483,6 +523,7 @@ function init() {
   $("#file").addEventListener("change", (e) => setExample(e.target.files[0]));
   $("#example-clear").addEventListener("click", clearExample);
   $("#more").addEventListener("click", more);
+  $("#floor-show").addEventListener("click", () => search(true));
   $("#heading-clear").addEventListener("click", () => {
     state.similarTo = null;
     if (state.example || state.q) search(); else showWelcome();

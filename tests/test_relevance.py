@@ -1,0 +1,237 @@
+"""Relevance a user can read, on real indexes: calibrated scores, the relevance floor,
+fusion that does not lose to its best signal, pseudo-relevance feedback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image, ImageOps
+
+from anyfind import Index
+from anyfind.cli import cli
+from anyfind.core import calibration
+from anyfind.core.calibration import Scale
+from anyfind.search.feedback import rm3, rocchio
+from tests.conftest import write_corpus
+
+PHOTOS = Path(__file__).parent / "fixtures" / "images"
+
+
+def name(r) -> str:
+    return Path(r.path).name
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory):
+    root = write_corpus(tmp_path_factory.mktemp("corpus"))
+    idx = Index.open(tmp_path_factory.mktemp("idx") / "idx")
+    idx.add([root])
+    yield idx
+    idx.close()
+
+
+# -- the calibration -------------------------------------------------------------------
+def test_a_sync_fits_the_calibration_from_the_index_itself(docs):
+    calib = docs.opened.calibration
+    assert calib is not None and calib.chunks == docs.reader.chunk_stamp()[1]
+    scale = calib.scale("text", "text")
+    assert scale.pairs >= calibration.MIN_PAIRS
+    # Unrelated pairs sit near 0 for MiniLM; a passage's own words far above the floor.
+    assert -0.2 < scale.centre < 0.3 and 0 < scale.spread < 0.3
+    assert scale.centre < scale.floor < scale.related
+    assert calib.models == {"text": docs.spaces["text"].config.model}
+    assert not calibration.stale(docs.opened, calib.chunks)
+    assert calibration.stale(docs.opened, calib.chunks * 2)  # the corpus doubled: refit
+
+
+@given(st.floats(-1, 1), st.floats(-1, 1))
+def test_the_calibrated_score_is_monotone_in_the_cosine(a, b):
+    scale = Scale(centre=0.05, spread=0.07, related=0.5, pairs=500)
+    lo, hi = sorted((a, b))
+    assert 0.0 <= scale.score(lo) <= scale.score(hi) <= 1.0
+    assert scale.score(scale.floor) == pytest.approx(1 / (1 + np.exp(2)), abs=1e-9)
+
+
+def test_scores_follow_the_cosine_on_a_real_index(docs):
+    hits = docs.search("plants, the moon and coffee", k=10, mode="dense", floor=False)
+    cosines = [h.signals["text"]["cosine"] for h in hits]
+    scores = [h.score for h in hits]
+    assert cosines == sorted(cosines, reverse=True) and len(hits) == 6
+    assert scores == sorted(scores, reverse=True)
+    assert all(0 < s < 1 for s in scores)
+
+
+def test_a_damaged_calibration_is_refitted_and_never_breaks_a_search(docs, tmp_path):
+    root = write_corpus(tmp_path / "c")
+    with Index.open(tmp_path / "idx") as idx:
+        idx.add([root])
+        (idx.path / calibration.FILE).write_text("{not json")
+        hits = idx.search("lunar orbit receding", k=3, floor=False)
+        assert hits and hits.hidden == 0  # raw cosines, nothing hidden
+        assert hits[0].score == pytest.approx(max(0.0, hits[0].spaces["text"]), abs=1e-5)
+        idx.sync()  # the next sync fits it again
+        assert idx.opened.calibration is not None
+        assert name(idx.search("lunar orbit receding", k=1)[0]) == "moon.txt"
+
+
+# -- the floor -------------------------------------------------------------------------
+def test_the_floor_hides_unrelated_documents_and_keeps_a_paraphrase(docs):
+    # No word of the query is in moon.txt: it is found by meaning alone.
+    hits = docs.search("lunar orbit receding", k=10)
+    assert [name(h) for h in hits] == ["moon.txt"] and "lexical" not in hits[0].signals
+    assert hits.hidden == 5  # the five other documents of the corpus
+    everything = docs.search("lunar orbit receding", k=10, floor=False)
+    assert len(everything) == 6 and everything.hidden == 0
+    assert [r.item_id for r in everything][:1] == [hits[0].item_id]
+    hidden = everything[1:]
+    assert all(h.signals["text"]["cosine"] < h.signals["text"]["floor"] for h in hidden)
+    # Nothing in the corpus is about volcanoes: nothing is shown.
+    none = docs.search("volcano eruption", k=10)
+    assert list(none) == [] and none.hidden == 6
+
+
+def test_an_exact_identifier_passes_the_floor_through_its_words(tmp_path):
+    root = write_corpus(tmp_path / "c")
+    (root / "warehouse.txt").write_text("Order the replacement motor, part XJ-4471, today.")
+    with Index.open(tmp_path / "idx") as idx:
+        idx.add([root])
+        (hit,) = idx.search("XJ-4471", k=3)
+        assert name(hit) == "warehouse.txt" and hit.signals["lexical"]["score"] >= 0.5
+        assert hit.score >= 0.5
+
+
+def test_all_on_the_command_line_restores_what_the_floor_hid(docs):
+    runner = CliRunner()
+    path = str(docs.path)
+    floored = runner.invoke(cli, ["search", "lunar orbit receding", "-i", path, "--json"])
+    assert floored.exit_code == 0, floored.output
+    shown = [json.loads(line) for line in floored.stdout.splitlines()]
+    assert [Path(h["path"]).name for h in shown] == ["moon.txt"]
+    assert "5 weaker matches hidden" in floored.stderr and "--all" in floored.stderr
+    assert shown[0]["signals"]["text"]["cosine"] > shown[0]["signals"]["text"]["floor"]
+    everything = runner.invoke(cli, ["search", "lunar orbit receding", "-i", path, "--json",
+                                     "--all"])
+    assert len(everything.stdout.splitlines()) == 6 and "hidden" not in everything.stderr
+
+
+def test_long_questions_and_image_queries_are_not_floored(docs):
+    question = ("which of these documents would explain how far away the moon moves every "
+                "year, why the same side of it always faces the earth, and what raises the "
+                "tides of the oceans")
+    hits = docs.search(question, k=10)
+    assert hits.hidden == 0 and len(hits) == 6  # 15 content words: past the calibration
+    assert name(hits[0]) == "moon.txt"
+    by_example = docs.search(image=str(PHOTOS / "chelsea.jpg"), k=10)
+    assert by_example.hidden == 0
+
+
+# -- fusion ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Real photos in four classes, twelve renditions of each from 24 to 96 pixels wide
+    (mirrored too), tagged by the offline tagger: the small ones get noisy tags, as the
+    32-pixel CIFAR images do, and what the lexical signal sees is the tags' words."""
+    root = tmp_path_factory.mktemp("photos")
+    for src in sorted(PHOTOS.glob("*.jpg")):
+        cls = root / src.stem
+        cls.mkdir()
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+            for side in (24, 32, 40, 48, 64, 96):
+                small = im.resize((side, round(side * im.height / im.width)))
+                small.save(cls / f"{src.stem}-{side}.jpg", quality=85)
+                ImageOps.mirror(small).save(cls / f"{src.stem}-{side}-m.jpg", quality=85)
+    idx = Index.open(tmp_path_factory.mktemp("idx") / "photos")
+    report = idx.add([root])
+    assert report.added == 48 and report.failed == 0
+    yield idx
+    idx.close()
+
+
+def precision(idx, query: str, cls: str, **kw) -> float:
+    hits = idx.search(query, k=12, floor=False, **kw)
+    return sum(Path(h.path).parent.name == cls for h in hits) / 12
+
+
+@pytest.mark.parametrize("query, cls", [
+    ("a cat", "chelsea"), ("espresso", "coffee"), ("coffee", "coffee"), ("a rocket", "rocket"),
+    ("a camera on a tripod", "camera"),
+])
+def test_hybrid_does_not_lose_to_dense_on_tagged_photos(photos, query, cls):
+    dense = precision(photos, query, cls, mode="dense")
+    hybrid = precision(photos, query, cls)
+    assert hybrid >= dense
+    assert hybrid >= precision(photos, query, cls, mode="lexical")
+
+
+def test_a_shared_word_does_not_outrank_a_paraphrase(tmp_path):
+    """With reciprocal rank fusion, a document that shares one word of the question takes
+    the lexical list's first rank and passes the document that answers it: lexical
+    evidence under a lexical match adds nothing to the calibrated order."""
+    root = write_corpus(tmp_path / "c")
+    (root / "dish.txt").write_text("The satellite dish on the roof needs a new cable "
+                                   "before the football season starts.")
+    with Index.open(tmp_path / "idx") as idx:
+        idx.add([root])
+        q = "our natural satellite receding from the planet"
+        assert name(idx.search(q, k=1, mode="lexical")[0]) == "dish.txt"
+        assert name(idx.search(q, k=1, mode="dense")[0]) == "moon.txt"
+        assert name(idx.search(q, k=1, fusion="rrf", floor=False)[0]) == "dish.txt"
+        (top,) = idx.search(q, k=1)
+        assert name(top) == "moon.txt"
+
+
+def test_hybrid_ranks_by_the_calibrated_evidence(docs):
+    hits = docs.search("espresso crema pressure", k=6, floor=False)
+    assert name(hits[0]) == "espresso.html"
+    values = [h.fused for h in hits]
+    assert values == sorted(values, reverse=True)
+    top = hits[0]
+    cos, bm25 = top.signals["text"], top.signals["lexical"]
+    assert top.score == pytest.approx(1 - (1 - cos["score"]) * (1 - bm25["score"]), abs=1e-5)
+    # The rank-fusion methods stay available.
+    assert name(docs.search("espresso crema pressure", k=1, fusion="rrf")[0]) == "espresso.html"
+
+
+# -- pseudo-relevance feedback ----------------------------------------------------------
+def test_rocchio_moves_the_query_towards_its_feedback():
+    q = np.asarray([1.0, 0.0, 0.0], dtype=np.float32)
+    fb = np.asarray([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32)
+    moved = rocchio(q, fb)
+    assert np.linalg.norm(moved) == pytest.approx(1.0)
+    assert float(moved @ fb[0]) > float(q @ fb[0]) and float(moved @ q) < 1.0
+    assert rocchio(q, np.zeros((0, 3), dtype=np.float32)) is q
+
+
+def test_rm3_keeps_the_query_and_adds_the_feedback_words():
+    texts = ["tides follow the moon and its gravity", "gravity of the moon raises tides"]
+    terms = rm3(["moon"], texts, [2.0, 1.0])
+    assert terms.count("moon") == max(terms.count(t) for t in set(terms))
+    assert {"gravity", "tides"} <= set(terms)
+    assert rm3([], texts, [1.0, 1.0]) == [] and rm3(["moon"], [], []) == ["moon"]
+
+
+def test_feedback_search_runs_a_second_pass(docs):
+    plain = docs.search("tides and gravity", k=3, floor=False)
+    again = docs.search("tides and gravity", k=3, floor=False, prf=True)
+    assert name(again[0]) == name(plain[0]) == "moon.txt"
+    assert again[0].fused != plain[0].fused  # the second pass scored another query
+    out = CliRunner().invoke(cli, ["search", "tides and gravity", "-i", str(docs.path),
+                                   "--prf", "-k", "1"])
+    assert out.exit_code == 0 and "moon.txt" in out.stdout
+
+
+def test_copies_of_a_corpus_calibrate_alike(docs, tmp_path):
+    """The fit depends on the data, not on where the index lives."""
+    shutil.copytree(docs.path, tmp_path / "copy")
+    with Index.open(tmp_path / "copy") as twin:
+        a = calibration.fit(docs.opened, 0).spaces["text"]["text"]
+        b = calibration.fit(twin.opened, 0).spaces["text"]["text"]
+    assert a == b
