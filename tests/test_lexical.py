@@ -244,6 +244,12 @@ def test_postgres_index_end_to_end(postgres_url, tmp_path, corpus):
         assert hit.path.endswith("report.pdf") and set(hit.spaces) == {"text", "lexical"}
         assert [hit.text[a:b] for a, b in hit.highlights] == [
             "shortage", "chips", "delaying", "deliveries"]
+        # ts_rank_cd read against the query's own words as a chunk: every term matched is
+        # a lexical match (0.5 or more); a chunk holding one word of four is not.
+        assert index.opened.lexical.reference(["shortage", "chip"]) > 0
+        assert hit.signals["lexical"]["score"] >= 0.5 and hit.score >= 0.5
+        one_word = index.search("semiconductor tomato sunlight eclipse", k=10, mode="lexical")
+        assert one_word and all(0 < r.score < 1 for r in one_word)
         assert {os.path.basename(r.path) for r in index.search("cat lang:de", k=5)} == {
             "lang.html"}
         assert {os.path.basename(r.path) for r in index.search("moon before:2001-12-31", k=5)
