@@ -86,6 +86,9 @@ class Index:
             if name in config.spaces:
                 raise ConfigError(f"space '{name}' exists already (text, vision are built in)")
             config.spaces[name] = SpaceConfig(name=name, **spec)
+        vector_secrets: dict[str, str] = {}
+        if settings.get("vector_store"):  # a token in it goes to secrets.json, like passwords
+            settings["vector_store"], vector_secrets = split_uri_secrets(settings["vector_store"])
         for key, value in settings.items():
             if not hasattr(config, key):
                 raise ConfigError(f"unknown index setting '{key}'")
@@ -96,6 +99,7 @@ class Index:
         path.mkdir(parents=True, exist_ok=True)
         _mark_index_dir(path)
         SecretFile(path).put("store_url", found)  # the password never in config.json
+        SecretFile(path).put("vector_store", vector_secrets)
         index = cls(path, config, device, concurrent=concurrent)
         for space in index.opened.spaces.values():
             space.config.dim = space.encoder.dim

@@ -174,3 +174,25 @@ def test_an_index_on_milvus_answers_as_the_faiss_one(tmp_path, corpus, engine, r
         idx.sync()
         assert not any(r.path.endswith("moon.txt") for r in idx.search("the moon", k=10))
         assert idx.check().ok
+
+
+def test_an_unreachable_milvus_is_one_line_naming_it_without_its_token(tmp_path, corpus):
+    """Nothing listens on port 1: the sync records the source as failed with one sentence,
+    a search raises it; the URI is named and its token masked."""
+    pytest.importorskip("pymilvus")
+    from anyfind import Index
+    from anyfind.errors import ConfigError
+
+    uri = "milvus://127.0.0.1:1?token=root:s3cret"
+    with Index.open(tmp_path / "idx", tagger=False, transcriber=None, vector_store=uri) as idx:
+        report = idx.add([corpus])
+        (error,) = [e["error"] for e in report.errors]
+        assert error.startswith("cannot reach Milvus at milvus://127.0.0.1:1?token=***: ")
+        assert "s3cret" not in error and "\n" not in error and "<" not in error
+        with pytest.raises(ConfigError, match=r"cannot reach Milvus at .*token=\*\*\*") as info:
+            idx.search("the moon", k=3)
+        assert "s3cret" not in str(info.value)
+        # Kept like the other credentials: masked in config.json, the literal in secrets.json.
+        assert "s3cret" not in (idx.path / "config.json").read_text()
+        assert "s3cret" in (idx.path / "secrets.json").read_text()
+        assert idx.status()["vector_store"] == "milvus://127.0.0.1:1?token=***"

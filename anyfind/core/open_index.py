@@ -217,8 +217,14 @@ class OpenIndex:
         """A fresh vector store of one space, not the one searches share (load=False:
         `anyfind check` judges the files itself)."""
         cfg = self.config.spaces[name]
-        return open_vector_store(self.path, name, cfg.dim or 0, kind=self.config.vector_store,
+        return open_vector_store(self.path, name, cfg.dim or 0, kind=self.vector_store_uri(),
                                  factory=cfg.faiss, mmap=mmap, load=load)
+
+    def vector_store_uri(self) -> str:
+        """The vector store as configured, its credentials restored: a literal token from
+        secrets.json, `${ENV}` references expanded (config.json holds it masked)."""
+        uri = restore_uri_secrets(self.config.vector_store, self.secrets.get("vector_store"))
+        return expand_env(uri)
 
     def vectors(self, name: str) -> VectorStore:
         """One space's vectors, caught up with the store. Concurrent: copy-on-write, so a

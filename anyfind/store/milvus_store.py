@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, require
+from ..secrets import mask_uri
 from .vector_store import VectorSource, VectorStore
 
 GENERATION = "anyfind.generation"  # collection property: the store generation held
@@ -67,7 +68,7 @@ class MilvusVectorStore(VectorStore):
         self.token = token or params.get("token")
         prefix = params.get("prefix", "anyfind_")
         if not prefix.replace("_", "").isalnum():
-            raise ConfigError(f"{self.uri}: a collection prefix is letters, digits and _")
+            raise ConfigError(f"{mask_uri(self.uri)}: a collection prefix is letters, digits and _")
         self.collection = f"{prefix}{space}"
         self.generation = -1
         self._client: Any = None
@@ -83,8 +84,11 @@ class MilvusVectorStore(VectorStore):
             try:
                 self._client = pymilvus.MilvusClient(target, token=self.token or "")
             except Exception as exc:  # noqa: BLE001 (one line naming the URI)
-                raise ConfigError(f"cannot reach Milvus at {self.uri}: "
-                                  f"{type(exc).__name__}: {exc}") from None
+                # pymilvus's exceptions print as "<MilvusException: (code=.., message=..)>":
+                # its message alone reads as a sentence.
+                reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                raise ConfigError(f"cannot reach Milvus at {mask_uri(self.uri)}: {reason}"
+                                  ) from None
         return self._client
 
     def _exists(self) -> bool:
@@ -110,7 +114,7 @@ class MilvusVectorStore(VectorStore):
         for field in info.get("fields", []):
             dim = (field.get("params") or {}).get("dim")
             if dim is not None and int(dim) != self.dim:
-                raise ConfigError(f"the Milvus collection {self.collection} at {self.uri} holds "
+                raise ConfigError(f"the Milvus collection {self.collection} at {mask_uri(self.uri)} holds "
                                   f"{dim}-d vectors, this space {self.dim}-d: run "
                                   "`anyfind reindex`")
 
@@ -240,8 +244,6 @@ class MilvusVectorStore(VectorStore):
         return True
 
     def describe(self) -> str:
-        from ..secrets import mask_uri
-
         return f"milvus ({mask_uri(self.uri)})"
 
     def close(self) -> None:
