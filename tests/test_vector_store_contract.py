@@ -187,8 +187,14 @@ def test_an_unreachable_milvus_is_one_line_naming_it_without_its_token(tmp_path,
     with Index.open(tmp_path / "idx", tagger=False, transcriber=None, vector_store=uri) as idx:
         report = idx.add([corpus])
         (error,) = [e["error"] for e in report.errors]
-        assert error.startswith("cannot reach Milvus at milvus://127.0.0.1:1?token=***: ")
+        assert error.startswith("items written, their vectors pending (the next sync catches "
+                                "them up): cannot reach Milvus at milvus://127.0.0.1:1?token=***: ")
         assert "s3cret" not in error and "\n" not in error and "<" not in error
+        # Nothing lost: the items and their vectors are in the metadata store, reported.
+        assert report.added == 6 and report.failed_sources == [report.errors[0]["source"]]
+        assert idx.store.counts()["vectors"]["text"] == idx.store.counts()["chunks"] > 0
+        again = idx.sync()  # still unreachable: nothing to re-read, the vectors still pending
+        assert again.unchanged == 6 and again.added == 0 and again.failed_sources
         with pytest.raises(ConfigError, match=r"cannot reach Milvus at .*token=\*\*\*") as info:
             idx.search("the moon", k=3)
         assert "s3cret" not in str(info.value)
@@ -196,3 +202,31 @@ def test_an_unreachable_milvus_is_one_line_naming_it_without_its_token(tmp_path,
         assert "s3cret" not in (idx.path / "config.json").read_text()
         assert "s3cret" in (idx.path / "secrets.json").read_text()
         assert idx.status()["vector_store"] == "milvus://127.0.0.1:1?token=***"
+
+
+def test_vectors_pending_while_milvus_is_down_are_caught_up_when_it_answers(
+        tmp_path, corpus, milvus_server):  # noqa: F811 (a fixture)
+    """The service is down for the first sync (nothing listens at its address); when it
+    answers, the next sync fills it from the metadata store: nothing re-read, nothing lost,
+    no duplicate."""
+    pytest.importorskip("pymilvus")
+    import json
+
+    from anyfind import Index
+
+    down = "milvus://127.0.0.1:1"
+    with Index.open(tmp_path / "idx", tagger=False, transcriber=None, vector_store=down) as idx:
+        first = idx.add([corpus])
+        assert first.added == 6 and first.failed_sources
+    # The service comes back (here: at the address of the running test server).
+    config = json.loads((tmp_path / "idx" / "config.json").read_text())
+    config["vector_store"] = f"{milvus_server}?prefix=p{uuid.uuid4().hex[:12]}_"
+    (tmp_path / "idx" / "config.json").write_text(json.dumps(config))
+    with Index.open(tmp_path / "idx", create=False) as idx:
+        again = idx.sync()
+        assert again.failed_sources == [] and again.unchanged == 6 and again.added == 0
+        vectors = idx.opened.vectors("text")
+        assert vectors.count() == idx.store.counts()["vectors"]["text"]
+        assert sorted(vectors.ids().tolist()) == sorted(idx.store.vector_ids("text").tolist())
+        assert idx.search("the moon and the tides", k=1)[0].path.endswith("moon.txt")
+        assert idx.check().ok

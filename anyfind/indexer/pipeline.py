@@ -26,7 +26,7 @@ from ..executors import ChunkJob
 from ..store.metadata import ChunkRecord, ItemRecord, NewChild
 from .chunks import make_chunks
 from .planner import plan_sync
-from .report import SyncReport
+from .report import SyncReport, VectorsPending
 
 if TYPE_CHECKING:
     from ..core import OpenIndex
@@ -167,7 +167,13 @@ class Pipeline:
             self._write(source_id, failed_early, report)
         self._process(source_id, connector, todo, report)
         crash_point("sync.written")
-        self.opened.refresh_vectors(save=True)
+        try:
+            self.opened.refresh_vectors(save=True)
+        except Exception as exc:
+            if self.opened.storage_failed(exc):
+                raise
+            report.seconds = time.perf_counter() - started
+            raise VectorsPending(report, exc) from exc
         calibration.refresh(self.opened)  # what scores mean: refitted when the corpus moved
         report.seconds = time.perf_counter() - started
         return report

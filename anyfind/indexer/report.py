@@ -46,3 +46,14 @@ class SyncReport:
         if self.failed_sources:
             text += f"; source(s) failed: {', '.join(self.failed_sources)}"
         return text
+
+
+class VectorsPending(Exception):
+    """A sync wrote its items (metadata and vectors in the store) but could not bring the
+    vector store up to date (a vector service unreachable): nothing is lost, the next
+    sync's catch-up fills it. Carries what the sync did."""
+
+    def __init__(self, report: SyncReport, cause: BaseException):
+        super().__init__(str(cause))
+        self.report = report
+        self.cause = cause

@@ -22,7 +22,7 @@ from ..errors import ConfigError, one_line
 from ..secrets import expand_env, mask_options, mask_uri, redact
 from ..sources import SourceSpec, check_name, infer_kind, load_config, normalise_uri, stored_form
 from .pipeline import Pipeline
-from .report import SyncReport
+from .report import SyncReport, VectorsPending
 
 if TYPE_CHECKING:
     from ..core import OpenIndex
@@ -125,6 +125,17 @@ def sync_source(opened: OpenIndex, row: dict[str, Any], spec: SourceSpec | None,
         log.info("syncing source %s (%s) %s", name, row["kind"], shown)
         report = Pipeline(opened, progress=progress).sync(row["id"], connector, retry_errors)
         opened.store.set_source_state(row["id"], {**connector.sync_state(), "last_error": None})
+        return report
+    except VectorsPending as pending:  # the items are in; their vector store is behind
+        message = redact(f"items written, their vectors pending (the next sync catches "
+                         f"them up): {one_line(pending.cause)}", secrets)
+        log.warning("source %s (%s): %s", name, shown, message)
+        opened.store.set_source_state(row["id"], {**connector.sync_state(),
+                                                  "last_error": message,
+                                                  "failed_at": time.time()})
+        report = pending.report
+        report.failed_sources.append(name)
+        report.errors.append({"source": name, "path": shown, "error": message})
         return report
     except Exception as exc:  # one source failing never stops the others
         if opened.storage_failed(exc):
