@@ -280,6 +280,19 @@ def test_server_answers_as_the_local_path(built, server):
     assert "handbook.docx" in r4["stdout"]
 
 
+def test_the_relevance_floor_and_all_through_a_server(built, server):
+    local = with_index([["search", "lunar orbit receding", "--json"],
+                        ["search", "lunar orbit receding", "--json", "--all"]], built["path"])
+    (l1, l2), _, stderr_local = run_cli(*local)
+    (r1, r2), _, stderr_remote = run_cli(*[[*a, "--server", server] for a in local])
+    assert [r["item_id"] for r in results(r1)] == [r["item_id"] for r in results(l1)]
+    assert [r["item_id"] for r in results(r2)] == [r["item_id"] for r in results(l2)]
+    assert len(results(r2)) > len(results(r1)) >= 1
+    hidden = len(results(l2)) - len(results(l1))
+    line = f"{hidden} weaker matches hidden under the relevance floor (--all shows them)"
+    assert stderr_local.count(line) == stderr_remote.count(line) == 1
+
+
 def test_server_from_env_or_index_config(built, server):
     argv = ["search", "moon tides", "--json", "--index", str(built["path"])]
     (out,), _, _ = run_cli(argv, ANYFIND_SERVER=server)
