@@ -230,3 +230,16 @@ def test_vectors_pending_while_milvus_is_down_are_caught_up_when_it_answers(
         assert sorted(vectors.ids().tolist()) == sorted(idx.store.vector_ids("text").tolist())
         assert idx.search("the moon and the tides", k=1)[0].path.endswith("moon.txt")
         assert idx.check().ok
+
+
+def test_search_consistency_is_session_unless_the_uri_says(tmp_path):
+    from anyfind.errors import ConfigError
+    from anyfind.store.milvus_store import MilvusVectorStore
+
+    def level(uri: str) -> str:
+        return MilvusVectorStore(tmp_path, "text", 4, uri=uri).consistency
+
+    assert level("milvus://127.0.0.1:1") == "Session"
+    assert level("milvus://127.0.0.1:1?consistency=strong&prefix=a_") == "Strong"
+    with pytest.raises(ConfigError, match="consistency is session, strong"):
+        level("milvus://127.0.0.1:1?consistency=sometimes")

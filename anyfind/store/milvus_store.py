@@ -4,10 +4,18 @@ The URI picks the engine: `milvus-lite:///ABS/PATH.db` (Milvus Lite, in this pro
 file), `milvus://HOST:PORT` (a server: standalone or a cluster's proxy), `milvus+https://`
 for TLS; `?prefix=NAME_` names the collections (default `anyfind_`: one index per server
 unless each gets its own prefix), `?token=` authenticates. The same `MilvusClient` API
-serves all three (pymilvus 3 talks to the 2.3 standalone server: tested). Reads are
-`Strong`: a search sees the sync that just committed (with the default consistency a just-deleted id is still
-returned). The store generation the collection reflects is kept as a collection property,
-so a process that opens it later knows whether it must catch up.
+serves all three (pymilvus 3 talks to the 2.3 standalone server: tested).
+
+Consistency: the writer's own reads (what `remove` and `count` check) are `Strong`.
+Searches read `Session` by default (`?consistency=strong` to change it): the process that
+wrote sees its own writes (pymilvus keeps its last write timestamp; a just-deleted id is
+not returned, measured), and a search costs no wait for the server's time tick, which a
+Strong read pays whatever the size (~400 ms on a 2.3 standalone against 14 ms at 100k:
+docs/BENCHMARKS.md). Another process (a serving replica) sees a sync's vectors once the
+server has applied them, normally within a time tick; a vector of a chunk deleted since
+can never surface, because a search keeps only the chunks the metadata store still has.
+The store generation the collection reflects is kept as a collection property, so a
+process that opens it later knows whether it must catch up.
 
 This is the first step of the cluster index: vectors in Milvus, caught up from the
 metadata store like the FAISS files are. What a 10^9-chunk index needs beyond it (an
@@ -70,6 +78,10 @@ class MilvusVectorStore(VectorStore):
         if not prefix.replace("_", "").isalnum():
             raise ConfigError(f"{mask_uri(self.uri)}: a collection prefix is letters, digits and _")
         self.collection = f"{prefix}{space}"
+        self.consistency = params.get("consistency", "session").capitalize()
+        if self.consistency not in ("Session", "Strong", "Bounded", "Eventually"):
+            raise ConfigError(f"{mask_uri(self.uri)}: consistency is session, strong, bounded "
+                              "or eventually")
         self.generation = -1
         self._client: Any = None
 
@@ -161,7 +173,7 @@ class MilvusVectorStore(VectorStore):
         hits = self.client.search(self.collection, data=queries.tolist(),
                                   limit=min(k, MAX_LIMIT), output_fields=["id"],
                                   search_params={"metric_type": "IP"},
-                                  consistency_level="Strong", **kwargs)
+                                  consistency_level=self.consistency, **kwargs)
         width = max((len(h) for h in hits), default=0)
         scores = np.full((len(queries), width), -np.inf, np.float32)
         ids = np.full((len(queries), width), -1, np.int64)
