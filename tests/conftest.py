@@ -62,6 +62,18 @@ DOCX_PARAGRAPHS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def corpus_index(tmp_path_factory):
+    """An index of write_corpus's documents, shared by the tests of one module."""
+    from anyfind import Index
+
+    root = write_corpus(tmp_path_factory.mktemp("corpus"))
+    idx = Index.open(tmp_path_factory.mktemp("idx") / "idx")
+    idx.add([root])
+    yield idx
+    idx.close()
+
+
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     """A folder of real documents: Markdown, text, HTML, code, a 2-page PDF and a DOCX."""

@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from anyfind import Index
 from anyfind.store.vectors import VectorIndex, exact_search, omp_threads
-from tests.conftest import write_corpus
 
 QUERIES = ["chip shortage delaying deliveries", "how long to pull an espresso shot",
            "why does the moon drift away", "paid holiday carried over", "tomato blight"]
@@ -23,12 +21,8 @@ TORCH_THREADS = 3  # not 1, and not what a query asks for
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory):
-    root = write_corpus(tmp_path_factory.mktemp("corpus"))
-    idx = Index.open(tmp_path_factory.mktemp("idx") / "idx")
-    idx.add([root])
-    yield idx
-    idx.close()
+def index(corpus_index):
+    return corpus_index
 
 
 @pytest.fixture

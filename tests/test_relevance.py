@@ -29,12 +29,8 @@ def name(r) -> str:
 
 
 @pytest.fixture(scope="module")
-def docs(tmp_path_factory):
-    root = write_corpus(tmp_path_factory.mktemp("corpus"))
-    idx = Index.open(tmp_path_factory.mktemp("idx") / "idx")
-    idx.add([root])
-    yield idx
-    idx.close()
+def docs(corpus_index):
+    return corpus_index
 
 
 # -- the calibration -------------------------------------------------------------------
