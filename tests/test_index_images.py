@@ -109,7 +109,7 @@ def test_image_models_set_the_decode_size_and_their_prep_runs_in_the_workers(tag
     from anyfind.encoders.imageprep import PreparedImage
     from anyfind.extract.image import DecodeSize, extract_image
     from anyfind.indexer.chunks import make_chunks
-    from anyfind.indexer.pipeline import Prepared
+    from anyfind.indexer.prepare import Prepared
     from anyfind.store.thumbnails import SIZE
 
     opened = tagged.opened

@@ -10,78 +10,31 @@ committed batch with nothing half-written.
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..connectors.base import Blob, Connector, ItemRef, content_hash
+from ..connectors.base import Connector, ItemRef, content_hash
 from ..core import calibration
 from ..crashpoints import crash_point
-from ..errors import ExtractionError, one_line
-from ..executors import ChunkJob
-from ..store.metadata import ChunkRecord, ItemRecord, NewChild
-from .chunks import make_chunks
+from ..errors import one_line
+from ..store.metadata import ItemRecord, NewChild
+from .encode import encode_items
 from .planner import plan_sync
+from .prepare import Prepared, Preparer
 from .report import SyncReport, VectorsPending
 
 if TYPE_CHECKING:
     from ..core import OpenIndex
 
-LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 BATCH_CHUNKS = 256  # chunks per write transaction; at most this many decoded images held
 EMBED_WINDOW = 2048  # text chunks embedded together, sorted by length (less padding)
 IMAGE_WINDOW = 32  # images per window: one model batch, so decoding overlaps the forward
 MIN_IMAGE_WINDOW = 4  # ... or fewer, down to this, when the model would wait for decodes
 CHECKPOINT_SECONDS = 60.0  # default: save vector files this often during a long sync
-MAX_DEPTH = 3  # an attachment of an e-mail attached to an e-mail attached to ... an e-mail
-ATTACHMENT = "#attachment/"  # a child's URI: <parent uri>#attachment/<n>/<name>
-CHILD_PATH = " › "  # a child's path: <parent path> › <name>
 _DONE = object()
-
-
-@dataclass
-class Prepared:
-    """One item after extraction and chunking, before embedding."""
-
-    ref: ItemRef
-    replace_id: int | None
-    content_hash: str | None
-    media_type: str | None = None
-    modality: str | None = None
-    title: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    chunks: list[ChunkRecord] = field(default_factory=list)
-    images: dict[int, Any] = field(default_factory=dict)  # chunk ordinal -> PreparedImage
-    error: str | None = None
-    status: str = "ok"  # ok | error | skipped
-    reused: bool = False  # chunks and vectors taken from an indexed item with this content
-    children: list[Prepared] = field(default_factory=list)  # items found inside this one
-
-    def tree(self) -> list[Prepared]:
-        """This item and every item below it."""
-        out = [self]
-        for child in self.children:
-            out += child.tree()
-        return out
-
-
-def child_ref(parent: ItemRef, n: int, name: str, size: int, digest: str,
-              media_type: str | None = None) -> ItemRef:
-    """The identity of the n-th item (1-based) inside `parent`."""
-    return ItemRef(uri=f"{parent.uri}{ATTACHMENT}{n}/{name}",
-                   path=f"{parent.path}{CHILD_PATH}{name}", size=size, mtime=parent.mtime,
-                   fingerprint=digest, media_type=media_type,
-                   metadata={"attachment": {"index": n, "name": name}})
-
-
-
-def _is_binary_type(media_type: str) -> bool:
-    return media_type.startswith(("image/", "audio/", "video/")) or media_type in (
-        "application/pdf", "application/zip") or media_type.startswith("application/vnd.")
 
 
 class Pipeline:
@@ -98,6 +51,7 @@ class Pipeline:
                                 getattr(opened.config, "embed_window", EMBED_WINDOW))
         self.image_window = max(1, min(self.batch_chunks, IMAGE_WINDOW))
         self.workers = max(1, min(4, os.cpu_count() or 1))
+        self.preparer = Preparer(opened, store=self.store)
 
     # -- planning ------------------------------------------------------------------------
     def sync(self, source_id: int, connector: Connector, retry_errors: bool = False) -> SyncReport:
@@ -197,93 +151,7 @@ class Pipeline:
 
     # -- extraction (producer thread) ----------------------------------------------------
     def _prepare(self, connector: Connector, ref: ItemRef, replace_id, digest) -> Prepared:
-        item = Prepared(ref, replace_id, digest)
-        try:
-            self._check_size(ref.size)
-            self._extract_into(item, connector.open(ref), depth=0)
-        except Exception as exc:  # every failure is this item's, never the run's
-            item.status = "error"
-            item.error = one_line(exc)
-            item.chunks, item.children = [], []
-        return item
-
-    def _check_size(self, size: int | None, what: str = "file") -> None:
-        limit = self.opened.config.max_file_bytes
-        if size is not None and size > limit:
-            raise ExtractionError(f"{what} too large ({size} bytes > cap of {limit})")
-        if size == 0:
-            raise ExtractionError(f"empty {what}")
-
-    def _extract_into(self, item: Prepared, blob, depth: int) -> None:
-        """The one extraction path of every item, a file or an attachment: sniff, check
-        the type against the name, extract, chunk; then the items found inside it."""
-        from ..extract import extract
-        from ..extract.sniff import modality_of, sniff_blob
-
-        item.media_type = sniff_blob(blob)
-        item.modality = modality_of(item.media_type)
-        claimed = mimetypes.guess_type(item.ref.path)[0]
-        if claimed and _is_binary_type(claimed) and item.media_type.startswith("text/"):
-            if blob.read(len(LFS_POINTER)) == LFS_POINTER:
-                item.meta["lfs_pointer"] = True  # the object is not fetched: index the pointer
-            else:  # a text file named .jpg/.mp3/.pdf is a mistake worth reporting
-                raise ExtractionError(f"content is text, not {claimed}")
-        if item.modality is None:
-            if claimed and modality_of(claimed):
-                # named like a document, but its bytes are not one
-                raise ExtractionError(f"content is not {claimed} (binary or corrupt data)")
-            item.status, item.error = "skipped", f"unsupported format ({item.media_type})"
-            return
-        if not self.opened.handles(item.modality):
-            item.status = "skipped"
-            item.error = f"{item.media_type} is not indexed ({self.opened.why_not(item.modality)})"
-            return
-        extracted = extract(blob, item.media_type, self.opened.extract_context())
-        item.modality = extracted.modality
-        item.title = extracted.title
-        item.meta.update(extracted.metadata)
-        make_chunks(self.opened, extracted, item)
-        if extracted.children and depth >= MAX_DEPTH:
-            item.meta["children_not_indexed"] = f"nested more than {MAX_DEPTH} levels deep"
-        elif extracted.children:
-            item.children = [self._prepare_child(item, n, child, depth + 1)
-                             for n, child in enumerate(extracted.children, start=1)]
-
-    def _reuse(self, item: Prepared) -> bool:
-        """An attachment whose content is indexed already (the same file elsewhere, or the
-        unchanged attachment of an edited e-mail): its chunks and vectors, no model."""
-        twin = self.store.reusable(item.content_hash) if item.content_hash else None
-        if twin is None or not twin["chunks"]:
-            return False
-        spaces = set(self.opened.spaces)
-        if any(c.modality == "image" and not (c.text and spaces <= set(c.vectors or {}))
-               for c in twin["chunks"]):
-            return False  # an image's pixels would be needed: extract it as usual
-        item.modality, item.media_type, item.title = (twin["modality"], twin["media_type"],
-                                                      twin["title"])
-        item.meta.update({k: v for k, v in twin["meta"].items() if k != "attachment"})
-        item.chunks, item.reused = twin["chunks"], True
-        return True
-
-    def _prepare_child(self, parent: Prepared, n: int, child, depth: int) -> Prepared:
-        """An attachment as an item of its own: same extraction path as a file; whatever
-        goes wrong is recorded on it, never on its parent."""
-        from ..extract.sniff import canonical
-
-        digest = content_hash(Blob.from_bytes(child.data))
-        ref = child_ref(parent.ref, n, child.name, len(child.data), digest, child.media_type)
-        item = Prepared(ref, None, digest)
-        item.media_type = canonical(child.media_type) if child.media_type else None
-        try:
-            self._check_size(ref.size, "attachment")
-            if self._reuse(item):
-                return item
-            self._extract_into(item, Blob.from_bytes(child.data, path=child.name), depth)
-        except Exception as exc:
-            item.status = "error"
-            item.error = one_line(exc)
-            item.chunks, item.children = [], []
-        return item
+        return self.preparer.prepare(None, ref, replace_id, digest, lambda: connector.open(ref))
 
     def _producer(self, connector, todo, out: queue.Queue, stop: threading.Event) -> None:
         """Prepare items on a few threads (decoders and parsers release the GIL), in order."""
@@ -395,21 +263,10 @@ class Pipeline:
 
     def _encode(self, items: list[Prepared], progress) -> None:
         """Tags for new images, then every chunk's vectors, from the executor."""
-        pairs = [(item, chunk) for item in items for chunk in item.chunks
-                 if chunk.modality == "image" and not chunk.text and chunk.ordinal in item.images]
-        if pairs and self.executor.tags_images:
-            found = self.executor.tag([item.images[c.ordinal] for item, c in pairs])
-            for (item, chunk), tags in zip(pairs, found, strict=True):
-                item.meta["tags"] = [{"label": label, "prob": prob} for label, prob in tags]
-                chunk.text = ", ".join(label for label, _ in tags)
-        chunks = [(item, chunk) for item in items for chunk in item.chunks]
-        jobs = [ChunkJob(chunk.modality, chunk.text, item.images.get(chunk.ordinal),
-                         item.meta.get("tags"), frozenset(chunk.vectors or {}))
-                for item, chunk in chunks]
-        for (_, chunk), vectors in zip(chunks, self.executor.encode(jobs, progress),
-                                       strict=True):
-            if vectors:
-                chunk.vectors = {**(chunk.vectors or {}), **vectors}
+        encode_items(items, self.executor, progress)
+        self._ensure_spaces()
+
+    def _ensure_spaces(self) -> None:
         for name, space in self.opened.spaces.items():
             if space.config.dim:
                 self.store.ensure_space(name, space.config.dim)

@@ -301,7 +301,7 @@ def test_corrupt_attachment_is_an_error_on_the_child_only(index, tmp_path):
 
 
 def test_nesting_stops_at_the_depth_limit(index, tmp_path):
-    from anyfind.indexer.pipeline import MAX_DEPTH
+    from anyfind.indexer.prepare import MAX_DEPTH
 
     msg = EmailMessage()
     msg["Subject"] = "level 5"
