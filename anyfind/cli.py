@@ -66,6 +66,40 @@ def cli() -> None:
     """anyfind: index folders, repositories and databases; search text, images and speech."""
 
 
+def executor_options(f):
+    """--executor and its Ray settings (`index`, `sync`)."""
+    for option in reversed([
+        click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+                     envvar="ANYFIND_EXECUTOR",
+                     help="What reads and encodes the items: this process (local, the "
+                          "default) or a Ray cluster. Env: ANYFIND_EXECUTOR."),
+        click.option("--ray-address", default=None, envvar="ANYFIND_RAY_ADDRESS",
+                     metavar="auto|HOST:PORT|ray://HOST:10001",
+                     help="The Ray cluster (implies --executor ray); none: a local Ray for "
+                          "the run. Env: ANYFIND_RAY_ADDRESS."),
+        click.option("--ray-actors", type=click.IntRange(1), default=None, metavar="N",
+                     help="Actors per model (default: one per GPU, or 1 without GPUs)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _executor_choice(executor: str | None, address: str | None, actors: int | None):
+    """(kind, options) the command line asks for, or None: the index's own choice."""
+    if address or actors:
+        if executor == "local":
+            raise click.UsageError("--ray-address/--ray-actors need --executor ray")
+        executor = "ray"
+    if executor is None:
+        return None
+    options: dict[str, Any] = {}
+    if address:
+        options["address"] = address
+    if actors:
+        options["actors"] = actors
+    return executor, options
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @index_option
@@ -92,11 +126,12 @@ def cli() -> None:
 @click.option("--onnx-int8/--no-onnx-int8", "onnx_int8", default=None, envvar="ANYFIND_ONNX_INT8",
               help="Encode documents with the int8-quantised ONNX text model (faster on CPU, "
                    "slightly less exact); kept in the index config. Env: ANYFIND_ONNX_INT8.")
+@executor_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 def index(paths, index_name, include, exclude, hidden, text_model, store_url, vector_store,
           whisper_model, no_audio, no_tags, clip, clip_model, clip_weights, clip_config, onnx_int8,
-          quiet, as_json) -> None:
+          executor, ray_address, ray_actors, quiet, as_json) -> None:
     """Index files and folders (re-running syncs only what changed)."""
     from .config import default_transcriber
 
@@ -107,12 +142,17 @@ def index(paths, index_name, include, exclude, hidden, text_model, store_url, ve
         settings["tagger"] = False
     if vector_store:
         settings["vector_store"] = vector_store
+    choice = _executor_choice(executor, ray_address, ray_actors)
+    if choice:  # a new index keeps it in its config; an existing one runs on it this time
+        settings["executor"], settings["executor_options"] = choice
     if clip_weights and not Path(clip_weights).expanduser().exists():
         settings["clip_pretrained"] = clip_weights  # a hub tag, not a file
         clip_weights = None
     with _open(index_name, create=True, text_model=text_model, store_url=store_url, clip=clip,
                clip_model=clip_model, clip_weights=clip_weights, clip_config=clip_config,
                onnx_int8=onnx_int8, **settings) as idx:
+        if choice:
+            idx.use_executor(choice[0], **choice[1])
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
                          progress=_progress_wanted(quiet))
         _auto_export(idx)
@@ -609,13 +649,18 @@ def sources_remove(name, index_name, config_file) -> None:
 @index_option
 @config_option
 @click.option("--retry-errors", is_flag=True, help="Also retry items that failed before.")
+@executor_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def sync(names, index_name, config_file, retry_errors, quiet, as_json) -> None:
+def sync(names, index_name, config_file, retry_errors, executor, ray_address, ray_actors, quiet,
+         as_json) -> None:
     """Re-sync sources incrementally (all of them, or the NAMES given).
 
     Exits with status 1 when a source could not be synced (the others still are)."""
+    choice = _executor_choice(executor, ray_address, ray_actors)
     with _open(index_name, create=bool(config_file)) as idx:
+        if choice:
+            idx.use_executor(choice[0], **choice[1])
         if config_file:
             idx.use_config(config_file)
         report = idx.sync(list(names) or None, progress=_progress_wanted(quiet),

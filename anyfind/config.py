@@ -80,6 +80,7 @@ class IndexConfig:
     onnx_int8: bool = False  # documents through the int8 ONNX text model (see encoders/export)
     vector_store: str = "faiss"  # the backend of every space's vectors (store/vector_store.py)
     executor: str = "local"  # what runs the models of indexing (executors/)
+    executor_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"address": ...}
     schema_version: int = SCHEMA_VERSION
     created_at: float = field(default_factory=time.time)
     anyfind_version: str = ""

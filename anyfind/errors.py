@@ -52,6 +52,11 @@ class QueryError(AnyfindError):
     """A query or filter expression is invalid."""
 
 
+class ExecutorError(AnyfindError):
+    """The encoding executor could not run (a Ray cluster unreachable, refused or failed).
+    What earlier batches committed stays; the next run resumes."""
+
+
 class StorageError(AnyfindError):
     """The index could not be written (disk full, read-only, no permission). What was
     committed before stays; the index remains usable for searching."""

@@ -178,6 +178,12 @@ class Index:
         """Also read sources from this TOML file (beside <index>/anyfind.toml)."""
         _sync().use_config(self.opened, path)
 
+    def use_executor(self, kind: str, **options: Any) -> None:
+        """Run this process's syncs on another encoding executor: "local" (this process)
+        or "ray" (options: address="auto" | "HOST:PORT" | "ray://HOST:10001", actors=N,
+        actor_cpus, actor_gpus); config.json keeps its own choice."""
+        self.opened.use_executor(kind, **options)
+
     def sync(self, sources: Sequence[str] | None = None, *, progress: bool = False,
              retry_errors: bool = False) -> SyncReport:
         """Re-sync sources (all by default) incrementally. Sources declared in config files

@@ -44,6 +44,7 @@ class ArchiveConnector(Connector):
     storage_options (for a remote archive), timeout."""
 
     kind = "archive"
+    worker_reads = "local"
     option_names = frozenset({"include", "exclude", "max_ratio", "max_member_bytes",
                               "max_total_bytes", "max_members", "storage_options", "timeout"})
 

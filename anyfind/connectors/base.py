@@ -105,6 +105,10 @@ class Connector(ABC):
     """
 
     kind: str = ""
+    #: where a copy of this connector (pickled to a distributed executor's worker) can
+    #: open items: "local" on this machine (its files), "anywhere" (a network service),
+    #: "driver" only in this process (the bytes are shipped to the workers)
+    worker_reads: str = "driver"
     #: option names this connector understands (None: not checked)
     option_names: frozenset[str] | None = None
 

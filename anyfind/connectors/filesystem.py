@@ -39,6 +39,7 @@ class FilesystemConnector(Connector):
     secrets, models, state) is never scanned."""
 
     kind = "filesystem"
+    worker_reads = "local"
     option_names = frozenset({"include", "exclude", "hidden", "ignore_files", "follow_symlinks"})
 
     def __init__(self, uri: str, **options: Any):

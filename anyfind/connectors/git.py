@@ -34,6 +34,7 @@ class GitConnector(Connector):
     1000), timeout (seconds for clone/fetch, default 300), retries (default 2)."""
 
     kind = "git"
+    worker_reads = "local"
     option_names = frozenset({"ref", "include", "exclude", "commits", "max_commits", "timeout",
                               "retries"})
 

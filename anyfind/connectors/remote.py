@@ -105,6 +105,7 @@ class ObjectStoreConnector(Connector):
     secret in storage_options, written as ${ENV} references."""
 
     kind = "objectstore"
+    worker_reads = "anywhere"
     option_names = frozenset({"include", "exclude", "endpoint_url", "region", "anon",
                               "storage_options", "timeout", "retries"})
 

@@ -41,6 +41,7 @@ class WebConnector(Connector):
     request, default 30), retries (tries per request, default 3)."""
 
     kind = "web"
+    worker_reads = "local"  # pages fetched by the crawl are cached in its workdir
     option_names = frozenset({"sitemap", "same_host", "include", "exclude", "max_pages",
                               "timeout", "retries"})
 

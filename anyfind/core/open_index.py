@@ -67,6 +67,7 @@ class OpenIndex:
         self._transcriber: Any = None
         self._image_inputs = None
         self._executor: EncodingExecutor | None = None
+        self._executor_choice: tuple[str, dict[str, Any]] | None = None
         self.tag_vectors = TagVectors()
         self.config_files: list[Path] = []  # more TOML files declaring sources
         # Searches may map vector files instead of reading them (store/vectors.py).
@@ -317,14 +318,34 @@ class OpenIndex:
 
     @property
     def executor(self) -> EncodingExecutor:
-        """What runs the models of indexing (config key `executor`, default local)."""
+        """What runs the models of indexing: `use_executor`'s choice for this process, or
+        the config's (key `executor`, default local, with `executor_options`)."""
         if self._executor is None:
             from ..executors import make_executor
 
-            self._executor = make_executor(self.config.executor, spaces=self.spaces,
-                                           tagger=lambda: self.tagger,
-                                           tag_vectors=self.tag_vectors)
+            kind, options = self.executor_choice
+            self._executor = make_executor(kind, spaces=self.spaces, tagger=lambda: self.tagger,
+                                           tag_vectors=self.tag_vectors, **options)
         return self._executor
+
+    @property
+    def executor_choice(self) -> tuple[str, dict[str, Any]]:
+        if self._executor_choice is not None:
+            return self._executor_choice
+        return self.config.executor, dict(self.config.executor_options or {})
+
+    def use_executor(self, kind: str, **options: Any) -> None:
+        """Another executor for this process's syncs (`--executor`); config.json keeps
+        its own. Options left out keep the config's when the kind is the same."""
+        from ..executors import executors
+
+        executors.get(kind)  # an unknown name fails here, before any work
+        if kind == self.config.executor:
+            options = {**(self.config.executor_options or {}), **options}
+        if self._executor is not None:
+            self._executor.close()
+        self._executor_choice = (kind, options)
+        self._executor = None
 
     @property
     def image_inputs(self):

@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..registry import Registry
-from .base import ChunkJob, EncodingExecutor
+from .base import ChunkJob, EncodingExecutor, Stage
 
 executors: Registry[Any] = Registry("executor", "anyfind.executors")
 executors.register("local", "anyfind.executors.local:LocalExecutor")
+executors.register("ray", "anyfind.executors.ray_cluster:RayExecutor")
 
-__all__ = ["ChunkJob", "EncodingExecutor", "executors", "make_executor"]
+__all__ = ["ChunkJob", "EncodingExecutor", "Stage", "executors", "make_executor"]
 
 
 def make_executor(kind: str, **resources: Any) -> EncodingExecutor:

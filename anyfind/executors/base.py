@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +23,35 @@ class ChunkJob:
     have: frozenset[str] = frozenset()  # spaces that hold its vector already
 
 
+@dataclass
+class Stage:
+    """One step of a distributed item pipeline, given by the layer above as picklable
+    callables: `make()` runs once per worker (loads what the step needs: a view of the
+    index, a model) and returns the batch function, rows (bytes) in, rows out, same count.
+    """
+
+    name: str
+    make: Callable[[], Callable[[list[bytes]], list[bytes]]]
+    model: bool = False  # holds a model: a pool of stateful actors; else stateless tasks
+    gpu: bool = False  # runs on a GPU where the cluster has one
+
+
 class EncodingExecutor(ABC):
-    """Runs the models of indexing. Implementations: local (this process); Ray next."""
+    """Runs the models of indexing. Implementations: local (this process), ray (a Ray
+    cluster: the items themselves are read and encoded on its workers)."""
 
     name = ""
     workers = 1  # encoding workers (reported in a sync's summary)
+    distributed = False  # True: the pipeline hands over whole items (run_items)
+
+    def run_items(self, rows: Sequence[bytes], stages: Sequence[Stage]) -> Iterator[bytes]:
+        """Each row through every stage, on the executor's workers; the rows that come out,
+        as they come (in no particular order). Only where `distributed`."""
+        raise NotImplementedError(f"the {self.name} executor runs in this process")
+
+    def shares_files(self) -> bool:
+        """Whether its workers see this machine's files (all of them run on it)."""
+        return True
 
     @property
     @abstractmethod

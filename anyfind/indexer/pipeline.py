@@ -177,6 +177,11 @@ class Pipeline:
     # -- embedding and writing (main thread) ---------------------------------------------
     def _process(self, source_id: int, connector: Connector, todo, report: SyncReport) -> None:
         if not todo:
+            return  # nothing to read: a distributed executor is not even contacted
+        if self.executor.distributed:
+            from .distributed import process_distributed
+
+            process_distributed(self, source_id, connector, todo, report)
             return
         from tqdm import tqdm
 

@@ -20,6 +20,9 @@ class SyncReport:
     seconds: float = 0.0
     errors: list[dict[str, str]] = field(default_factory=list)
     failed_sources: list[str] = field(default_factory=list)  # sources that could not sync
+    executor: str = ""  # what ran the models, when not this process (e.g. ray)
+    workers: int = 0  # its model workers (actors)
+    nodes: int = 0  # the machines of its cluster
 
     def merge(self, other: SyncReport) -> None:
         for name in ("added", "updated", "unchanged", "removed", "renamed", "copied",
@@ -27,6 +30,8 @@ class SyncReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
         self.failed_sources.extend(other.failed_sources)
+        self.executor = self.executor or other.executor
+        self.workers, self.nodes = max(self.workers, other.workers), max(self.nodes, other.nodes)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +48,9 @@ class SyncReport:
         if self.attachments:
             parts.append(f"{self.attachments} attachments")
         text = ", ".join(parts) + f" ({self.chunks} chunks embedded in {self.seconds:.1f}s)"
+        if self.executor:
+            nodes = f" on {self.nodes} node{'s' * (self.nodes != 1)}" if self.nodes else ""
+            text += f"; encoded by {self.executor}: {self.workers} workers{nodes}"
         if self.failed_sources:
             text += f"; source(s) failed: {', '.join(self.failed_sources)}"
         return text

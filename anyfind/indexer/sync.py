@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import default_text_space
 from ..connectors.filesystem import display_path
-from ..errors import ConfigError, one_line
+from ..errors import ConfigError, ExecutorError, one_line
 from ..secrets import expand_env, mask_options, mask_uri, redact
 from ..sources import SourceSpec, check_name, infer_kind, load_config, normalise_uri, stored_form
 from .pipeline import Pipeline
@@ -138,8 +138,8 @@ def sync_source(opened: OpenIndex, row: dict[str, Any], spec: SourceSpec | None,
         report.errors.append({"source": name, "path": shown, "error": message})
         return report
     except Exception as exc:  # one source failing never stops the others
-        if opened.storage_failed(exc):
-            raise  # the index itself cannot be written: no later source could be
+        if opened.storage_failed(exc) or isinstance(exc, ExecutorError):
+            raise  # the index cannot be written, or nothing can encode: no later source could
         message = redact(one_line(exc), secrets)
         log.warning("source %s (%s) failed: %s", name, shown, message)
         state = {**(row.get("state") or {}), "last_error": message, "failed_at": time.time()}

@@ -25,9 +25,16 @@ class Thumbnails:
             return
         from ..extract.image import make_thumbnail
 
+        self.write_bytes(content_hash, make_thumbnail(image, SIZE))
+
+    def write_bytes(self, content_hash: str, jpeg: bytes) -> None:
+        """A thumbnail made elsewhere (a distributed executor's worker)."""
+        target = self.path(content_hash)
+        if target.exists():
+            return
         with contextlib.suppress(OSError):  # a thumbnail is a convenience, never an error
             target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, make_thumbnail(image, SIZE))
+            atomic_write_bytes(target, jpeg)
 
     def get(self, content_hash: str | None) -> Path | None:
         if not content_hash:

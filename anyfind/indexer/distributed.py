@@ -1,0 +1,328 @@
+"""Items read and encoded on a distributed executor's workers (Ray), written here.
+
+The sync plan stays on this machine (the driver); what it decides to read goes out as
+rows, one per item, through the executor's stages:
+
+    read        CPU tasks: open, sniff, extract, chunk (prepare.py: the local code);
+                audio waits for the transcribe stage when the index transcribes
+    transcribe  actors holding Whisper: the deferred recordings
+    tag         actors holding the image tagger: new images' tags
+    <space>     one pool of actors per embedding space, holding its encoder
+
+and comes back, item by item, to ONE writer here, which commits it in batches exactly
+as the local pipeline does (a SQLite index has one writer; a batch is one transaction).
+A retried task or actor (Ray) yields its rows once; a row that came twice would be
+skipped by its number. A driver killed mid-run loses only the uncommitted batch: the
+next run's plan reads the rest again. Workers open the items themselves where they can
+(a shared machine, a network source); otherwise this process ships the bytes, in
+segments of bounded size.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import mimetypes
+import pickle
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import IndexConfig
+from ..connectors.base import Blob, ItemRef
+from ..core import OpenIndex
+from ..crashpoints import crash_point
+from ..errors import one_line
+from ..executors import Stage
+from ..executors.local import LocalExecutor
+from .encode import embed_chunks, tag_images
+from .prepare import Prepared, Preparer
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+    from .report import SyncReport
+
+SHIP_SEGMENT_BYTES = 256 << 20  # bytes shipped by the driver per executor run, at most
+
+
+@dataclass
+class Task:
+    """One item to read: its number in this run, identity and (when shipped) bytes."""
+
+    n: int
+    ref: ItemRef
+    replace_id: int | None
+    digest: str | None
+    data: bytes | None = None  # shipped by the driver; None: the worker opens it
+    error: str | None = None  # the driver could not read it
+
+
+@dataclass
+class Done:
+    """One item back from the workers."""
+
+    n: int
+    item: Prepared
+    thumbnails: dict[str, bytes] = field(default_factory=dict)
+    task: Task | None = None  # kept while the item waits for a transcriber
+
+
+@dataclass
+class WorkerSpec:
+    """What a worker needs to build its view of the index: no store, no lock."""
+
+    key: str
+    config: IndexConfig
+    path: str | None  # the index folder, when the workers share this machine's files
+    device: str | None
+    decode_size: Any  # extract.image.DecodeSize the local pipeline would decode at
+
+
+class _FixedImageInputs:
+    """Workers decode images at the size the index's models need (resolved once, by the
+    driver) and leave the per-model preprocessing to the actors holding the models."""
+
+    def __init__(self, decode_size: Any):
+        self._size = decode_size
+
+    def decode_size(self):
+        return self._size
+
+    def prepare(self, image: Any):
+        from ..encoders.imageprep import PreparedImage
+
+        return PreparedImage.of(image, [])
+
+
+class _CollectedThumbnails:
+    """Thumbnails made on a worker, carried back with their item and written here."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, bytes] = {}
+
+    def write(self, content_hash: str, image: Any) -> None:
+        from ..extract.image import make_thumbnail
+        from ..store.thumbnails import SIZE
+
+        try:
+            self.made[content_hash] = make_thumbnail(image, SIZE)
+        except Exception:  # noqa: BLE001 - a thumbnail is a convenience, never an error
+            pass
+
+    def take(self) -> dict[str, bytes]:
+        made, self.made = self.made, {}
+        return made
+
+
+class WorkerIndex(OpenIndex):
+    """An index's models and extraction settings, on a worker."""
+
+    def __init__(self, spec: WorkerSpec):
+        path = Path(spec.path) if spec.path else Path(tempfile.mkdtemp(prefix="anyfind-worker-"))
+        super().__init__(path, spec.config, spec.device)
+        self._fixed_inputs = _FixedImageInputs(spec.decode_size)
+        self.collected = _CollectedThumbnails()
+
+    @property
+    def image_inputs(self):
+        return self._fixed_inputs
+
+    @property
+    def thumbnails(self):
+        return self.collected
+
+
+_views: dict[str, WorkerIndex] = {}  # per worker process: one view per run
+
+
+def _view(spec: WorkerSpec) -> WorkerIndex:
+    view = _views.get(spec.key)
+    if view is None:
+        while len(_views) >= 4:
+            _views.pop(next(iter(_views)))
+        view = _views[spec.key] = WorkerIndex(spec)
+    return view
+
+
+def _read(preparer: Preparer, connector: Any, task: Task, view: WorkerIndex) -> Done:
+    def opener():
+        if task.error is not None:
+            raise OSError(task.error)
+        return connector.open(task.ref)
+
+    data = task.data
+    blob = Blob(task.ref, lambda: io.BytesIO(data)) if data is not None else None
+    item = preparer.prepare(blob, task.ref, task.replace_id, task.digest, opener)
+    return Done(task.n, item, view.collected.take(), task if item.deferred else None)
+
+
+# -- the stages (built on the workers; their arguments travel pickled) --------------------
+def read_stage(spec: WorkerSpec, connector_blob: bytes | None, defer_audio: bool):
+    view = _view(spec)
+    connector = pickle.loads(connector_blob) if connector_blob is not None else None
+    preparer = Preparer(view, store=None, defer_audio=defer_audio)
+
+    def run(rows: list[bytes]) -> list[bytes]:
+        return [pickle.dumps(_read(preparer, connector, pickle.loads(r), view)) for r in rows]
+
+    return run
+
+
+def transcribe_stage(spec: WorkerSpec, connector_blob: bytes | None):
+    view = _view(spec)
+    connector = pickle.loads(connector_blob) if connector_blob is not None else None
+    preparer = Preparer(view, store=None)
+    _ = view.transcriber  # the model loads now, not in the middle of the first batch
+
+    def run(rows: list[bytes]) -> list[bytes]:
+        out = []
+        for row in rows:
+            done: Done = pickle.loads(row)
+            if done.task is not None:
+                crash_point("ray.transcribe")
+                row = pickle.dumps(_read(preparer, connector, done.task, view))
+            out.append(row)
+        return out
+
+    return run
+
+
+def tag_stage(spec: WorkerSpec):
+    view = _view(spec)
+    executor = LocalExecutor(spaces={}, tagger=lambda: view.tagger, tag_vectors=view.tag_vectors)
+
+    def run(rows: list[bytes]) -> list[bytes]:
+        done = [pickle.loads(r) for r in rows]
+        tag_images([i for d in done for i in d.item.tree()], executor)
+        return [pickle.dumps(d) for d in done]
+
+    return run
+
+
+def space_stage(spec: WorkerSpec, name: str, last: bool):
+    view = _view(spec)
+    space = view.spaces[name]
+    executor = LocalExecutor(spaces={name: space}, tagger=lambda: None,
+                             tag_vectors=view.tag_vectors)
+
+    def run(rows: list[bytes]) -> list[bytes]:
+        crash_point("ray.encode")
+        done = [pickle.loads(r) for r in rows]
+        items = [i for d in done for i in d.item.tree()]
+        embed_chunks(items, executor)
+        if last:  # the pixels have served every model: they need not travel back
+            for i in items:
+                i.images = {}
+        return [pickle.dumps(d) for d in done]
+
+    return run
+
+
+def stages_for(opened: OpenIndex, spec: WorkerSpec, connector_blob: bytes | None) -> list[Stage]:
+    audio = opened.config.transcriber is not None
+    stages = [Stage("read", functools.partial(read_stage, spec, connector_blob, audio))]
+    if audio:
+        stages.append(Stage("transcribe", functools.partial(transcribe_stage, spec,
+                                                            connector_blob), model=True, gpu=True))
+    if opened.config.tagger:
+        stages.append(Stage("tag", functools.partial(tag_stage, spec), model=True, gpu=True))
+    names = list(opened.spaces)
+    for name in names:
+        stages.append(Stage(f"encode:{name}",
+                            functools.partial(space_stage, spec, name, name == names[-1]),
+                            model=True, gpu=True))
+    return stages
+
+
+# -- the driver ---------------------------------------------------------------------------
+def _may_hold_images(todo) -> bool:
+    return any(not (mimetypes.guess_type(ref.path)[0] or "").startswith("text/")
+               for ref, *_ in todo)
+
+
+def _connector_blob(connector: Any, shares_files: bool) -> bytes | None:
+    """The connector pickled for the workers, or None: this process ships the bytes."""
+    where = getattr(connector, "worker_reads", "driver")
+    if where == "driver" or (where == "local" and not shares_files):
+        return None
+    try:
+        return pickle.dumps(connector)
+    except Exception:  # noqa: BLE001 - an unpicklable connector: its bytes travel instead
+        return None
+
+
+def _segments(connector, todo, ship: bool):
+    """Tasks in runs: all at once when the workers open the items, else by shipped bytes."""
+    tasks: list[Task] = []
+    size = 0
+    for n, (ref, replace_id, digest, _) in enumerate(todo):
+        task = Task(n, ref, replace_id, digest)
+        if ship:
+            try:
+                task.data = connector.open(ref).read()
+                size += len(task.data)
+            except Exception as exc:  # noqa: BLE001 - this item's error, read on a worker
+                task.error = one_line(exc)
+        tasks.append(task)
+        if ship and size >= SHIP_SEGMENT_BYTES:
+            yield tasks
+            tasks, size = [], 0
+    if tasks:
+        yield tasks
+
+
+def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
+                        report: SyncReport) -> None:
+    from tqdm import tqdm
+
+    opened = pipeline.opened
+    executor = opened.executor
+    shares = executor.shares_files()
+    blob = _connector_blob(connector, shares)
+    decode = (opened.image_inputs.decode_size()
+              if opened.handles("image") and _may_hold_images(todo) else None)
+    spec = WorkerSpec(uuid.uuid4().hex, opened.config, str(opened.path) if shares else None,
+                      opened.device, decode)
+    stages = stages_for(opened, spec, blob)
+    report.executor = executor.name
+    bar = tqdm(total=len(todo), unit="item", desc="indexing", disable=not pipeline.progress,
+               dynamic_ncols=True, leave=False)
+    thumbnails = opened.thumbnails
+    every = getattr(opened.config, "checkpoint_seconds", 60.0)
+    last_checkpoint = time.monotonic()
+    seen: set[int] = set()
+    pipeline._ensure_spaces()
+    try:
+        for segment in _segments(connector, todo, ship=blob is None and not shares):
+            group: list[Prepared] = []
+            size = 0
+            for row in executor.run_items([pickle.dumps(t) for t in segment], stages):
+                done: Done = pickle.loads(row)
+                if done.n in seen:
+                    continue
+                seen.add(done.n)
+                report.workers, report.nodes = executor.workers, executor.nodes
+                for digest, jpeg in done.thumbnails.items():
+                    thumbnails.write_bytes(digest, jpeg)
+                if done.item.deferred:  # no transcriber stage ran: never expected
+                    done.item.status, done.item.error = "error", "audio was not transcribed"
+                    done.item.chunks, done.item.children = [], []
+                group.append(done.item)
+                size += sum(len(i.chunks) for i in done.item.tree())
+                if size >= pipeline.batch_chunks:
+                    pipeline._write(source_id, group, report)
+                    bar.update(len(group))
+                    bar.set_postfix(chunks=report.chunks, failed=report.failed,
+                                    workers=executor.workers, refresh=False)
+                    group, size = [], 0
+                if time.monotonic() - last_checkpoint >= every:
+                    opened.refresh_vectors(save=True, checkpoint=True)
+                    last_checkpoint = time.monotonic()
+            if group:
+                pipeline._write(source_id, group, report)
+                bar.update(len(group))
+    finally:
+        bar.close()
