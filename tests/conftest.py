@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from makers import make_docx, make_pdf
+from ray_fixtures import ray_cluster, ray_driver  # noqa: F401 (fixtures for every module)
 
 # Nothing may reach a model hub from the tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

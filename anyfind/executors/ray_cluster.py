@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from .base import ChunkJob, EncodingExecutor, Progress, Stage
 from .local import LocalExecutor
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ONE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray keeps loopback addresses
 # What the workers need to resolve models and behave exactly as this process does.
 PASSED_ENV = ("ANYFIND_", "HF_", "TRANSFORMERS_", "SENTENCE_TRANSFORMERS_", "TOKENIZERS_",
               "OMP_", "MKL_")
@@ -127,9 +129,13 @@ class RayExecutor(EncodingExecutor):
             return
         host_port = _host_port(self.address) if self.address not in (None, "auto") else None
         if self.address is None or (host_port and host_port[0] in LOOPBACK):
-            # Ray would swap a loopback address for this machine's external one: a
-            # one-machine cluster on loopback is what the user asked for.
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            # Ray swaps a loopback address for this machine's external one (read when ray
+            # is imported) and then waits for ever: a cluster on loopback is what was asked.
+            if "ray" in sys.modules and os.environ.get(ONE_MACHINE) != "0" and host_port:
+                raise ExecutorError(f"cannot join the Ray cluster at {self.address} from this "
+                                    f"process: ray was imported without {ONE_MACHINE}=0, so "
+                                    "it would not use the loopback address (set it first)")
+            os.environ.setdefault(ONE_MACHINE, "0")
         ray = require("ray", "ray")
         require("ray.data", "ray")
         if not ray.is_initialized():

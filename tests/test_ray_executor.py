@@ -1,0 +1,202 @@
+"""Indexing on a real Ray cluster on loopback (tests/ray_fixtures.py): the same items,
+chunks and vectors as the local executor; incremental rules; a killed actor and a killed
+driver lose and duplicate nothing; an unreachable cluster is one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_corpus
+from makers import speak
+
+from anyfind import Index
+
+pytestmark = pytest.mark.timeout(420)  # every Ray test has a hard limit
+IMAGES = Path(__file__).parent / "fixtures" / "images"
+ANYFIND = [sys.executable, "-m", "anyfind"]
+WORDS = ("river", "granite", "harvest", "lantern", "orbit", "ledger", "violin", "glacier",
+         "pepper", "compiler", "meadow", "tunnel", "saddle", "beacon", "quartz", "ferry")
+
+
+def long_text() -> str:
+    """A document well over the text model's token budget (several chunks)."""
+    rng = np.random.default_rng(7)
+    sentences = [" ".join(rng.choice(WORDS, size=12)) + "." for _ in range(160)]
+    return "\n\n".join(" ".join(sentences[i:i + 8]) for i in range(0, 160, 8))
+
+
+def make_corpus(root: Path) -> Path:
+    write_corpus(root)
+    (root / "long").mkdir()
+    (root / "long" / "essay.txt").write_text(long_text())
+    (root / "photos").mkdir()
+    for name in ("coffee.jpg", "rocket.jpg"):
+        shutil.copy(IMAGES / name, root / "photos" / name)
+    (root / "audio").mkdir()
+    speak("The rocket launch is planned for Tuesday morning at nine.", root / "audio" / "memo.wav")
+    (root / "broken").mkdir()
+    (root / "broken" / "scan.pdf").write_bytes(b"%PDF-1.4\n" + os.urandom(3000))  # corrupt
+    (root / "broken" / "empty.txt").write_bytes(b"")
+    return root
+
+
+def snapshot(path: Path) -> dict:
+    """Items, chunks and vectors of a SQLite index, keyed by path (ids differ by run)."""
+    con = sqlite3.connect(path / "meta.db")
+    items = {r[0]: r[1:] for r in con.execute(
+        "select id, path, status, modality, media_type, content_hash, title, error from items")}
+    chunks = {r[0]: (items[r[1]][0],) + r[2:] for r in con.execute(
+        "select id, item_id, ordinal, modality, text, char_start, char_end, start_s, end_s "
+        "from chunks")}
+    vectors = {(chunks[c][:2], space): np.frombuffer(blob, dtype=np.float32)
+               for c, space, blob in con.execute("select chunk_id, space, vector from embeddings")}
+    con.close()
+    return {"items": sorted(items.values()), "chunks": sorted(chunks.values()),
+            "vectors": vectors}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a["items"] == b["items"]
+    assert a["chunks"] == b["chunks"]
+    assert a["vectors"].keys() == b["vectors"].keys()
+    worst = min(float(a["vectors"][k] @ b["vectors"][k]) for k in a["vectors"])
+    assert worst >= 0.9999, worst
+
+
+@pytest.fixture(scope="module")
+def corpus_root(tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("ray-corpus"))
+
+
+@pytest.fixture(scope="module")
+def local_reference(corpus_root, tmp_path_factory) -> dict:
+    path = tmp_path_factory.mktemp("ray-local") / "idx"
+    with Index.open(path) as idx:
+        report = idx.add([corpus_root])
+    assert report.failed == 2 and report.added >= 10
+    return snapshot(path)
+
+
+def test_ray_gives_the_local_items_chunks_and_vectors(ray_cluster, ray_driver, corpus_root,
+                                                      local_reference, tmp_path):
+    path = tmp_path / "idx"
+    with Index.open(path) as idx:
+        idx.use_executor("ray", address=ray_cluster)
+        report = idx.add([corpus_root])
+        assert report.executor == "ray" and report.workers >= 3 and report.nodes == 1
+        assert "encoded by ray: " in report.summary()
+        errors = {Path(e["path"]).name: e["error"] for e in report.errors}
+        assert set(errors) == {"scan.pdf", "empty.txt"}  # per item, as locally
+        hits = idx.search("when is the rocket launch", k=3)
+        assert hits and hits[0].path.endswith("memo.wav")  # transcribed by the Whisper actors
+        rocket = next(r for r in idx.search("rocket", k=10, floor=False)
+                      if r.path.endswith("rocket.jpg"))
+        assert idx.thumbnail(rocket.item_id) is not None  # made on a worker, written here
+    assert_same(snapshot(path), local_reference)
+
+
+def test_ray_incremental_rules_and_shipped_bytes(ray_cluster, ray_driver, corpus_root,
+                                                 tmp_path, tmp_path_factory):
+    root = tmp_path / "corpus"
+    shutil.copytree(corpus_root, root)
+    path = tmp_path / "idx"
+    with Index.open(path) as idx:
+        # The driver reads and ships every item's bytes, as for nodes without its files.
+        idx.use_executor("ray", address=ray_cluster, shared_files=False)
+        idx.add([root])
+        import ray
+
+        ray.shutdown()
+        idx.use_executor("ray", address=ray_cluster, shared_files=False)  # a fresh one
+        again = idx.add([root])  # nothing changed: no cluster is even contacted
+        assert again.unchanged >= 12 and again.added == again.updated == 0
+        assert not idx.opened.executor.connected and not ray.is_initialized()
+
+        (root / "garden" / "tomatoes.md").rename(root / "garden" / "tomato-notes.md")
+        shutil.copy(root / "astro" / "moon.txt", root / "astro" / "moon-copy.txt")
+        (root / "code" / "fib.py").unlink()
+        (root / "long" / "essay.txt").write_text(long_text() + "\n\nA new closing paragraph.")
+        report = idx.add([root])
+        assert (report.renamed, report.copied, report.removed, report.updated) == (1, 1, 1, 1)
+        assert idx.check().ok
+    fresh = tmp_path_factory.mktemp("ray-fresh") / "idx"
+    with Index.open(fresh) as idx:
+        idx.add([root])
+    assert_same(snapshot(path), snapshot(fresh))
+
+
+def test_an_actor_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, ray_driver,
+                                                              corpus_root, local_reference,
+                                                              tmp_path, monkeypatch):
+    marker = tmp_path / "killed"
+    # The first encoder actor to take a batch is SIGKILLed; Ray restarts it and runs the
+    # batch again (the env reaches the workers through the job's runtime env).
+    monkeypatch.setenv("ANYFIND_CRASH_AT", "ray.encode:1")
+    monkeypatch.setenv("ANYFIND_CRASH_ONCE", str(marker))
+    path = tmp_path / "idx"
+    with Index.open(path) as idx:
+        idx.use_executor("ray", address=ray_cluster, model_batch=4)
+        report = idx.add([corpus_root])
+    assert marker.exists()  # the kill happened
+    assert report.failed == 2
+    assert_same(snapshot(path), local_reference)
+
+
+def test_a_driver_killed_mid_run_resumes_from_the_last_batch(ray_cluster, corpus_root,
+                                                             local_reference, tmp_path):
+    path = tmp_path / "idx"
+    Index.open(path, batch_chunks=2).close()  # small write batches: several commits
+    env = {**os.environ, "ANYFIND_CRASH_AT": "batch.committed:2"}
+    cmd = ANYFIND + ["index", str(corpus_root), "--index", str(path), "-q",
+                     "--ray-address", ray_cluster]
+    killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    con = sqlite3.connect(path / "meta.db")
+    written = con.execute("select count(*) from items").fetchone()[0]
+    con.close()
+    assert 0 < written < 12
+    done = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"executor": "ray"' in done.stdout
+    assert_same(snapshot(path), local_reference)  # no item twice, none missing
+
+
+def test_an_unreachable_cluster_is_one_line_and_writes_nothing(corpus, tmp_path):
+    from milvus_fixtures import free_port
+
+    path = tmp_path / "idx"
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    run = subprocess.run(ANYFIND + ["index", str(corpus), "--index", str(path), "-q",
+                                    "--ray-address", address],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert lines == [f"Error: cannot reach the Ray cluster at {address}: Connection refused"]
+    with Index.open(path) as idx:
+        assert idx.status()["items"] == 0
+        assert idx.config.executor == "ray"  # a new index keeps the executor it was made with
+        idx.use_executor("local")
+        assert idx.add([corpus]).added == 6  # later, in this process: all of it
+
+
+def test_without_an_address_a_local_ray_runs_for_the_sync(ray_driver, tmp_path):
+    import ray
+
+    root = tmp_path / "notes"
+    root.mkdir()
+    for i, text in enumerate(("Sourdough needs a long cold proof.", "Bicycle chains want oil.")):
+        (root / f"n{i}.txt").write_text(text)
+    with Index.open(tmp_path / "idx", tagger=False, transcriber=None) as idx:
+        idx.use_executor("ray", num_cpus=2)
+        report = idx.add([root])
+        assert (report.added, report.executor, report.nodes) == (2, "ray", 1)
+        assert ray.is_initialized()
+        assert idx.search("sourdough proofing", k=1)[0].path.endswith("n0.txt")
+    assert not ray.is_initialized()  # the Ray it started stops with the index
