@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_corpus
 from makers import speak
 
 from anyfind import Index
+from tests.conftest import write_corpus
 
 pytestmark = pytest.mark.timeout(420)  # every Ray test has a hard limit
 IMAGES = Path(__file__).parent / "fixtures" / "images"

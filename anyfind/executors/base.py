@@ -27,11 +27,12 @@ class ChunkJob:
 class Stage:
     """One step of a distributed item pipeline, given by the layer above as picklable
     callables: `make()` runs once per worker (loads what the step needs: a view of the
-    index, a model) and returns the batch function, rows (bytes) in, rows out, same count.
+    index, a model) and returns the batch function: rows in, rows out, as many. Rows are
+    any picklable objects; the executor carries them and never looks inside.
     """
 
     name: str
-    make: Callable[[], Callable[[list[bytes]], list[bytes]]]
+    make: Callable[[], Callable[[list[Any]], list[Any]]]
     model: bool = False  # holds a model: a pool of stateful actors; else stateless tasks
     gpu: bool = False  # runs on a GPU where the cluster has one
 
@@ -44,7 +45,7 @@ class EncodingExecutor(ABC):
     workers = 1  # encoding workers (reported in a sync's summary)
     distributed = False  # True: the pipeline hands over whole items (run_items)
 
-    def run_items(self, rows: Sequence[bytes], stages: Sequence[Stage]) -> Iterator[bytes]:
+    def run_items(self, rows: Sequence[Any], stages: Sequence[Stage]) -> Iterator[Any]:
         """Each row through every stage, on the executor's workers; the rows that come out,
         as they come (in no particular order). Only where `distributed`."""
         raise NotImplementedError(f"the {self.name} executor runs in this process")

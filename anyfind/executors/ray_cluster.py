@@ -41,10 +41,10 @@ READ_BATCH = 8  # items per read task
 MODEL_BATCH = 64  # items per actor call (their chunks are sorted by length inside)
 PROBE_SECONDS = 3.0
 
-_built: dict[str, Callable[[list[bytes]], list[bytes]]] = {}  # per worker process
+_built: dict[str, Callable[[list[Any]], list[Any]]] = {}  # per worker process
 
 
-def _rows(values: Sequence[bytes]) -> dict[str, np.ndarray]:
+def _rows(values: Sequence[Any]) -> dict[str, np.ndarray]:
     out = np.empty(len(values), dtype=object)
     out[:] = list(values)
     return {"row": out}
@@ -154,8 +154,10 @@ class RayExecutor(EncodingExecutor):
                                     f"{one_line(exc)}") from None
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        # It warns that its bars are off: they are, on purpose (one bar: the sync's).
-        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+        # Warnings about choices made on purpose: its bars are off (one bar: the sync's),
+        # rows are Python objects (pickled by Ray, not Arrow columns).
+        for name in ("ray.data._internal.progress", "ray.data._internal.tensor_extensions.arrow"):
+            logging.getLogger(name).setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the sync's own bar is the one progress bar
         self.connected = True
@@ -186,7 +188,7 @@ class RayExecutor(EncodingExecutor):
         here = {ray.util.get_node_ip_address(), *LOOPBACK}
         return all(n.get("NodeManagerAddress") in here for n in self._alive_nodes())
 
-    def run_items(self, rows: Sequence[bytes], stages: Sequence[Stage]) -> Iterator[bytes]:
+    def run_items(self, rows: Sequence[Any], stages: Sequence[Stage]) -> Iterator[Any]:
         self.connect()
         import ray
         import ray.data

@@ -160,31 +160,28 @@ def _read(preparer: Preparer, connector: Any, task: Task, view: WorkerIndex) -> 
 
 
 # -- the stages (built on the workers; their arguments travel pickled) --------------------
-def read_stage(spec: WorkerSpec, connector_blob: bytes | None, defer_audio: bool):
+def read_stage(spec: WorkerSpec, connector: Any, defer_audio: bool):
     view = _view(spec)
-    connector = pickle.loads(connector_blob) if connector_blob is not None else None
     preparer = Preparer(view, store=None, defer_audio=defer_audio)
 
-    def run(rows: list[bytes]) -> list[bytes]:
-        return [pickle.dumps(_read(preparer, connector, pickle.loads(r), view)) for r in rows]
+    def run(tasks: list[Task]) -> list[Done]:
+        return [_read(preparer, connector, task, view) for task in tasks]
 
     return run
 
 
-def transcribe_stage(spec: WorkerSpec, connector_blob: bytes | None):
+def transcribe_stage(spec: WorkerSpec, connector: Any):
     view = _view(spec)
-    connector = pickle.loads(connector_blob) if connector_blob is not None else None
     preparer = Preparer(view, store=None)
     _ = view.transcriber  # the model loads now, not in the middle of the first batch
 
-    def run(rows: list[bytes]) -> list[bytes]:
+    def run(rows: list[Done]) -> list[Done]:
         out = []
-        for row in rows:
-            done: Done = pickle.loads(row)
+        for done in rows:
             if done.task is not None:
                 crash_point("ray.transcribe")
-                row = pickle.dumps(_read(preparer, connector, done.task, view))
-            out.append(row)
+                done = _read(preparer, connector, done.task, view)
+            out.append(done)
         return out
 
     return run
@@ -194,10 +191,9 @@ def tag_stage(spec: WorkerSpec):
     view = _view(spec)
     executor = LocalExecutor(spaces={}, tagger=lambda: view.tagger, tag_vectors=view.tag_vectors)
 
-    def run(rows: list[bytes]) -> list[bytes]:
-        done = [pickle.loads(r) for r in rows]
-        tag_images([i for d in done for i in d.item.tree()], executor)
-        return [pickle.dumps(d) for d in done]
+    def run(rows: list[Done]) -> list[Done]:
+        tag_images([i for d in rows for i in d.item.tree()], executor)
+        return rows
 
     return run
 
@@ -208,25 +204,25 @@ def space_stage(spec: WorkerSpec, name: str, last: bool):
     executor = LocalExecutor(spaces={name: space}, tagger=lambda: None,
                              tag_vectors=view.tag_vectors)
 
-    def run(rows: list[bytes]) -> list[bytes]:
+    def run(rows: list[Done]) -> list[Done]:
         crash_point("ray.encode")
-        done = [pickle.loads(r) for r in rows]
-        items = [i for d in done for i in d.item.tree()]
+        items = [i for d in rows for i in d.item.tree()]
         embed_chunks(items, executor)
         if last:  # the pixels have served every model: they need not travel back
             for i in items:
                 i.images = {}
-        return [pickle.dumps(d) for d in done]
+        return rows
 
     return run
 
 
-def stages_for(opened: OpenIndex, spec: WorkerSpec, connector_blob: bytes | None) -> list[Stage]:
+def stages_for(opened: OpenIndex, spec: WorkerSpec, connector: Any) -> list[Stage]:
+    """The stages; `connector` travels to the workers (None: the rows carry the bytes)."""
     audio = opened.config.transcriber is not None
-    stages = [Stage("read", functools.partial(read_stage, spec, connector_blob, audio))]
+    stages = [Stage("read", functools.partial(read_stage, spec, connector, audio))]
     if audio:
-        stages.append(Stage("transcribe", functools.partial(transcribe_stage, spec,
-                                                            connector_blob), model=True, gpu=True))
+        stages.append(Stage("transcribe", functools.partial(transcribe_stage, spec, connector),
+                            model=True, gpu=True))
     if opened.config.tagger:
         stages.append(Stage("tag", functools.partial(tag_stage, spec), model=True, gpu=True))
     names = list(opened.spaces)
@@ -243,15 +239,17 @@ def _may_hold_images(todo) -> bool:
                for ref, *_ in todo)
 
 
-def _connector_blob(connector: Any, shares_files: bool) -> bytes | None:
-    """The connector pickled for the workers, or None: this process ships the bytes."""
+def _portable(connector: Any, shares_files: bool) -> bool:
+    """Whether the workers can open the items through a copy of the connector (else this
+    process ships the bytes)."""
     where = getattr(connector, "worker_reads", "driver")
     if where == "driver" or (where == "local" and not shares_files):
-        return None
+        return False
     try:
-        return pickle.dumps(connector)
+        pickle.dumps(connector)  # how it would travel (Ray pickles it)
     except Exception:  # noqa: BLE001 - an unpicklable connector: its bytes travel instead
-        return None
+        return False
+    return True
 
 
 def _segments(connector, todo, ship: bool):
@@ -281,12 +279,12 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
     opened = pipeline.opened
     executor = opened.executor
     shares = executor.shares_files()
-    blob = _connector_blob(connector, shares)
+    portable = _portable(connector, shares)
     decode = (opened.image_inputs.decode_size()
               if opened.handles("image") and _may_hold_images(todo) else None)
     spec = WorkerSpec(uuid.uuid4().hex, opened.config, str(opened.path) if shares else None,
                       opened.device, decode)
-    stages = stages_for(opened, spec, blob)
+    stages = stages_for(opened, spec, connector if portable else None)
     report.executor = executor.name
     bar = tqdm(total=len(todo), unit="item", desc="indexing", disable=not pipeline.progress,
                dynamic_ncols=True, leave=False)
@@ -296,11 +294,10 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
     seen: set[int] = set()
     pipeline._ensure_spaces()
     try:
-        for segment in _segments(connector, todo, ship=blob is None and not shares):
+        for segment in _segments(connector, todo, ship=not portable):
             group: list[Prepared] = []
             size = 0
-            for row in executor.run_items([pickle.dumps(t) for t in segment], stages):
-                done: Done = pickle.loads(row)
+            for done in executor.run_items(segment, stages):
                 if done.n in seen:
                     continue
                 seen.add(done.n)
