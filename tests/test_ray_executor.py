@@ -187,6 +187,8 @@ def test_an_unreachable_cluster_is_one_line_and_writes_nothing(corpus, tmp_path)
 
 
 def test_without_an_address_a_local_ray_runs_for_the_sync(ray_driver, tmp_path):
+    """It also declares a GPU (a logical resource here: the models still run on the CPU),
+    so the model pools ask for GPU shares, as on a GPU cluster, and are scheduled."""
     import ray
 
     root = tmp_path / "notes"
@@ -194,9 +196,9 @@ def test_without_an_address_a_local_ray_runs_for_the_sync(ray_driver, tmp_path):
     for i, text in enumerate(("Sourdough needs a long cold proof.", "Bicycle chains want oil.")):
         (root / f"n{i}.txt").write_text(text)
     with Index.open(tmp_path / "idx", tagger=False, transcriber=None) as idx:
-        idx.use_executor("ray", num_cpus=2)
+        idx.use_executor("ray", num_cpus=2, num_gpus=1)
         report = idx.add([root])
-        assert (report.added, report.executor, report.nodes) == (2, "ray", 1)
-        assert ray.is_initialized()
+        assert (report.added, report.executor, report.nodes, report.workers) == (2, "ray", 1, 1)
+        assert ray.is_initialized() and ray.cluster_resources()["GPU"] == 1
         assert idx.search("sourdough proofing", k=1)[0].path.endswith("n0.txt")
     assert not ray.is_initialized()  # the Ray it started stops with the index

@@ -63,7 +63,14 @@ def _run_task(batch: dict[str, np.ndarray], key: str, make) -> dict[str, np.ndar
 class _StageActor:
     """A model stage's actor: builds the stage (loads the model) once, then maps batches."""
 
-    def __init__(self, make):
+    def __init__(self, make, threads: int | None = None):
+        if threads:  # Ray caps OMP at the actor's whole CPUs (1 for a fraction)
+            try:
+                import torch
+
+                torch.set_num_threads(threads)
+            except ImportError:
+                pass
         self.fn = make()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -89,19 +96,23 @@ class RayExecutor(EncodingExecutor):
     def __init__(self, *, spaces: dict[str, Any], tagger: Callable[[], Any], tag_vectors: Any,
                  address: str | None = None, actors: int | None = None,
                  actor_cpus: float | None = None, actor_gpus: float | None = None,
-                 num_cpus: int | None = None, read_cpus: float = READ_CPUS,
+                 num_cpus: int | None = None, num_gpus: int | None = None,
+                 read_cpus: float = READ_CPUS,
                  read_batch: int = READ_BATCH, model_batch: int = MODEL_BATCH,
-                 shared_files: bool | None = None, **options: Any):
+                 shared_files: bool | None = None, actor_threads: int | None = None,
+                 **options: Any):
         self._local = LocalExecutor(spaces=spaces, tagger=tagger, tag_vectors=tag_vectors)
         self.address = address or None
         self.actors = actors
         self.actor_cpus = actor_cpus
         self.actor_gpus = actor_gpus
-        self.num_cpus = num_cpus
+        self.num_cpus = num_cpus  # a local Ray's size (None: Ray counts this machine's)
+        self.num_gpus = num_gpus
         self.read_cpus = read_cpus
         self.read_batch = max(1, int(read_batch))
         self.model_batch = max(1, int(model_batch))
         self.shared_files = shared_files  # None: true when every node is this machine
+        self.actor_threads = actor_threads  # None: a node's CPUs shared by its model pools
         self.workers = 0  # actors of the last run
         self.nodes = 0
         self.connected = False
@@ -145,7 +156,8 @@ class RayExecutor(EncodingExecutor):
                                       "runtime_env": {"env_vars": passed_env()}}
             try:
                 if self.address is None:
-                    ray.init(num_cpus=self.num_cpus, include_dashboard=False, **kwargs)
+                    ray.init(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+                             include_dashboard=False, **kwargs)
                     self._started = True
                 else:
                     ray.init(address=self.address, **kwargs)
@@ -204,7 +216,13 @@ class RayExecutor(EncodingExecutor):
         per_actor = self.actor_cpus or (1.0 if gpus else max(
             0.05, min(0.5, round(0.75 * cpus / max(1, len(models) * pool), 2))))
         self.workers = pool * len(models)
-        self.nodes = len(self._alive_nodes())
+        nodes = self._alive_nodes()
+        self.nodes = len(nodes)
+        node_cpus = max((float(n.get("Resources", {}).get("CPU", 1)) for n in nodes), default=1)
+        # Torch threads per actor: without GPUs the model pools share a node's cores (as
+        # the local executor's one model uses them all); a fraction of a CPU is only what
+        # Ray schedules by, not what the model may use.
+        threads = self.actor_threads or max(1, int(node_cpus // max(1, len(models))))
         blocks = max(1, min(len(rows) // self.read_batch or 1, 1000))
         ds = ray.data.from_items([{"row": r} for r in rows], override_num_blocks=blocks)
         run = uuid.uuid4().hex
@@ -213,7 +231,7 @@ class RayExecutor(EncodingExecutor):
                 share = self.actor_gpus if self.actor_gpus is not None else (
                     1.0 / len(gpu_stages) if stage in gpu_stages else 0)
                 extra = {"num_gpus": share} if share else {}
-                ds = ds.map_batches(_StageActor, fn_constructor_args=(stage.make,),
+                ds = ds.map_batches(_StageActor, fn_constructor_args=(stage.make, threads),
                                     batch_size=self.model_batch, batch_format="numpy",
                                     compute=ray.data.ActorPoolStrategy(size=pool),
                                     num_cpus=per_actor, **extra)
