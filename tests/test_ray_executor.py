@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from makers import speak
+from test_lexical import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
 
 from anyfind import Index
 from tests.conftest import write_corpus
@@ -81,7 +82,7 @@ def local_reference(corpus_root, tmp_path_factory) -> dict:
     with Index.open(path) as idx:
         report = idx.add([corpus_root])
     assert report.failed == 2 and report.added >= 10
-    return snapshot(path)
+    return {**snapshot(path), "path": path}
 
 
 def test_ray_gives_the_local_items_chunks_and_vectors(ray_cluster, ray_driver, corpus_root,
@@ -132,13 +133,15 @@ def test_ray_incremental_rules_and_shipped_bytes(ray_cluster, ray_driver, corpus
     assert_same(snapshot(path), snapshot(fresh))
 
 
-def test_an_actor_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, ray_driver,
+@pytest.mark.parametrize("point", ["ray.encode", "ray.read"])
+def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(point, ray_cluster, ray_driver,
                                                               corpus_root, local_reference,
                                                               tmp_path, monkeypatch):
     marker = tmp_path / "killed"
-    # The first encoder actor to take a batch is SIGKILLed; Ray restarts it and runs the
-    # batch again (the env reaches the workers through the job's runtime env).
-    monkeypatch.setenv("ANYFIND_CRASH_AT", "ray.encode:1")
+    # The first encoder actor (or read task's worker) to take a batch is SIGKILLed; Ray
+    # restarts it and runs the batch again (the env reaches the workers through the job's
+    # runtime env).
+    monkeypatch.setenv("ANYFIND_CRASH_AT", f"{point}:1")
     monkeypatch.setenv("ANYFIND_CRASH_ONCE", str(marker))
     path = tmp_path / "idx"
     with Index.open(path) as idx:
@@ -147,6 +150,30 @@ def test_an_actor_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, ray_d
     assert marker.exists()  # the kill happened
     assert report.failed == 2
     assert_same(snapshot(path), local_reference)
+
+
+QUERIES = ["when is the rocket launch", "tomatoes in the sun", "paid holiday", "espresso crema",
+           "semiconductor shortage", "granite lantern orbit"]
+
+
+def test_ray_into_postgresql_and_milvus(ray_cluster, ray_driver, corpus_root, local_reference,
+                                        tmp_path, request):
+    """The cluster-index pair: metadata in PostgreSQL, vectors in Milvus (Lite here), read
+    and encoded on Ray: the same dense top-5 as the local SQLite + FAISS index."""
+    pytest.importorskip("milvus_lite")
+    url = request.getfixturevalue("postgres_url")
+    with Index.open(tmp_path / "idx", store_url=url,
+                    vector_store=f"milvus-lite:///{tmp_path}/vectors.db") as idx:
+        idx.use_executor("ray", address=ray_cluster)
+        report = idx.add([corpus_root])
+        assert (report.failed, report.executor) == (2, "ray")
+        with Index.open(local_reference["path"], create=False) as local:
+            for q in QUERIES:
+                got = [Path(r.path).name for r in idx.search(q, k=5, mode="dense", floor=False)]
+                want = [Path(r.path).name for r in local.search(q, k=5, mode="dense",
+                                                                 floor=False)]
+                assert got == want, q
+        assert idx.check().ok
 
 
 def test_a_driver_killed_mid_run_resumes_from_the_last_batch(ray_cluster, corpus_root,

@@ -165,6 +165,7 @@ def read_stage(spec: WorkerSpec, connector: Any, defer_audio: bool):
     preparer = Preparer(view, store=None, defer_audio=defer_audio)
 
     def run(tasks: list[Task]) -> list[Done]:
+        crash_point("ray.read")
         return [_read(preparer, connector, task, view) for task in tasks]
 
     return run
