@@ -243,3 +243,39 @@ def test_search_consistency_is_session_unless_the_uri_says(tmp_path):
     assert level("milvus://127.0.0.1:1?consistency=strong&prefix=a_") == "Strong"
     with pytest.raises(ConfigError, match="consistency is session, strong"):
         level("milvus://127.0.0.1:1?consistency=sometimes")
+
+
+@pytest.mark.parametrize("engine", ["lite", "server"])
+def test_the_milvus_index_type_follows_the_collection_size(tmp_path, engine, meta, request):
+    """FLAT while small, HNSW once past `exact_below` (rebuilt by the catch-up of the sync
+    that crosses it, and read back by a later process), a fixed type when the URI names
+    one; each answers as the oracle does (recall@10 >= 0.95)."""
+    pytest.importorskip("pymilvus")
+    base = (f"milvus-lite://{tmp_path}/v.db?" if engine == "lite" else
+            f"{request.getfixturevalue('milvus_server')}?prefix=x{uuid.uuid4().hex[:12]}_&")
+    writer = StoreWriter(meta, np.random.default_rng(5))
+    writer.write(200)
+    vs = open_vector_store(tmp_path, SPACE, DIM, kind=f"{base}exact_below=1000")
+    vs.catch_up(meta)
+    assert vs.index_in_use()[0] == "FLAT"
+    writer.write(1200)  # ~2,800 vectors: past the threshold
+    vs.catch_up(meta)
+    assert vs.index_in_use() == ("HNSW", {"M": 16, "efConstruction": 200})
+    again = open_vector_store(tmp_path, SPACE, DIM, kind=f"{base}exact_below=1000")
+    assert again.index_in_use()[0] == "HNSW"  # read back from the collection
+
+    ids, matrix = meta.vectors(SPACE, dim=DIM)
+    data = dict(zip(ids.tolist(), matrix, strict=True))
+    queries = normalise(matrix[::140] + 0.02)
+    want = oracle(vs, data, queries, 10)[1]
+
+    def recall(store) -> float:
+        got = store.search(queries, 10)[1]
+        return float(np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want,
+                                                                         strict=True)]))
+    assert recall(vs) >= 0.95
+    ivf = open_vector_store(tmp_path, "ivf", DIM, kind=f"{base}index=ivf_flat")
+    ivf.upsert(ids, matrix)
+    ivf.fit_index()
+    assert ivf.index_in_use() == ("IVF_FLAT", {"nlist": 4 * int(np.sqrt(len(ids)))})
+    assert recall(ivf) >= 0.95

@@ -253,13 +253,13 @@ def _portable(connector: Any, shares_files: bool) -> bool:
     return True
 
 
-def _segments(connector, todo, ship: bool):
+def _segments(connector, todo, ship: bool, cap: int):
     """Tasks in runs: all at once when the workers open the items, else by shipped bytes."""
     tasks: list[Task] = []
     size = 0
     for n, (ref, replace_id, digest, _) in enumerate(todo):
         task = Task(n, ref, replace_id, digest)
-        if ship:
+        if ship and not (ref.size is not None and ref.size > cap):  # over it: refused unread
             try:
                 task.data = connector.open(ref).read()
                 size += len(task.data)
@@ -295,7 +295,7 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
     seen: set[int] = set()
     pipeline._ensure_spaces()
     try:
-        for segment in _segments(connector, todo, ship=not portable):
+        for segment in _segments(connector, todo, not portable, opened.config.max_file_bytes):
             group: list[Prepared] = []
             size = 0
             for done in executor.run_items(segment, stages):

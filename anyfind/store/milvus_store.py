@@ -17,9 +17,17 @@ can never surface, because a search keeps only the chunks the metadata store sti
 The store generation the collection reflects is kept as a collection property, so a
 process that opens it later knows whether it must catch up.
 
+The index type follows the collection's size, as the FAISS side's does (`?index=auto`,
+the default): exact FLAT under `exact_below` vectors (100,000: an exact search there is
+~14 ms on one core), HNSW (M=16) up to 5 million (all in memory, best latency), IVF_SQ8
+beyond (a quarter of the memory); `?index=flat|hnsw|ivf_flat|ivf_sq8` fixes one. A sync
+that moves the collection across a threshold rebuilds its index (released, re-indexed,
+loaded: searches from other processes wait for it).
+
 This is the first step of the cluster index: vectors in Milvus, caught up from the
 metadata store like the FAISS files are. What a 10^9-chunk index needs beyond it (an
-outbox instead of id-set diffs, filters as Milvus expressions) is not here yet.
+outbox instead of id-set diffs, filters as Milvus expressions, IVF_PQ with a re-rank) is
+not here yet.
 """
 
 from __future__ import annotations
@@ -36,6 +44,34 @@ from .vector_store import VectorSource, VectorStore
 GENERATION = "anyfind.generation"  # collection property: the store generation held
 BATCH = 1_000  # rows per upsert / ids per delete
 MAX_LIMIT = 16_384  # Milvus's cap on a search's topk
+EXACT_BELOW = 100_000  # vectors: FLAT under this
+HNSW_BELOW = 5_000_000  # HNSW under this, IVF_SQ8 from it
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf_flat", "ivf_sq8")
+
+
+def index_for(kind: str, n: int, exact_below: int = EXACT_BELOW) -> tuple[str, dict[str, int]]:
+    """(Milvus index type, build params) for `n` vectors; `kind` auto or a fixed type."""
+    if kind == "auto":
+        kind = "flat" if n < exact_below else "hnsw" if n < HNSW_BELOW else "ivf_sq8"
+    if kind == "hnsw":
+        return "HNSW", {"M": 16, "efConstruction": 200}
+    if kind.startswith("ivf"):
+        return kind.upper(), {"nlist": nlist_for(n)}
+    return "FLAT", {}
+
+
+def nlist_for(n: int) -> int:
+    """IVF lists: ~4 sqrt(n) (the usual rule; FAISS's side uses the same), 16 to 65,536."""
+    return int(min(65_536, max(16, 4 * int(np.sqrt(max(n, 1))))))
+
+
+def search_params_for(index_type: str, params: dict[str, Any], k: int) -> dict[str, int]:
+    if index_type == "HNSW":
+        return {"ef": min(32_768, max(64, 2 * k))}
+    if index_type.startswith("IVF"):
+        nlist = int(params.get("nlist", 1024))
+        return {"nprobe": min(nlist, max(16, nlist // 32))}
+    return {}
 
 
 def split_query(uri: str) -> tuple[str, dict[str, str]]:
@@ -82,8 +118,17 @@ class MilvusVectorStore(VectorStore):
         if self.consistency not in ("Session", "Strong", "Bounded", "Eventually"):
             raise ConfigError(f"{mask_uri(self.uri)}: consistency is session, strong, bounded "
                               "or eventually")
+        wanted = params.get("index") or ("auto" if factory in ("auto", "Flat") else factory)
+        self.index_kind = wanted.lower()
+        if self.index_kind not in INDEX_TYPES:
+            raise ConfigError(f"{mask_uri(self.uri)}: index is one of {', '.join(INDEX_TYPES)}")
+        try:
+            self.exact_below = int(params.get("exact_below", EXACT_BELOW))
+        except ValueError:
+            raise ConfigError(f"{mask_uri(self.uri)}: exact_below is a number") from None
         self.generation = -1
         self._client: Any = None
+        self._index: tuple[str, dict[str, Any]] | None = None  # (type, params) built
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -115,11 +160,43 @@ class MilvusVectorStore(VectorStore):
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        kind, params = index_for(self.index_kind, 0, self.exact_below)
         index = self.client.prepare_index_params()
-        kind = "FLAT" if self.factory in ("auto", "Flat") else self.factory
-        index.add_index("vector", index_type=kind, metric_type="IP")
+        index.add_index("vector", index_type=kind, metric_type="IP", params=params)
         self.client.create_collection(self.collection, schema=schema, index_params=index,
                                       consistency_level="Strong")
+        self._index = (kind, params)
+
+    def index_in_use(self) -> tuple[str, dict[str, Any]]:
+        """(index type, its build params) of the collection's vector field."""
+        if self._index is None:
+            info = self.client.describe_index(self.collection, "vector") or {}
+            params = info.get("params") or {k: v for k, v in info.items() if k in (
+                "M", "efConstruction", "nlist")}
+            self._index = (str(info.get("index_type", "FLAT")).upper(),
+                           {k: int(v) for k, v in params.items()
+                            if k in ("M", "efConstruction", "nlist")})
+        return self._index
+
+    def fit_index(self) -> bool:
+        """Rebuild the index when the collection's size calls for another type (or an IVF
+        whose lists are 4x off); True when it did."""
+        if not self._exists():
+            return False
+        n = self.count()
+        kind, params = index_for(self.index_kind, n, self.exact_below)
+        have, have_params = self.index_in_use()
+        if have == kind and not (kind.startswith("IVF") and not (
+                params["nlist"] / 4 <= have_params.get("nlist", 0) <= params["nlist"] * 4)):
+            return False
+        self.client.release_collection(self.collection)
+        self.client.drop_index(self.collection, "vector")
+        index = self.client.prepare_index_params()
+        index.add_index("vector", index_type=kind, metric_type="IP", params=params)
+        self.client.create_index(self.collection, index)
+        self.client.load_collection(self.collection)
+        self._index = (kind, params)
+        return True
 
     def _check_dim(self) -> None:
         info = self.client.describe_collection(self.collection)
@@ -170,9 +247,11 @@ class MilvusVectorStore(VectorStore):
         kwargs: dict[str, Any] = {}
         if allowed is not None:
             kwargs["filter"] = f"id in {[int(i) for i in np.asarray(allowed)]}"
+        kind, params = self.index_in_use()
         hits = self.client.search(self.collection, data=queries.tolist(),
                                   limit=min(k, MAX_LIMIT), output_fields=["id"],
-                                  search_params={"metric_type": "IP"},
+                                  search_params={"metric_type": "IP", "params":
+                                                 search_params_for(kind, params, k)},
                                   consistency_level=self.consistency, **kwargs)
         width = max((len(h) for h in hits), default=0)
         scores = np.full((len(queries), width), -np.inf, np.float32)
@@ -228,6 +307,7 @@ class MilvusVectorStore(VectorStore):
             ids, vecs = source.vectors(self.space, missing[start:start + BATCH * 10].tolist(),
                                        dim=self.dim)
             self.upsert(ids, vecs)
+        self.fit_index()
         self.generation = gen
         self._save_generation()
         return True
@@ -256,7 +336,10 @@ class MilvusVectorStore(VectorStore):
         return True
 
     def describe(self) -> str:
-        return f"milvus ({mask_uri(self.uri)})"
+        where = mask_uri(self.uri)
+        if self._client is not None and self._exists():
+            return f"milvus ({where}, {self.index_in_use()[0]})"
+        return f"milvus ({where})"
 
     def close(self) -> None:
         if self._client is not None:
