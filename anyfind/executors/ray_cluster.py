@@ -40,6 +40,7 @@ READ_CPUS = 0.25  # a read task: mostly I/O and parsing; leaves room beside the 
 READ_BATCH = 8  # items per read task
 MODEL_BATCH = 64  # items per actor call (their chunks are sorted by length inside)
 PROBE_SECONDS = 3.0
+log = logging.getLogger("anyfind.indexer")
 
 _built: dict[str, Callable[[list[Any]], list[Any]]] = {}  # per worker process
 
@@ -216,6 +217,13 @@ class RayExecutor(EncodingExecutor):
         per_actor = self.actor_cpus or (1.0 if gpus else max(
             0.05, min(0.5, round(0.75 * cpus / max(1, len(models) * pool), 2))))
         self.workers = pool * len(models)
+        if self.actor_gpus and not gpus:
+            raise ExecutorError(f"actor_gpus={self.actor_gpus} but the Ray cluster at "
+                                f"{self.where()} has no GPU: its actors would never start")
+        need = per_actor * self.workers + self.read_cpus
+        if need > cpus:  # Ray Data would wait for CPUs without a word (unless it autoscales)
+            log.warning("the model pools and a read task ask for %.2f CPUs, the Ray cluster "
+                        "has %.2f: the run waits until nodes join", need, cpus)
         nodes = self._alive_nodes()
         self.nodes = len(nodes)
         node_cpus = max((float(n.get("Resources", {}).get("CPU", 1)) for n in nodes), default=1)
