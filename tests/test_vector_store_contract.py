@@ -279,3 +279,42 @@ def test_the_milvus_index_type_follows_the_collection_size(tmp_path, engine, met
     ivf.fit_index()
     assert ivf.index_in_use() == ("IVF_FLAT", {"nlist": 4 * int(np.sqrt(len(ids)))})
     assert recall(ivf) >= 0.95
+
+
+@pytest.mark.parametrize("engine", ["lite", "server"])
+def test_check_of_a_large_vector_service_compares_counts_and_a_sample(tmp_path, engine, meta,
+                                                                    request):
+    """Above `full_below` vectors `check` never lists the service's ids: a count each side,
+    then ids sampled from the store looked up in the service; either way a difference is a
+    mismatch that a catch-up repairs."""
+    pytest.importorskip("pymilvus")
+    from anyfind.checks.files import check_vector_service
+    from anyfind.checks.report import CheckReport
+    from anyfind.checks.snapshot import SnapshotVectors, snapshot
+
+    uri = (f"milvus-lite://{tmp_path}/v.db" if engine == "lite" else
+           f"{request.getfixturevalue('milvus_server')}?prefix=c{uuid.uuid4().hex[:12]}_")
+    writer = StoreWriter(meta, np.random.default_rng(9))
+    writer.write(150)
+    vs = open_vector_store(tmp_path, SPACE, DIM, kind=uri)
+    vs.catch_up(meta)
+
+    def findings(**kw) -> tuple[list[str], dict]:
+        report = CheckReport(str(tmp_path))
+        with snapshot(meta.engine.url) as conn:
+            stats = check_vector_service(vs, SnapshotVectors(conn), report, **kw)
+        return [f.message for f in report.findings], stats
+
+    sampled = {"full_below": 0, "sample": 1000}
+    messages, stats = findings(**sampled)
+    assert messages == [] and stats["sampled"] == stats["store"] == stats["file"] > 150
+    ids = np.sort(meta.vector_ids(SPACE))
+    vs.remove(ids[:3])
+    assert "holds" in findings(**sampled)[0][0] and "holds" in findings()[0][0]
+    vs.generation = -1  # what --repair does: a catch-up that runs whatever the generation
+    vs.catch_up(meta)
+    assert findings(**sampled)[0] == []
+    vs.remove(ids[5:6])  # the same count, one id swapped for one the store never had
+    vs.upsert(np.array([10**9], np.int64), normalise(np.ones((1, DIM), np.float32)))
+    assert "lacks 1 of" in findings(**sampled)[0][0]
+    assert "other ids" in findings()[0][0]

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, create_engine, event, select
+from sqlalchemy import Connection, create_engine, event, func, select
 from sqlalchemy.pool import NullPool
 
 from ..store.schema import Embedding, Space
@@ -51,6 +51,16 @@ class SnapshotVectors:
     def generation(self, space: str) -> int:
         row = self.conn.execute(select(Space.generation).where(Space.name == space)).first()
         return int(row[0]) if row else 0
+
+    def vector_count(self, space: str) -> int:
+        return int(self.conn.execute(select(func.count()).select_from(Embedding).where(
+            Embedding.space == space)).scalar_one())
+
+    def sample_vector_ids(self, space: str, n: int) -> np.ndarray:
+        """Up to n chunk ids with a vector in `space`, drawn at random by the database."""
+        ids = self.conn.execute(select(Embedding.chunk_id).where(Embedding.space == space)
+                                .order_by(func.random()).limit(n)).scalars().all()
+        return np.asarray(ids, dtype=np.int64)
 
     def vector_ids(self, space: str) -> np.ndarray:
         ids = self.conn.execute(

@@ -224,12 +224,16 @@ class MilvusVectorStore(VectorStore):
         ids = [int(i) for i in np.asarray(ids, dtype=np.int64)]
         if not ids or not self._exists():
             return 0
-        present = set(self._present(ids))
+        present = set(self.present(ids))
         for start in range(0, len(ids), BATCH):
             self.client.delete(self.collection, ids=ids[start:start + BATCH])
         return len(present)
 
-    def _present(self, ids: list[int]) -> list[int]:
+    def present(self, ids) -> list[int]:
+        """Which of these ids the collection holds (Strong: after the writer's writes)."""
+        ids = [int(i) for i in ids]
+        if not ids or not self._exists():
+            return []
         found: list[int] = []
         for start in range(0, len(ids), BATCH):
             part = ids[start:start + BATCH]
