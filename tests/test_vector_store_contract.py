@@ -318,3 +318,27 @@ def test_check_of_a_large_vector_service_compares_counts_and_a_sample(tmp_path, 
     vs.upsert(np.array([10**9], np.int64), normalise(np.ones((1, DIM), np.float32)))
     assert "lacks 1 of" in findings(**sampled)[0][0]
     assert "other ids" in findings()[0][0]
+
+
+def test_milvus_vectors_of_another_model_are_refused_and_reindex_replaces_them(tmp_path,
+                                                                               corpus):
+    """The collection keeps the model that made its vectors: an index whose space encodes
+    with another one is told to reindex (or to take its own prefix); `anyfind reindex`
+    drops the collection and fills a new one."""
+    pytest.importorskip("pymilvus")
+    from anyfind import Index
+    from anyfind.errors import ConfigError
+
+    uri = f"milvus-lite://{tmp_path / 'milvus' / 'vectors.db'}"
+    with Index.open(tmp_path / "a", tagger=False, transcriber=None, vector_store=uri) as idx:
+        idx.add([corpus])
+        stored = idx.store.counts()["vectors"]["text"]
+        vs = idx.opened.vector_store("text")
+        assert vs.client.describe_collection(vs.collection)["properties"]["anyfind.model"] == (
+            vs.model) and vs.model.startswith("sentence-transformers:")
+        report = idx.reindex()
+        assert report.chunks == stored
+        assert idx.opened.vectors("text").count() == stored and idx.check().ok
+    with pytest.raises(ConfigError, match="another-model.*anyfind reindex"):  # when opened
+        open_vector_store(tmp_path / "b", "text", vs.dim, kind=uri,
+                          model="sentence-transformers:another-model#0123456789ab")

@@ -36,6 +36,16 @@ if TYPE_CHECKING:
     from ..store.reader import SQLiteReader
 
 
+def model_tag(cfg: SpaceConfig) -> str:
+    """What a space's vectors were made by, short: kept beside vectors that live outside
+    the index (a Milvus collection), so another model's vectors are never mixed in."""
+    import hashlib
+    import json
+
+    identity = json.dumps(cfg.identity or {}, sort_keys=True, default=str)
+    return f"{cfg.encoder}:{cfg.model}#{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+
+
 class OpenIndex:
     def __init__(self, path: Path, config: IndexConfig, device: str | None = None, *,
                  concurrent: bool = False):
@@ -219,7 +229,7 @@ class OpenIndex:
         `anyfind check` judges the files itself)."""
         cfg = self.config.spaces[name]
         return open_vector_store(self.path, name, cfg.dim or 0, kind=self.vector_store_uri(),
-                                 factory=cfg.faiss, mmap=mmap, load=load)
+                                 factory=cfg.faiss, mmap=mmap, load=load, model=model_tag(cfg))
 
     def vector_store_uri(self) -> str:
         """The vector store as configured, its credentials restored: a literal token from
@@ -274,6 +284,8 @@ class OpenIndex:
         remove_files: their persisted copies too."""
         self._vectors.clear()
         if remove_files:
+            for name in self.config.spaces:  # a service's collections go as well
+                self.vector_store(name, load=False).drop()
             shutil.rmtree(self.path / VECTOR_DIR, ignore_errors=True)
 
     # -- models ------------------------------------------------------------------------------

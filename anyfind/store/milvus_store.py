@@ -42,6 +42,7 @@ from ..secrets import mask_uri
 from .vector_store import VectorSource, VectorStore
 
 GENERATION = "anyfind.generation"  # collection property: the store generation held
+MODEL = "anyfind.model"  # collection property: the model (and its identity) that made them
 BATCH = 1_000  # rows per upsert / ids per delete
 MAX_LIMIT = 16_384  # Milvus's cap on a search's topk
 EXACT_BELOW = 100_000  # vectors: FLAT under this
@@ -101,8 +102,10 @@ def client_uri(uri: str) -> str:
 
 class MilvusVectorStore(VectorStore):
     def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto",
-                 uri: str | None = None, token: str | None = None, **options: Any):
+                 uri: str | None = None, token: str | None = None, model: str = "",
+                 **options: Any):
         self.directory = Path(directory)
+        self.model = model
         self.space = space
         self.dim = dim
         self.factory = factory
@@ -166,6 +169,9 @@ class MilvusVectorStore(VectorStore):
         self.client.create_collection(self.collection, schema=schema, index_params=index,
                                       consistency_level="Strong")
         self._index = (kind, params)
+        if self.model:
+            self.client.alter_collection_properties(self.collection,
+                                                    properties={MODEL: self.model})
 
     def index_in_use(self) -> tuple[str, dict[str, Any]]:
         """(index type, its build params) of the collection's vector field."""
@@ -200,6 +206,12 @@ class MilvusVectorStore(VectorStore):
 
     def _check_dim(self) -> None:
         info = self.client.describe_collection(self.collection)
+        made_by = (info.get("properties") or {}).get(MODEL)
+        if made_by and self.model and made_by != self.model:
+            raise ConfigError(f"the Milvus collection {self.collection} at {mask_uri(self.uri)} "
+                              f"holds vectors of {made_by.split('#')[0]}, this space encodes "
+                              f"with {self.model.split('#')[0]} (or another revision): run "
+                              "`anyfind reindex`, or give this index its own ?prefix=")
         for field in info.get("fields", []):
             dim = (field.get("params") or {}).get("dim")
             if dim is not None and int(dim) != self.dim:
@@ -338,6 +350,11 @@ class MilvusVectorStore(VectorStore):
         except (TypeError, ValueError):
             self.generation = -1
         return True
+
+    def drop(self) -> None:
+        if self._exists():
+            self.client.drop_collection(self.collection)
+        self._index, self.generation = None, -1
 
     def describe(self) -> str:
         where = mask_uri(self.uri)

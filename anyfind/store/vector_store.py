@@ -90,6 +90,11 @@ class VectorStore(ABC):
     def describe(self) -> str:
         return type(self).__name__
 
+    def drop(self) -> None:
+        """Forget every vector of this space where they live (a reindex with another
+        model). Backends whose vectors are files of the index: the index removes them."""
+        return None
+
 
 vector_stores: Registry[Any] = Registry("vector store", "anyfind.vector_stores")
 vector_stores.register("faiss", "anyfind.store.vectors:FaissVectorStore")

@@ -129,7 +129,9 @@ class FaissVectorStore(VectorStore):
 
     files = True
 
-    def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto"):
+    def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto",
+                 model: str = ""):
+        # `model`: unused here: the files live in the index, whose config names the model.
         self.directory = Path(directory)
         self.space = space
         self.dim = dim
