@@ -293,7 +293,7 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
     every = getattr(opened.config, "checkpoint_seconds", 60.0)
     last_checkpoint = time.monotonic()
     seen: set[int] = set()
-    pipeline._ensure_spaces()
+    pipeline.ensure_spaces()
     try:
         for segment in _segments(connector, todo, not portable, opened.config.max_file_bytes):
             group: list[Prepared] = []
@@ -311,7 +311,7 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
                 group.append(done.item)
                 size += sum(len(i.chunks) for i in done.item.tree())
                 if size >= pipeline.batch_chunks:
-                    pipeline._write(source_id, group, report)
+                    pipeline.write_batch(source_id, group, report)
                     bar.update(len(group))
                     bar.set_postfix(chunks=report.chunks, failed=report.failed,
                                     workers=executor.workers, refresh=False)
@@ -320,7 +320,7 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
                     opened.refresh_vectors(save=True, checkpoint=True)
                     last_checkpoint = time.monotonic()
             if group:
-                pipeline._write(source_id, group, report)
+                pipeline.write_batch(source_id, group, report)
                 bar.update(len(group))
     finally:
         bar.close()

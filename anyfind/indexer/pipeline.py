@@ -118,7 +118,7 @@ class Pipeline:
             report.removed = len(plan.deleted)
 
         if failed_early:
-            self._write(source_id, failed_early, report)
+            self.write_batch(source_id, failed_early, report)
         self._process(source_id, connector, todo, report)
         crash_point("sync.written")
         try:
@@ -258,20 +258,21 @@ class Pipeline:
             group.append(item)
             size += sum(len(i.chunks) for i in item.tree())
             if size >= self.batch_chunks:
-                self._write(source_id, group, report)
+                self.write_batch(source_id, group, report)
                 bar.update(len(group))
                 group, size = [], 0
         if group:
-            self._write(source_id, group, report)
+            self.write_batch(source_id, group, report)
             bar.update(len(group))
         bar.set_postfix(chunks=report.chunks, failed=report.failed, refresh=False)
 
     def _encode(self, items: list[Prepared], progress) -> None:
         """Tags for new images, then every chunk's vectors, from the executor."""
         encode_items(items, self.executor, progress)
-        self._ensure_spaces()
+        self.ensure_spaces()
 
-    def _ensure_spaces(self) -> None:
+    def ensure_spaces(self) -> None:
+        """Every space with a known dimension has its row in the store (before writing)."""
         for name, space in self.opened.spaces.items():
             if space.config.dim:
                 self.store.ensure_space(name, space.config.dim)
@@ -287,7 +288,9 @@ class Pipeline:
             meta={**ref.metadata, **(item.meta if item else {})},
         )
 
-    def _write(self, source_id: int, items: list[Prepared], report: SyncReport) -> None:
+    def write_batch(self, source_id: int, items: list[Prepared], report: SyncReport) -> None:
+        """Prepared items (and their chunks, vectors, children) in one store transaction,
+        counted in the report; a changed item that failed keeps its last good version."""
         entries = []
         for item in items:
             if item.status == "error":
