@@ -38,6 +38,7 @@ from ..crashpoints import crash_point
 from ..errors import one_line
 from ..executors import Stage
 from ..executors.local import LocalExecutor
+from ..store.thumbnails import Thumbnails
 from .encode import embed_chunks, tag_images
 from .prepare import Prepared, Preparer
 
@@ -97,20 +98,16 @@ class _FixedImageInputs:
         return PreparedImage.of(image, [])
 
 
-class _CollectedThumbnails:
-    """Thumbnails made on a worker, carried back with their item and written here."""
+class _CollectedThumbnails(Thumbnails):
+    """Thumbnails made on a worker (as the local pipeline makes them), kept to travel back
+    with their item and be written here."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
         self.made: dict[str, bytes] = {}
 
-    def write(self, content_hash: str, image: Any) -> None:
-        from ..extract.image import make_thumbnail
-        from ..store.thumbnails import SIZE
-
-        try:
-            self.made[content_hash] = make_thumbnail(image, SIZE)
-        except Exception:  # noqa: BLE001 - a thumbnail is a convenience, never an error
-            pass
+    def write_bytes(self, content_hash: str, jpeg: bytes) -> None:
+        self.made[content_hash] = jpeg
 
     def take(self) -> dict[str, bytes]:
         made, self.made = self.made, {}
@@ -124,7 +121,7 @@ class WorkerIndex(OpenIndex):
         path = Path(spec.path) if spec.path else Path(tempfile.mkdtemp(prefix="anyfind-worker-"))
         super().__init__(path, spec.config, spec.device)
         self._fixed_inputs = _FixedImageInputs(spec.decode_size)
-        self.collected = _CollectedThumbnails()
+        self.collected = _CollectedThumbnails(path / "thumbnails")
 
     @property
     def image_inputs(self):
