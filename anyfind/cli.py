@@ -66,6 +66,14 @@ def cli() -> None:
     """anyfind: index folders, repositories and databases; search text, images and speech."""
 
 
+precision_option = click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16", "onnx", "int8"]), default=None,
+    envvar="ANYFIND_PRECISION",
+    help="How documents are encoded, kept in the index config: auto (default: bf16 on a CPU "
+         "with native bf16, fp16 on CUDA, else fp32), fp32, bf16, onnx (the fp32 ONNX export, "
+         "no torch), int8 (quantised ONNX: faster, less exact). Env: ANYFIND_PRECISION.")
+
+
 def executor_options(f):
     """--executor and its Ray settings (`index`, `sync`)."""
     for option in reversed([
@@ -123,15 +131,16 @@ def _executor_choice(executor: str | None, address: str | None, actors: int | No
               help="Local checkpoint file (or an open_clip pretrained tag on a connected machine).")
 @click.option("--clip-config", default=None, metavar="JSON",
               help="open_clip model-config JSON for a custom architecture.")
+@precision_option
 @click.option("--onnx-int8/--no-onnx-int8", "onnx_int8", default=None, envvar="ANYFIND_ONNX_INT8",
-              help="Encode documents with the int8-quantised ONNX text model (faster on CPU, "
-                   "slightly less exact); kept in the index config. Env: ANYFIND_ONNX_INT8.")
+              help="Same as --precision int8 (--no-onnx-int8: back to auto). "
+                   "Env: ANYFIND_ONNX_INT8.")
 @executor_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 def index(paths, index_name, include, exclude, hidden, text_model, store_url, vector_store,
-          whisper_model, no_audio, no_tags, clip, clip_model, clip_weights, clip_config, onnx_int8,
-          executor, ray_address, ray_actors, quiet, as_json) -> None:
+          whisper_model, no_audio, no_tags, clip, clip_model, clip_weights, clip_config, precision,
+          onnx_int8, executor, ray_address, ray_actors, quiet, as_json) -> None:
     """Index files and folders (re-running syncs only what changed)."""
     from .config import default_transcriber
 
@@ -150,7 +159,7 @@ def index(paths, index_name, include, exclude, hidden, text_model, store_url, ve
         clip_weights = None
     with _open(index_name, create=True, text_model=text_model, store_url=store_url, clip=clip,
                clip_model=clip_model, clip_weights=clip_weights, clip_config=clip_config,
-               onnx_int8=onnx_int8, **settings) as idx:
+               onnx_int8=onnx_int8, precision=precision, **settings) as idx:
         if choice:
             idx.use_executor(choice[0], **choice[1])
         report = idx.add(paths, include=include, exclude=exclude, hidden=hidden,
@@ -448,6 +457,7 @@ def status(index_name, show_errors, config_file, as_json) -> None:
                    f"{sp['vectors']} vectors; ONNX export: {sp['onnx_export']}")
     click.echo(f"lexical  {st['lexical']}")
     click.echo(f"vectors  {st['vector_store']} (encoding: {st['executor']} executor)")
+    click.echo(f"precision {st['document_precision']} (documents)")
     for s in st["sources"]:
         error = (s.get("state") or {}).get("last_error")
         click.echo(f"source   {s['name']} ({s['kind']}) {s['uri']}: {s['items']} items"
@@ -649,16 +659,17 @@ def sources_remove(name, index_name, config_file) -> None:
 @index_option
 @config_option
 @click.option("--retry-errors", is_flag=True, help="Also retry items that failed before.")
+@precision_option
 @executor_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def sync(names, index_name, config_file, retry_errors, executor, ray_address, ray_actors, quiet,
-         as_json) -> None:
+def sync(names, index_name, config_file, retry_errors, precision, executor, ray_address,
+         ray_actors, quiet, as_json) -> None:
     """Re-sync sources incrementally (all of them, or the NAMES given).
 
     Exits with status 1 when a source could not be synced (the others still are)."""
     choice = _executor_choice(executor, ray_address, ray_actors)
-    with _open(index_name, create=bool(config_file)) as idx:
+    with _open(index_name, create=bool(config_file), precision=precision) as idx:
         if choice:
             idx.use_executor(choice[0], **choice[1])
         if config_file:

@@ -77,7 +77,9 @@ class IndexConfig:
     checkpoint_seconds: float = 60.0  # save vector files this often during a long sync
     tagger: bool = False  # offline ImageNet tags for images
     transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed
-    onnx_int8: bool = False  # documents through the int8 ONNX text model (see encoders/export)
+    # How text spaces encode documents: auto | fp32 | bf16 | onnx | int8 (encoders/precision)
+    document_precision: str = "auto"
+    onnx_int8: bool = False  # document_precision == "int8", kept for configs written before it
     vector_store: str = "faiss"  # the backend of every space's vectors (store/vector_store.py)
     executor: str = "local"  # what runs the models of indexing (executors/)
     executor_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"address": ...}
@@ -95,7 +97,10 @@ class IndexConfig:
         data = dict(data)
         spaces = {k: SpaceConfig(**v) for k, v in data.pop("spaces", {}).items()}
         known = {f for f in cls.__dataclass_fields__}
-        return cls(spaces=spaces, **{k: v for k, v in data.items() if k in known})
+        config = cls(spaces=spaces, **{k: v for k, v in data.items() if k in known})
+        if config.onnx_int8 and "document_precision" not in data:  # written before it
+            config.document_precision = "int8"
+        return config
 
     def save(self, directory: Path) -> None:
         from .fsutil import atomic_write_bytes

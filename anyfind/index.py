@@ -38,6 +38,19 @@ if TYPE_CHECKING:
     from .search.results import Result, Results
 
 
+def _precision_wanted(precision: str | None, onnx_int8: bool | None, current: str) -> str:
+    """The document precision asked for (precision wins over the older onnx_int8 flag)."""
+    from .encoders.precision import check_precision
+
+    if precision is not None:
+        return check_precision(precision)
+    if onnx_int8 is True:
+        return "int8"
+    if onnx_int8 is False and current == "int8":
+        return "auto"
+    return current
+
+
 class Index:
     def __init__(self, path: Path, config: IndexConfig, device: str | None = None, *,
                  concurrent: bool = False):
@@ -50,13 +63,14 @@ class Index:
              clip_weights: str | None = None, clip_config: str | None = None,
              store_url: str | None = None, device: str | None = None,
              concurrent: bool = False, onnx_int8: bool | None = None,
-             one_query: bool = False, spaces: dict[str, dict[str, Any]] | None = None,
+             precision: str | None = None, one_query: bool = False, spaces: dict[str, dict[str, Any]] | None = None,
              **settings: Any) -> Index:
         """Open an index by name or path; create it (with these settings) if missing.
 
         clip / clip_model / clip_weights add the shared image-text space (open_clip).
-        concurrent: shared by many threads (a server). onnx_int8: documents through the
-        int8 ONNX text model, kept in the config (None: as the index says). one_query: a
+        concurrent: shared by many threads (a server). precision: how text spaces encode
+        documents, auto | fp32 | bf16 | onnx | int8 (encoders/precision.py), kept in the
+        config (None: as the index says); onnx_int8=True is precision "int8". one_query: a
         process that runs a query or two and exits (vector files mapped, not read; ONNX
         sessions that build fastest). spaces: more embedding spaces for a new index, by
         name: {"encoder": a registered encoder (a plugin's too), "model", "options"}."""
@@ -70,16 +84,19 @@ class Index:
             config.check_models(wanted)
             _mark_index_dir(path)
             index = cls(path, config, device, concurrent=concurrent)
-            if onnx_int8 is not None and bool(config.onnx_int8) != onnx_int8:
-                index.opened.set_onnx_int8(onnx_int8)
+            want = _precision_wanted(precision, onnx_int8, config.document_precision)
+            if want != config.document_precision:
+                index.opened.set_document_precision(want)
             index.opened.one_query = one_query
             return index
         if not create:
             raise IndexNotFound(f"no index at {path} (create one with `anyfind index PATH`)")
         masked_url, found = split_uri_secrets(store_url) if store_url else (None, {})
+        want = _precision_wanted(precision, onnx_int8, "auto")
         config = IndexConfig(spaces={"text": default_text_space(text_model)},
                              store_url=masked_url, transcriber=default_transcriber(),
-                             tagger=default_tagger(), onnx_int8=bool(onnx_int8))
+                             tagger=default_tagger(), document_precision=want,
+                             onnx_int8=want == "int8")
         if "vision" in wanted:
             config.spaces["vision"] = wanted["vision"]
         for name, spec in (spaces or {}).items():

@@ -110,17 +110,26 @@ class OpenIndex:
     def save_config(self) -> None:
         self.config.save(self.path)
 
-    def set_onnx_int8(self, value: bool) -> None:
-        """Documents through the int8 ONNX text model (or not), kept in config.json."""
+    def set_document_precision(self, value: str) -> None:
+        """How text spaces encode documents (encoders/precision.py), kept in config.json."""
+        from ..encoders.precision import check_precision
+
+        value = check_precision(value)
         with self.lock:  # config.json has one writer at a time, like the rest
-            self.config.onnx_int8 = bool(value)
+            self.config.document_precision = value
+            self.config.onnx_int8 = value == "int8"
             self.save_config()
         self.spaces = {n: self._space(cfg) for n, cfg in self.config.spaces.items()}
+
+    def set_onnx_int8(self, value: bool) -> None:
+        """Documents through the int8 ONNX text model, or back to auto."""
+        self.set_document_precision("int8" if value else "auto")
 
     # -- spaces ------------------------------------------------------------------------------
     def _space(self, cfg: SpaceConfig) -> Space:
         space = Space(cfg, device=self.device, index_dir=self.path, models=self.models,
-                      int8_loader=self.int8_document_encoder if self.config.onnx_int8 else None)
+                      precision=self.config.document_precision,
+                      document_loader=self.export_document_encoder)
         space.one_shot_queries = self._one_shot
         return space
 
@@ -411,7 +420,7 @@ class OpenIndex:
             return export_index(self, force=force, int8=int8, spaces=spaces)
 
     def _int8_documents(self, cfg: SpaceConfig) -> bool:
-        return bool(self.config.onnx_int8) and cfg.encoder == "sentence-transformers"
+        return self.config.document_precision == "int8" and cfg.encoder == "sentence-transformers"
 
     def onnx_exports_stale(self) -> list[str]:
         """Spaces whose export is missing or stale (cheap: a stat per file when verified)."""
@@ -430,17 +439,22 @@ class OpenIndex:
         why = export_state(self.path, cfg, int8=self._int8_documents(cfg))
         return "current" if why is None else why
 
-    def int8_document_encoder(self, space: Space):
-        """(int8 ONNX encoder, None) for a text space, exporting it first if needed; or
-        (None, reason)."""
+    def export_document_encoder(self, space: Space, precision: str):
+        """(the export's document encoder, None) for a text space, "onnx" (fp32) or "int8",
+        exporting it first if needed; or (None, reason)."""
         from ..encoders.onnx import load_document_encoder
 
-        enc, reason = load_document_encoder(self.path, space.name, space.config.identity)
+        int8 = precision == "int8"
+        if not space.config.identity:  # a new space: the identity comes with its first vectors
+            return None, "the space has no encoder identity yet (exported after its first sync)"
+        enc, reason = load_document_encoder(self.path, space.name, space.config.identity,
+                                            int8=int8)
         if enc is None:
-            result = self.export_onnx(int8=True, spaces=[space.name])[0]
+            result = self.export_onnx(int8=int8, spaces=[space.name])[0]
             if result.status not in ("exported", "current"):
                 return None, result.reason
-            enc, reason = load_document_encoder(self.path, space.name, space.config.identity)
+            enc, reason = load_document_encoder(self.path, space.name, space.config.identity,
+                                                int8=int8)
         if enc is not None:
             try:  # a session that cannot be built fails here, not in the middle of a sync
                 enc.warm("text")

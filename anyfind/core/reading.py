@@ -45,11 +45,17 @@ def status_of(opened: OpenIndex, sources: list[dict[str, Any]]) -> dict[str, Any
     store = opened.store
     counts = store.counts()
     size = sum(f.stat().st_size for f in opened.path.rglob("*") if f.is_file())
+    precision = opened.config.document_precision
+    if precision == "auto":
+        from ..encoders.precision import explain_auto
+
+        precision = f"auto: {explain_auto()}"
     return {
         "index": str(opened.path),
         "store": store.engine.url.render_as_string(hide_password=True),
         "vector_store": mask_uri(opened.config.vector_store),
         "executor": opened.config.executor,
+        "document_precision": precision,
         "spaces": {n: {"encoder": s.config.encoder, "model": s.config.model,
                        "dim": s.config.dim, "vectors": counts["vectors"].get(n, 0),
                        "onnx_export": opened.export_status(s.config)}

@@ -19,6 +19,7 @@ from .base import Encoder, l2_normalize
 from .onnx_manifest import canonical, check_files, export_dir, read_manifest
 
 TEXT_KINDS = ("sentence-transformers",)
+DOCUMENT_BATCH = 8
 CLIP_KINDS = ("open-clip",)
 
 
@@ -36,17 +37,20 @@ def load_query_encoder(index_dir: Path, space_name: str, identity: dict,
                  one_shot=one_shot)
 
 
-def load_document_encoder(index_dir: Path, space_name: str, identity: dict,
-                          ) -> tuple[Encoder | None, str | None]:
-    """The int8-quantised text model of this space's export, for document encoding."""
-    return _load(index_dir, space_name, identity, int8=True, full_check=False)
+def load_document_encoder(index_dir: Path, space_name: str, identity: dict, *,
+                          int8: bool = True) -> tuple[Encoder | None, str | None]:
+    """This space's exported text model for document encoding: the int8-quantised one, or
+    with int8=False the fp32 one (its optimised graph), on onnxruntime's default threads."""
+    return _load(index_dir, space_name, identity, int8=int8, full_check=False,
+                 documents=True)
 
 
 def _load(index_dir: Path, space_name: str, identity: dict, *, int8: bool,
-          full_check: bool, one_shot: bool = False) -> tuple[Encoder | None, str | None]:
+          full_check: bool, one_shot: bool = False, documents: bool = False,
+          ) -> tuple[Encoder | None, str | None]:
     try:
         encoder, reason = _load_checked(index_dir, space_name, identity, int8=int8,
-                                        full_check=full_check)
+                                        full_check=full_check, documents=documents)
         if encoder is not None:
             encoder.prepack = not one_shot
         return encoder, reason
@@ -56,7 +60,8 @@ def _load(index_dir: Path, space_name: str, identity: dict, *, int8: bool,
 
 
 def _load_checked(index_dir: Path, space_name: str, identity: dict, *, int8: bool,
-                  full_check: bool) -> tuple[Encoder | None, str | None]:
+                  full_check: bool, documents: bool = False,
+                  ) -> tuple[Encoder | None, str | None]:
     directory = export_dir(Path(index_dir), space_name)
     manifest, reason = read_manifest(directory)
     if manifest is None:
@@ -75,8 +80,8 @@ def _load_checked(index_dir: Path, space_name: str, identity: dict, *, int8: boo
         return None, reason
     kind = manifest["identity"].get("kind")
     if kind in TEXT_KINDS:
-        return OnnxTextEncoder(directory, manifest, int8=int8), None
-    if kind in CLIP_KINDS and not int8:
+        return OnnxTextEncoder(directory, manifest, int8=int8, documents=documents), None
+    if kind in CLIP_KINDS and not (int8 or documents):
         return OnnxClipEncoder(directory, manifest), None
     return None, f"no ONNX runtime for {kind} encoders"
 
@@ -168,11 +173,14 @@ class OnnxTextEncoder(_OnnxEncoder):
     modalities = frozenset({"text"})
 
     def __init__(self, directory: Path, manifest: dict[str, Any], int8: bool = False,
-                 batch_size: int = 64):
-        super().__init__(directory, manifest, query=not int8)
+                 batch_size: int | None = None, documents: bool = False):
+        documents = documents or int8  # the int8 model is for documents only
+        super().__init__(directory, manifest, query=not documents)
         self.text_cfg = manifest["text"]
         self.model_file = "text.int8.onnx" if int8 else "text.onnx"
-        self.batch_size = batch_size
+        self.precision = "int8" if int8 else "onnx"
+        # documents: small batches encode fastest on a CPU (benchmarks/bench_doc_encoding.py)
+        self.batch_size = batch_size or (DOCUMENT_BATCH if documents else 64)
         self._chunk_tokenizer = None
         self._encode_tokenizer = None
 

@@ -1,9 +1,10 @@
 """An embedding space at run time: its config, its encoder (torch), its query encoder
-(the ONNX export when it is fresh) and its document encoder (int8 ONNX when asked for).
+(the ONNX export when it is fresh) and its document encoder (by the index's document
+precision: encoders/precision.py).
 
 A space knows nothing of the index that holds it: what it needs from there (the index's
-folder for its export, how to make an int8 export, a model thread for a server) is given
-when it is made. `embeds()` is the one rule of which chunks a space holds vectors for,
+folder for its export, how to load or make an ONNX export for documents, a model thread
+for a server) is given when it is made. `embeds()` is the one rule of which chunks a space holds vectors for,
 used by indexing and by `anyfind check`.
 """
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("anyfind.sources")
 
-Int8Loader = Callable[["Space"], "tuple[Encoder | None, str | None]"]
+# (space, "onnx" | "int8") -> (the export's document encoder, None) or (None, why not)
+DocumentLoader = Callable[["Space", str], "tuple[Encoder | None, str | None]"]
 
 
 def embeds(accepts: frozenset[str] | set[str], chunk_modality: str, chunk_text: str | None,
@@ -39,15 +41,18 @@ def embeds(accepts: frozenset[str] | set[str], chunk_modality: str, chunk_text: 
 
 class Space:
     def __init__(self, config: SpaceConfig, *, device: str | None = None,
-                 index_dir: Path | None = None, int8_loader: Int8Loader | None = None,
+                 index_dir: Path | None = None, precision: str = "auto",
+                 document_loader: DocumentLoader | None = None,
                  models: ModelThread | None = None):
         self.config = config
         self.device = device
         self.index_dir = index_dir
-        self.int8_loader = int8_loader  # set: documents go through the int8 export
+        self.precision = precision  # the setting (encoders/precision.py)
+        self.document_loader = document_loader  # loads the ONNX export for "onnx" / "int8"
+        self.document_precision: str | None = None  # what documents run in, once resolved
         self.models = models  # set (servers): every model call runs on this thread
         self.one_shot_queries = False  # a process that encodes one query and exits
-        self._init_lock = threading.Lock()
+        self._init_lock = threading.RLock()  # document_encoder takes encoder inside it
         self._encoder: Encoder | None = None
         self._document_encoder: Encoder | None = None
         self._export: Encoder | None = None
@@ -130,15 +135,45 @@ class Space:
 
     @property
     def document_encoder(self) -> Encoder:
-        """What encodes documents: the encoder, or with an int8 loader on a text space its
-        int8 ONNX model (exported on first need); torch again, with a warning, if that fails."""
+        """What encodes documents, by the precision setting (encoders/precision.py): on a
+        text space torch fp32 / bf16 or the ONNX export; any failure of the export path
+        falls back to torch fp32 with a warning. Other spaces: the encoder as it is."""
         if self._document_encoder is None:
-            self._document_encoder = self.encoder
-            if self.int8_loader is not None and self.config.encoder == "sentence-transformers":
-                enc, reason = self.int8_loader(self)
-                if enc is None:
-                    log.warning("int8 document encoding is off for space '%s': %s",
-                                self.name, reason)
-                else:
-                    self._document_encoder = enc
+            with self._init_lock:
+                if self._document_encoder is None:
+                    self._document_encoder = self._load_document_encoder()
         return self._document_encoder
+
+    def _load_document_encoder(self) -> Encoder:
+        from .precision import ONNX_PRECISIONS, Bf16Documents, resolve_cpu_precision
+
+        if self.config.encoder != "sentence-transformers":
+            self.document_precision = "as the encoder"
+            return self.encoder
+        want = resolve_cpu_precision(self.precision)  # no torch import for onnx / int8
+        if self.precision == "auto" and want == "bf16" and self._on_gpu():
+            want = "fp32"  # a GPU: the torch encoder's own fp16
+        if want in ONNX_PRECISIONS and self.document_loader is not None:
+            enc, reason = self.document_loader(self, want)
+            if enc is not None:
+                self.document_precision = want
+                return enc
+            log.warning("%s document encoding is off for space '%s': %s (torch fp32 instead)",
+                        want, self.name, reason)
+            want = "fp32"
+        if self._on_gpu():  # the torch encoder runs fp16 on CUDA whatever the setting
+            self.document_precision = "fp16" if self._device() == "cuda" else "fp32"
+            return self.encoder
+        self.document_precision = want if want == "bf16" else "fp32"
+        return Bf16Documents(self.encoder) if want == "bf16" else self.encoder
+
+    def _device(self) -> str:
+        from .base import resolve_device
+        from .precision import torch_installed
+
+        if self.device not in (None, "auto") or not torch_installed():
+            return self.device or "cpu"
+        return resolve_device(self.device)
+
+    def _on_gpu(self) -> bool:
+        return self._device() != "cpu"

@@ -23,6 +23,7 @@ class SyncReport:
     executor: str = ""  # what ran the models, when not this process (e.g. ray)
     workers: int = 0  # its model workers (actors)
     nodes: int = 0  # the machines of its cluster
+    precision: dict[str, str] = field(default_factory=dict)  # space -> how documents ran
 
     def merge(self, other: SyncReport) -> None:
         for name in ("added", "updated", "unchanged", "removed", "renamed", "copied",
@@ -31,6 +32,7 @@ class SyncReport:
         self.errors.extend(other.errors)
         self.failed_sources.extend(other.failed_sources)
         self.executor = self.executor or other.executor
+        self.precision.update(other.precision)
         self.workers, self.nodes = max(self.workers, other.workers), max(self.nodes, other.nodes)
 
     def to_dict(self) -> dict:
@@ -47,7 +49,8 @@ class SyncReport:
             parts.append(f"{self.skipped} skipped")
         if self.attachments:
             parts.append(f"{self.attachments} attachments")
-        text = ", ".join(parts) + f" ({self.chunks} chunks embedded in {self.seconds:.1f}s)"
+        how = "".join(f", {n} {p}" for n, p in sorted(self.precision.items()))
+        text = ", ".join(parts) + f" ({self.chunks} chunks embedded in {self.seconds:.1f}s{how})"
         if self.executor:
             nodes = f" on {self.nodes} node{'s' * (self.nodes != 1)}" if self.nodes else ""
             text += f"; encoded by {self.executor}: {self.workers} workers{nodes}"
