@@ -167,3 +167,45 @@ def test_unusable_onnx_export_falls_back_to_fp32_torch(tmp_path, caplog):
         assert report.failed == 0 and report.precision == {"text": "fp32"}
         assert index.spaces["text"].document_encoder is index.spaces["text"].encoder
     assert "onnx document encoding is off for space 'text'" in caplog.text
+
+
+def test_small_sync_skips_torch_and_a_large_one_does_not(tmp_path):
+    """Under auto, a fresh process syncing a few items encodes on the ONNX export and
+    never imports torch; one syncing more than SMALL_SYNC_ITEMS takes auto's torch path."""
+    import subprocess
+    import sys
+
+    from anyfind.encoders.space import SMALL_SYNC_ITEMS
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Subject headings in a library catalogue.")
+    idx = tmp_path / "idx"
+    script = ("import json, sys\n"
+              "from anyfind import Index\n"
+              "with Index.open(sys.argv[1], tagger=False, transcriber=None) as index:\n"
+              "    report = index.add([sys.argv[2]])\n"
+              "print(json.dumps({'precision': report.precision, 'added': report.added,\n"
+              "                  'torch': 'torch' in sys.modules}))\n")
+
+    def run() -> dict:
+        out = subprocess.run([sys.executable, "-c", script, str(idx), str(corpus)],
+                             capture_output=True, text=True, timeout=300, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    with __import__("anyfind").Index.open(str(idx), tagger=False, transcriber=None) as index:
+        index.add([corpus])
+        index.export_onnx()
+    (corpus / "b.txt").write_text("A second note, about thesauri and controlled vocabularies.")
+    small = run()
+    assert small == {"precision": {"text": "onnx"}, "added": 1, "torch": False}
+    for i in range(SMALL_SYNC_ITEMS + 1):
+        (corpus / f"n{i}.txt").write_text(f"Note {i} on classification number {i * 7}.")
+    large = run()
+    assert large["added"] == SMALL_SYNC_ITEMS + 1 and large["torch"] is True
+    assert large["precision"]["text"] in ("bf16", "fp32")
+    with __import__("anyfind").Index.open(str(idx)) as index:  # both kinds of vectors agree
+        ids, stored = index.store.vectors("text")
+        rows = index.store.chunk_rows(ids.tolist())
+        fp32 = index.spaces["text"].encoder.encode_documents([rows[int(i)]["text"] for i in ids])
+        assert cosines(stored, fp32).min() >= FIDELITY

@@ -185,12 +185,13 @@ def fit(opened: OpenIndex, chunks: int, seed: int = 0) -> Calibration:
     queries, origins = pseudo_queries(rows, rng)
     spaces: dict[str, dict[str, Scale]] = {}
     for name, space in opened.spaces.items():
-        if not queries or "text" not in space.encoder.modalities:
+        if not queries or "text" not in space.modalities:
             continue
         got, matrix = reader.vectors(name, ids.tolist())
         if not len(got):
             continue
-        qv = np.asarray(space.encoder.encode_query(queries, "text"), dtype=np.float32)
+        # the encoder searches use (the ONNX export when current: a sync need not load torch)
+        qv = np.asarray(space.query_encoder.encode_query(queries, "text"), dtype=np.float32)
         spaces[name] = scales_of(qv, origins, got, matrix, rows)
     return Calibration(spaces, {n: s.config.model for n, s in opened.spaces.items()}, chunks)
 

@@ -417,7 +417,11 @@ class OpenIndex:
         from ..encoders.export import export_index
 
         with self.lock:
-            return export_index(self, force=force, int8=int8, spaces=spaces)
+            results = export_index(self, force=force, int8=int8, spaces=spaces)
+        for result in results:  # queries of this process take the new export from now on
+            if result.status == "exported" and result.space in self.spaces:
+                self.spaces[result.space].forget_export()
+        return results
 
     def _int8_documents(self, cfg: SpaceConfig) -> bool:
         return self.config.document_precision == "int8" and cfg.encoder == "sentence-transformers"

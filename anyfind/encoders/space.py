@@ -11,6 +11,7 @@ used by indexing and by `anyfind check`.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
     from .serialised import ModelThread
 
 log = logging.getLogger("anyfind.sources")
+
+# plan_documents: a sync of at most this many items in a process without torch encodes on
+# the ONNX export. Break-even measured on the 2-core Xeon: torch import + model load ~4 s;
+# ONNX fp32 54 docs/s vs bf16 160 docs/s -> ~12 ms a chunk, so ~330 chunks; items have
+# one chunk or more, so 100 items stay well under it.
+SMALL_SYNC_ITEMS = 100
 
 # (space, "onnx" | "int8") -> (the export's document encoder, None) or (None, why not)
 DocumentLoader = Callable[["Space", str], "tuple[Encoder | None, str | None]"]
@@ -50,6 +57,8 @@ class Space:
         self.precision = precision  # the setting (encoders/precision.py)
         self.document_loader = document_loader  # loads the ONNX export for "onnx" / "int8"
         self.document_precision: str | None = None  # what documents run in, once resolved
+        self._small_sync = False  # plan_documents: a small sync in a process without torch
+        self._pinned = False  # use_document_encoder: the caller's encoder stays
         self.models = models  # set (servers): every model call runs on this thread
         self.one_shot_queries = False  # a process that encodes one query and exits
         self._init_lock = threading.RLock()  # document_encoder takes encoder inside it
@@ -129,6 +138,11 @@ class Space:
         # The torch fallback is taken outside the lock: `encoder` takes it itself.
         return self._export if self._export is not None else self.encoder
 
+    def forget_export(self) -> None:
+        """The export was just (re)written: the next query loads it again."""
+        with self._init_lock:
+            self._export, self._export_tried, self.export_problem = None, False, None
+
     @property
     def queries_use_torch(self) -> bool:
         return self._export_tried and self._export is None
@@ -144,12 +158,43 @@ class Space:
                     self._document_encoder = self._load_document_encoder()
         return self._document_encoder
 
+    def use_document_encoder(self, encoder: Encoder, label: str) -> None:
+        """Encode this space's documents with `encoder` from now on (a library user's own
+        quantised model, a benchmark's variant): it must give vectors of the space's model,
+        the identity check is the caller's. `label` is what reports call it."""
+        if encoder.dim != (self.config.dim or encoder.dim):
+            raise ModelMismatch(f"space '{self.name}' holds {self.config.dim}-d vectors, the "
+                                f"document encoder gives {encoder.dim}-d")
+        with self._init_lock:
+            self._document_encoder = encoder
+            self.document_precision = label
+            self._pinned = True
+
+    def plan_documents(self, items: int) -> None:
+        """A sync is about to read `items` items. Under auto, a small one in a process that
+        has not loaded torch encodes on the current fp32 ONNX export (same vectors, cosine
+        >= 0.99999): importing torch and loading the model take ~4 s, more than bf16 saves
+        below a few hundred chunks (docs/BENCHMARKS.md); a large one takes auto's choice."""
+        if self.precision != "auto" or self._pinned or self.index_dir is None:
+            return
+        small = items <= SMALL_SYNC_ITEMS and "torch" not in sys.modules
+        if small != self._small_sync:
+            with self._init_lock:
+                self._small_sync = small
+                self._document_encoder = None
+                self.document_precision = None
+
     def _load_document_encoder(self) -> Encoder:
         from .precision import ONNX_PRECISIONS, Bf16Documents, resolve_cpu_precision
 
         if self.config.encoder != "sentence-transformers":
             self.document_precision = "as the encoder"
             return self.encoder
+        if self._small_sync:
+            enc = self._current_onnx_export()
+            if enc is not None:
+                self.document_precision = "onnx"
+                return enc
         want = resolve_cpu_precision(self.precision)  # no torch import for onnx / int8
         if self.precision == "auto" and want == "bf16" and self._on_gpu():
             want = "fp32"  # a GPU: the torch encoder's own fp16
@@ -166,6 +211,17 @@ class Space:
             return self.encoder
         self.document_precision = want if want == "bf16" else "fp32"
         return Bf16Documents(self.encoder) if want == "bf16" else self.encoder
+
+    def _current_onnx_export(self) -> Encoder | None:
+        """The fp32 export for documents when it is current (never exported here: that
+        needs torch, which is what a small sync avoids)."""
+        from .onnx import load_document_encoder
+
+        enc, reason = load_document_encoder(self.index_dir, self.name, self.config.identity,
+                                            int8=False)
+        if enc is None:
+            log.debug("small sync of space '%s' stays on torch: %s", self.name, reason)
+        return enc
 
     def _device(self) -> str:
         from .base import resolve_device

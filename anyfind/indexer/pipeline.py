@@ -119,6 +119,8 @@ class Pipeline:
 
         if failed_early:
             self.write_batch(source_id, failed_early, report)
+        for space in self.opened.spaces.values():  # a small sync may skip loading torch
+            space.plan_documents(len(todo))
         self._process(source_id, connector, todo, report)
         crash_point("sync.written")
         try:
