@@ -271,6 +271,14 @@ class Case:
             self.label_cache_s = round(t["wall"], 2)
             self.transform, self.forward = tagger._transform, tagger._model
             self.batch_size = tagger.batch_size
+            # the same network in torch's default layout: the plain fp32 forward a user
+            # would run (anyfind's runs channels_last on a CPU, issue 17)
+            import copy
+
+            import torch
+
+            self.plain_forward = copy.deepcopy(tagger._model).to(
+                memory_format=torch.contiguous_format)
         else:
             enc = index.spaces["vision"].encoder
             model = enc.model
@@ -290,7 +298,7 @@ class Case:
             (pipeline.Pipeline, "_prepare", "workers: prepare items (decode, thumbnail)"),
             (Thumbnails, "write", "workers: thumbnails"),
             (pipeline.Pipeline, "_encode", "main: embed_chunks"),
-            (pipeline.Pipeline, "_write", "main: store write"),
+            (pipeline.Pipeline, "write_batch", "main: store write"),
             (OpenIndex, "refresh_vectors", "main: vector files"),
         ]
         with contextlib.suppress(ImportError):  # the split preprocessing, where the code has it
@@ -356,6 +364,8 @@ def run_case(case: Case, set_name: str, folder: Path, images: list, work: Path,
         with stages.patched(case.patch_targets(index)), clock() as t_e2e:
             report = index.add([folder])
         raw2 = raw_forward(case.forward, batches)
+        plain = getattr(case, "plain_forward", None)
+        raw_plain = raw_forward(plain, batches) if plain is not None else None
         del batches
     finally:
         index.close()
@@ -376,6 +386,9 @@ def run_case(case: Case, set_name: str, folder: Path, images: list, work: Path,
         "e2e_s": round(t_e2e["wall"], 3), "e2e_cpu_s": round(t_e2e["cpu"], 3),
         "e2e_images_per_s": round(e2e_ips, 2),
         "ratio": round(e2e_ips / raw_ips, 3),
+        "raw_plain_layout": raw_plain,
+        "ratio_vs_plain_layout": (round(e2e_ips / raw_plain["images_per_s"], 3)
+                                  if raw_plain else None),
         "ratio_cpu": round((raw_cpu / 2) / t_e2e["cpu"], 3),
         "e2e_cores_busy": round(t_e2e["cpu"] / t_e2e["wall"], 2),
         # the same forward pass timed inside Index.add: how much of the wall it fills, and
@@ -389,7 +402,10 @@ def run_case(case: Case, set_name: str, folder: Path, images: list, work: Path,
     print(f"  {case.name:<16} {set_name:<6} n={n:<5} raw {raw1['images_per_s']:>7} / "
           f"{raw2['images_per_s']:>7} img/s   e2e {result['e2e_images_per_s']:>7} img/s   "
           f"ratio {result['ratio']:.3f} (cpu {result['ratio_cpu']:.3f}, forward share "
-          f"{result['forward_share_of_e2e']:.2f})   load {loadavg()}",
+          f"{result['forward_share_of_e2e']:.2f})"
+          + (f"   vs plain-layout fp32 {raw_plain['images_per_s']} img/s: "
+             f"{result['ratio_vs_plain_layout']:.3f}" if raw_plain else "")
+          + f"   load {loadavg()}",
           flush=True)
     return result
 

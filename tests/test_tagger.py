@@ -158,3 +158,23 @@ def test_timm_network_equals_the_original_lite0(tagger):
         torch.testing.assert_close(
             tagger._model(x), _reference_lite0(state, x), atol=1e-4, rtol=1e-4
         )
+
+
+def test_cpu_tagger_runs_channels_last_with_the_same_probabilities(tagger):
+    """The CPU layout choice (channels_last, faster convolutions) changes no tag: the same
+    network in the default layout on the same batch gives the same probabilities."""
+    import copy
+
+    import torch
+
+    images = [load(n) for n in EXPECTED]
+    tagger.tag(images[:1])  # loaded
+    assert tagger.channels_last
+    batch = tagger._batch(images)
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    plain = copy.deepcopy(tagger._model).to(memory_format=torch.contiguous_format)
+    with torch.no_grad():
+        want = plain(batch.contiguous()).softmax(-1)
+        got = tagger._model(batch).softmax(-1)
+    assert torch.equal(want.argmax(-1), got.argmax(-1))
+    assert (want - got).abs().max().item() < 1e-4

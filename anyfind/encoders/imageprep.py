@@ -92,10 +92,12 @@ class ImagePrep:
                              "expected RGB")
         return np.asarray(img, dtype=np.uint8)
 
-    def batch(self, arrays: Sequence[np.ndarray], device: Any = None, dtype: Any = None):
+    def batch(self, arrays: Sequence[np.ndarray], device: Any = None, dtype: Any = None,
+              channels_last: bool = False):
         """The batched half: N prepared arrays -> a float NxCxHxW tensor on `device`, as
         ToTensor + Normalize would give image by image (the arithmetic runs in float32
-        where the model is; `dtype` is applied last, e.g. fp16 on CUDA)."""
+        where the model is; `dtype` is applied last, e.g. fp16 on CUDA). channels_last:
+        the tensor in that memory layout (the arrays' own, HxWxC: no copy to make)."""
         import torch
 
         x = torch.from_numpy(np.stack(arrays))
@@ -106,7 +108,8 @@ class ImagePrep:
             mean = torch.as_tensor(self.mean, dtype=torch.float32, device=x.device)
             std = torch.as_tensor(self.std, dtype=torch.float32, device=x.device)
             x = x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
-        x = x.contiguous()
+        x = x.contiguous(memory_format=torch.channels_last if channels_last
+                         else torch.contiguous_format)
         return x if dtype is None or dtype == torch.float32 else x.to(dtype)
 
 

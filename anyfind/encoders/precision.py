@@ -101,7 +101,10 @@ class Bf16Documents(Encoder):
     precision = "bf16"
 
     def __init__(self, inner: Encoder):
-        self.inner = inner
+        self.fp32 = inner  # queries
+        # documents: the encoder's own bf16 twin when it has one (weights cast once)
+        twin = getattr(inner, "bf16_documents", None)
+        self.inner = twin() if callable(twin) else inner
         self.kind = inner.kind  # type: ignore[misc]
         self.modalities = inner.modalities  # type: ignore[misc]
         self.uses_torch = True  # type: ignore[misc]
@@ -136,7 +139,7 @@ class Bf16Documents(Encoder):
             return self.inner.encode_documents(inputs, modality)
 
     def encode_query(self, inputs: Sequence[Any], modality: str = "text") -> np.ndarray:
-        return self.inner.encode_query(inputs, modality)
+        return self.fp32.encode_query(inputs, modality)
 
 
 @contextlib.contextmanager

@@ -59,6 +59,7 @@ class SentenceTransformerEncoder(Encoder):
         self.model_name = model
         self.path = resolve_text_model(model)
         self.device = device
+        self._bf16: SentenceTransformerEncoder | None = None  # bf16_documents()
         # None: chosen for the device when the model loads (CPU_BATCH / ACCELERATOR_BATCH)
         self._batch_given = batch_size is not None
         self.batch_size = int(batch_size) if batch_size is not None else ACCELERATOR_BATCH
@@ -83,6 +84,26 @@ class SentenceTransformerEncoder(Encoder):
             if not self._batch_given:
                 self.batch_size = CPU_BATCH if device == "cpu" else ACCELERATOR_BATCH
         return self._model
+
+    def bf16_documents(self) -> SentenceTransformerEncoder:
+        """A copy of this encoder for CPU-autocast bf16 documents whose Linear weights are
+        bf16 already: autocast would otherwise cast every weight again in every forward
+        pass. Same numerics as plain autocast, 14 % faster on MiniLM (docs/BENCHMARKS.md);
+        costs the weights' size again in half precision. Made once per encoder."""
+        if self._bf16 is None:
+            import copy
+
+            import torch
+
+            model = self.model  # loaded first: it settles the batch size the twin copies
+            twin = copy.copy(self)
+            twin._bf16 = None
+            twin._model = copy.deepcopy(model)
+            for module in twin._model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.to(torch.bfloat16)
+            self._bf16 = twin
+        return self._bf16
 
     def _local_config(self, name: str) -> dict[str, Any] | None:
         file = Path(self.path) / name
@@ -128,10 +149,10 @@ class SentenceTransformerEncoder(Encoder):
         return model.encode(
             list(inputs),
             batch_size=self.batch_size,
-            convert_to_numpy=True,
             normalize_embeddings=False,
             show_progress_bar=False,
-        ).astype(np.float32, copy=False)
+            convert_to_tensor=True,
+        ).float().cpu().numpy()
 
     def _run(self, inputs, modality, query):
         # One encode() call for the whole list: it batches and sorts by length itself.

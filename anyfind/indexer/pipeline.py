@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 BATCH_CHUNKS = 256  # chunks per write transaction; at most this many decoded images held
 EMBED_WINDOW = 2048  # text chunks embedded together, sorted by length (less padding)
 IMAGE_WINDOW = 32  # images per window: one model batch, so decoding overlaps the forward
+FIRST_TEXT_WINDOW = 256  # chunks of the first text window (then doubling: _process)
 MIN_IMAGE_WINDOW = 4  # ... or fewer, down to this, when the model would wait for decodes
 CHECKPOINT_SECONDS = 60.0  # default: save vector files this often during a long sync
 _DONE = object()
@@ -79,6 +80,8 @@ class Pipeline:
         cap = self.opened.config.max_file_bytes
         candidates = [(r, None) for r in plan.new] + plan.changed
         digests = self._hash_all(connector, [ref for ref, _ in candidates], cap)
+        twins = self.store.items_by_hash([d for (_, row), d in zip(candidates, digests, strict=True)
+                                          if row is None and isinstance(d, str)])
         for (ref, row), digest in zip(candidates, digests, strict=True):
             if digest is None:  # over the cap: refused in _prepare; never hashed
                 todo.append((ref, row.id if row else None, None, row.path if row else None))
@@ -103,7 +106,7 @@ class Pipeline:
                 report.renamed += 1
                 continue
             if row is None:
-                twin = self.store.item_by_hash(digest)
+                twin = twins.get(digest)
                 if twin is not None:
                     self.store.copy_item(twin, self._record(source_id, ref, digest, None))
                     crash_point("sync.copied")
@@ -208,6 +211,10 @@ class Pipeline:
         # instead of idling while the workers decode. Small images, decoded faster than
         # the model runs, fill whole batches (a model is least efficient on small ones).
         least = min(MIN_IMAGE_WINDOW, self.image_window)
+        # Text windows ramp up from FIRST_TEXT_WINDOW, doubling to embed_window: the model
+        # starts once a few hundred chunks are read instead of idling while a whole 2,048-
+        # chunk window is (most of a small folder), and reading overlaps encoding after.
+        text_window = min(FIRST_TEXT_WINDOW, self.embed_window)
         last_checkpoint = time.monotonic()
         every = getattr(self.opened.config, "checkpoint_seconds", CHECKPOINT_SECONDS)
         try:
@@ -224,11 +231,12 @@ class Pipeline:
                     text.append(item)
                     n_text += sum(len(i.chunks) for i in tree)
                 images_due = n_images >= self.image_window or (n_images >= least and q.empty())
-                if n_text < self.embed_window and not images_due:
+                if n_text < text_window and not images_due:
                     continue
-                if n_text >= self.embed_window:
+                if n_text >= text_window:
                     self._flush(source_id, text, report, bar)
                     text, n_text = [], 0
+                    text_window = min(2 * text_window, self.embed_window)
                 else:
                     self._flush(source_id, images, report, bar)
                     images, n_images = [], 0

@@ -241,6 +241,18 @@ class Store:
             ).first()
         return int(row.id) if row else None
 
+    def items_by_hash(self, content_hashes: Sequence[str]) -> dict[str, int]:
+        """item_by_hash for many hashes at once (a query per 500, not one per file)."""
+        wanted = sorted(set(content_hashes))
+        found: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                rows = conn.execute(select(Item.content_hash, Item.id).where(
+                    Item.content_hash.in_(wanted[i:i + 500]), Item.status == "ok"))
+                for h, item_id in rows:
+                    found.setdefault(h, int(item_id))
+        return found
+
     def reusable(self, content_hash: str) -> dict[str, Any] | None:
         """What an indexed item with this content and no children holds (kind, title,
         metadata, chunks with their vectors), so that an attachment seen before costs no
@@ -326,13 +338,8 @@ class Store:
             replaced = [e[2] for e in entries if e[2] is not None]
             if replaced:
                 spaces |= self._delete_items(conn, replaced)
-            now = time.time()
-            for entry in entries:
-                record, chunks = entry[0], entry[1]
-                children = entry[3] if len(entry) > 3 else ()
-                item_id = self._insert_item(conn, record, chunks, now, spaces)
-                self._insert_children(conn, item_id, children, now, spaces)
-                ids.append(item_id)
+            ids = self._insert_tree(conn, [(e[0], e[1], e[3] if len(e) > 3 else ())
+                                           for e in entries], time.time(), spaces)
             self._bump(conn, spaces)
             crash_point("store.write.uncommitted")
         return ids, spaces
@@ -342,21 +349,55 @@ class Store:
         ids, spaces = self.write_items([(record, chunks, replace_id)])
         return ids[0], spaces
 
-    def _insert_item(self, conn, record: ItemRecord, chunks: Sequence[ChunkRecord], now: float,
-                     spaces: set[str]) -> int:
-        values = {k: self._clean(v) for k, v in record.__dict__.items()}
-        values["meta"] = values["meta"] or {}
-        values["indexed_at"] = now
-        item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
-        spaces |= self._insert_chunks(conn, item_id, chunks)
-        return item_id
+    def _insert_tree(self, conn, level: list[tuple[ItemRecord, Sequence[ChunkRecord],
+                                                   Sequence[NewChild]]],
+                     now: float, spaces: set[str]) -> list[int]:
+        """Insert items with their chunks and vectors, then their children, one level at a
+        time: a multi-row INSERT ... RETURNING per table and level (ids in the rows' order)
+        instead of a statement per item and per chunk, which cost ~1.3 ms an item, as
+        much as the rest of a small file's indexing (docs/BENCHMARKS.md)."""
+        rows = []
+        for record, _, _ in level:
+            values = {k: self._clean(v) for k, v in record.__dict__.items()}
+            values["meta"] = values["meta"] or {}
+            values["indexed_at"] = now
+            rows.append(values)
+        ids = self._insert_returning(conn, Item, rows)
+        chunk_rows, vectors = [], []
+        for item_id, (_, chunks, _) in zip(ids, level, strict=True):
+            for c in chunks:
+                values = {k: v for k, v in c.__dict__.items() if k != "vectors"}
+                values["text"] = self._clean(values["text"])
+                values["item_id"] = item_id
+                chunk_rows.append(values)
+                vectors.append(c.vectors or {})
+        chunk_ids = self._insert_returning(conn, Chunk, chunk_rows)
+        vector_rows = []
+        for chunk_id, vecs in zip(chunk_ids, vectors, strict=True):
+            for space, vec in vecs.items():
+                vector_rows.append({"chunk_id": chunk_id, "space": space,
+                                    "vector": np.asarray(vec, dtype=np.float32).tobytes()})
+                spaces.add(space)
+        if vector_rows:
+            conn.execute(insert(Embedding), vector_rows)
+        below = []
+        for item_id, (_, _, children) in zip(ids, level, strict=True):
+            for child in children:
+                child.record.parent_id = item_id
+                below.append((child.record, child.chunks, child.children))
+        if below:
+            self._insert_tree(conn, below, now, spaces)
+        return ids
 
-    def _insert_children(self, conn, parent_id: int, children: Sequence[NewChild], now: float,
-                         spaces: set[str]) -> None:
-        for child in children:
-            child.record.parent_id = parent_id
-            child_id = self._insert_item(conn, child.record, child.chunks, now, spaces)
-            self._insert_children(conn, child_id, child.children, now, spaces)
+    @staticmethod
+    def _insert_returning(conn, table, rows: list[dict[str, Any]]) -> list[int]:
+        if not rows:
+            return []
+        if len(rows) == 1:  # one statement either way; the plain form works on any backend
+            return [int(conn.execute(insert(table).values(**rows[0])).inserted_primary_key[0])]
+        result = conn.execute(insert(table).returning(table.id, sort_by_parameter_order=True),
+                              rows)
+        return [int(r[0]) for r in result]
 
     def _insert_chunks(self, conn, item_id: int, chunks: Sequence[ChunkRecord]) -> set[str]:
         spaces: set[str] = set()
