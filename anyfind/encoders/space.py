@@ -4,8 +4,8 @@ precision: encoders/precision.py).
 
 A space knows nothing of the index that holds it: what it needs from there (the index's
 folder for its export, how to load or make an ONNX export for documents, a model thread
-for a server) is given when it is made. `embeds()` is the one rule of which chunks a space holds vectors for,
-used by indexing and by `anyfind check`.
+for a server) is given when it is made. `embeds()` is the one rule of which chunks a space
+holds vectors for, used by indexing and by `anyfind check`.
 """
 
 from __future__ import annotations
