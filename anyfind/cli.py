@@ -19,6 +19,7 @@ from typing import Any  # noqa: E402
 import click  # noqa: E402
 
 from . import profile  # noqa: E402
+from .config import PRECISIONS  # noqa: E402
 from .errors import AnyfindError  # noqa: E402
 
 index_option = click.option(
@@ -67,7 +68,7 @@ def cli() -> None:
 
 
 precision_option = click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "bf16", "onnx", "int8"]), default=None,
+    "--precision", type=click.Choice(PRECISIONS), default=None,
     envvar="ANYFIND_PRECISION",
     help="How documents are encoded, kept in the index config: auto (default: bf16 on a CPU "
          "with native bf16, fp16 on CUDA, else fp32), fp32, bf16, onnx (the fp32 ONNX export, "

@@ -45,6 +45,11 @@ def resolve_index_path(name_or_path: str | os.PathLike | None = None) -> Path:
     return anyfind_home() / "indexes" / value
 
 
+# How text spaces encode documents (encoders/precision.py says what each means); here so
+# that the CLI can list them without importing the encoders.
+PRECISIONS = ("auto", "fp32", "bf16", "onnx", "int8")
+
+
 @dataclass
 class SpaceConfig:
     """One embedding space: an encoder and the FAISS index that holds its vectors."""

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_onnx import text_export  # noqa: F401 (a fixture)
 
 from anyfind.config import IndexConfig, default_text_space
-from anyfind.encoders import get_encoder, precision
-from anyfind.encoders.export import export_space
+from anyfind.encoders import precision
 from anyfind.encoders.onnx import load_document_encoder
 from anyfind.errors import ConfigError
 
@@ -54,18 +54,8 @@ def real_texts(enc) -> dict[str, list[str]]:
     return {"short": short, "at budget": at_budget, "over budget": over}
 
 
-@pytest.fixture(scope="module")
-def minilm(tmp_path_factory):
-    index_dir = tmp_path_factory.mktemp("precision-index")
-    space = default_text_space()
-    enc = get_encoder(space.encoder, space.model, "cpu")
-    space.dim, space.identity = enc.dim, enc.identity()
-    assert export_space(index_dir, space).status == "exported"
-    return index_dir, space, enc
-
-
-def test_bf16_documents_match_fp32_torch_at_every_length(minilm):
-    _, _, enc = minilm
+def test_bf16_documents_match_fp32_torch_at_every_length(text_export):  # noqa: F811
+    _, _, enc = text_export
     bf16 = precision.Bf16Documents(enc)
     for kind, texts in real_texts(enc).items():
         want = enc.encode_documents(texts)
@@ -78,8 +68,8 @@ def test_bf16_documents_match_fp32_torch_at_every_length(minilm):
     np.testing.assert_array_equal(bf16.encode_query(["library"]), enc.encode_query(["library"]))
 
 
-def test_onnx_documents_match_fp32_torch_at_every_length(minilm):
-    index_dir, space, enc = minilm
+def test_onnx_documents_match_fp32_torch_at_every_length(text_export):  # noqa: F811
+    index_dir, space, enc = text_export
     docs, reason = load_document_encoder(index_dir, "text", space.identity, int8=False)
     assert reason is None and docs.precision == "onnx"
     assert docs.loaded == {} and docs.batch_size == 8

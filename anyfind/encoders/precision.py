@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from ..config import PRECISIONS
 from ..errors import ConfigError
 from .base import Encoder
 
-PRECISIONS = ("auto", "fp32", "bf16", "onnx", "int8")
 ONNX_PRECISIONS = ("onnx", "int8")  # the ones that run the space's ONNX export
-PRECISION_ENV = "ANYFIND_PRECISION"
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of native bf16 matmul
 
 

@@ -56,7 +56,7 @@ class Space:
         self.index_dir = index_dir
         self.precision = precision  # the setting (encoders/precision.py)
         self.document_loader = document_loader  # loads the ONNX export for "onnx" / "int8"
-        self.document_precision: str | None = None  # what documents run in, once resolved
+        self.document_precision: str | None = None  # what text documents run in, once resolved
         self._small_sync = False  # plan_documents: a small sync in a process without torch
         self._pinned = False  # use_document_encoder: the caller's encoder stays
         self.models = models  # set (servers): every model call runs on this thread
@@ -188,8 +188,7 @@ class Space:
         from .precision import ONNX_PRECISIONS, Bf16Documents, resolve_cpu_precision
 
         if self.config.encoder != "sentence-transformers":
-            self.document_precision = "as the encoder"
-            return self.encoder
+            return self.encoder  # its own precision: none of the settings apply
         if self._small_sync:
             enc = self._current_onnx_export()
             if enc is not None:

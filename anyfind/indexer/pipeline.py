@@ -137,7 +137,7 @@ class Pipeline:
         report.seconds = time.perf_counter() - started
         if report.chunks:  # the spaces whose documents this process encoded, and how
             report.precision = {n: s.document_precision for n, s in self.opened.spaces.items()
-                                if s.document_precision and s.document_precision != "as the encoder"}
+                                if s.document_precision}
         return report
 
     def _hash_all(self, connector: Connector, refs: list[ItemRef], cap: int

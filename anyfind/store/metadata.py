@@ -396,8 +396,6 @@ class Store:
     def _insert_returning(conn, table, rows: list[dict[str, Any]]) -> list[int]:
         if not rows:
             return []
-        if len(rows) == 1:  # one statement either way; the plain form works on any backend
-            return [int(conn.execute(insert(table).values(**rows[0])).inserted_primary_key[0])]
         result = conn.execute(insert(table).returning(table.id, sort_by_parameter_order=True),
                               rows)
         return [int(r[0]) for r in result]
