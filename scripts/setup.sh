@@ -26,6 +26,15 @@ fi
 # A real Milvus standalone server for the tests (tests/milvus_serve.py): the PyPI package
 # `milvus` 2.3 ships the binary; it needs setuptools<81 and marshmallow<4, so it gets a
 # venv of its own. anyfind talks to it with its own pymilvus (3.x works with the 2.3 server).
+# No pip cache: torch alone would be kept twice (wheel + install) on a machine with little disk.
+export PIP_NO_CACHE_DIR=${PIP_NO_CACHE_DIR:-1}
+need_gb=10
+free_gb=$(df -Pk . | awk 'NR==2 {print int($4 / 1048576)}')
+if [ ! -f "$VENV/.anyfind-installed" ] && [ "$free_gb" -lt "$need_gb" ]; then
+  echo "setup: only ${free_gb} GB free here; a fresh install needs about ${need_gb} GB" \
+       "(torch, Ray, the Milvus server)" >&2
+fi
+
 MILVUS_VENV=${MILVUS_VENV:-.venv-milvus}
 if [ ! -x "$MILVUS_VENV/bin/python" ] || ! "$MILVUS_VENV/bin/python" -c "import milvus" 2>/dev/null; then
   "$PYTHON" -m venv "$MILVUS_VENV"

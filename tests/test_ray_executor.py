@@ -229,3 +229,19 @@ def test_without_an_address_a_local_ray_runs_for_the_sync(ray_driver, tmp_path):
         assert ray.is_initialized() and ray.cluster_resources()["GPU"] == 1
         assert idx.search("sourdough proofing", k=1)[0].path.endswith("n0.txt")
     assert not ray.is_initialized()  # the Ray it started stops with the index
+
+
+def test_a_worker_view_without_the_index_folder_removes_its_scratch_folder():
+    """Workers on other machines get a scratch folder per run's view; it goes with the view
+    (evicted, or the worker process ends), so long-lived workers do not fill /tmp."""
+    import gc
+
+    from anyfind.config import IndexConfig
+    from anyfind.indexer.distributed import WorkerIndex, WorkerSpec
+
+    view = WorkerIndex(WorkerSpec("k", IndexConfig(), None, None, None))
+    scratch = view.path
+    assert scratch.is_dir() and scratch.name.startswith("anyfind-worker-")
+    del view
+    gc.collect()
+    assert not scratch.exists()

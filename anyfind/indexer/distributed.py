@@ -24,9 +24,11 @@ import functools
 import io
 import mimetypes
 import pickle
+import shutil
 import tempfile
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,6 +122,8 @@ class WorkerIndex(OpenIndex):
     def __init__(self, spec: WorkerSpec):
         path = Path(spec.path) if spec.path else Path(tempfile.mkdtemp(prefix="anyfind-worker-"))
         super().__init__(path, spec.config, spec.device)
+        if not spec.path:  # a scratch folder of this view: gone with it (or at exit)
+            weakref.finalize(self, shutil.rmtree, path, True)
         self._fixed_inputs = _FixedImageInputs(spec.decode_size)
         self.collected = _CollectedThumbnails(path / "thumbnails")
 
