@@ -134,6 +134,47 @@ def test_catch_up_follows_the_metadata_store_and_persists(make, meta):
     assert_same(again.search(queries, 10), oracle(again, data, queries, 10))
 
 
+def test_a_shared_store_follows_the_outbox_without_listing_ids(make, meta):
+    """A service (Milvus) is compared whole once (no mark yet); after that every catch-up
+    applies the outbox rows after its mark: writes, deletes, a replaced item, a move; no
+    id set is listed on either side. Applied rows are pruned; a later process resumes
+    from the mark the collection keeps."""
+    vs = make()
+    if not vs.shared:
+        pytest.skip("a cache of files: caught up by comparing with the store")
+    meta.enable_outbox()
+    writer = StoreWriter(meta, np.random.default_rng(11))
+    writer.write(50)
+    head = meta.outbox_head(SPACE)
+    assert vs.catch_up(meta) and vs.mark == head > 0 and meta.outbox_pending(SPACE, 0) == 0
+
+    def no_listing(*_a, **_k):
+        raise AssertionError("a full id listing")
+
+    meta.vector_ids = no_listing  # the store side
+    vs.ids = no_listing  # the service side
+    gone = writer.item_ids()[:10]
+    meta.delete_items(gone)
+    writer.write(20)
+    kept = writer.item_ids()[10]
+    meta.move_item(kept, "file:///data/moved.txt", "/data/moved.txt", 10, 2.0, "m")
+    head = meta.outbox_head(SPACE)
+    assert meta.outbox_pending(SPACE, vs.mark) > 20  # 10 items' deletes, 20 items, the move
+    assert vs.catch_up(meta) and not vs.catch_up(meta)
+    assert vs.mark == head and meta.outbox_pending(SPACE, 0) == 0  # applied rows are pruned
+    ids, matrix = meta.vectors(SPACE, dim=DIM)
+    assert vs.count() == len(ids)
+    assert sorted(vs.present(ids.tolist())) == sorted(ids.tolist())
+    queries = normalise(matrix[:4] + 0.01)
+    data = dict(zip(ids.tolist(), matrix, strict=True))
+    assert_same(vs.search(queries, 10), oracle(vs, data, queries, 10))
+    writer.write(5)
+    again = make()  # a later writer process: resumes from the saved mark
+    assert again.mark == vs.mark
+    again.ids = no_listing
+    assert again.catch_up(meta) and again.count() == len(meta.vectors(SPACE, dim=DIM)[0])
+
+
 def test_a_snapshot_is_independent(make):
     rng = np.random.default_rng(8)
     vs = make()
@@ -308,6 +349,8 @@ def test_check_of_a_large_vector_service_compares_counts_and_a_sample(tmp_path, 
     sampled = {"full_below": 0, "sample": 1000}
     messages, stats = findings(**sampled)
     assert messages == [] and stats["sampled"] == stats["store"] == stats["file"] > 150
+    messages, stats = findings(full_below=0, sample=100)  # runs of ids from random starts
+    assert messages == [] and 50 <= stats["sampled"] <= 100
     ids = np.sort(meta.vector_ids(SPACE))
     vs.remove(ids[:3])
     assert "holds" in findings(**sampled)[0][0] and "holds" in findings()[0][0]
@@ -342,3 +385,47 @@ def test_milvus_vectors_of_another_model_are_refused_and_reindex_replaces_them(t
     with pytest.raises(ConfigError, match="another-model.*anyfind reindex"):  # when opened
         open_vector_store(tmp_path / "b", "text", vs.dim, kind=uri,
                           model="sentence-transformers:another-model#0123456789ab")
+
+
+@pytest.mark.parametrize("point", ["batch.committed", "milvus.applied"])
+def test_a_writer_killed_between_the_store_and_milvus_loses_and_duplicates_nothing(
+        tmp_path, corpus, point):
+    """SIGKILL after the metadata commit but before Milvus is written (batch.committed),
+    and after Milvus is written but before its mark is saved (milvus.applied): the next
+    sync applies the outbox from the saved mark, and Milvus holds exactly the store's
+    chunks (nothing missing, no duplicate, nothing deleted left)."""
+    pytest.importorskip("pymilvus")
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from anyfind import Index
+
+    uri = f"milvus-lite://{tmp_path / 'vectors.db'}"
+    path = tmp_path / "idx"
+    anyfind = [sys.executable, "-m", "anyfind"]
+    # In processes of their own: Milvus Lite's file is held by the process that opened it.
+    first = subprocess.run(anyfind + ["index", str(corpus), "--index", str(path), "-q",
+                                      "--vector-store", uri],
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    # Changes for the killed sync: new files, a deleted one, a moved one.
+    for i in range(8):
+        (corpus / f"new{i}.txt").write_text(f"Fresh note number {i} about lighthouse keepers.")
+    (corpus / "astro" / "moon.txt").unlink()
+    victim = next(p for p in sorted(corpus.rglob("*.md")))
+    shutil.move(victim, corpus / ("moved-" + victim.name))
+    env = {**os.environ, "ANYFIND_CRASH_AT": point}
+    run = subprocess.run(anyfind + ["sync", "--index", str(path), "-q"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == -9, run.stderr  # killed at the point
+    with Index.open(path, create=False) as idx:
+        report = idx.sync()
+        assert report.failed_sources == []
+        vs = idx.opened.vectors("text")
+        want = sorted(idx.store.vector_ids("text").tolist())
+        assert vs.count() == len(want) and sorted(vs.ids().tolist()) == want
+        assert idx.store.outbox_pending("text", 0) == 0
+        assert idx.search("lighthouse keepers", k=1)[0].path.startswith(str(corpus / "new"))
+        assert idx.check().ok

@@ -122,9 +122,9 @@ def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any]) -> None
         stats = plan["spaces"].get(name) or {"rebuild": True, "save": True}
         if stats["rebuild"] or stats["save"] or store_plan:
             vi = index.vector_store(name, load=False)
-            if not vi.files:  # a vector service: catch it up, nothing to rebuild
+            if not vi.files:  # a vector service: reconciled whole, nothing to rebuild
                 vi.load()
-                vi.catch_up(index.store)
+                vi.reconcile(index.store)
                 vi.persist()
                 continue
             rebuild = stats["rebuild"] or not vi.load()

@@ -147,9 +147,13 @@ def check_vector_service(vs, snap: SnapshotVectors, report: CheckReport,
     want_n, have_n = snap.vector_count(space), vs.count()
     stats: dict[str, Any] = {"store": want_n, "generation": gen, "file": have_n,
                              "file_generation": vs.generation, "rebuild": False, "save": False}
+    pending = snap.outbox_pending(space, getattr(vs, "mark", None))
+    stats["pending"] = pending  # changes recorded in the outbox, not yet applied
     problem = None
     if have_n != want_n:
         problem = f"holds {have_n} vectors, the store {want_n}"
+        if pending:
+            problem += f"; {pending} changes wait in the outbox"
     elif want_n < full_below or not hasattr(vs, "present"):  # a backend with no lookup
         if not np.array_equal(np.sort(vs.ids()), np.sort(snap.vector_ids(space))):
             problem = f"holds other ids than the store's ({have_n} each)"

@@ -28,7 +28,13 @@ from ..iofaults import storage_errno, unwritable
 from ..lock import WriteLock
 from ..secrets import SecretFile, expand_env, restore_uri_secrets
 from ..sources import CONFIG_NAME, SourceSpec, load_config, runtime_form
-from ..store.vector_store import VECTOR_DIR, VectorStore, open_vector_store
+from ..store.vector_store import (
+    VECTOR_DIR,
+    VectorStore,
+    backend_of,
+    open_vector_store,
+    vector_stores,
+)
 
 if TYPE_CHECKING:
     from ..executors import EncodingExecutor
@@ -175,7 +181,10 @@ class OpenIndex:
                 if self._store is None:
                     from ..store.metadata import Store
 
-                    self._store = Store(self.store_url())
+                    store = Store(self.store_url())
+                    if self.shares_vectors() and not store.outbox and not store.read_only:
+                        store.enable_outbox()  # before any write of this index's
+                    self._store = store
         return self._store
 
     @property
@@ -240,6 +249,12 @@ class OpenIndex:
         return open_vector_store(self.path, name, cfg.dim or 0, kind=self.vector_store_uri(),
                                  factory=cfg.faiss, mmap=mmap, load=load, model=model_tag(cfg))
 
+    def shares_vectors(self) -> bool:
+        """Whether the vectors live in a service that processes share (Milvus): then only
+        writers change them, from the store's outbox, and searches use them as they are."""
+        kind = backend_of(self.config.vector_store or "faiss")
+        return bool(getattr(vector_stores.get(kind), "shared", False))
+
     def vector_store_uri(self) -> str:
         """The vector store as configured, its credentials restored: a literal token from
         secrets.json, `${ENV}` references expanded (config.json holds it masked)."""
@@ -249,13 +264,14 @@ class OpenIndex:
     def vectors(self, name: str) -> VectorStore:
         """One space's vectors, caught up with the store. Concurrent: copy-on-write, so a
         running search keeps the snapshot it was handed."""
-        if self.concurrent:
+        if self.concurrent and not self.shares_vectors():
             return self._shared_vectors(name)
         vs = self._vectors.get(name)
         if vs is None:
             vs = self.vector_store(name, mmap=self.map_vectors)
             vs = self._vectors.setdefault(name, vs)  # another thread may have been first
-        vs.catch_up(self.reader)
+        if not vs.shared:  # a service is written by writers only (refresh_vectors)
+            vs.catch_up(self.reader)
         return vs
 
     def _shared_vectors(self, name: str) -> VectorStore:

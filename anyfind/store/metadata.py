@@ -28,9 +28,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
 
 from ..crashpoints import crash_point
+from . import outbox
 from .lexical import LexicalIndex
 from .migrations import migrate
-from .schema import Chunk, Embedding, Item, Source, Space
+from .outbox import VectorChanges
+from .schema import Chunk, Embedding, Item, Source, Space, VectorOutbox
 from .sqltext import like_escape
 
 Parent = aliased(Item, name="parent")
@@ -112,8 +114,11 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 migrate(conn)
+                self.outbox = outbox.enabled(conn)  # vector changes recorded (store/outbox.py)
         except OperationalError as exc:
             self._open_read_only(exc)
+            with self.engine.connect() as conn:
+                self.outbox = outbox.enabled(conn)
         self.lexical = LexicalIndex(self.engine)
 
     def _open_read_only(self, exc: OperationalError) -> None:
@@ -133,6 +138,40 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # -- the vector outbox (store/outbox.py) ----------------------------------------------
+    def enable_outbox(self) -> None:
+        """Record vector changes from now on, in every process writing here (an index
+        whose vectors live in a service turns this on before its first write)."""
+        with self.engine.begin() as conn:
+            outbox.enable(conn)
+        self.outbox = True
+
+    def _changes(self) -> VectorChanges:
+        return VectorChanges(self.outbox)
+
+    def _commit(self, conn, changes: VectorChanges) -> set[str]:
+        """The end of a write transaction: bump the spaces, then record the outbox rows."""
+        self._bump(conn, changes.spaces)
+        changes.record(conn)
+        return changes.spaces
+
+    def outbox_head(self, space: str) -> int:
+        with self.engine.connect() as conn:
+            return outbox.head(conn, space)
+
+    def outbox_since(self, space: str, after: int, limit: int) -> list[tuple[int, int, str]]:
+        with self.engine.connect() as conn:
+            return outbox.since(conn, space, after, limit)
+
+    def outbox_pending(self, space: str, after: int) -> int:
+        with self.engine.connect() as conn:
+            return outbox.pending(conn, space, after)
+
+    def prune_outbox(self, space: str, upto: int) -> None:
+        if not self.read_only:
+            with self.engine.begin() as conn:
+                outbox.prune(conn, space, upto)
 
     def _clean(self, value: Any) -> Any:
         """PostgreSQL text cannot hold NUL characters (PDF text sometimes has them)."""
@@ -335,15 +374,14 @@ class Store:
         replace_id, children), children being NewChild trees written below the item.
 
         Returns the new (top-level) item ids and the spaces whose vectors changed."""
-        ids: list[int] = []
-        spaces: set[str] = set()
+        changes = self._changes()
         with self.engine.begin() as conn:
             replaced = [e[2] for e in entries if e[2] is not None]
             if replaced:
-                spaces |= self._delete_items(conn, replaced)
+                self._delete_items(conn, replaced, changes)
             ids = self._insert_tree(conn, [(e[0], e[1], e[3] if len(e) > 3 else ())
-                                           for e in entries], time.time(), spaces)
-            self._bump(conn, spaces)
+                                           for e in entries], time.time(), changes)
+            spaces = self._commit(conn, changes)
             crash_point("store.write.uncommitted")
         return ids, spaces
 
@@ -354,7 +392,7 @@ class Store:
 
     def _insert_tree(self, conn, level: list[tuple[ItemRecord, Sequence[ChunkRecord],
                                                    Sequence[NewChild]]],
-                     now: float, spaces: set[str]) -> list[int]:
+                     now: float, changes: VectorChanges) -> list[int]:
         """Insert items with their chunks and vectors, then their children, one level at a
         time: a multi-row INSERT ... RETURNING per table and level (ids in the rows' order)
         instead of a statement per item and per chunk, which cost ~1.3 ms an item, as
@@ -380,7 +418,7 @@ class Store:
             for space, vec in vecs.items():
                 vector_rows.append({"chunk_id": chunk_id, "space": space,
                                     "vector": np.asarray(vec, dtype=np.float32).tobytes()})
-                spaces.add(space)
+                changes.upserted(space, chunk_id)
         if vector_rows:
             conn.execute(insert(Embedding), vector_rows)
         below = []
@@ -389,7 +427,7 @@ class Store:
                 child.record.parent_id = item_id
                 below.append((child.record, child.chunks, child.children))
         if below:
-            self._insert_tree(conn, below, now, spaces)
+            self._insert_tree(conn, below, now, changes)
         return ids
 
     @staticmethod
@@ -400,8 +438,8 @@ class Store:
                               rows)
         return [int(r[0]) for r in result]
 
-    def _insert_chunks(self, conn, item_id: int, chunks: Sequence[ChunkRecord]) -> set[str]:
-        spaces: set[str] = set()
+    def _insert_chunks(self, conn, item_id: int, chunks: Sequence[ChunkRecord],
+                       changes: VectorChanges) -> None:
         vector_rows = []
         for c in chunks:
             values = {k: v for k, v in c.__dict__.items() if k != "vectors"}
@@ -411,14 +449,14 @@ class Store:
             for space, vec in (c.vectors or {}).items():
                 vector_rows.append({"chunk_id": chunk_id, "space": space,
                                     "vector": np.asarray(vec, dtype=np.float32).tobytes()})
-                spaces.add(space)
+                changes.upserted(space, chunk_id)
         if vector_rows:
             conn.execute(insert(Embedding), vector_rows)
-        return spaces
 
     def copy_item(self, source_item_id: int, record: ItemRecord) -> tuple[int, set[str]]:
         """A new item whose content equals an indexed one: copy chunks and vectors, no model.
         Its children (an e-mail's attachments) are copied with it, under the new URI."""
+        changes = self._changes()
         with self.engine.begin() as conn:
             src = conn.execute(select(Item.uri, Item.path, Item.title, Item.meta, Item.modality,
                                       Item.media_type).where(Item.id == source_item_id)).first()
@@ -430,16 +468,15 @@ class Store:
             if record.parent_id is None:
                 values["meta"] = {k: v for k, v in values["meta"].items() if k != "attachment"}
             item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
-            chunks = self._chunk_records(conn, source_item_id)
-            spaces = self._insert_chunks(conn, item_id, chunks)
+            self._insert_chunks(conn, item_id, self._chunk_records(conn, source_item_id), changes)
             if src is not None:
                 self._copy_children(conn, source_item_id, item_id, (src.uri, src.path),
-                                    (record.uri, record.path), record, spaces)
-            self._bump(conn, spaces)
+                                    (record.uri, record.path), record, changes)
+            spaces = self._commit(conn, changes)
         return item_id, spaces
 
     def _copy_children(self, conn, from_id: int, to_id: int, old: tuple[str, str],
-                       new: tuple[str, str], record: ItemRecord, spaces: set[str]) -> None:
+                       new: tuple[str, str], record: ItemRecord, changes: VectorChanges) -> None:
         rows = conn.execute(select(Item.__table__).where(Item.parent_id == from_id)
                             .order_by(Item.id)).mappings().all()
         for row in rows:
@@ -449,9 +486,9 @@ class Store:
                 uri=_rebase(row["uri"], old[0], new[0]), path=_rebase(row["path"], old[1], new[1]),
                 mtime=record.mtime, indexed_at=time.time())
             child_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
-            spaces |= self._insert_chunks(conn, child_id, self._chunk_records(conn, row["id"]))
+            self._insert_chunks(conn, child_id, self._chunk_records(conn, row["id"]), changes)
             self._copy_children(conn, row["id"], child_id, (row["uri"], row["path"]),
-                                (values["uri"], values["path"]), record, spaces)
+                                (values["uri"], values["path"]), record, changes)
 
     def _chunk_records(self, conn, item_id: int) -> list[ChunkRecord]:
         rows = conn.execute(select(Chunk.__table__).where(Chunk.item_id == item_id)
@@ -477,12 +514,14 @@ class Store:
         values = dict(uri=uri, path=path, size=size, mtime=mtime, fingerprint=fingerprint)
         if source_id is not None:
             values["source_id"] = source_id
+        changes = self._changes()
         with self.engine.begin() as conn:
             old = conn.execute(select(Item.uri, Item.path).where(Item.id == item_id)).first()
             conn.execute(update(Item).where(Item.id == item_id).values(**values))
             if old is None:
                 return
             below = self._descendants(conn, [item_id])
+            changes.refreshing(conn, [item_id, *below])  # a service's path fields change
             for i in range(0, len(below), 500):
                 part = below[i : i + 500]
                 for row in conn.execute(select(Item.id, Item.uri, Item.path)
@@ -492,17 +531,21 @@ class Store:
                     if source_id is not None:
                         moved["source_id"] = source_id
                     conn.execute(update(Item).where(Item.id == row.id).values(**moved))
+            self._commit(conn, changes)
 
     def touch_item(self, item_id: int, size, mtime, fingerprint: str,
                    meta: dict[str, Any] | None = None) -> None:
         """Metadata changed but content did not (e.g. `touch`, or a database row whose
         other columns changed): no re-embedding. `meta` is merged into the item's."""
         values: dict[str, Any] = dict(size=size, mtime=mtime, fingerprint=fingerprint, error=None)
+        changes = self._changes()
         with self.engine.begin() as conn:
             if meta:
                 old = conn.execute(select(Item.meta).where(Item.id == item_id)).scalar()
                 values["meta"] = {**(old or {}), **meta}
             conn.execute(update(Item).where(Item.id == item_id).values(**values))
+            changes.refreshing(conn, [item_id])  # a service's date and size fields change
+            self._commit(conn, changes)
 
     def forget_fingerprints(self) -> None:
         """Make every item look changed to the next sync (reindex in place)."""
@@ -518,25 +561,24 @@ class Store:
         ids = list(item_ids)
         if not ids:
             return set()
+        changes = self._changes()
         with self.engine.begin() as conn:
-            spaces = self._delete_items(conn, ids)
-            self._bump(conn, spaces)
+            spaces = self._delete_items(conn, ids, changes)
+            self._commit(conn, changes)
             crash_point("store.delete.uncommitted")
         return spaces
 
-    def _delete_items(self, conn, ids: list[int]) -> set[str]:
+    def _delete_items(self, conn, ids: list[int], changes: VectorChanges) -> set[str]:
         # Children go with their parent, explicitly: SQLite may run with foreign keys off.
         ids = list(ids) + self._descendants(conn, ids)
-        spaces: set[str] = set()
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             chunk_ids = select(Chunk.id).where(Chunk.item_id.in_(part))
-            spaces |= {r[0] for r in conn.execute(
-                select(Embedding.space).where(Embedding.chunk_id.in_(chunk_ids)).distinct())}
+            changes.deleting(conn, chunk_ids)
             conn.execute(delete(Embedding).where(Embedding.chunk_id.in_(chunk_ids)))
             conn.execute(delete(Chunk).where(Chunk.item_id.in_(part)))
             conn.execute(delete(Item).where(Item.id.in_(part)))
-        return spaces
+        return changes.spaces
 
     # -- spaces and vectors --------------------------------------------------------------
     def ensure_space(self, name: str, dim: int) -> None:
@@ -552,6 +594,7 @@ class Store:
             row = conn.execute(select(Space.generation).where(Space.name == name)).first()
             before = int(row[0]) if row else 0
             conn.execute(delete(Embedding).where(Embedding.space == name))
+            conn.execute(delete(VectorOutbox).where(VectorOutbox.space == name))  # all of it goes
             conn.execute(delete(Space).where(Space.name == name))
             conn.execute(insert(Space).values(name=name, dim=dim, generation=before + 1))
 

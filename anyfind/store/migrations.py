@@ -63,7 +63,16 @@ def _v3_parent(conn: Connection) -> None:
                       "WHERE media_type = 'message/rfc822'"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_lexical, _v3_parent]
+def _v4_vector_outbox(conn: Connection) -> None:
+    """vector_outbox: the changes a vector service (Milvus) applies, so that catching it
+    up never diffs whole id sets (store/outbox.py). Empty unless the index turns it on."""
+    from .schema import VectorOutbox
+
+    VectorOutbox.__table__.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_lexical, _v3_parent,
+                                                  _v4_vector_outbox]
 LATEST = len(MIGRATIONS)
 
 

@@ -24,10 +24,11 @@ beyond (a quarter of the memory); `?index=flat|hnsw|ivf_flat|ivf_sq8` fixes one.
 that moves the collection across a threshold rebuilds its index (released, re-indexed,
 loaded: searches from other processes wait for it).
 
-This is the first step of the cluster index: vectors in Milvus, caught up from the
-metadata store like the FAISS files are. What a 10^9-chunk index needs beyond it (an
-outbox instead of id-set diffs, filters as Milvus expressions, IVF_PQ with a re-rank) is
-not here yet.
+Writes: a collection is kept in step by the writers only, from the metadata store's
+outbox (store/outbox.py): the rows after its mark, in order, a chunk's last op winning,
+its row read whole from the store (no full scan, at any size). A collection with no mark
+(new, dropped by a reindex, or made by an older anyfind) is reconciled once by comparing
+id sets, as `check --repair` does. Searching processes never write to it.
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ from typing import Any
 
 import numpy as np
 
+from ..crashpoints import crash_point
 from ..errors import ConfigError, require
 from ..secrets import mask_uri
 from .vector_store import VectorSource, VectorStore
 
 GENERATION = "anyfind.generation"  # collection property: the store generation held
+MARK = "anyfind.outbox"  # collection property: the last outbox sequence applied
+OUTBOX_BATCH = 10_000  # outbox rows applied at a time (then the mark is saved)
 MODEL = "anyfind.model"  # collection property: the model (and its identity) that made them
 BATCH = 1_000  # rows per upsert / ids per delete
 MAX_LIMIT = 16_384  # Milvus's cap on a search's topk
@@ -101,6 +105,8 @@ def client_uri(uri: str) -> str:
 
 
 class MilvusVectorStore(VectorStore):
+    shared = True
+
     def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto",
                  uri: str | None = None, token: str | None = None, model: str = "",
                  **options: Any):
@@ -130,7 +136,9 @@ class MilvusVectorStore(VectorStore):
         except ValueError:
             raise ConfigError(f"{mask_uri(self.uri)}: exact_below is a number") from None
         self.generation = -1
+        self.mark: int | None = None  # the last outbox sequence applied (None: unknown)
         self._client: Any = None
+        self._loaded = False
         self._index: tuple[str, dict[str, Any]] | None = None  # (type, params) built
 
     # -- connection ---------------------------------------------------------------------------
@@ -152,7 +160,14 @@ class MilvusVectorStore(VectorStore):
         return self._client
 
     def _exists(self) -> bool:
-        return bool(self.client.has_collection(self.collection))
+        if not self.client.has_collection(self.collection):
+            return False
+        if not self._loaded:  # once per process: a collection released by a crash, reloaded
+            state = str((self.client.get_load_state(self.collection) or {}).get("state", ""))
+            if "NotLoad" in state:
+                self.client.load_collection(self.collection)
+            self._loaded = True
+        return True
 
     def _ensure(self) -> None:
         if self._exists():
@@ -310,31 +325,73 @@ class MilvusVectorStore(VectorStore):
         return self.count()
 
     def catch_up(self, source: VectorSource) -> bool:
+        """Apply the store's outbox after the mark; reconcile when there is no mark (or
+        the source keeps no outbox: a snapshot)."""
         gen = source.generation(self.space)
         if gen == self.generation and self._exists():
             return False
+        self._ensure()
+        if self.mark is None or not getattr(source, "outbox", False):
+            return self.reconcile(source)
+        while rows := source.outbox_since(self.space, self.mark, OUTBOX_BATCH):
+            self._apply(source, rows)
+            crash_point("milvus.applied")  # written, mark not saved: applied again, harmlessly
+            self.mark = rows[-1][0]
+            self._save_marks()
+        self.fit_index()
+        self.generation = gen
+        self._save_marks()
+        if hasattr(source, "prune_outbox"):
+            source.prune_outbox(self.space, self.mark)
+        return True
+
+    def _apply(self, source: VectorSource, rows: list[tuple[int, int, str]]) -> None:
+        from .outbox import last_ops
+
+        write, gone = last_ops(rows)
+        ids, vecs = source.vectors(self.space, write, dim=self.dim) if write else (
+            np.zeros(0, np.int64), None)
+        gone += sorted(set(write) - set(ids.tolist()))  # deleted since: no vector to write
+        self._delete(gone)
+        if len(ids):
+            self.upsert(ids, vecs)
+
+    def reconcile(self, source: VectorSource) -> bool:
+        """Id sets compared whole: what the store lacks goes, what it has is written. The
+        outbox head is read first, so nothing committed meanwhile is skipped later."""
+        gen = source.generation(self.space)
+        head = source.outbox_head(self.space) if getattr(source, "outbox", False) else None
         self._ensure()
         want = np.asarray(source.vector_ids(self.space), dtype=np.int64)
         have = self.ids()
         extra = np.setdiff1d(have, want, assume_unique=True)
         missing = np.setdiff1d(want, have, assume_unique=True)
-        self.remove(extra)
+        self._delete(extra.tolist())
         for start in range(0, len(missing), BATCH * 10):
             ids, vecs = source.vectors(self.space, missing[start:start + BATCH * 10].tolist(),
                                        dim=self.dim)
             self.upsert(ids, vecs)
         self.fit_index()
         self.generation = gen
-        self._save_generation()
-        return True
+        self.mark = head  # None: the source keeps no outbox, so the next catch-up compares too
+        self._save_marks()
+        if head is not None and hasattr(source, "prune_outbox"):
+            source.prune_outbox(self.space, head)
+        return bool(len(extra) or len(missing))
 
-    def _save_generation(self) -> None:
-        self.client.alter_collection_properties(self.collection,
-                                                properties={GENERATION: str(self.generation)})
+    def _delete(self, ids: list[int]) -> None:
+        if ids and self._exists():
+            for start in range(0, len(ids), BATCH):
+                self.client.delete(self.collection, ids=[int(i) for i in ids[start:start + BATCH]])
+
+    def _save_marks(self) -> None:
+        props = {GENERATION: str(self.generation),
+                 MARK: "" if self.mark is None else str(self.mark)}
+        self.client.alter_collection_properties(self.collection, properties=props)
 
     def persist(self) -> None:
         self._ensure()
-        self._save_generation()
+        self._save_marks()
         self.client.flush(self.collection)
 
     def persisted(self) -> bool:
@@ -349,12 +406,16 @@ class MilvusVectorStore(VectorStore):
             self.generation = int(props.get(GENERATION, -1))
         except (TypeError, ValueError):
             self.generation = -1
+        try:
+            self.mark = int(props[MARK]) if props.get(MARK) else None
+        except (TypeError, ValueError):
+            self.mark = None
         return True
 
     def drop(self) -> None:
         if self._exists():
             self.client.drop_collection(self.collection)
-        self._index, self.generation = None, -1
+        self._index, self.generation, self.mark, self._loaded = None, -1, None, False
 
     def describe(self) -> str:
         where = mask_uri(self.uri)

@@ -105,3 +105,18 @@ class Space(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     dim: Mapped[int] = mapped_column(Integer)
     generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped on every change
+
+
+class VectorOutbox(Base):
+    """Vector changes a vector service has still to apply (store/outbox.py), written in
+    the transaction that makes them, in commit order; only indexes whose vectors live in
+    a service keep one."""
+
+    __tablename__ = "vector_outbox"
+    __table_args__ = (Index("ix_vector_outbox_space", "space", "seq"),
+                      {"sqlite_autoincrement": True})
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    space: Mapped[str] = mapped_column(String(64))
+    chunk_id: Mapped[int] = mapped_column(BigInteger)
+    op: Mapped[str] = mapped_column(String(1))  # u: (re)write its row, d: delete it

@@ -42,6 +42,9 @@ class VectorStore(ABC):
     dim: int
     generation: int  # the store generation these vectors reflect (-1: none yet)
     files = False  # True: a cache in files of the index, which `check` inspects itself
+    # True: a service many processes share. Only writers change it (`catch_up`, from the
+    # store's outbox); a searching process uses it as it is.
+    shared = False
 
     @abstractmethod
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -68,6 +71,11 @@ class VectorStore(ABC):
     @abstractmethod
     def catch_up(self, source: VectorSource) -> bool:
         """Make this store hold exactly `source`'s vectors of the space; True if it changed."""
+
+    def reconcile(self, source: VectorSource) -> bool:
+        """Compare whole id sets with `source` and fix every difference (`check --repair`:
+        the one full scan, where `catch_up` may follow a log of changes)."""
+        return self.catch_up(source)
 
     @abstractmethod
     def persist(self) -> None:
@@ -105,13 +113,20 @@ def parse_vector_store(spec: str) -> tuple[str, dict[str, Any]]:
     """A config's `vector_store`: a backend name ("faiss", "milvus"), or a URI that names
     both the backend and where it is (milvus://HOST:PORT, milvus+https://...,
     milvus-lite:///ABS/PATH.db; `${ENV}` references are read now)."""
+    kind = backend_of(spec)
     if "://" not in spec:
-        return spec, {}
+        return kind, {}
     from ..secrets import expand_env
 
-    uri = expand_env(spec) if "${" in spec else spec
-    if uri.split("://", 1)[0] in ("milvus", "milvus+https", "milvus-lite"):
-        return "milvus", {"uri": uri}
+    return kind, {"uri": expand_env(spec) if "${" in spec else spec}
+
+
+def backend_of(spec: str) -> str:
+    """The backend a config's `vector_store` names (nothing expanded or contacted)."""
+    if "://" not in spec:
+        return spec
+    if spec.split("://", 1)[0] in ("milvus", "milvus+https", "milvus-lite"):
+        return "milvus"
     from ..errors import ConfigError
 
     raise ConfigError(f"unknown vector store {spec!r} (faiss, milvus://HOST:PORT, "

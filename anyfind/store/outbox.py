@@ -1,0 +1,117 @@
+"""The vector outbox: how a vector service (Milvus) is kept in step with the metadata
+store without ever comparing whole id sets (which at 10^9 chunks no one can do).
+
+Every transaction that changes a chunk's vector or the item fields a service filters on
+also writes (space, chunk id, op) rows to `vector_outbox`: `u` (write the chunk's row
+again: a new vector, or a moved/renamed/touched item) or `d` (delete it). The rows are
+written last in the transaction, after the space's generation is bumped: that update
+locks the space's row, so two writers' outbox rows can never commit out of sequence
+order (a reader that has seen seq N has seen everything below it).
+
+The service applies rows in sequence order and keeps the last sequence it applied (its
+mark) beside its vectors; the order of writes makes a crash anywhere harmless:
+
+- metadata committed, service not yet written: the rows wait in the outbox and the next
+  writer applies them;
+- service written, its mark not yet saved: the rows are applied again, which changes
+  nothing (a row is written whole from the store's current state; ids are never reused);
+- a `u` for a chunk deleted since reads no vector and deletes instead.
+
+Applied rows are pruned by the writer. An index turns the outbox on in the store itself
+(`meta.vector_outbox`), so every process that writes to it records changes, whichever
+vector store that process was told about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from .schema import Chunk, Embedding, Meta, VectorOutbox
+
+FLAG = "vector_outbox"  # meta key: "on" when the index keeps an outbox
+UPSERT, DELETE = "u", "d"
+
+
+@dataclass
+class VectorChanges:
+    """What one write transaction did to vectors: the spaces touched (their generation is
+    bumped) and, when the index keeps an outbox, the rows to record."""
+
+    outbox: bool = False
+    spaces: set[str] = field(default_factory=set)
+    rows: list[dict] = field(default_factory=list)
+
+    def upserted(self, space: str, chunk_id: int) -> None:
+        self.spaces.add(space)
+        if self.outbox:
+            self.rows.append({"space": space, "chunk_id": int(chunk_id), "op": UPSERT})
+
+    def deleting(self, conn: Connection, chunk_ids) -> None:
+        """Note the vectors of these chunks (a select of chunk ids) before they go."""
+        for space, cid in conn.execute(select(Embedding.space, Embedding.chunk_id)
+                                       .where(Embedding.chunk_id.in_(chunk_ids))):
+            self.spaces.add(space)
+            if self.outbox:
+                self.rows.append({"space": space, "chunk_id": int(cid), "op": DELETE})
+
+    def refreshing(self, conn: Connection, item_ids: Sequence[int]) -> None:
+        """The items' fields changed (a move, a touch): their chunks' rows are written
+        again. Nothing to do without an outbox (FAISS keeps no fields)."""
+        if not self.outbox:
+            return
+        for i in range(0, len(item_ids), 500):
+            chunk_ids = select(Chunk.id).where(Chunk.item_id.in_(item_ids[i : i + 500]))
+            for space, cid in conn.execute(select(Embedding.space, Embedding.chunk_id)
+                                           .where(Embedding.chunk_id.in_(chunk_ids))):
+                self.upserted(space, cid)
+
+    def record(self, conn: Connection) -> None:
+        """Write the rows (after the generation bump, which orders the writers)."""
+        for start in range(0, len(self.rows), 5_000):
+            conn.execute(insert(VectorOutbox), self.rows[start : start + 5_000])
+        self.rows = []
+
+
+def enabled(conn: Connection) -> bool:
+    return conn.execute(select(Meta.value).where(Meta.key == FLAG)).scalar() == "on"
+
+
+def enable(conn: Connection) -> None:
+    if not enabled(conn):
+        conn.execute(insert(Meta).values(key=FLAG, value="on"))
+
+
+def head(conn: Connection, space: str) -> int:
+    """The last sequence number written for a space (0: none)."""
+    return int(conn.execute(select(func.max(VectorOutbox.seq))
+                            .where(VectorOutbox.space == space)).scalar() or 0)
+
+
+def since(conn: Connection, space: str, after: int, limit: int) -> list[tuple[int, int, str]]:
+    """(seq, chunk id, op) rows of a space after `after`, in order, at most `limit`."""
+    q = (select(VectorOutbox.seq, VectorOutbox.chunk_id, VectorOutbox.op)
+         .where(VectorOutbox.space == space, VectorOutbox.seq > after)
+         .order_by(VectorOutbox.seq).limit(limit))
+    return [(int(s), int(c), str(o)) for s, c, o in conn.execute(q)]
+
+
+def pending(conn: Connection, space: str, after: int) -> int:
+    return int(conn.execute(select(func.count()).select_from(VectorOutbox).where(
+        VectorOutbox.space == space, VectorOutbox.seq > after)).scalar_one())
+
+
+def prune(conn: Connection, space: str, upto: int) -> None:
+    conn.execute(delete(VectorOutbox).where(VectorOutbox.space == space,
+                                            VectorOutbox.seq <= upto))
+
+
+def last_ops(rows: Iterable[tuple[int, int, str]]) -> tuple[list[int], list[int]]:
+    """(chunk ids to write, chunk ids to delete): each chunk's last op wins."""
+    last: dict[int, str] = {}
+    for _, cid, op in rows:
+        last[cid] = op
+    return ([c for c, op in last.items() if op == UPSERT],
+            [c for c, op in last.items() if op == DELETE])
