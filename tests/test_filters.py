@@ -199,11 +199,13 @@ def test_filters_apply_before_top_k(tmp_path):
 
         searcher = Searcher(index.opened)
         q = searcher.prepare(Query(text="cats source:weak"))
-        sel, allowed = searcher._allowed(q.filters)
-        assert len(allowed) == 1
+        allowed = searcher._allowed(q.filters)
+        assert len(allowed.ids()) == 1
         vec = searcher._query_vectors(q)["text"]
-        assert [c for c, _ in searcher.dense_signal("text", vec, 5, allowed)] == list(allowed)
-        assert [c for c, _ in index.store.lexical.search(q.terms, 5, sel)] == list(allowed)
+        assert [c for c, _ in searcher.dense_signal("text", vec, 5, allowed)] == list(
+            allowed.ids())
+        assert [c for c, _ in index.store.lexical.search(q.terms, 5, allowed.sql)] == list(
+            allowed.ids())
         for mode in ("hybrid", "dense", "lexical"):  # a weak match: under the floor in dense
             (hit,) = index.search("cats source:weak", k=5, mode=mode, floor=False)
             assert hit.path == "weak/w"

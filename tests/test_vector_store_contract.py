@@ -9,7 +9,6 @@ import uuid
 
 import numpy as np
 import pytest
-from milvus_fixtures import milvus_server  # noqa: F401 (a fixture)
 from test_vectors import DIM, SPACE, StoreWriter, normalise, sparse_ids, uniform
 
 from anyfind.store.metadata import Store
@@ -246,7 +245,7 @@ def test_an_unreachable_milvus_is_one_line_naming_it_without_its_token(tmp_path,
 
 
 def test_vectors_pending_while_milvus_is_down_are_caught_up_when_it_answers(
-        tmp_path, corpus, milvus_server):  # noqa: F811 (a fixture)
+        tmp_path, corpus, milvus_server):
     """The service is down for the first sync (nothing listens at its address); when it
     answers, the next sync fills it from the metadata store: nothing re-read, nothing lost,
     no duplicate."""

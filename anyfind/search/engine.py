@@ -19,6 +19,7 @@ import numpy as np
 from .. import profile
 from ..core.query_inputs import image_tag_vector, load_query_image, transcribe_query
 from ..errors import QueryError
+from .allowed import Allowed
 from .filters import Filters, parse_filters, parse_query
 from .fusion import FUSIONS, rrf, score_fusion
 from .highlight import Highlighter
@@ -27,7 +28,6 @@ from .results import Result, Results
 from .terms import MAX_QUERY_CHARS, has_words, query_terms
 
 if TYPE_CHECKING:
-    from sqlalchemy import Select
 
     from ..core import OpenIndex
 
@@ -72,9 +72,13 @@ def _quietly(fn, *args: Any) -> None:
         pass
 
 
-def _lexical(lex, terms: list[str], depth: int, allowed_sql, allowed) -> Signal:
+def _lexical(lex, terms: list[str], depth: int, allowed: Allowed | None) -> Signal:
     with profile.stage("lexical"):
-        return lex.search(terms, depth, allowed_sql, allowed)
+        if allowed is None:
+            return lex.search(terms, depth)
+        # The tantivy cache needs the ids; the store's full text takes the select.
+        ids = allowed.ids() if lex.backend() == "tantivy" else None
+        return lex.search(terms, depth, allowed.sql, ids)
 
 
 @dataclass
@@ -263,18 +267,15 @@ class Searcher:
         return {}
 
     def dense_signal(self, space: str, vec: np.ndarray, depth: int,
-                     allowed: np.ndarray | None) -> Signal:
+                     allowed: Allowed | None) -> Signal:
+        vs = self.opened.vectors(space)
+        restrict = allowed.for_vectors(vs) if allowed is not None else {}
         with profile.stage("vector"):
-            scores, ids = self.opened.vectors(space).search(vec[None, :], depth, allowed=allowed)
+            scores, ids = vs.search(vec[None, :], depth, **restrict)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
-    def _allowed(self, filters: Filters) -> tuple[Select | None, np.ndarray | None]:
-        if not filters:
-            return None, None
-        from .filter_sql import condition  # SQLAlchemy only when a filter is used
-
-        sel = self.store.allowed_chunks(condition(filters.clauses, self.store.engine.dialect.name))
-        return sel, self.store.chunk_ids(sel)
+    def _allowed(self, filters: Filters) -> Allowed | None:
+        return Allowed(self.store, filters) if filters else None
 
     # -- search --------------------------------------------------------------------------
     def search(self, q: Query) -> Results:
@@ -286,24 +287,21 @@ class Searcher:
             from .rerank import RERANK_DEPTH
 
             want = max(want, q.rerank_depth or RERANK_DEPTH)
-        allowed_sql, allowed = self._allowed(q.filters)
-        if allowed is not None and len(allowed) == 0:
-            return Results()
-        # Filters: the allowed chunk ids (the tantivy cache) or their select (FTS5).
+        allowed = self._allowed(q.filters)
         lex = self.opened.lexical
         lexical = q.mode != "dense" and bool(q.terms) and lex.available
         depth = max(MIN_DEPTH, want * 5)
         # The first lexical query runs in a thread while the query is being encoded.
-        pending = (_pool().submit(_lexical, lex, q.terms, depth, allowed_sql, allowed)
+        pending = (_pool().submit(_lexical, lex, q.terms, depth, allowed)
                    if lexical else None)
         vectors = self._query_vectors(q) if q.mode != "lexical" else {}
         judge = self.judge(q, q.terms if lexical else None)
         floor = q.floor and q.mode != "lexical" and judge.floor_applies
         first = _Pass(vectors, q.terms if lexical else None, judge, pending)
-        ranked, kept, signals = self._retrieve(q, first, want, depth, floor, allowed_sql, allowed)
+        ranked, kept, signals = self._retrieve(q, first, want, depth, floor, allowed)
         if q.prf:
             again = self._feedback(q, first, kept, signals)
-            ranked, kept, _ = self._retrieve(q, again, want, depth, floor, allowed_sql, allowed)
+            ranked, kept, _ = self._retrieve(q, again, want, depth, floor, allowed)
             judge = again.judge
         hidden = len(ranked) - len(kept)
         # Rows (text, metadata) are read for the results shown only.
@@ -319,7 +317,8 @@ class Searcher:
         return Results(results, hidden=hidden)
 
     def _retrieve(self, q: Query, inputs: _Pass, want: int, depth: int, floor: bool,
-                  allowed_sql, allowed) -> tuple[list[Ranked], list[Ranked], dict[str, Signal]]:
+                  allowed: Allowed | None
+                  ) -> tuple[list[Ranked], list[Ranked], dict[str, Signal]]:
         """Every signal at `depth`, ranked; deeper while too few results pass."""
         lex, judge = self.opened.lexical, inputs.judge
         while True:
@@ -327,8 +326,7 @@ class Searcher:
                        for name, vec in inputs.vectors.items()}
             if inputs.terms is not None:
                 signals["lexical"] = (inputs.pending.result() if inputs.pending is not None
-                                      else _lexical(lex, inputs.terms, depth, allowed_sql,
-                                                    allowed))
+                                      else _lexical(lex, inputs.terms, depth, allowed))
                 inputs.pending = None
             signals.update(self.extra_signals(q, depth))
             ranked = self._rank(signals, q, judge=judge)

@@ -42,9 +42,7 @@ def similar(index: OpenIndex, item_id: int, *, k: int = 10, offset: int = 0,
     searcher = Searcher(index)
     q = Query(k=k, offset=offset, mode="dense")
     f = parse_filters(filters) if isinstance(filters, str) else (filters or Filters())
-    _, allowed = searcher._allowed(f)
-    if allowed is not None and len(allowed) == 0:
-        return []
+    allowed = searcher._allowed(f)
     want = k + offset
     depth = max(MIN_DEPTH, want * 5) + len(own)
     while True:

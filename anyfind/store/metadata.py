@@ -635,6 +635,23 @@ class Store:
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
         return np.asarray(out_ids, dtype=np.int64), matrix
 
+    def chunk_fields(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """chunk id -> the item fields a vector service filters on (store/filter_fields.py)."""
+        from .filter_fields import fields_of
+
+        ids = [int(i) for i in chunk_ids]
+        out: dict[int, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 900):
+                q = (select(Chunk.id, Item.id, Item.modality, Item.media_type, Item.path,
+                            Item.size, Item.mtime, Item.meta, Source.name)
+                     .join(Item, Item.id == Chunk.item_id)
+                     .join(Source, Source.id == Item.source_id)
+                     .where(Chunk.id.in_(ids[i : i + 900])))
+                for cid, *item in conn.execute(q):
+                    out[int(cid)] = fields_of(*item)
+        return out
+
     # -- reads for search ----------------------------------------------------------------
     @staticmethod
     def allowed_chunks(condition) -> Select:

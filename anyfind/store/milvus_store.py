@@ -41,6 +41,7 @@ import numpy as np
 from ..crashpoints import crash_point
 from ..errors import ConfigError, require
 from ..secrets import mask_uri
+from .filter_fields import DEFAULTS, FIELDS
 from .vector_store import VectorSource, VectorStore
 
 GENERATION = "anyfind.generation"  # collection property: the store generation held
@@ -139,6 +140,7 @@ class MilvusVectorStore(VectorStore):
         self.mark: int | None = None  # the last outbox sequence applied (None: unknown)
         self._client: Any = None
         self._loaded = False
+        self._fields: set[str] | None = None  # the filter fields the collection has
         self._index: tuple[str, dict[str, Any]] | None = None  # (type, params) built
 
     # -- connection ---------------------------------------------------------------------------
@@ -178,12 +180,15 @@ class MilvusVectorStore(VectorStore):
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        kinds = {"int64": DataType.INT64, "double": DataType.DOUBLE, "varchar": DataType.VARCHAR}
+        for name, (kind, length) in FIELDS.items():  # what filters compare, in the engine
+            schema.add_field(name, kinds[kind], **({"max_length": length} if length else {}))
         kind, params = index_for(self.index_kind, 0, self.exact_below)
         index = self.client.prepare_index_params()
         index.add_index("vector", index_type=kind, metric_type="IP", params=params)
         self.client.create_collection(self.collection, schema=schema, index_params=index,
                                       consistency_level="Strong")
-        self._index = (kind, params)
+        self._index, self._fields = (kind, params), set(FIELDS)
         if self.model:
             self.client.alter_collection_properties(self.collection,
                                                     properties={MODEL: self.model})
@@ -219,6 +224,17 @@ class MilvusVectorStore(VectorStore):
         self._index = (kind, params)
         return True
 
+    @property
+    def filter_fields(self) -> set[str]:
+        """The item fields the collection keeps (empty: made before it kept any, so its
+        searches are restricted by allowed ids)."""
+        if self._fields is None:
+            if not self._exists():
+                return set(FIELDS)  # what a collection made now will have
+            info = self.client.describe_collection(self.collection)
+            self._fields = {f.get("name") for f in info.get("fields", [])} & set(FIELDS)
+        return self._fields
+
     def _check_dim(self) -> None:
         info = self.client.describe_collection(self.collection)
         made_by = (info.get("properties") or {}).get(MODEL)
@@ -235,17 +251,30 @@ class MilvusVectorStore(VectorStore):
                                   "`anyfind reindex`")
 
     # -- the contract -------------------------------------------------------------------------
-    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray,
+               fields: dict[int, dict[str, Any]] | None = None) -> None:
+        """`fields`: chunk id -> its item's filter fields (store/filter_fields.py); a chunk
+        without gets the defaults (matched by no filter on them)."""
         ids = np.asarray(ids, dtype=np.int64)
         if not len(ids):
             return
         self._ensure()
+        keep = self.filter_fields
+        defaults = {k: v for k, v in DEFAULTS.items() if k in keep}
+        fields = fields or {}
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         for start in range(0, len(ids), BATCH):
-            rows = [{"id": int(i), "vector": v.tolist()}
-                    for i, v in zip(ids[start:start + BATCH], vectors[start:start + BATCH],
-                                    strict=True)]
+            rows = []
+            for i, v in zip(ids[start:start + BATCH], vectors[start:start + BATCH], strict=True):
+                known = fields.get(int(i))
+                rows.append({"id": int(i), "vector": v.tolist(), **defaults,
+                             **({k: known[k] for k in keep} if known else {})})
             self.client.upsert(self.collection, rows)
+
+    def _upsert_from(self, source: VectorSource, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Vectors read from the store, written with their items' fields."""
+        fields = source.chunk_fields(ids.tolist()) if hasattr(source, "chunk_fields") else None
+        self.upsert(ids, vectors, fields)
 
     def remove(self, ids: np.ndarray) -> int:
         ids = [int(i) for i in np.asarray(ids, dtype=np.int64)]
@@ -269,15 +298,20 @@ class MilvusVectorStore(VectorStore):
             found += [int(r["id"]) for r in rows]
         return found
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`where`: a Milvus boolean expression over the filter fields (filters evaluated
+        in the engine, search/filter_milvus.py), besides or instead of `allowed`."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         empty = (np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64))
         if k <= 0 or not self._exists() or (allowed is not None and not len(allowed)):
             return empty
         kwargs: dict[str, Any] = {}
+        conditions = [f"({where})"] if where else []
         if allowed is not None:
-            kwargs["filter"] = f"id in {[int(i) for i in np.asarray(allowed)]}"
+            conditions.append(f"id in {[int(i) for i in np.asarray(allowed)]}")
+        if conditions:
+            kwargs["filter"] = " and ".join(conditions)
         kind, params = self.index_in_use()
         hits = self.client.search(self.collection, data=queries.tolist(),
                                   limit=min(k, MAX_LIMIT), output_fields=["id"],
@@ -354,7 +388,7 @@ class MilvusVectorStore(VectorStore):
         gone += sorted(set(write) - set(ids.tolist()))  # deleted since: no vector to write
         self._delete(gone)
         if len(ids):
-            self.upsert(ids, vecs)
+            self._upsert_from(source, ids, vecs)
 
     def reconcile(self, source: VectorSource) -> bool:
         """Id sets compared whole: what the store lacks goes, what it has is written. The
@@ -370,7 +404,7 @@ class MilvusVectorStore(VectorStore):
         for start in range(0, len(missing), BATCH * 10):
             ids, vecs = source.vectors(self.space, missing[start:start + BATCH * 10].tolist(),
                                        dim=self.dim)
-            self.upsert(ids, vecs)
+            self._upsert_from(source, ids, vecs)
         self.fit_index()
         self.generation = gen
         self.mark = head  # None: the source keeps no outbox, so the next catch-up compares too
@@ -416,6 +450,7 @@ class MilvusVectorStore(VectorStore):
         if self._exists():
             self.client.drop_collection(self.collection)
         self._index, self.generation, self.mark, self._loaded = None, -1, None, False
+        self._fields = None
 
     def describe(self) -> str:
         where = mask_uri(self.uri)

@@ -45,6 +45,10 @@ class VectorStore(ABC):
     # True: a service many processes share. Only writers change it (`catch_up`, from the
     # store's outbox); a searching process uses it as it is.
     shared = False
+    # The item fields (store/filter_fields.py) the backend keeps beside each vector; a
+    # backend that has them takes `where=`, a filter expression in its own language, in
+    # `search` (search/filter_milvus.py), instead of a list of allowed ids.
+    filter_fields: set[str] = frozenset()  # type: ignore[assignment]
 
     @abstractmethod
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
