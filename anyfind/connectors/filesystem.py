@@ -126,12 +126,17 @@ class FilesystemConnector(Connector):
                 if not self.hidden and entry.name.startswith("."):
                     continue
                 path = Path(entry.path)
+                is_link = False
                 try:
                     is_link = entry.is_symlink()
                     if is_link and self.follow_symlinks is False:
                         continue
                     est = entry.stat(follow_symlinks=True)
-                except OSError as exc:  # dangling link, permission, vanished
+                except FileNotFoundError as exc:
+                    if is_link:  # a dangling link: worth saying
+                        self._error(path, exc)
+                    continue  # deleted since the folder was listed: simply not there
+                except OSError as exc:  # permission, I/O
                     self._error(path, exc)
                     continue
                 is_dir = stat.S_ISDIR(est.st_mode)

@@ -166,9 +166,12 @@ def refresh(opened: OpenIndex, force: bool = False) -> Calibration | None:
             return load(opened.path)
         calib = fit(opened, chunks)
         path = opened.path / FILE
+        content = json.dumps(calib.to_json(), indent=1).encode()
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(calib.to_json(), indent=1), encoding="utf-8")
+        tmp.write_bytes(content)
         os.replace(tmp, path)
+        if (shared := opened.shared_files) is not None:  # for servers with only the config
+            shared.put(FILE, content)
         return calib
     except Exception as exc:  # noqa: BLE001 (scores fall back to raw cosines)
         log.warning("calibrating the scores failed: %s: %s", type(exc).__name__, exc)

@@ -15,8 +15,10 @@ call runs on one model thread (encoders/serialised.py).
 from __future__ import annotations
 
 import errno
+import logging
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from ..config import IndexConfig, SpaceConfig
 from ..connectors import connector_for
 from ..encoders.space import Space
 from ..encoders.tag_vectors import TagVectors
+from ..errors import one_line
 from ..iofaults import storage_errno, unwritable
 from ..lock import WriteLock
 from ..secrets import SecretFile, expand_env, restore_uri_secrets
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
     from ..executors import EncodingExecutor
     from ..store.metadata import Store
     from ..store.reader import SQLiteReader
+
+log = logging.getLogger("anyfind.index")
 
 
 def model_tag(cfg: SpaceConfig) -> str:
@@ -69,6 +74,7 @@ class OpenIndex:
             self.models = None
         # Opened on first use: a search reads through `reader` and may never need `store`.
         self._store: Store | None = None
+        self._calibration_checked = -1e9  # when the store's calibration was last compared
         self._reader: SQLiteReader | Store | None = None
         self._lexical = None  # store.lexical_cache.Lexical
         self._open_lock = threading.RLock()
@@ -216,9 +222,18 @@ class OpenIndex:
 
     @property
     def calibration(self):
-        """What a cosine means in each space (core/calibration.py); None: not fitted."""
-        from .calibration import load
+        """What a cosine means in each space (core/calibration.py); None: not fitted. A
+        server store's copy replaces the folder's when newer (checked every 30 s)."""
+        from .calibration import FILE, load
 
+        shared = self.shared_files
+        now = time.monotonic()
+        if shared is not None and now >= self._calibration_checked + 30:
+            self._calibration_checked = now
+            try:
+                shared.fetch(FILE, self.path / FILE, if_newer=True)
+            except Exception as exc:  # noqa: BLE001 (scores fall back to the cached fit)
+                log.warning("the calibration in the store was not read: %s", one_line(exc))
         return load(self.path)
 
     def refresh_lexical(self, checkpoint: bool = False) -> str | None:
@@ -423,7 +438,18 @@ class OpenIndex:
     def thumbnails(self):
         from ..store.thumbnails import Thumbnails
 
-        return Thumbnails(self.path / "thumbnails")
+        return Thumbnails(self.path / "thumbnails", self.shared_files)
+
+    @property
+    def shared_files(self):
+        """The index's files kept in its metadata store (calibration, thumbnails), when
+        that store is a server: what lets a machine with only the config serve the index
+        (store/index_files.py). None for a SQLite store."""
+        if self.store_url().startswith("sqlite"):
+            return None
+        from ..store.index_files import IndexFiles
+
+        return IndexFiles(self.store.engine)
 
     # -- ONNX exports ------------------------------------------------------------------------
     def export_onnx(self, *, force: bool = False, int8: bool | None = None,

@@ -635,6 +635,20 @@ class Store:
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
         return np.asarray(out_ids, dtype=np.int64), matrix
 
+    def chunk_stamp(self) -> tuple[int, int]:
+        """(the highest chunk id, how many chunks): what the SQLite reader's stamp says,
+        for stores read through SQLAlchemy (the score calibration reads it)."""
+        with self.engine.connect() as conn:
+            top, count = conn.execute(select(func.max(Chunk.id), func.count(Chunk.id))).one()
+        return int(top or 0), int(count)
+
+    def chunk_ids(self, query: Select | None = None) -> np.ndarray:
+        """The chunk ids a select of them gives; all of them (in id order) without one."""
+        if query is None:
+            query = select(Chunk.id).order_by(Chunk.id)
+        with self.engine.connect() as conn:
+            return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
     def chunk_fields(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """chunk id -> the item fields a vector service filters on (store/filter_fields.py)."""
         from .filter_fields import fields_of
@@ -658,10 +672,6 @@ class Store:
         """The ids of chunks whose item (joined with its source) meets a filter condition."""
         return (select(Chunk.id).join(Item, Item.id == Chunk.item_id)
                 .join(Source, Source.id == Item.source_id).where(condition))
-
-    def chunk_ids(self, query: Select) -> np.ndarray:
-        with self.engine.connect() as conn:
-            return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
 
     def chunk_facts(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
         """chunk id -> (item id, chunk modality), for the chunks that exist."""

@@ -71,8 +71,16 @@ def _v4_vector_outbox(conn: Connection) -> None:
     VectorOutbox.__table__.create(conn, checkfirst=True)
 
 
+def _v5_index_files(conn: Connection) -> None:
+    """index_files: files of the index (calibration, thumbnails) kept in a server store,
+    so that a machine with only the index config has them (store/index_files.py)."""
+    from .schema import IndexFile
+
+    IndexFile.__table__.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_lexical, _v3_parent,
-                                                  _v4_vector_outbox]
+                                                  _v4_vector_outbox, _v5_index_files]
 LATEST = len(MIGRATIONS)
 
 

@@ -20,7 +20,10 @@ process that opens it later knows whether it must catch up.
 The index type follows the collection's size, as the FAISS side's does (`?index=auto`,
 the default): exact FLAT under `exact_below` vectors (100,000: an exact search there is
 ~14 ms on one core), HNSW (M=16) up to 5 million (all in memory, best latency), IVF_SQ8
-beyond (a quarter of the memory); `?index=flat|hnsw|ivf_flat|ivf_sq8` fixes one. A sync
+to 100 million (a quarter of the memory), IVF_PQ beyond (48 one-byte codes for 384-d:
+1/32 of fp32) whose top k x `rerank` (4) candidates are re-scored exactly on their stored
+vectors; `?index=flat|hnsw|ivf_flat|ivf_sq8|ivf_pq` fixes one, `?rerank=1` turns the
+re-rank off. A sync
 that moves the collection across a threshold rebuilds its index (released, re-indexed,
 loaded: searches from other processes wait for it).
 
@@ -52,18 +55,30 @@ BATCH = 1_000  # rows per upsert / ids per delete
 MAX_LIMIT = 16_384  # Milvus's cap on a search's topk
 EXACT_BELOW = 100_000  # vectors: FLAT under this
 HNSW_BELOW = 5_000_000  # HNSW under this, IVF_SQ8 from it
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivf_flat", "ivf_sq8")
+PQ_FROM = 100_000_000  # IVF_PQ (with a re-rank) from this: 1/25 of the memory of fp32
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf_flat", "ivf_sq8", "ivf_pq")
+RERANK = 4  # IVF_PQ: k x this candidates, re-scored on their stored vectors
 
 
-def index_for(kind: str, n: int, exact_below: int = EXACT_BELOW) -> tuple[str, dict[str, int]]:
+def index_for(kind: str, n: int, exact_below: int = EXACT_BELOW, dim: int = 384
+              ) -> tuple[str, dict[str, int]]:
     """(Milvus index type, build params) for `n` vectors; `kind` auto or a fixed type."""
     if kind == "auto":
-        kind = "flat" if n < exact_below else "hnsw" if n < HNSW_BELOW else "ivf_sq8"
+        kind = ("flat" if n < exact_below else "hnsw" if n < HNSW_BELOW else
+                "ivf_sq8" if n < PQ_FROM else "ivf_pq")
     if kind == "hnsw":
         return "HNSW", {"M": 16, "efConstruction": 200}
+    if kind == "ivf_pq":
+        return "IVF_PQ", {"nlist": nlist_for(n), "m": pq_parts(dim), "nbits": 8}
     if kind.startswith("ivf"):
         return kind.upper(), {"nlist": nlist_for(n)}
     return "FLAT", {}
+
+
+def pq_parts(dim: int) -> int:
+    """Sub-quantisers of IVF_PQ: 8 dimensions each where `dim` allows (384-d: 48, one
+    byte each: 48 bytes a vector), else the largest divisor of dim at most dim / 8."""
+    return max(m for m in range(1, max(dim // 8, 1) + 1) if dim % m == 0)
 
 
 def nlist_for(n: int) -> int:
@@ -71,9 +86,14 @@ def nlist_for(n: int) -> int:
     return int(min(65_536, max(16, 4 * int(np.sqrt(max(n, 1))))))
 
 
-def search_params_for(index_type: str, params: dict[str, Any], k: int) -> dict[str, int]:
+FILTERED_EF = 4  # HNSW under a filter: a wider beam (the graph walks past rejected nodes)
+
+
+def search_params_for(index_type: str, params: dict[str, Any], k: int,
+                      filtered: bool = False) -> dict[str, int]:
     if index_type == "HNSW":
-        return {"ef": min(32_768, max(64, 2 * k))}
+        ef = max(64, 2 * k) * (FILTERED_EF if filtered else 1)
+        return {"ef": min(32_768, ef)}
     if index_type.startswith("IVF"):
         nlist = int(params.get("nlist", 1024))
         return {"nprobe": min(nlist, max(16, nlist // 32))}
@@ -134,8 +154,10 @@ class MilvusVectorStore(VectorStore):
             raise ConfigError(f"{mask_uri(self.uri)}: index is one of {', '.join(INDEX_TYPES)}")
         try:
             self.exact_below = int(params.get("exact_below", EXACT_BELOW))
+            self.rerank = int(params.get("rerank", RERANK))
         except ValueError:
-            raise ConfigError(f"{mask_uri(self.uri)}: exact_below is a number") from None
+            raise ConfigError(f"{mask_uri(self.uri)}: exact_below and rerank are numbers"
+                              ) from None
         self.generation = -1
         self.mark: int | None = None  # the last outbox sequence applied (None: unknown)
         self._client: Any = None
@@ -183,7 +205,7 @@ class MilvusVectorStore(VectorStore):
         kinds = {"int64": DataType.INT64, "double": DataType.DOUBLE, "varchar": DataType.VARCHAR}
         for name, (kind, length) in FIELDS.items():  # what filters compare, in the engine
             schema.add_field(name, kinds[kind], **({"max_length": length} if length else {}))
-        kind, params = index_for(self.index_kind, 0, self.exact_below)
+        kind, params = index_for(self.index_kind, 0, self.exact_below, self.dim)
         index = self.client.prepare_index_params()
         index.add_index("vector", index_type=kind, metric_type="IP", params=params)
         self.client.create_collection(self.collection, schema=schema, index_params=index,
@@ -197,11 +219,10 @@ class MilvusVectorStore(VectorStore):
         """(index type, its build params) of the collection's vector field."""
         if self._index is None:
             info = self.client.describe_index(self.collection, "vector") or {}
-            params = info.get("params") or {k: v for k, v in info.items() if k in (
-                "M", "efConstruction", "nlist")}
+            keys = ("M", "efConstruction", "nlist", "m", "nbits")
+            params = info.get("params") or {k: v for k, v in info.items() if k in keys}
             self._index = (str(info.get("index_type", "FLAT")).upper(),
-                           {k: int(v) for k, v in params.items()
-                            if k in ("M", "efConstruction", "nlist")})
+                           {k: int(v) for k, v in params.items() if k in keys})
         return self._index
 
     def fit_index(self) -> bool:
@@ -210,11 +231,12 @@ class MilvusVectorStore(VectorStore):
         if not self._exists():
             return False
         n = self.count()
-        kind, params = index_for(self.index_kind, n, self.exact_below)
+        kind, params = index_for(self.index_kind, n, self.exact_below, self.dim)
         have, have_params = self.index_in_use()
         if have == kind and not (kind.startswith("IVF") and not (
                 params["nlist"] / 4 <= have_params.get("nlist", 0) <= params["nlist"] * 4)):
             return False
+        self.client.flush(self.collection)  # sealed segments: what an index is built on
         self.client.release_collection(self.collection)
         self.client.drop_index(self.collection, "vector")
         index = self.client.prepare_index_params()
@@ -313,11 +335,19 @@ class MilvusVectorStore(VectorStore):
         if conditions:
             kwargs["filter"] = " and ".join(conditions)
         kind, params = self.index_in_use()
-        hits = self.client.search(self.collection, data=queries.tolist(),
-                                  limit=min(k, MAX_LIMIT), output_fields=["id"],
+        rerank = kind == "IVF_PQ" and self.rerank > 1  # PQ codes rank coarsely
+        limit = min(k * self.rerank if rerank else k, MAX_LIMIT)
+        hits = self.client.search(self.collection, data=queries.tolist(), limit=limit,
+                                  output_fields=["id", "vector"] if rerank else ["id"],
                                   search_params={"metric_type": "IP", "params":
-                                                 search_params_for(kind, params, k)},
+                                                 search_params_for(kind, params, limit,
+                                                                   bool(conditions))},
                                   consistency_level=self.consistency, **kwargs)
+        if rerank:  # exact inner products on the candidates' stored vectors, best k kept
+            hits = [sorted(({"id": h["id"], "distance": float(
+                        np.dot(q, np.asarray(h["entity"]["vector"], np.float32)))}
+                        for h in found), key=lambda h: -h["distance"])[:k]
+                    for q, found in zip(queries, hits, strict=True)]
         width = max((len(h) for h in hits), default=0)
         scores = np.full((len(queries), width), -np.inf, np.float32)
         ids = np.full((len(queries), width), -1, np.int64)

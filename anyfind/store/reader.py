@@ -28,7 +28,7 @@ from .fts import fts5_match, fts5_reference
 
 # migrations.LATEST without importing SQLAlchemy; tests/test_coldpath_store.py keeps
 # them equal.
-STORE_SCHEMA = 4
+STORE_SCHEMA = 5
 
 _ROW_SQL = (
     "SELECT c.id AS chunk_id, c.item_id, c.ordinal, c.modality AS chunk_modality, c.text, "

@@ -120,3 +120,14 @@ class VectorOutbox(Base):
     space: Mapped[str] = mapped_column(String(64))
     chunk_id: Mapped[int] = mapped_column(BigInteger)
     op: Mapped[str] = mapped_column(String(1))  # u: (re)write its row, d: delete it
+
+
+class IndexFile(Base):
+    """A file of the index kept in a server metadata store (the score calibration,
+    thumbnails), so that any machine with the index config has it; the index folder holds
+    copies as a cache (store/index_files.py)."""
+
+    __tablename__ = "index_files"
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -1,20 +1,34 @@
 """Thumbnails made once at index time, cached in the index directory by content hash
-(so renames and copies share one, and a changed image gets a new one)."""
+(so renames and copies share one, and a changed image gets a new one). An index whose
+metadata store is a server keeps them there too (store/index_files.py): a search server
+on another machine fetches one into its own folder the first time it is asked for."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import one_line
 from ..fsutil import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from .index_files import IndexFiles
+
+log = logging.getLogger("anyfind.thumbnails")
 
 SIZE = 256
 
 
 class Thumbnails:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, shared: IndexFiles | None = None):
         self.directory = Path(directory)
+        self.shared = shared
+
+    @staticmethod
+    def name(content_hash: str) -> str:
+        return f"thumbnails/{content_hash}.jpg"
 
     def path(self, content_hash: str) -> Path:
         return self.directory / content_hash[:2] / f"{content_hash}.jpg"
@@ -35,9 +49,18 @@ class Thumbnails:
         with contextlib.suppress(OSError):  # a thumbnail is a convenience, never an error
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, jpeg)
+        if self.shared is not None:
+            try:
+                self.shared.put(self.name(content_hash), jpeg)
+            except Exception as exc:  # noqa: BLE001 (a convenience: the sync goes on)
+                log.warning("a thumbnail was not kept in the store: %s", one_line(exc))
 
     def get(self, content_hash: str | None) -> Path | None:
         if not content_hash:
             return None
         p = self.path(content_hash)
-        return p if p.is_file() else None
+        if p.is_file():
+            return p
+        if self.shared is not None and self.shared.fetch(self.name(content_hash), p):
+            return p
+        return None
