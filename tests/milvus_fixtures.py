@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+CREDENTIALS = "root:Milvus"  # the server's default user and password
 PYTHON = Path(os.environ.get("ANYFIND_MILVUS_PYTHON", ROOT / ".venv-milvus" / "bin" / "python"))
 
 
@@ -24,13 +25,14 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory):
-    """The URI of a running Milvus standalone server (milvus://127.0.0.1:PORT)."""
+    """The URI of a running Milvus standalone server that requires credentials, as a
+    deployment does: milvus://127.0.0.1:PORT?token=root:Milvus (add more with '&')."""
     if not PYTHON.exists():
         pytest.skip(f"no Milvus server interpreter at {PYTHON} (scripts/setup.sh makes it)")
     port = free_port()
     base = tmp_path_factory.mktemp("milvus-server")
     proc = subprocess.Popen([str(PYTHON), str(ROOT / "tests" / "milvus_serve.py"), str(base),
-                             str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             str(port), "auth"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     line: list[str] = []
     reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
@@ -40,7 +42,7 @@ def milvus_server(tmp_path_factory):
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail(f"the Milvus server did not start: {line[:1]}")
     try:
-        yield f"milvus://127.0.0.1:{port}"
+        yield f"milvus://127.0.0.1:{port}?token={CREDENTIALS}"
     finally:
         proc.stdin.close()
         try:

@@ -106,7 +106,7 @@ def test_replicas_over_config_only_folders_answer_alike_while_a_sync_runs(
     (corpus / "photos").mkdir()
     shutil.copy(IMAGES / "coffee.jpg", corpus / "photos" / "coffee.jpg")
     writer = tmp_path / "writer"
-    uri = f"{milvus_server}?prefix=r{uuid.uuid4().hex[:12]}_"
+    uri = f"{milvus_server}&prefix=r{uuid.uuid4().hex[:12]}_"
     with Index.open(writer, store_url=postgres_url, vector_store=uri, transcriber=None) as idx:
         assert idx.add([corpus]).added == 7
         reference = {q: [(r.path, round(r.score, 4)) for r in idx.search(q, k=5)]

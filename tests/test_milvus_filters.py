@@ -39,7 +39,7 @@ def indexed(request, tmp_path, corpus):
     if request.param == "lite":
         uri = f"milvus-lite://{tmp_path / 'vectors.db'}"
     else:
-        uri = f"{request.getfixturevalue('milvus_server')}?prefix=f{uuid.uuid4().hex[:12]}_"
+        uri = f"{request.getfixturevalue('milvus_server')}&prefix=f{uuid.uuid4().hex[:12]}_"
     for i, year in enumerate((2019, 2020, 2021, 2022)):
         f = corpus / "dated" / f"report_{i}.txt"
         f.parent.mkdir(exist_ok=True)

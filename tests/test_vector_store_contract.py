@@ -27,7 +27,7 @@ def make(request, tmp_path):
     if kind.startswith("milvus"):
         pytest.importorskip("pymilvus")
     if kind == "milvus-server":  # collections of their own on the shared server
-        kind = f"{request.getfixturevalue('milvus_server')}?prefix=t{uuid.uuid4().hex[:12]}_"
+        kind = f"{request.getfixturevalue('milvus_server')}&prefix=t{uuid.uuid4().hex[:12]}_"
 
     def new(**kwargs) -> VectorStore:
         return open_vector_store(tmp_path, SPACE, DIM, kind=kind, **kwargs)
@@ -199,12 +199,13 @@ def test_an_index_on_milvus_answers_as_the_faiss_one(tmp_path, corpus, engine, r
     from anyfind import Index
 
     uri = (f"milvus-lite://{tmp_path / 'milvus' / 'vectors.db'}" if engine == "lite" else
-           f"{request.getfixturevalue('milvus_server')}?prefix=i{uuid.uuid4().hex[:12]}_")
+           f"{request.getfixturevalue('milvus_server')}&prefix=i{uuid.uuid4().hex[:12]}_")
     tops = {}
     for name, kwargs in (("faiss", {}), ("milvus", {"vector_store": uri})):
         with Index.open(tmp_path / name, tagger=False, transcriber=None, **kwargs) as idx:
             idx.add([corpus])
-            assert idx.status()["vector_store"] == (uri if kwargs else "faiss")
+            shown = uri.replace("root:Milvus", "***")  # status masks the credentials
+            assert idx.status()["vector_store"] == (shown if kwargs else "faiss")
             tops[name] = [[(r.path, round(r.score, 4)) for r in idx.search(q, k=10, mode=mode)]
                           for q in QUERIES for mode in ("dense", "hybrid")]
     assert tops["milvus"] == tops["faiss"]
@@ -244,6 +245,40 @@ def test_an_unreachable_milvus_is_one_line_naming_it_without_its_token(tmp_path,
         assert idx.status()["vector_store"] == "milvus://127.0.0.1:1?token=***"
 
 
+def test_wrong_milvus_credentials_are_one_line_and_lose_nothing(tmp_path, corpus,
+                                                                milvus_server):
+    """The test server requires credentials: a wrong password is said as such (the URI
+    named, the token masked), at sync and at search; the items and their vectors wait in
+    the metadata store, and the sync after the credentials are mended fills Milvus."""
+    pytest.importorskip("pymilvus")
+    import json
+
+    from anyfind import Index
+    from anyfind.errors import ConfigError
+
+    good = f"{milvus_server}&prefix=w{uuid.uuid4().hex[:12]}_"
+    wrong = good.replace("root:Milvus", "root:not-the-password")
+    with Index.open(tmp_path / "idx", tagger=False, transcriber=None, vector_store=wrong) as idx:
+        report = idx.add([corpus])
+        (error,) = [e["error"] for e in report.errors]
+        assert "refused the connection: check the credentials" in error
+        assert "token=***" in error and "not-the-password" not in error and "\n" not in error
+        assert report.added == 6 and report.failed_sources
+        with pytest.raises(ConfigError, match="refused the connection") as info:
+            idx.search("the moon", k=3)
+        assert "not-the-password" not in str(info.value)
+    secrets = json.loads((tmp_path / "idx" / "secrets.json").read_text())
+    assert secrets["vector_store"] == {"query.token": "root:not-the-password"}
+    secrets["vector_store"]["query.token"] = "root:Milvus"  # the credentials mended
+    (tmp_path / "idx" / "secrets.json").write_text(json.dumps(secrets))
+    with Index.open(tmp_path / "idx", create=False) as idx:
+        again = idx.sync()
+        assert again.failed_sources == [] and again.unchanged == 6
+        vectors = idx.opened.vectors("text")
+        assert sorted(vectors.ids().tolist()) == sorted(idx.store.vector_ids("text").tolist())
+        assert idx.search("the moon and the tides", k=1)[0].path.endswith("moon.txt")
+
+
 def test_vectors_pending_while_milvus_is_down_are_caught_up_when_it_answers(
         tmp_path, corpus, milvus_server):
     """The service is down for the first sync (nothing listens at its address); when it
@@ -260,7 +295,7 @@ def test_vectors_pending_while_milvus_is_down_are_caught_up_when_it_answers(
         assert first.added == 6 and first.failed_sources
     # The service comes back (here: at the address of the running test server).
     config = json.loads((tmp_path / "idx" / "config.json").read_text())
-    config["vector_store"] = f"{milvus_server}?prefix=p{uuid.uuid4().hex[:12]}_"
+    config["vector_store"] = f"{milvus_server}&prefix=p{uuid.uuid4().hex[:12]}_"
     (tmp_path / "idx" / "config.json").write_text(json.dumps(config))
     with Index.open(tmp_path / "idx", create=False) as idx:
         again = idx.sync()
@@ -292,7 +327,7 @@ def test_the_milvus_index_type_follows_the_collection_size(tmp_path, engine, met
     one; each answers as the oracle does (recall@10 >= 0.95)."""
     pytest.importorskip("pymilvus")
     base = (f"milvus-lite://{tmp_path}/v.db?" if engine == "lite" else
-            f"{request.getfixturevalue('milvus_server')}?prefix=x{uuid.uuid4().hex[:12]}_&")
+            f"{request.getfixturevalue('milvus_server')}&prefix=x{uuid.uuid4().hex[:12]}_&")
     writer = StoreWriter(meta, np.random.default_rng(5))
     writer.write(200)
     vs = open_vector_store(tmp_path, SPACE, DIM, kind=f"{base}exact_below=1000")
@@ -355,7 +390,7 @@ def test_check_of_a_large_vector_service_compares_counts_and_a_sample(tmp_path, 
     from anyfind.checks.snapshot import SnapshotVectors, snapshot
 
     uri = (f"milvus-lite://{tmp_path}/v.db" if engine == "lite" else
-           f"{request.getfixturevalue('milvus_server')}?prefix=c{uuid.uuid4().hex[:12]}_")
+           f"{request.getfixturevalue('milvus_server')}&prefix=c{uuid.uuid4().hex[:12]}_")
     writer = StoreWriter(meta, np.random.default_rng(9))
     writer.write(150)
     vs = open_vector_store(tmp_path, SPACE, DIM, kind=uri)

@@ -125,6 +125,21 @@ def client_uri(uri: str) -> str:
                       "or milvus-lite:///ABS/PATH.db)")
 
 
+def _listening(url: str) -> bool:
+    """Whether a TCP connection to the URL's host and port opens (within 2 s)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1",
+                                       parts.port or (443 if parts.scheme == "https" else 19530)),
+                                      timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 class MilvusVectorStore(VectorStore):
     shared = True
 
@@ -179,6 +194,13 @@ class MilvusVectorStore(VectorStore):
                 # pymilvus's exceptions print as "<MilvusException: (code=.., message=..)>":
                 # its message alone reads as a sentence.
                 reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                if not target.startswith("/") and _listening(target):
+                    # Something answers there: pymilvus says the same "illegal connection
+                    # params or server unavailable" for wrong credentials.
+                    raise ConfigError(
+                        f"Milvus at {mask_uri(self.uri)} refused the connection: check the "
+                        "credentials (?token=USER:PASSWORD or ${ENV}), and milvus+https:// "
+                        f"for a TLS server ({reason})") from None
                 raise ConfigError(f"cannot reach Milvus at {mask_uri(self.uri)}: {reason}"
                                   ) from None
         return self._client
