@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from makers import make_docx, make_pdf
-from milvus_fixtures import milvus_server  # noqa: F401 (one server for the whole session)
+from milvus_fixtures import milvus_process, milvus_server  # noqa: F401 (one for the session)
 from ray_fixtures import ray_cluster, ray_driver  # noqa: F401 (fixtures for every module)
 
 # Nothing may reach a model hub from the tests.

@@ -23,33 +23,63 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory):
-    """The URI of a running Milvus standalone server that requires credentials, as a
-    deployment does: milvus://127.0.0.1:PORT?token=root:Milvus (add more with '&')."""
-    if not PYTHON.exists():
-        pytest.skip(f"no Milvus server interpreter at {PYTHON} (scripts/setup.sh makes it)")
-    port = free_port()
-    base = tmp_path_factory.mktemp("milvus-server")
-    proc = subprocess.Popen([str(PYTHON), str(ROOT / "tests" / "milvus_serve.py"), str(base),
-                             str(port), "auth"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(240)  # a bounded wait on the server's own "started" line
-    if not line or not line[0].startswith("started"):
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"the Milvus server did not start: {line[:1]}")
-    try:
-        yield f"milvus://127.0.0.1:{port}?token={CREDENTIALS}"
-    finally:
-        proc.stdin.close()
+class MilvusProcess:
+    """The server process of tests/milvus_serve.py: its URI, and a stop and a start (on
+    the same data), each a bounded wait on the server's own line."""
+
+    def __init__(self, base: Path, port: int):
+        self.uri = f"milvus://127.0.0.1:{port}?token={CREDENTIALS}"
+        self.proc = subprocess.Popen(
+            [str(PYTHON), str(ROOT / "tests" / "milvus_serve.py"), str(base), str(port),
+             "auth"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self._expect("started")
+
+    def _expect(self, word: str, timeout: float = 240) -> None:
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()),
+                                  daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not line or not line[0].startswith(word):
+            self.kill()
+            pytest.fail(f"the Milvus server did not say {word!r}: {line[:1]}")
+
+    def command(self, name: str) -> None:
+        self.proc.stdin.write(name + "\n")
+        self.proc.stdin.flush()
+        self._expect("stopped" if name == "stop" else "started")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
         try:
-            proc.wait(60)
+            self.proc.wait(60)
         except subprocess.TimeoutExpired:
             pass
+        self.kill()
+
+    def kill(self) -> None:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the milvus binary too, whatever is left
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the milvus binary too, what is left
         except ProcessLookupError:
             pass
+
+
+@pytest.fixture(scope="session")
+def milvus_process(tmp_path_factory):
+    """The session's Milvus standalone server, one for every module (fixed internal
+    ports: a second one cannot run beside it)."""
+    if not PYTHON.exists():
+        pytest.skip(f"no Milvus server interpreter at {PYTHON} (scripts/setup.sh makes it)")
+    server = MilvusProcess(tmp_path_factory.mktemp("milvus-server"), free_port())
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def milvus_server(milvus_process):
+    """The URI of a running Milvus standalone server that requires credentials, as a
+    deployment does: milvus://127.0.0.1:PORT?token=root:Milvus (add more with '&')."""
+    return milvus_process.uri

@@ -485,3 +485,44 @@ def test_a_writer_killed_between_the_store_and_milvus_loses_and_duplicates_nothi
         assert idx.store.outbox_pending("text", 0) == 0
         assert idx.search("lighthouse keepers", k=1)[0].path.startswith(str(corpus / "new"))
         assert idx.check().ok
+
+
+def test_milvus_restarted_during_a_sync_resumes_without_loss_or_duplicate(
+        tmp_path, corpus, milvus_process):
+    """The server goes away while a sync writes (stopped, its data kept) and comes back on
+    the same data: the sync that ran without it committed its items and recorded their
+    vectors in the outbox; the next one applies them from the collection's mark: Milvus
+    then holds exactly the store's chunks, the deleted file's gone, nothing twice."""
+    pytest.importorskip("pymilvus")
+    from anyfind import Index
+
+    path = tmp_path / "idx"
+    uri = f"{milvus_process.uri}&prefix=s{uuid.uuid4().hex[:12]}_"
+    with Index.open(path, tagger=False, transcriber=None, vector_store=uri) as idx:
+        assert idx.add([corpus]).added == 6
+        mark = idx.opened.vectors("text").mark
+    for i in range(5):
+        (corpus / f"ferry{i}.txt").write_text(f"Ferry timetable {i}: the harbour crossing at dawn.")
+    (corpus / "astro" / "moon.txt").unlink()
+    milvus_process.command("stop")
+    try:
+        with Index.open(path, create=False) as idx:
+            report = idx.sync()
+            assert (report.added, report.removed) == (5, 1) and report.failed_sources
+            (error,) = [e["error"] for e in report.errors]  # one line naming the service
+            assert f"{milvus_process.uri.split('?')[0]}?token=***" in error, error
+            assert "root:Milvus" not in error and "\n" not in error
+            assert idx.store.outbox_pending("text", mark) >= 6  # 5 files' chunks + a delete
+    finally:
+        milvus_process.command("start")
+    with Index.open(path, create=False) as idx:
+        again = idx.sync()
+        assert again.failed_sources == [] and again.added == again.removed == 0, again.errors
+        vs = idx.opened.vectors("text")
+        want = sorted(idx.store.vector_ids("text").tolist())
+        assert vs.count() == len(want) and sorted(vs.ids().tolist()) == want
+        assert idx.store.outbox_pending("text", 0) == 0
+        assert idx.search("harbour crossing ferry timetable", k=1)[0].path.startswith(
+            str(corpus / "ferry"))
+        assert not any(r.path.endswith("moon.txt") for r in idx.search("the moon", k=10))
+        assert idx.check().ok

@@ -128,7 +128,7 @@ def sync_source(opened: OpenIndex, row: dict[str, Any], spec: SourceSpec | None,
         return report
     except VectorsPending as pending:  # the items are in; their vector store is behind
         message = redact(f"items written, their vectors pending (the next sync catches "
-                         f"them up): {one_line(pending.cause)}", secrets)
+                         f"them up): {_vector_store_failure(opened, pending.cause)}", secrets)
         log.warning("source %s (%s): %s", name, shown, message)
         opened.store.set_source_state(row["id"], {**connector.sync_state(),
                                                   "last_error": message,
@@ -275,3 +275,11 @@ def reindex(opened: OpenIndex, *, text_model: str | None = None, progress: bool 
             store.reset_space(space.name, space.config.dim)
         opened.save_config()
         return sync_sources(opened, progress=progress)
+
+
+def _vector_store_failure(opened: OpenIndex, cause: BaseException) -> str:
+    """One line that names the vector store (a service's client errors often do not):
+    "Milvus at milvus://HOST:PORT?token=***: failed to connect ..."."""
+    where = mask_uri(opened.config.vector_store or "faiss")
+    text = getattr(cause, "message", None) or one_line(cause)  # pymilvus: its own sentence
+    return text if where in text else f"the vector store {where}: {text}"

@@ -279,6 +279,17 @@ class MilvusVectorStore(VectorStore):
             self._fields = {f.get("name") for f in info.get("fields", [])} & set(FIELDS)
         return self._fields
 
+    def _reading(self, call, *args, **kwargs):
+        """A read; a collection the server released (it restarted) is loaded again and
+        the read retried once."""
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 (pymilvus's MilvusException, by message)
+            if "not loaded" not in str(getattr(exc, "message", exc)):
+                raise
+            self.client.load_collection(self.collection)
+            return call(*args, **kwargs)
+
     def _check_dim(self) -> None:
         info = self.client.describe_collection(self.collection)
         made_by = (info.get("properties") or {}).get(MODEL)
@@ -337,8 +348,8 @@ class MilvusVectorStore(VectorStore):
         found: list[int] = []
         for start in range(0, len(ids), BATCH):
             part = ids[start:start + BATCH]
-            rows = self.client.query(self.collection, filter=f"id in {part}",
-                                     output_fields=["id"], consistency_level="Strong")
+            rows = self._reading(self.client.query, self.collection, filter=f"id in {part}",
+                                 output_fields=["id"], consistency_level="Strong")
             found += [int(r["id"]) for r in rows]
         return found
 
@@ -359,12 +370,12 @@ class MilvusVectorStore(VectorStore):
         kind, params = self.index_in_use()
         rerank = kind == "IVF_PQ" and self.rerank > 1  # PQ codes rank coarsely
         limit = min(k * self.rerank if rerank else k, MAX_LIMIT)
-        hits = self.client.search(self.collection, data=queries.tolist(), limit=limit,
-                                  output_fields=["id", "vector"] if rerank else ["id"],
-                                  search_params={"metric_type": "IP", "params":
-                                                 search_params_for(kind, params, limit,
-                                                                   bool(conditions))},
-                                  consistency_level=self.consistency, **kwargs)
+        search_params = {"metric_type": "IP",
+                         "params": search_params_for(kind, params, limit, bool(conditions))}
+        hits = self._reading(self.client.search, self.collection, data=queries.tolist(),
+                             limit=limit, output_fields=["id", "vector"] if rerank else ["id"],
+                             search_params=search_params, consistency_level=self.consistency,
+                             **kwargs)
         if rerank:  # exact inner products on the candidates' stored vectors, best k kept
             hits = [sorted(({"id": h["id"], "distance": float(
                         np.dot(q, np.asarray(h["entity"]["vector"], np.float32)))}
@@ -403,8 +414,8 @@ class MilvusVectorStore(VectorStore):
     def count(self) -> int:
         if not self._exists():
             return 0
-        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"],
-                                 consistency_level="Strong")
+        rows = self._reading(self.client.query, self.collection, filter="",
+                             output_fields=["count(*)"], consistency_level="Strong")
         return int(rows[0]["count(*)"]) if rows else 0
 
     def __len__(self) -> int:
