@@ -170,6 +170,9 @@ def found(index, query: str, mode: str = "hybrid") -> set[str]:
     ("cats path:reports", {"cats-2023.txt", "budget.txt"}),
     ("cats path:*/work/*.txt", {"budget.txt", "big.txt"}),
     ("cats lang:de", {"chats.html"}),
+    ("cats lang:de_DE", {"chats.html"}),  # de-DE stored: '_' and '-' are one separator
+    ("cats lang:de-de,fr", {"chats.html"}),
+    ("cats lang:de-AT", set()),
     ("cats -lang:de", {"cats.md", "cats-2023.txt", "budget.txt", "big.txt", "photo-1"}),
     ("cats after:2024-01-01", {"cats.md", "budget.txt", "chats.html"}),
     ("cats after:2024-01-01 before:2024-06-29", {"cats.md", "chats.html"}),

@@ -84,9 +84,15 @@ def _condition(c: Clause, dialect: str) -> ColumnElement[bool]:
     if k == "path":
         return _path_condition(vals[0])
     if k == "lang":
-        lang = item_language(dialect)
-        forms = [_like(lang, like_escape(v.lower()) + s) for v in vals for s in ("", "-%", "\\_%")]
-        return and_(lang.isnot(None), or_(*forms))
+        # pt_BR and pt-BR are one language: both sides compare with '-' (as the Milvus
+        # fields do, store/filter_fields.py).
+        raw = item_language(dialect)
+        lang = func.replace(func.lower(raw), "_", "-")
+        forms = []
+        for v in vals:
+            v = v.lower().replace("_", "-")
+            forms += [lang == v, lang.like(like_escape(v) + "-%", escape="\\")]
+        return and_(raw.isnot(None), or_(*forms))
     if k in ("after", "before", "date"):
         date = item_date(dialect)
         start, end = vals[0]
