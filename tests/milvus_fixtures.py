@@ -48,7 +48,7 @@ class MilvusProcess:
     def command(self, name: str) -> None:
         self.proc.stdin.write(name + "\n")
         self.proc.stdin.flush()
-        self._expect("stopped" if name == "stop" else "started")
+        self._expect("started" if name == "start" else "stopped")
 
     def close(self) -> None:
         self.proc.stdin.close()

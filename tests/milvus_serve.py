@@ -4,8 +4,9 @@ the server package needs setuptools<81 and marshmallow<4, which anyfind's venv d
 pin). Prints "started" once it answers. With `auth` it requires credentials (user root,
 password Milvus: the server's default), as a real deployment does.
 
-Commands on stdin, a line each: `stop` (a graceful shutdown; prints "stopped") and
-`start` (again, on the same data and port; prints "started"). It stops when stdin closes.
+Commands on stdin, a line each: `stop` (a graceful shutdown) or `kill` (SIGKILL), each
+printing "stopped", and `start` (again, on the same data and port; prints "started").
+It stops when stdin closes.
 
     .venv-milvus/bin/python tests/milvus_serve.py BASE_DIR PORT [auth]
 """
@@ -74,7 +75,11 @@ start()
 running = True
 for line in sys.stdin:
     command = line.strip()
-    if command == "stop" and running:
+    if command in ("stop", "kill") and running:
+        if command == "kill":  # SIGKILL, as a crash or the OOM killer would
+            server.server_proc.kill()
+            server.server_proc.wait()
+            server.server_proc = None
         stop()
         running = False
         print("stopped", flush=True)

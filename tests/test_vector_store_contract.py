@@ -487,10 +487,11 @@ def test_a_writer_killed_between_the_store_and_milvus_loses_and_duplicates_nothi
         assert idx.check().ok
 
 
+@pytest.mark.parametrize("how", ["stop", "kill"])
 def test_milvus_restarted_during_a_sync_resumes_without_loss_or_duplicate(
-        tmp_path, corpus, milvus_process):
-    """The server goes away while a sync writes (stopped, its data kept) and comes back on
-    the same data: the sync that ran without it committed its items and recorded their
+        tmp_path, corpus, milvus_process, how):
+    """The server goes away while a sync writes (stopped, or SIGKILLed; its data kept)
+    and comes back on the same data: the sync that ran without it committed its items and recorded their
     vectors in the outbox; the next one applies them from the collection's mark: Milvus
     then holds exactly the store's chunks, the deleted file's gone, nothing twice."""
     pytest.importorskip("pymilvus")
@@ -504,7 +505,7 @@ def test_milvus_restarted_during_a_sync_resumes_without_loss_or_duplicate(
     for i in range(5):
         (corpus / f"ferry{i}.txt").write_text(f"Ferry timetable {i}: the harbour crossing at dawn.")
     (corpus / "astro" / "moon.txt").unlink()
-    milvus_process.command("stop")
+    milvus_process.command(how)
     try:
         with Index.open(path, create=False) as idx:
             report = idx.sync()

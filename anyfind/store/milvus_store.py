@@ -23,9 +23,8 @@ the default): exact FLAT under `exact_below` vectors (100,000: an exact search t
 to 100 million (a quarter of the memory), IVF_PQ beyond (48 one-byte codes for 384-d:
 1/32 of fp32) whose top k x `rerank` (4) candidates are re-scored exactly on their stored
 vectors; `?index=flat|hnsw|ivf_flat|ivf_sq8|ivf_pq` fixes one, `?rerank=1` turns the
-re-rank off. A sync
-that moves the collection across a threshold rebuilds its index (released, re-indexed,
-loaded: searches from other processes wait for it).
+re-rank off. A sync that moves the collection across a threshold rebuilds its index
+(flushed, released, re-indexed, loaded: searches from other processes wait for it).
 
 Writes: a collection is kept in step by the writers only, from the metadata store's
 outbox (store/outbox.py): the rows after its mark, in order, a chunk's last op winning,
@@ -55,7 +54,7 @@ BATCH = 1_000  # rows per upsert / ids per delete
 MAX_LIMIT = 16_384  # Milvus's cap on a search's topk
 EXACT_BELOW = 100_000  # vectors: FLAT under this
 HNSW_BELOW = 5_000_000  # HNSW under this, IVF_SQ8 from it
-PQ_FROM = 100_000_000  # IVF_PQ (with a re-rank) from this: 1/25 of the memory of fp32
+PQ_FROM = 100_000_000  # IVF_PQ (with a re-rank) from this: 1/32 of the memory of fp32
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf_flat", "ivf_sq8", "ivf_pq")
 RERANK = 4  # IVF_PQ: k x this candidates, re-scored on their stored vectors
 
