@@ -170,7 +170,7 @@ def refresh(opened: OpenIndex, force: bool = False) -> Calibration | None:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(content)
         os.replace(tmp, path)
-        if (shared := opened.shared_files) is not None:  # for servers with only the config
+        if (shared := opened.index_files) is not None:  # for servers with only the config
             shared.put(FILE, content)
         return calib
     except Exception as exc:  # noqa: BLE001 (scores fall back to raw cosines)

@@ -15,6 +15,7 @@ call runs on one model thread (encoders/serialised.py).
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import shutil
 import threading
@@ -188,7 +189,7 @@ class OpenIndex:
                     from ..store.metadata import Store
 
                     store = Store(self.store_url())
-                    if self.shares_vectors() and not store.outbox and not store.read_only:
+                    if self.shares_vectors and not store.outbox and not store.read_only:
                         store.enable_outbox()  # before any write of this index's
                     self._store = store
         return self._store
@@ -226,7 +227,7 @@ class OpenIndex:
         server store's copy replaces the folder's when newer (checked every 30 s)."""
         from .calibration import FILE, load
 
-        shared = self.shared_files
+        shared = self.index_files
         now = time.monotonic()
         if shared is not None and now >= self._calibration_checked + 30:
             self._calibration_checked = now
@@ -264,6 +265,7 @@ class OpenIndex:
         return open_vector_store(self.path, name, cfg.dim or 0, kind=self.vector_store_uri(),
                                  factory=cfg.faiss, mmap=mmap, load=load, model=model_tag(cfg))
 
+    @functools.cached_property
     def shares_vectors(self) -> bool:
         """Whether the vectors live in a service that processes share (Milvus): then only
         writers change them, from the store's outbox, and searches use them as they are."""
@@ -279,7 +281,7 @@ class OpenIndex:
     def vectors(self, name: str) -> VectorStore:
         """One space's vectors, caught up with the store. Concurrent: copy-on-write, so a
         running search keeps the snapshot it was handed."""
-        if self.concurrent and not self.shares_vectors():
+        if self.concurrent and not self.shares_vectors:
             return self._shared_vectors(name)
         vs = self._vectors.get(name)
         if vs is None:
@@ -438,10 +440,10 @@ class OpenIndex:
     def thumbnails(self):
         from ..store.thumbnails import Thumbnails
 
-        return Thumbnails(self.path / "thumbnails", self.shared_files)
+        return Thumbnails(self.path / "thumbnails", self.index_files)
 
-    @property
-    def shared_files(self):
+    @functools.cached_property
+    def index_files(self):
         """The index's files kept in its metadata store (calibration, thumbnails), when
         that store is a server: what lets a machine with only the config serve the index
         (store/index_files.py). None for a SQLite store."""

@@ -334,9 +334,8 @@ class MilvusVectorStore(VectorStore):
         ids = [int(i) for i in np.asarray(ids, dtype=np.int64)]
         if not ids or not self._exists():
             return 0
-        present = set(self.present(ids))
-        for start in range(0, len(ids), BATCH):
-            self.client.delete(self.collection, ids=ids[start:start + BATCH])
+        present = self.present(ids)
+        self._delete(ids)
         return len(present)
 
     def present(self, ids) -> list[int]:
@@ -476,6 +475,7 @@ class MilvusVectorStore(VectorStore):
         return bool(len(extra) or len(missing))
 
     def _delete(self, ids: list[int]) -> None:
+        """Delete by id in batches, without counting what went (`remove` counts)."""
         if ids and self._exists():
             for start in range(0, len(ids), BATCH):
                 self.client.delete(self.collection, ids=[int(i) for i in ids[start:start + BATCH]])

@@ -51,8 +51,7 @@ class VectorChanges:
 
     def deleting(self, conn: Connection, chunk_ids) -> None:
         """Note the vectors of these chunks (a select of chunk ids) before they go."""
-        for space, cid in conn.execute(select(Embedding.space, Embedding.chunk_id)
-                                       .where(Embedding.chunk_id.in_(chunk_ids))):
+        for space, cid in _vectors_of(conn, chunk_ids):
             self.spaces.add(space)
             if self.outbox:
                 self.rows.append({"space": space, "chunk_id": int(cid), "op": DELETE})
@@ -64,8 +63,7 @@ class VectorChanges:
             return
         for i in range(0, len(item_ids), 500):
             chunk_ids = select(Chunk.id).where(Chunk.item_id.in_(item_ids[i : i + 500]))
-            for space, cid in conn.execute(select(Embedding.space, Embedding.chunk_id)
-                                           .where(Embedding.chunk_id.in_(chunk_ids))):
+            for space, cid in _vectors_of(conn, chunk_ids):
                 self.upserted(space, cid)
 
     def record(self, conn: Connection) -> None:
@@ -73,6 +71,12 @@ class VectorChanges:
         for start in range(0, len(self.rows), 5_000):
             conn.execute(insert(VectorOutbox), self.rows[start : start + 5_000])
         self.rows = []
+
+
+def _vectors_of(conn: Connection, chunk_ids):
+    """(space, chunk id) of every vector of these chunks (a select of chunk ids)."""
+    return conn.execute(select(Embedding.space, Embedding.chunk_id)
+                        .where(Embedding.chunk_id.in_(chunk_ids)))
 
 
 def enabled(conn: Connection) -> bool:
