@@ -170,3 +170,49 @@ def test_replicas_over_config_only_folders_answer_alike_while_a_sync_runs(
     finally:
         for r in replicas:
             r.close()
+
+
+def test_a_cluster_index_keeps_each_vector_in_milvus_alone(
+        tmp_path, corpus, postgres_url, milvus_server):  # noqa: F811 (fixtures)
+    """PostgreSQL + a real Milvus server: once applied, a vector lives in Milvus only (the
+    store keeps its row, no blob), and what needs vectors by id gets them from there: the
+    calibration fit, "more like this" on a config-only replica, a copy of a file (made by
+    the service from its own rows). Vectors Milvus loses are found by `check`, and
+    `check --repair` has their items encoded again by the next sync."""
+    from sqlalchemy import func, select
+
+    from anyfind.store.schema import Embedding
+
+    uri = f"{milvus_server}&prefix=h{uuid.uuid4().hex[:12]}_"
+    writer = tmp_path / "writer"
+    with Index.open(writer, store_url=postgres_url, vector_store=uri, tagger=False,
+                    transcriber=None) as idx:
+        idx.add([corpus])
+        with idx.store.engine.connect() as conn:
+            rows, blob_bytes = conn.execute(select(func.count(), func.coalesce(
+                func.sum(func.length(Embedding.vector)), 0))).one()
+        assert rows == idx.opened.vectors("text").count() > 0 and blob_bytes == 0
+        assert idx.opened.calibration is not None and "text" in idx.opened.calibration.spaces
+        moon = idx.search("the moon and the tides", k=1)[0]
+        alike = [(r.path, round(r.score, 4)) for r in idx.similar(moon.item_id, k=3)]
+        assert alike and all(p != moon.path for p, _ in alike)
+    shutil.copy(corpus / "astro" / "moon.txt", corpus / "moon-copy.txt")
+    with Index.open(config_only(writer, tmp_path / "replica"), create=False) as replica:
+        assert [(r.path, round(r.score, 4)) for r in replica.similar(moon.item_id, k=3)] == alike
+    with Index.open(writer, create=False) as idx:
+        assert idx.sync().copied == 1  # no model: the service copies its own rows
+        hits = {r.path: round(r.score, 4) for r in idx.search("the moon and the tides", k=2)}
+        assert set(hits) == {moon.path, str(corpus / "moon-copy.txt")}
+        assert len(set(hits.values())) == 1  # the same vectors
+        vs = idx.opened.vectors("text")
+        lost = idx.store.chunks_of_item(moon.item_id)
+        vs._delete([c["id"] for c in lost])  # Milvus loses them (emptied by hand)
+        report = idx.check()
+        assert "vector-store-mismatch" in report.codes()
+        repaired = idx.check(repair=True)
+        assert any(f.code == "vectors-lost" for f in repaired.findings)
+        assert "vector-store-mismatch" not in repaired.codes()
+        assert "missing-vectors" in repaired.codes()  # until the next sync encodes them
+        assert idx.sync().updated == 1  # read and encoded again
+        assert idx.check().ok and not idx.check().codes()
+        assert idx.search("the moon and the tides", k=1)[0].path in hits

@@ -5,6 +5,7 @@ tests already written: add it to BACKENDS' registry and they run against it."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import numpy as np
@@ -136,16 +137,21 @@ def test_catch_up_follows_the_metadata_store_and_persists(make, meta):
 def test_a_shared_store_follows_the_outbox_without_listing_ids(make, meta):
     """A service (Milvus) is compared whole once (no mark yet); after that every catch-up
     applies the outbox rows after its mark: writes, deletes, a replaced item, a move; no
-    id set is listed on either side. Applied rows are pruned; a later process resumes
-    from the mark the collection keeps."""
+    id set is listed on either side. Applied rows are pruned, applied vectors leave the
+    store (the service is their one holder); a later process resumes from the mark the
+    collection keeps."""
     vs = make()
     if not vs.shared:
         pytest.skip("a cache of files: caught up by comparing with the store")
     meta.enable_outbox()
     writer = StoreWriter(meta, np.random.default_rng(11))
     writer.write(50)
+    _, written = meta.vectors(SPACE, dim=DIM)
     head = meta.outbox_head(SPACE)
     assert vs.catch_up(meta) and vs.mark == head > 0 and meta.outbox_pending(SPACE, 0) == 0
+    listing = functools.partial(meta.vector_ids, SPACE)  # the test's view: catch-ups may not list
+    assert len(meta.vectors(SPACE, dim=DIM)[0]) == 0  # the store let go of every vector
+    assert len(meta.held_vectors(SPACE, listing())) == len(written) == vs.count()
 
     def no_listing(*_a, **_k):
         raise AssertionError("a full id listing")
@@ -161,17 +167,60 @@ def test_a_shared_store_follows_the_outbox_without_listing_ids(make, meta):
     assert meta.outbox_pending(SPACE, vs.mark) > 20  # 10 items' deletes, 20 items, the move
     assert vs.catch_up(meta) and not vs.catch_up(meta)
     assert vs.mark == head and meta.outbox_pending(SPACE, 0) == 0  # applied rows are pruned
-    ids, matrix = meta.vectors(SPACE, dim=DIM)
-    assert vs.count() == len(ids)
+    ids = listing()
+    assert vs.count() == len(ids) and len(meta.vectors(SPACE, ids, dim=DIM)[0]) == 0
     assert sorted(vs.present(ids.tolist())) == sorted(ids.tolist())
+    data = vs.fetch(ids)
+    assert sorted(data) == sorted(ids.tolist())
+    matrix = np.array([data[i] for i in sorted(data)], np.float32)
     queries = normalise(matrix[:4] + 0.01)
-    data = dict(zip(ids.tolist(), matrix, strict=True))
     assert_same(vs.search(queries, 10), oracle(vs, data, queries, 10))
+    moved = [c["id"] for c in meta.chunks_of_item(kept)]
+    assert vs.search(data[moved[0]][None, :], 1)[1][0, 0] == moved[0]  # rewritten whole
     writer.write(5)
     again = make()  # a later writer process: resumes from the saved mark
     assert again.mark == vs.mark
     again.ids = no_listing
-    assert again.catch_up(meta) and again.count() == len(meta.vectors(SPACE, dim=DIM)[0])
+    assert again.catch_up(meta) and again.count() == len(listing())
+
+
+def test_a_copy_of_held_vectors_is_made_by_the_service(make, meta):
+    """The same content at a new path is copied without a model (Store.copy_item); once
+    the service is the one holder of the source's vectors the copy names its origin, and
+    the service copies its own rows, even when the source is deleted in the same batch
+    and when the batch is applied twice (a writer killed before saving its mark)."""
+    from anyfind.store.metadata import ItemRecord
+
+    vs = make()
+    if not vs.shared:
+        pytest.skip("a cache of files: the store keeps every vector")
+    meta.enable_outbox()
+    writer = StoreWriter(meta, np.random.default_rng(12))
+    writer.write(8)
+    vs.catch_up(meta)
+    source = writer.item_ids()[0]
+    before = vs.fetch([c["id"] for c in meta.chunks_of_item(source)])
+    mark = vs.mark
+    record = ItemRecord(source_id=writer.source, uri="file:///data/twin.txt",
+                        path="/data/twin.txt", modality="text", media_type="text/plain",
+                        size=10, mtime=3.0, fingerprint="twin", content_hash="h1")
+    twin, _ = meta.copy_item(source, record)
+    meta.delete_items([source])
+    copies = [c["id"] for c in meta.chunks_of_item(twin)]
+    assert len(copies) == len(before) and meta.held_vectors(SPACE, copies) == copies
+    prune = meta.prune_outbox
+    meta.prune_outbox = lambda *_a: None  # the rows stay, as after a kill before the mark
+    assert vs.catch_up(meta)
+    got = vs.fetch(copies)
+    assert not vs.fetch(list(before))  # the source went
+    for new, old in zip(copies, sorted(before), strict=True):
+        np.testing.assert_allclose(got[new], before[old], atol=1e-6)
+    replay = make()  # the same rows applied again: the copies are found under their own ids
+    replay.mark, replay.generation = mark, -1
+    meta.prune_outbox = prune
+    assert replay.catch_up(meta)
+    assert sorted(replay.fetch(copies)) == sorted(copies) and replay.lost == 0
+    assert meta.outbox_pending(SPACE, 0) == 0
 
 
 def test_a_snapshot_is_independent(make):
@@ -443,13 +492,14 @@ def test_milvus_vectors_of_another_model_are_refused_and_reindex_replaces_them(t
                           model="sentence-transformers:another-model#0123456789ab")
 
 
-@pytest.mark.parametrize("point", ["batch.committed", "milvus.applied"])
+@pytest.mark.parametrize("point", ["batch.committed", "milvus.upserted", "milvus.applied"])
 def test_a_writer_killed_between_the_store_and_milvus_loses_and_duplicates_nothing(
         tmp_path, corpus, point):
     """SIGKILL after the metadata commit but before Milvus is written (batch.committed),
-    and after Milvus is written but before its mark is saved (milvus.applied): the next
-    sync applies the outbox from the saved mark, and Milvus holds exactly the store's
-    chunks (nothing missing, no duplicate, nothing deleted left)."""
+    after Milvus is written but before the store lets go of its copies (milvus.upserted),
+    and before the mark is saved (milvus.applied): the next sync applies the outbox from
+    the saved mark, and Milvus holds exactly the store's chunks (nothing missing, no
+    duplicate, nothing deleted left), the store none of their vectors."""
     pytest.importorskip("pymilvus")
     import os
     import shutil
@@ -483,6 +533,7 @@ def test_a_writer_killed_between_the_store_and_milvus_loses_and_duplicates_nothi
         want = sorted(idx.store.vector_ids("text").tolist())
         assert vs.count() == len(want) and sorted(vs.ids().tolist()) == want
         assert idx.store.outbox_pending("text", 0) == 0
+        assert len(idx.store.vectors("text")[0]) == 0  # every vector lives in Milvus alone
         assert idx.search("lighthouse keepers", k=1)[0].path.startswith(str(corpus / "new"))
         assert idx.check().ok
 
@@ -527,3 +578,27 @@ def test_milvus_restarted_during_a_sync_resumes_without_loss_or_duplicate(
             str(corpus / "ferry"))
         assert not any(r.path.endswith("moon.txt") for r in idx.search("the moon", k=10))
         assert idx.check().ok
+
+
+def test_a_v5_store_gains_the_outbox_origin_and_keeps_its_rows(tmp_path):
+    """Migration v6 on a store made at v5 (its outbox had no origin column): the column is
+    added, the rows waiting in the outbox stay and read with no origin."""
+    from sqlalchemy import text
+
+    from anyfind.store.migrations import LATEST
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    store = Store(url)
+    store.enable_outbox()
+    StoreWriter(store, np.random.default_rng(3)).write(4)
+    waiting = store.outbox_since(SPACE, 0, 100)
+    with store.engine.begin() as conn:  # as an anyfind of schema v5 left it
+        conn.execute(text("ALTER TABLE vector_outbox DROP COLUMN origin"))
+        conn.execute(text("UPDATE meta SET value = '5' WHERE key = 'schema_version'"))
+    store.close()
+    again = Store(url)
+    with again.engine.connect() as conn:
+        assert conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")
+                            ).scalar() == str(LATEST) == "6"
+    assert again.outbox_since(SPACE, 0, 100) == waiting and all(r[3] is None for r in waiting)
+    again.close()

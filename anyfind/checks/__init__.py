@@ -25,7 +25,7 @@ from .files import (
     repair_vector_file,
 )
 from .lexical import check_lexical, check_lexical_cache, rebuild_lexical
-from .report import ERROR, CheckReport, Finding
+from .report import ERROR, WARNING, CheckReport, Finding
 from .snapshot import SnapshotVectors, snapshot
 from .store import check_store, repair_store
 
@@ -126,6 +126,11 @@ def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any]) -> None
                 vi.load()
                 vi.reconcile(index.store)
                 vi.persist()
+                if getattr(vi, "lost", 0):
+                    report.add("vectors-lost", WARNING, f"{vi.lost} vectors of space '{name}' "
+                               f"were missing from {vi.describe()} and the store no longer "
+                               "keeps them: their items are read and encoded again by the "
+                               "next `anyfind sync`", vi.lost)
                 continue
             rebuild = stats["rebuild"] or not vi.load()
             repair_vector_file(vi, index.store, rebuild)

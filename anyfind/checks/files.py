@@ -164,9 +164,9 @@ def check_vector_service(vs, snap: SnapshotVectors, report: CheckReport,
         if missing:
             problem = f"lacks {missing} of {len(ids)} ids sampled from the store"
     if problem:
+        later = "caught up by the next sync" if pending else "`anyfind check --repair` fixes it"
         report.add("vector-store-mismatch", WARNING, f"the vector store of space '{space}' "
-                   f"({vs.describe()}) {problem} (caught up by the next sync)",
-                   repair="catch it up")
+                   f"({vs.describe()}) {problem} ({later})", repair="catch it up")
         stats["save"] = True
     elif vs.generation != gen:
         report.add("vector-store-stale", WARNING, f"the vector store of space '{space}' reflects "

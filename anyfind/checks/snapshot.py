@@ -93,7 +93,7 @@ class SnapshotVectors:
         wanted = None if ids is None else {int(i) for i in ids}
         out_ids, blobs = [], []
         for cid, blob in self.conn.execute(q.order_by(Embedding.chunk_id)):
-            if wanted is None or cid in wanted:
+            if (wanted is None or cid in wanted) and len(blob):  # empty: held by the service
                 out_ids.append(cid)
                 blobs.append(blob)
         if not blobs:

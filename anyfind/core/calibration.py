@@ -190,7 +190,7 @@ def fit(opened: OpenIndex, chunks: int, seed: int = 0) -> Calibration:
     for name, space in opened.spaces.items():
         if not queries or "text" not in space.modalities:
             continue
-        got, matrix = reader.vectors(name, ids.tolist())
+        got, matrix = opened.chunk_vectors(name, ids.tolist())
         if not len(got):
             continue
         # the encoder searches use (the ONNX export when current: a sync need not load torch)

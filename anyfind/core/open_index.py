@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..config import IndexConfig, SpaceConfig
 from ..connectors import connector_for
 from ..encoders.space import Space
@@ -290,6 +292,22 @@ class OpenIndex:
         if not vs.shared:  # a service is written by writers only (refresh_vectors)
             vs.catch_up(self.reader)
         return vs
+
+    def chunk_vectors(self, name: str, ids) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, matrix) of these chunks' vectors in a space, in id order: from the store,
+        and from the vector service for those only it holds (store/outbox.py)."""
+        dim = self.config.spaces[name].dim or 0
+        ids = sorted({int(i) for i in ids})
+        got, matrix = self.reader.vectors(name, ids, dim=dim)
+        if not self.shares_vectors or len(got) == len(ids):
+            return got, matrix
+        held = self.vectors(name).fetch(np.setdiff1d(ids, got))
+        if not held:
+            return got, matrix
+        every = {**dict(zip(got.tolist(), matrix, strict=True)), **held}
+        order = sorted(every)
+        return (np.asarray(order, np.int64),
+                np.asarray([every[i] for i in order], np.float32).reshape(len(order), dim))
 
     def _shared_vectors(self, name: str) -> VectorStore:
         current = self._vectors.get(name)

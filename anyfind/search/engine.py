@@ -349,7 +349,7 @@ class Searcher:
             top = [r.chunk_id for r in kept[:ROCCHIO_DOCS]]
             vectors = {}
             for name, vec in first.vectors.items():
-                _, matrix = self.reader.vectors(name, top)
+                _, matrix = self.opened.chunk_vectors(name, top)
                 vectors[name] = rocchio(vec, matrix)
             terms = first.terms
             if terms is not None and signals.get("lexical"):

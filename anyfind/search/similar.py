@@ -31,7 +31,7 @@ def similar(index: OpenIndex, item_id: int, *, k: int = 10, offset: int = 0,
     own = {c["id"] for c in store.chunks_of_item(item_id)}
     vectors = {}
     for name, space in index.spaces.items():
-        ids, matrix = store.vectors(name, sorted(own), dim=space.config.dim)
+        ids, matrix = index.chunk_vectors(name, own)
         if len(ids):
             vectors[name] = l2_normalize(matrix.mean(axis=0))[0]
     if not vectors:

@@ -31,7 +31,7 @@ from ..crashpoints import crash_point
 from . import outbox
 from .lexical import LexicalIndex
 from .migrations import migrate
-from .outbox import VectorChanges
+from .outbox import HELD, HeldVector, VectorChanges
 from .schema import Chunk, Embedding, Item, Source, Space, VectorOutbox
 from .sqltext import like_escape
 
@@ -50,7 +50,8 @@ class ChunkRecord:
     page: int | None = None
     start_s: float | None = None
     end_s: float | None = None
-    vectors: dict[str, np.ndarray] | None = None
+    # per space; a HeldVector when copied from a chunk whose vector the service holds
+    vectors: dict[str, np.ndarray | HeldVector] | None = None
 
 
 @dataclass
@@ -104,6 +105,17 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _vector_row(chunk_id: int, space: str, vec, changes: VectorChanges) -> dict[str, Any]:
+    """An embeddings row, its change noted: a held vector (a copy of one the vector
+    service has) is held again, under the new chunk, with where the service has it."""
+    if isinstance(vec, HeldVector):
+        changes.upserted(space, chunk_id, origin=vec.chunk_id)
+        return {"chunk_id": chunk_id, "space": space, "vector": HELD}
+    changes.upserted(space, chunk_id)
+    return {"chunk_id": chunk_id, "space": space,
+            "vector": np.asarray(vec, dtype=np.float32).tobytes()}
 
 
 class Store:
@@ -160,7 +172,7 @@ class Store:
         with self.engine.connect() as conn:
             return outbox.head(conn, space)
 
-    def outbox_since(self, space: str, after: int, limit: int) -> list[tuple[int, int, str]]:
+    def outbox_since(self, space: str, after: int, limit: int) -> list[outbox.Row]:
         with self.engine.connect() as conn:
             return outbox.since(conn, space, after, limit)
 
@@ -416,9 +428,7 @@ class Store:
         vector_rows = []
         for chunk_id, vecs in zip(chunk_ids, vectors, strict=True):
             for space, vec in vecs.items():
-                vector_rows.append({"chunk_id": chunk_id, "space": space,
-                                    "vector": np.asarray(vec, dtype=np.float32).tobytes()})
-                changes.upserted(space, chunk_id)
+                vector_rows.append(_vector_row(chunk_id, space, vec, changes))
         if vector_rows:
             conn.execute(insert(Embedding), vector_rows)
         below = []
@@ -447,9 +457,7 @@ class Store:
             chunk_id = int(conn.execute(insert(Chunk).values(item_id=item_id, **values))
                            .inserted_primary_key[0])
             for space, vec in (c.vectors or {}).items():
-                vector_rows.append({"chunk_id": chunk_id, "space": space,
-                                    "vector": np.asarray(vec, dtype=np.float32).tobytes()})
-                changes.upserted(space, chunk_id)
+                vector_rows.append(_vector_row(chunk_id, space, vec, changes))
         if vector_rows:
             conn.execute(insert(Embedding), vector_rows)
 
@@ -499,7 +507,8 @@ class Store:
             q = select(Embedding.chunk_id, Embedding.space, Embedding.vector).where(
                 Embedding.chunk_id.in_(ids))
             for cid, space, blob in conn.execute(q):
-                vecs.setdefault(cid, {})[space] = np.frombuffer(blob, dtype=np.float32)
+                vecs.setdefault(cid, {})[space] = (
+                    HeldVector(int(cid)) if blob == HELD else np.frombuffer(blob, dtype=np.float32))
         return [
             ChunkRecord(ordinal=r.ordinal, modality=r.modality, text=r.text, char_start=r.char_start,
                         char_end=r.char_end, page=r.page, start_s=r.start_s, end_s=r.end_s,
@@ -614,7 +623,8 @@ class Store:
 
     def vectors(self, space: str, ids: Sequence[int] | None = None, dim: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, matrix) of a space, all of it or the given chunk ids."""
+        """(ids, matrix) of a space, all of it or the given chunk ids; a vector the
+        vector service holds instead (store/outbox.py) is not among them."""
         out_ids: list[int] = []
         blobs: list[bytes] = []
         with self.engine.connect() as conn:
@@ -628,12 +638,71 @@ class Store:
                 if part is not None:
                     q = q.where(Embedding.chunk_id.in_(part))
                 for cid, blob in conn.execute(q.order_by(Embedding.chunk_id)):
-                    out_ids.append(cid)
-                    blobs.append(blob)
+                    if blob != HELD:
+                        out_ids.append(cid)
+                        blobs.append(blob)
         if not blobs:
             return np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32)
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
         return np.asarray(out_ids, dtype=np.int64), matrix
+
+    def held_vectors(self, space: str, ids: Sequence[int]) -> list[int]:
+        """Which of these chunks have a vector in the space that only the vector service
+        holds (their blob emptied once it was applied)."""
+        return self._with_blob(space, ids, Embedding.vector == HELD)
+
+    def _with_blob(self, space: str, ids: Sequence[int], condition) -> list[int]:
+        ids = [int(i) for i in ids]
+        found: list[int] = []
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 900):
+                found += conn.execute(select(Embedding.chunk_id).where(
+                    Embedding.space == space, Embedding.chunk_id.in_(ids[i : i + 900]),
+                    condition)).scalars().all()
+        return [int(i) for i in found]
+
+    def hold_vectors(self, space: str, ids: Sequence[int]) -> None:
+        """The vector service has these vectors (durably): the store keeps their rows
+        and lets go of the blobs, so the vectors live in one place (store/outbox.py)."""
+        ids = [int(i) for i in ids]
+        if not ids or self.read_only:
+            return
+        with self.engine.begin() as conn:
+            for i in range(0, len(ids), 900):
+                conn.execute(update(Embedding).where(
+                    Embedding.space == space, Embedding.chunk_id.in_(ids[i : i + 900]))
+                    .values(vector=HELD))
+
+    def vectors_lost(self, space: str, ids: Sequence[int]) -> int:
+        """The vector service lost these held vectors and the store has no copy: their
+        rows go (the chunks have no vector, as `check` then says) and their items are
+        marked changed (as a migration does), so the next sync reads and encodes them
+        again; how many items."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return 0
+        items: set[int] = set()
+        with self.engine.begin() as conn:
+            for i in range(0, len(ids), 900):
+                part = ids[i : i + 900]
+                items.update(conn.execute(select(Chunk.item_id).where(Chunk.id.in_(part)))
+                             .scalars())
+                conn.execute(delete(Embedding).where(Embedding.space == space,
+                                                     Embedding.chunk_id.in_(part)))
+            below = list(items)
+            while below:  # an attachment is read again with its e-mail
+                parents = set()
+                for i in range(0, len(below), 900):
+                    parents.update(conn.execute(select(Item.parent_id).where(
+                        Item.id.in_(below[i : i + 900]), Item.parent_id.is_not(None))).scalars())
+                below = list(parents - items)
+                items.update(below)
+            top = list(items)
+            for i in range(0, len(top), 900):
+                conn.execute(update(Item).where(Item.id.in_(top[i : i + 900]))
+                             .values(fingerprint="", content_hash=None))
+            self._bump(conn, [space])
+        return len(items)
 
     def chunk_stamp(self) -> tuple[int, int]:
         """(the highest chunk id, how many chunks): what the SQLite reader's stamp says,

@@ -79,8 +79,19 @@ def _v5_index_files(conn: Connection) -> None:
     IndexFile.__table__.create(conn, checkfirst=True)
 
 
+def _v6_outbox_origin(conn: Connection) -> None:
+    """vector_outbox.origin: a copied chunk's vector held by the service under another
+    chunk id, once the store no longer keeps vectors the service has (store/outbox.py)."""
+    from sqlalchemy import inspect
+
+    if any(c["name"] == "origin" for c in inspect(conn).get_columns("vector_outbox")):
+        return  # created at v4 from the current table
+    conn.exec_driver_sql("ALTER TABLE vector_outbox ADD COLUMN origin BIGINT")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_lexical, _v3_parent,
-                                                  _v4_vector_outbox, _v5_index_files]
+                                                  _v4_vector_outbox, _v5_index_files,
+                                                  _v6_outbox_origin]
 LATEST = len(MIGRATIONS)
 
 

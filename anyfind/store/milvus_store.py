@@ -174,6 +174,7 @@ class MilvusVectorStore(VectorStore):
                               ) from None
         self.generation = -1
         self.mark: int | None = None  # the last outbox sequence applied (None: unknown)
+        self.lost = 0  # vectors found missing that only this collection held (`_lost`)
         self._client: Any = None
         self._loaded = False
         self._fields: set[str] | None = None  # the filter fields the collection has
@@ -440,16 +441,61 @@ class MilvusVectorStore(VectorStore):
             source.prune_outbox(self.space, self.mark)
         return True
 
-    def _apply(self, source: VectorSource, rows: list[tuple[int, int, str]]) -> None:
+    def _apply(self, source: VectorSource, rows: list[tuple[int, int, str, int | None]]
+               ) -> None:
+        """One batch of outbox rows. A chunk's vector comes from the store while it keeps
+        it, else from the collection itself (a moved item's chunks are written again with
+        new fields; a copy's under its origin). Writes go before deletes: a copy whose
+        origin is deleted later in the batch is written first, so a crash in between and
+        the batch applied again still finds it (under the copy's own id by then)."""
         from .outbox import last_ops
 
-        write, gone = last_ops(rows)
+        write, gone, origins = last_ops(rows)
         ids, vecs = source.vectors(self.space, write, dim=self.dim) if write else (
-            np.zeros(0, np.int64), None)
-        gone += sorted(set(write) - set(ids.tolist()))  # deleted since: no vector to write
-        self._delete(gone)
+            np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32))
+        rest = sorted(set(write) - set(ids.tolist()))
+        held = source.held_vectors(self.space, rest) if rest else []
+        gone += sorted(set(rest) - set(held))  # deleted since: no vector to write
+        if held:
+            # Strong: vectors another writer applied are seen too
+            have = self.fetch(set(held) | {origins.get(c, c) for c in held}, "Strong")
+            found = [c for c in held if origins.get(c, c) in have or c in have]
+            self._upsert_from(source, np.asarray(found, np.int64), np.asarray(
+                [have.get(origins.get(c, c), have.get(c)) for c in found], np.float32
+            ).reshape(-1, self.dim))
+            self._lost(source, sorted(set(held) - set(found)))
         if len(ids):
             self._upsert_from(source, ids, vecs)
+            # acknowledged, so durable in the service: the store lets go of its copies
+            crash_point("milvus.upserted")
+            source.hold_vectors(self.space, ids.tolist())
+        self._delete(gone)
+
+    def fetch(self, ids, consistency: str | None = None) -> dict[int, np.ndarray]:
+        """chunk id -> vector, for those of these ids the collection holds."""
+        ids = sorted(int(i) for i in ids)
+        out: dict[int, np.ndarray] = {}
+        if not ids or not self._exists():
+            return out
+        for start in range(0, len(ids), BATCH):
+            part = ids[start:start + BATCH]
+            rows = self._reading(self.client.query, self.collection, filter=f"id in {part}",
+                                 output_fields=["id", "vector"],
+                                 consistency_level=consistency or self.consistency)
+            out.update((int(r["id"]), np.asarray(r["vector"], np.float32)) for r in rows)
+        return out
+
+    def _lost(self, source: VectorSource, ids: list[int]) -> None:
+        """Held vectors the collection no longer has (a service that lost data, or was
+        emptied by hand): their items are read and encoded again by the next sync."""
+        if ids:
+            import logging
+
+            self.lost += len(ids)
+            items = source.vectors_lost(self.space, ids)
+            logging.getLogger("anyfind").warning(
+                "Milvus collection %s lacks %d vectors the store no longer keeps: %d items "
+                "are re-encoded by the next sync", self.collection, len(ids), items)
 
     def reconcile(self, source: VectorSource) -> bool:
         """Id sets compared whole: what the store lacks goes, what it has is written. The
@@ -463,9 +509,12 @@ class MilvusVectorStore(VectorStore):
         missing = np.setdiff1d(want, have, assume_unique=True)
         self._delete(extra.tolist())
         for start in range(0, len(missing), BATCH * 10):
-            ids, vecs = source.vectors(self.space, missing[start:start + BATCH * 10].tolist(),
-                                       dim=self.dim)
+            part = missing[start:start + BATCH * 10]
+            ids, vecs = source.vectors(self.space, part.tolist(), dim=self.dim)
             self._upsert_from(source, ids, vecs)
+            if getattr(source, "outbox", False):  # a store that lets go of applied vectors
+                source.hold_vectors(self.space, ids.tolist())
+                self._lost(source, np.setdiff1d(part, ids).tolist())
         self.fit_index()
         self.generation = gen
         self.mark = head  # None: the source keeps no outbox, so the next catch-up compares too

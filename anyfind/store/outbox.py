@@ -17,6 +17,12 @@ mark) beside its vectors; the order of writes makes a crash anywhere harmless:
   nothing (a row is written whole from the store's current state; ids are never reused);
 - a `u` for a chunk deleted since reads no vector and deletes instead.
 
+The metadata store keeps a vector only until the service has it: once a row is applied
+the writer empties its blob (`HELD`), so at 10^9 chunks the vectors live in one place,
+the service, and the store keeps (chunk id, space) for the outbox and `check`. A copy of
+an item whose vectors are held (the same content found at another path) records where
+each vector is (`origin`): the service copies its own row.
+
 Applied rows are pruned by the writer. An index turns the outbox on in the store itself
 (`meta.vector_outbox`), so every process that writes to it records changes, whichever
 vector store that process was told about.
@@ -33,6 +39,14 @@ from .schema import Chunk, Embedding, Meta, VectorOutbox
 
 FLAG = "vector_outbox"  # meta key: "on" when the index keeps an outbox
 UPSERT, DELETE = "u", "d"
+HELD = b""  # an embeddings row's blob once the vector service holds the vector
+
+
+@dataclass(frozen=True)
+class HeldVector:
+    """A vector read from the store that only the service holds: the chunk it is under."""
+
+    chunk_id: int
 
 
 @dataclass
@@ -44,17 +58,20 @@ class VectorChanges:
     spaces: set[str] = field(default_factory=set)
     rows: list[dict] = field(default_factory=list)
 
-    def upserted(self, space: str, chunk_id: int) -> None:
+    def upserted(self, space: str, chunk_id: int, origin: int | None = None) -> None:
+        """`origin`: the chunk the service holds this one's vector under (a copy)."""
         self.spaces.add(space)
         if self.outbox:
-            self.rows.append({"space": space, "chunk_id": int(chunk_id), "op": UPSERT})
+            self.rows.append({"space": space, "chunk_id": int(chunk_id), "op": UPSERT,
+                              "origin": origin})
 
     def deleting(self, conn: Connection, chunk_ids) -> None:
         """Note the vectors of these chunks (a select of chunk ids) before they go."""
         for space, cid in _vectors_of(conn, chunk_ids):
             self.spaces.add(space)
             if self.outbox:
-                self.rows.append({"space": space, "chunk_id": int(cid), "op": DELETE})
+                self.rows.append({"space": space, "chunk_id": int(cid), "op": DELETE,
+                              "origin": None})
 
     def refreshing(self, conn: Connection, item_ids: Sequence[int]) -> None:
         """The items' fields changed (a move, a touch): their chunks' rows are written
@@ -94,12 +111,17 @@ def head(conn: Connection, space: str) -> int:
                             .where(VectorOutbox.space == space)).scalar() or 0)
 
 
-def since(conn: Connection, space: str, after: int, limit: int) -> list[tuple[int, int, str]]:
-    """(seq, chunk id, op) rows of a space after `after`, in order, at most `limit`."""
-    q = (select(VectorOutbox.seq, VectorOutbox.chunk_id, VectorOutbox.op)
+Row = tuple[int, int, str, "int | None"]  # (seq, chunk id, op, origin)
+
+
+def since(conn: Connection, space: str, after: int, limit: int) -> list[Row]:
+    """(seq, chunk id, op, origin) rows of a space after `after`, in order, at most
+    `limit`."""
+    q = (select(VectorOutbox.seq, VectorOutbox.chunk_id, VectorOutbox.op, VectorOutbox.origin)
          .where(VectorOutbox.space == space, VectorOutbox.seq > after)
          .order_by(VectorOutbox.seq).limit(limit))
-    return [(int(s), int(c), str(o)) for s, c, o in conn.execute(q)]
+    return [(int(s), int(c), str(o), None if f is None else int(f))
+            for s, c, o, f in conn.execute(q)]
 
 
 def pending(conn: Connection, space: str, after: int) -> int:
@@ -112,10 +134,12 @@ def prune(conn: Connection, space: str, upto: int) -> None:
                                             VectorOutbox.seq <= upto))
 
 
-def last_ops(rows: Iterable[tuple[int, int, str]]) -> tuple[list[int], list[int]]:
-    """(chunk ids to write, chunk ids to delete): each chunk's last op wins."""
-    last: dict[int, str] = {}
-    for _, cid, op in rows:
-        last[cid] = op
-    return ([c for c, op in last.items() if op == UPSERT],
-            [c for c, op in last.items() if op == DELETE])
+def last_ops(rows: Iterable[Row]) -> tuple[list[int], list[int], dict[int, int]]:
+    """(chunk ids to write, chunk ids to delete, chunk id -> the chunk its vector is held
+    under when not its own): each chunk's last op wins."""
+    last: dict[int, tuple[str, int | None]] = {}
+    for _, cid, op, origin in rows:
+        last[cid] = (op, origin)
+    return ([c for c, (op, _) in last.items() if op == UPSERT],
+            [c for c, (op, _) in last.items() if op == DELETE],
+            {c: o for c, (op, o) in last.items() if op == UPSERT and o is not None})

@@ -28,7 +28,7 @@ from .fts import fts5_match, fts5_reference
 
 # migrations.LATEST without importing SQLAlchemy; tests/test_coldpath_store.py keeps
 # them equal.
-STORE_SCHEMA = 5
+STORE_SCHEMA = 6
 
 _ROW_SQL = (
     "SELECT c.id AS chunk_id, c.item_id, c.ordinal, c.modality AS chunk_modality, c.text, "
@@ -150,14 +150,16 @@ class SQLiteReader:
 
     def vectors(self, space: str, ids: Sequence[int] | None = None, dim: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, matrix) of a space, all of it or the given chunk ids (as Store.vectors)."""
+        """(ids, matrix) of a space, all of it or the given chunk ids (as Store.vectors:
+        not those only the vector service holds, whose blob is empty)."""
         rows: list[tuple] = []
         if ids is None:
             rows = self.query("SELECT chunk_id, vector FROM embeddings WHERE space = ? "
-                              "ORDER BY chunk_id", (space,))
+                              "AND length(vector) > 0 ORDER BY chunk_id", (space,))
         else:
             rows = self.query("SELECT chunk_id, vector FROM embeddings WHERE space = ? AND "
-                              f"chunk_id IN {_IDS} ORDER BY chunk_id", (space, _ids(ids)))
+                              f"chunk_id IN {_IDS} AND length(vector) > 0 ORDER BY chunk_id",
+                              (space, _ids(ids)))
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32)
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)

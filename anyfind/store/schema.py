@@ -89,7 +89,9 @@ class Chunk(Base):
 
 class Embedding(Base):
     """The vectors themselves. The store is their source of truth; FAISS files are a
-    derived, rebuildable cache (see store/vectors.py)."""
+    derived, rebuildable cache (see store/vectors.py). An index whose vectors live in a
+    service (Milvus) keeps each only until the service has it: then the blob is empty
+    (store/outbox.py)."""
 
     __tablename__ = "embeddings"
     __table_args__ = (Index("ix_embeddings_space", "space", "chunk_id"),)
@@ -120,6 +122,8 @@ class VectorOutbox(Base):
     space: Mapped[str] = mapped_column(String(64))
     chunk_id: Mapped[int] = mapped_column(BigInteger)
     op: Mapped[str] = mapped_column(String(1))  # u: (re)write its row, d: delete it
+    # u of a copy whose vector the service holds: the chunk it holds it under
+    origin: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class IndexFile(Base):

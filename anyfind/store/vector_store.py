@@ -72,6 +72,12 @@ class VectorStore(ABC):
     def count(self) -> int:
         return len(self.ids())
 
+    def fetch(self, ids: Any, consistency: str | None = None) -> dict[int, np.ndarray]:
+        """chunk id -> vector, for those of these ids held here. Only a backend that can be
+        the one holder of the vectors (a service: the store lets go of applied vectors,
+        store/outbox.py) needs it; one whose source keeps every vector returns {}."""
+        return {}
+
     @abstractmethod
     def catch_up(self, source: VectorSource) -> bool:
         """Make this store hold exactly `source`'s vectors of the space; True if it changed."""
