@@ -134,18 +134,25 @@ def test_catch_up_follows_the_metadata_store_and_persists(make, meta):
     assert_same(again.search(queries, 10), oracle(again, data, queries, 10))
 
 
+def _shared_store_and_writer(make, meta, seed: int, items: int):
+    """A service's store (skipped for a cache of files, which the store keeps whole) over
+    a store with an outbox and `items` items written."""
+    vs = make()
+    if not vs.shared:
+        pytest.skip("a cache of files: caught up by comparing with the store")
+    meta.enable_outbox()
+    writer = StoreWriter(meta, np.random.default_rng(seed))
+    writer.write(items)
+    return vs, writer
+
+
 def test_a_shared_store_follows_the_outbox_without_listing_ids(make, meta):
     """A service (Milvus) is compared whole once (no mark yet); after that every catch-up
     applies the outbox rows after its mark: writes, deletes, a replaced item, a move; no
     id set is listed on either side. Applied rows are pruned, applied vectors leave the
     store (the service is their one holder); a later process resumes from the mark the
     collection keeps."""
-    vs = make()
-    if not vs.shared:
-        pytest.skip("a cache of files: caught up by comparing with the store")
-    meta.enable_outbox()
-    writer = StoreWriter(meta, np.random.default_rng(11))
-    writer.write(50)
+    vs, writer = _shared_store_and_writer(make, meta, seed=11, items=50)
     _, written = meta.vectors(SPACE, dim=DIM)
     head = meta.outbox_head(SPACE)
     assert vs.catch_up(meta) and vs.mark == head > 0 and meta.outbox_pending(SPACE, 0) == 0
@@ -191,12 +198,7 @@ def test_a_copy_of_held_vectors_is_made_by_the_service(make, meta):
     and when the batch is applied twice (a writer killed before saving its mark)."""
     from anyfind.store.metadata import ItemRecord
 
-    vs = make()
-    if not vs.shared:
-        pytest.skip("a cache of files: the store keeps every vector")
-    meta.enable_outbox()
-    writer = StoreWriter(meta, np.random.default_rng(12))
-    writer.write(8)
+    vs, writer = _shared_store_and_writer(make, meta, seed=12, items=8)
     vs.catch_up(meta)
     source = writer.item_ids()[0]
     before = vs.fetch([c["id"] for c in meta.chunks_of_item(source)])

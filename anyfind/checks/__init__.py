@@ -24,7 +24,7 @@ from .files import (
     load_vector_file,
     repair_vector_file,
 )
-from .lexical import check_lexical, check_lexical_cache, rebuild_lexical
+from .lexical import check_lexical, check_lexical_cache, check_lexical_service, rebuild_lexical
 from .report import ERROR, WARNING, CheckReport, Finding
 from .snapshot import SnapshotVectors, snapshot
 from .store import check_store, repair_store
@@ -73,6 +73,8 @@ def _inspect(index: OpenIndex) -> tuple[CheckReport, dict[str, Any]]:
         report.stats["chunks"] = conn.execute(select(func.count()).select_from(Chunk)).scalar_one()
         plan["lexical"] = check_lexical(conn, index.store.engine, report)
         plan["lexical_cache"] = check_lexical_cache(conn, index.path, report)
+        plan["lexical_service"] = index.store.lexical_outbox and check_lexical_service(
+            conn, index.lexical_service(), report)
         bad_sizes = {space for space, _ in plan["store"].get("bad_size", [])}
         spaces: dict[str, Any] = {}
         for name, (vi, state) in files.items():
@@ -114,6 +116,8 @@ def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any]) -> None
             rebuild_lexical(conn)
     if plan["lexical_cache"] or store_plan:
         index.refresh_lexical()
+    if plan.get("lexical_service"):
+        index.lexical_service().reconcile(index.store)
     index.forget_vectors()  # in-memory copies are stale now
     for name, cfg in index.config.spaces.items():
         if not cfg.dim:

@@ -88,3 +88,26 @@ def check_lexical_cache(conn: Connection, index_path, report: CheckReport) -> bo
                    f"({problem}); lexical searches use FTS5 until it is",
                    repair="bring it up to date from the chunks")
     return problem is not None
+
+
+def check_lexical_service(conn: Connection, service, report: CheckReport) -> bool:
+    """A cluster index's BM25 collection (store/milvus_lexical.py) against the store: its
+    count against the chunks with text, less the outbox rows still to apply. True when
+    `--repair` should compare it whole."""
+    from sqlalchemy import func, select
+
+    from ..store import outbox
+    from ..store.schema import Chunk
+
+    if service is None or not service.exists():
+        return False
+    want = conn.execute(select(func.count()).where(Chunk.text != "")).scalar_one()
+    have = service.count()
+    pending = outbox.pending(conn, outbox.LEXICAL, service.mark or 0)
+    report.stats["lexical_service"] = {"store": int(want), "service": have, "pending": pending}
+    if have == want or pending:
+        return False  # equal, or the next sync applies what differs
+    report.add("lexical-service-mismatch", WARNING, f"the BM25 collection ({service.describe()}) "
+               f"holds {have} chunks, the store {want} with text", abs(want - have),
+               repair="compare it whole")
+    return True

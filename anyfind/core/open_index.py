@@ -80,6 +80,8 @@ class OpenIndex:
         self._calibration_checked = -1e9  # when the store's calibration was last compared
         self._reader: SQLiteReader | Store | None = None
         self._lexical = None  # store.lexical_cache.Lexical
+        # (the BM25 collection or None, why not, final, retry after): lexical_service_why
+        self._lexical_service: tuple[Any, str | None, bool, float] | None = None
         self._open_lock = threading.RLock()
         self._catch_up_lock = threading.Lock()
         self._one_shot = False
@@ -191,8 +193,10 @@ class OpenIndex:
                     from ..store.metadata import Store
 
                     store = Store(self.store_url())
-                    if self.shares_vectors and not store.outbox and not store.read_only:
-                        store.enable_outbox()  # before any write of this index's
+                    lexical = self.bm25_in_service
+                    if self.shares_vectors and not store.read_only and (
+                            not store.outbox or (lexical and not store.lexical_outbox)):
+                        store.enable_outbox(lexical)  # before any write of this index's
                     self._store = store
         return self._store
 
@@ -219,9 +223,67 @@ class OpenIndex:
 
             with self._open_lock:
                 if self._lexical is None:
-                    self._lexical = lexical_for(self.path, self.reader,
-                                                lambda: self.store.lexical)
+                    self._lexical = lexical_for(
+                        self.path, self.reader, lambda: self.store.lexical,
+                        self.lexical_service_why if self.bm25_in_service else None)
         return self._lexical
+
+    @functools.cached_property
+    def bm25_in_service(self) -> bool:
+        """Whether words are searched with BM25 in the vector service (Milvus 2.5+): an
+        index whose vectors a service shares over a server store, whose own ranking has
+        no BM25 (a SQLite store keeps its tantivy BM25, which stems: docs/SCALE.md).
+        `?lexical=postgres` in the vector-store URI keeps PostgreSQL's full text."""
+        if not self.shares_vectors or self.store_url().startswith("sqlite"):
+            return False
+        from ..errors import ConfigError
+        from ..store.milvus_store import split_query
+
+        choice = split_query(self.config.vector_store or "")[1].get("lexical", "bm25")
+        if choice not in ("bm25", "postgres"):
+            raise ConfigError(f"?lexical={choice}: bm25 (words in Milvus) or postgres")
+        return choice == "bm25"
+
+    def lexical_service(self):
+        """The BM25 collection (store/milvus_lexical.py), or None: not this index's, its
+        engine has no BM25, or Milvus cannot be reached (tried again after a minute)."""
+        return self.lexical_service_why()[0]
+
+    def lexical_service_why(self) -> tuple[Any, str | None]:
+        """(the BM25 collection or None, why not)."""
+        found = self._lexical_service
+        if found is not None and (found[0] is not None or found[2] or
+                                  time.monotonic() < found[3]):
+            return found[0], found[1]
+        if not self.bm25_in_service:
+            self._lexical_service = (None, None, True, 0.0)
+            return None, None
+        from ..store.milvus_lexical import open_lexical
+
+        with self._open_lock:
+            try:
+                service, why = open_lexical(self.vector_store_uri())
+                self._lexical_service = (service, why, True, 0.0)
+            except Exception as exc:  # noqa: BLE001 (words are then searched in the store)
+                why = one_line(exc)
+                self._lexical_service = (None, why, False, time.monotonic() + 60)
+                log.warning("the BM25 collection is not used: %s", why)
+        return self._lexical_service[0], self._lexical_service[1]
+
+    def refresh_lexical_service(self) -> None:
+        """Apply the outbox's chunk texts to the BM25 collection (writers). An engine
+        without BM25 never reads them: they are pruned, so they do not pile up (an
+        upgraded engine's new collection is filled by comparing ids once)."""
+        store = self.store
+        if not store.lexical_outbox or store.read_only:
+            return
+        from ..store.outbox import LEXICAL
+
+        service, why = self.lexical_service_why()
+        if service is not None:
+            service.catch_up(store)
+        elif self._lexical_service[2]:  # the engine has no BM25 (not: unreachable)
+            store.prune_outbox(LEXICAL, store.outbox_head(LEXICAL))
 
     @property
     def calibration(self):
@@ -338,6 +400,7 @@ class OpenIndex:
                 vs.persist()
         if save:
             self.refresh_lexical(checkpoint)
+            self.refresh_lexical_service()
 
     def forget_vectors(self, remove_files: bool = False) -> None:
         """Drop the vector stores held in memory (stale after a repair or a reindex);

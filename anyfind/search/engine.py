@@ -76,8 +76,12 @@ def _lexical(lex, terms: list[str], depth: int, allowed: Allowed | None) -> Sign
     with profile.stage("lexical"):
         if allowed is None:
             return lex.search(terms, depth)
-        # The tantivy cache needs the ids; the store's full text takes the select.
-        ids = allowed.ids() if lex.backend() == "tantivy" else None
+        # The tantivy cache needs the ids, Milvus BM25 the expression; the store's full
+        # text takes the select.
+        backend = lex.backend()
+        if backend == "milvus":
+            return lex.search(terms, depth, allowed.sql, where=allowed.expression())
+        ids = allowed.ids() if backend == "tantivy" else None
         return lex.search(terms, depth, allowed.sql, ids)
 
 

@@ -30,7 +30,7 @@ def similar(index: OpenIndex, item_id: int, *, k: int = 10, offset: int = 0,
         raise QueryError(f"no item {item_id}")
     own = {c["id"] for c in store.chunks_of_item(item_id)}
     vectors = {}
-    for name, space in index.spaces.items():
+    for name in index.spaces:
         ids, matrix = index.chunk_vectors(name, own)
         if len(ids):
             vectors[name] = l2_normalize(matrix.mean(axis=0))[0]

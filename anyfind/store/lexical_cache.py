@@ -338,16 +338,29 @@ class Lexical:
     """What a search calls: the cache while it is current, else the store's full text
     (the same query on FTS5, or PostgreSQL's)."""
 
-    def __init__(self, cache: LexicalCache | None, reader, store_lexical: Callable[[], Any]):
+    def __init__(self, cache: LexicalCache | None, reader, store_lexical: Callable[[], Any],
+                 service: Callable[[], tuple[Any, str | None]] | None = None):
         self.cache = cache
         self.reader = reader
         self.fallback = reader.lexical
         self._store_lexical = store_lexical  # filters are SQL: the Store (SQLAlchemy) runs them
+        # () -> (the BM25 collection of a cluster index or None, why not): see
+        # store/milvus_lexical.py; it answers once its writer has filled it
+        self._service = service
         self.dialect = self.fallback.dialect
         self.available = self.fallback.available
 
+    def service(self):
+        """The BM25 service that answers now, or None."""
+        if self._service is None:
+            return None
+        found, _ = self._service()
+        return found if found is not None and found.exists() else None
+
     def backend(self) -> str:
-        """Which one answers a query now: "tantivy" or the store's dialect."""
+        """Which one answers a query now: "milvus", "tantivy" or the store's dialect."""
+        if self.service() is not None:
+            return "milvus"
         if self.cache is not None and self.cache.current(self.reader.chunk_stamp()):
             return "tantivy"
         return self.dialect
@@ -356,6 +369,11 @@ class Lexical:
         """One line for `anyfind status`: what answers lexical queries, and why."""
         names = {"sqlite": "FTS5", "postgresql": "PostgreSQL full text"}
         store = names.get(self.dialect, f"none ({self.dialect})")
+        if self._service is not None:
+            found, why = self._service()
+            if found is not None and found.exists():
+                return found.describe()
+            return f"{store} ({why or 'the BM25 collection is filled by the next sync'})"
         if self.cache is None:
             if self.dialect != "sqlite":
                 return store
@@ -367,10 +385,15 @@ class Lexical:
         return f"{store} (the tantivy cache is stale or missing: rebuilt by the next sync)"
 
     def search(self, terms: Sequence[str], depth: int, allowed: Any = None,
-               allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
+               allowed_ids: np.ndarray | None = None, where: str | None = None
+               ) -> list[tuple[int, float]]:
         """Top `depth` (chunk id, score). Filters: `allowed`, a select of chunk ids (for
-        the store), and `allowed_ids`, those ids (for the cache)."""
+        the store), `allowed_ids`, those ids (for the cache), `where`, a Milvus
+        expression (for the BM25 service; None: a filter it cannot evaluate)."""
         filtered = allowed is not None or allowed_ids is not None
+        service = self.service()
+        if service is not None and (not filtered or where is not None):
+            return service.search(terms, depth, where)
         if (not filtered or allowed_ids is not None) and self.backend() == "tantivy":
             try:
                 return self.cache.search(terms, depth, allowed_ids)
@@ -391,7 +414,10 @@ class Lexical:
         if not terms:
             return None
         try:
-            if self.backend() == "tantivy":
+            backend = self.backend()
+            if backend == "milvus":
+                return self.service().reference(terms)
+            if backend == "tantivy":
                 return self.cache.reference(terms)
             if self.dialect == "sqlite":
                 return self.fallback.reference(terms)
@@ -408,15 +434,17 @@ class Lexical:
 ENV = "ANYFIND_LEXICAL"  # "fts5": searches skip the cache (comparisons, diagnosis)
 
 
-def lexical_for(index_dir: Path, reader, store_lexical: Callable[[], Any]) -> Lexical:
+def lexical_for(index_dir: Path, reader, store_lexical: Callable[[], Any],
+                service: Callable[[], tuple[Any, str | None]] | None = None) -> Lexical:
     """The lexical search of an index whose store `reader` reads (store/reader.py's
     SQLiteReader gets the cache; the Store, for other databases, does not).
-    `store_lexical()`: the Store's LexicalIndex, for filtered queries without the cache."""
+    `store_lexical()`: the Store's LexicalIndex, for filtered queries without the cache;
+    `service()`: a cluster index's BM25 collection and why not (Lexical.__init__)."""
     from .reader import SQLiteReader
 
     use = (isinstance(reader, SQLiteReader) and os.environ.get(ENV, "").lower() != "fts5"
            and available())
-    return Lexical(LexicalCache(index_dir) if use else None, reader, store_lexical)
+    return Lexical(LexicalCache(index_dir) if use else None, reader, store_lexical, service)
 
 
 def catch_up(index_dir: Path, store_url: str, checkpoint: bool = False) -> str | None:

@@ -126,11 +126,11 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 migrate(conn)
-                self.outbox = outbox.enabled(conn)  # vector changes recorded (store/outbox.py)
+                self._read_flags(conn)
         except OperationalError as exc:
             self._open_read_only(exc)
             with self.engine.connect() as conn:
-                self.outbox = outbox.enabled(conn)
+                self._read_flags(conn)
         self.lexical = LexicalIndex(self.engine)
 
     def _open_read_only(self, exc: OperationalError) -> None:
@@ -152,19 +152,28 @@ class Store:
         self.engine.dispose()
 
     # -- the vector outbox (store/outbox.py) ----------------------------------------------
-    def enable_outbox(self) -> None:
+    def _read_flags(self, conn) -> None:
+        self.outbox = outbox.enabled(conn)  # vector changes recorded (store/outbox.py)
+        self.lexical_outbox = outbox.enabled(conn, outbox.LEXICAL_FLAG)  # chunk texts too
+
+    def enable_outbox(self, lexical: bool = False) -> None:
         """Record vector changes from now on, in every process writing here (an index
-        whose vectors live in a service turns this on before its first write)."""
+        whose vectors live in a service turns this on before its first write); `lexical`:
+        chunk texts too, for a BM25 collection (store/milvus_lexical.py)."""
         with self.engine.begin() as conn:
             outbox.enable(conn)
+            if lexical:
+                outbox.enable(conn, outbox.LEXICAL_FLAG)
         self.outbox = True
+        self.lexical_outbox = self.lexical_outbox or lexical
 
     def _changes(self) -> VectorChanges:
-        return VectorChanges(self.outbox)
+        return VectorChanges(self.outbox, self.lexical_outbox)
 
     def _commit(self, conn, changes: VectorChanges) -> set[str]:
         """The end of a write transaction: bump the spaces, then record the outbox rows."""
-        self._bump(conn, changes.spaces)
+        self._bump(conn, changes.spaces | ({outbox.LEXICAL} if changes.lexical_touched
+                                           else set()))
         changes.record(conn)
         return changes.spaces
 
@@ -425,6 +434,8 @@ class Store:
                 chunk_rows.append(values)
                 vectors.append(c.vectors or {})
         chunk_ids = self._insert_returning(conn, Chunk, chunk_rows)
+        changes.chunks_written(c for c, row in zip(chunk_ids, chunk_rows, strict=True)
+                               if row["text"])
         vector_rows = []
         for chunk_id, vecs in zip(chunk_ids, vectors, strict=True):
             for space, vec in vecs.items():
@@ -456,6 +467,8 @@ class Store:
             values["text"] = self._clean(values["text"])
             chunk_id = int(conn.execute(insert(Chunk).values(item_id=item_id, **values))
                            .inserted_primary_key[0])
+            if values["text"]:
+                changes.chunks_written([chunk_id])
             for space, vec in (c.vectors or {}).items():
                 vector_rows.append(_vector_row(chunk_id, space, vec, changes))
         if vector_rows:
@@ -717,6 +730,16 @@ class Store:
             query = select(Chunk.id).order_by(Chunk.id)
         with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
+    def chunk_texts(self, chunk_ids: Sequence[int]) -> list[tuple[int, str | None]]:
+        """(chunk id, its text) for the chunks that exist."""
+        ids = [int(i) for i in chunk_ids]
+        out: list[tuple[int, str | None]] = []
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 900):
+                out += [(int(c), t) for c, t in conn.execute(
+                    select(Chunk.id, Chunk.text).where(Chunk.id.in_(ids[i : i + 900])))]
+        return out
 
     def chunk_fields(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """chunk id -> the item fields a vector service filters on (store/filter_fields.py)."""

@@ -139,6 +139,51 @@ def _listening(url: str) -> bool:
         return False
 
 
+def connect(uri: str, token: str | None = None):
+    """A MilvusClient for an anyfind Milvus URI; ConfigError (one line naming the masked
+    URI) when it cannot connect."""
+    pymilvus = require("pymilvus", "milvus")
+    target = client_uri(uri)
+    if target.startswith("/"):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return pymilvus.MilvusClient(target, token=token or "")
+    except Exception as exc:  # noqa: BLE001 (one line naming the URI)
+        # pymilvus's exceptions print as "<MilvusException: (code=.., message=..)>": its
+        # message alone reads as a sentence.
+        reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        if not target.startswith("/") and _listening(target):
+            # Something answers there: pymilvus says the same "illegal connection params
+            # or server unavailable" for wrong credentials.
+            raise ConfigError(
+                f"Milvus at {mask_uri(uri)} refused the connection: check the credentials "
+                "(?token=USER:PASSWORD or ${ENV}), and milvus+https:// for a TLS server "
+                f"({reason})") from None
+        raise ConfigError(f"cannot reach Milvus at {mask_uri(uri)}: {reason}") from None
+
+
+def all_ids(client, collection: str) -> np.ndarray:
+    """Every primary key of a collection, listed in batches (the one full scan: a
+    collection without a mark, `check --repair`)."""
+    import logging
+
+    quiet = logging.getLogger("pymilvus")  # Milvus Lite has no mvccTs: a warning per call
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    out: list[int] = []
+    try:
+        it = client.query_iterator(collection, batch_size=BATCH, filter="id >= 0",
+                                   output_fields=["id"])
+        try:
+            while batch := it.next():
+                out += [int(r["id"]) for r in batch]
+        finally:
+            it.close()
+    finally:
+        quiet.setLevel(level)
+    return np.asarray(out, dtype=np.int64)
+
+
 class MilvusVectorStore(VectorStore):
     shared = True
 
@@ -184,25 +229,7 @@ class MilvusVectorStore(VectorStore):
     @property
     def client(self):
         if self._client is None:
-            pymilvus = require("pymilvus", "milvus")
-            target = client_uri(self.uri)
-            if target.startswith("/"):
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._client = pymilvus.MilvusClient(target, token=self.token or "")
-            except Exception as exc:  # noqa: BLE001 (one line naming the URI)
-                # pymilvus's exceptions print as "<MilvusException: (code=.., message=..)>":
-                # its message alone reads as a sentence.
-                reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                if not target.startswith("/") and _listening(target):
-                    # Something answers there: pymilvus says the same "illegal connection
-                    # params or server unavailable" for wrong credentials.
-                    raise ConfigError(
-                        f"Milvus at {mask_uri(self.uri)} refused the connection: check the "
-                        "credentials (?token=USER:PASSWORD or ${ENV}), and milvus+https:// "
-                        f"for a TLS server ({reason})") from None
-                raise ConfigError(f"cannot reach Milvus at {mask_uri(self.uri)}: {reason}"
-                                  ) from None
+            self._client = connect(self.uri, self.token)
         return self._client
 
     def _exists(self) -> bool:
@@ -392,23 +419,7 @@ class MilvusVectorStore(VectorStore):
     def ids(self) -> np.ndarray:
         if not self._exists():
             return np.zeros(0, np.int64)
-        import logging
-
-        quiet = logging.getLogger("pymilvus")  # Milvus Lite has no mvccTs: a warning per call
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        out: list[int] = []
-        try:
-            it = self.client.query_iterator(self.collection, batch_size=BATCH, filter="id >= 0",
-                                            output_fields=["id"])
-            try:
-                while batch := it.next():
-                    out += [int(r["id"]) for r in batch]
-            finally:
-                it.close()
-        finally:
-            quiet.setLevel(level)
-        return np.asarray(out, dtype=np.int64)
+        return all_ids(self.client, self.collection)
 
     def count(self) -> int:
         if not self._exists():

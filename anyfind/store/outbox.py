@@ -23,6 +23,10 @@ the service, and the store keeps (chunk id, space) for the outbox and `check`. A
 an item whose vectors are held (the same content found at another path) records where
 each vector is (`origin`): the service copies its own row.
 
+A cluster index's BM25 collection (store/milvus_lexical.py) is written the same way, from
+rows under the pseudo-space LEXICAL: one per chunk written (with text), deleted, or whose
+item moved; its `spaces` row orders the writers as a space's does.
+
 Applied rows are pruned by the writer. An index turns the outbox on in the store itself
 (`meta.vector_outbox`), so every process that writes to it records changes, whichever
 vector store that process was told about.
@@ -35,9 +39,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, func, insert, select
 
-from .schema import Chunk, Embedding, Meta, VectorOutbox
+from .schema import Chunk, Embedding, Meta, Space, VectorOutbox
 
 FLAG = "vector_outbox"  # meta key: "on" when the index keeps an outbox
+LEXICAL_FLAG = "lexical_outbox"  # meta key: "on" when chunk texts go to a BM25 service too
+LEXICAL = "_lexical"  # the pseudo-space of the BM25 collection (store/milvus_lexical.py)
 UPSERT, DELETE = "u", "d"
 HELD = b""  # an embeddings row's blob once the vector service holds the vector
 
@@ -55,8 +61,20 @@ class VectorChanges:
     bumped) and, when the index keeps an outbox, the rows to record."""
 
     outbox: bool = False
+    lexical: bool = False  # also rows for the BM25 collection (every chunk with text)
     spaces: set[str] = field(default_factory=set)
     rows: list[dict] = field(default_factory=list)
+    lexical_touched: bool = False
+
+    def chunks_written(self, chunk_ids: Iterable[int]) -> None:
+        """New chunks with text: the BM25 collection writes their rows."""
+        if self.lexical:
+            self._lexical_rows(chunk_ids, UPSERT)
+
+    def _lexical_rows(self, chunk_ids: Iterable[int], op: str) -> None:
+        for cid in chunk_ids:
+            self.rows.append({"space": LEXICAL, "chunk_id": int(cid), "op": op, "origin": None})
+            self.lexical_touched = True
 
     def upserted(self, space: str, chunk_id: int, origin: int | None = None) -> None:
         """`origin`: the chunk the service holds this one's vector under (a copy)."""
@@ -71,17 +89,20 @@ class VectorChanges:
             self.spaces.add(space)
             if self.outbox:
                 self.rows.append({"space": space, "chunk_id": int(cid), "op": DELETE,
-                              "origin": None})
+                                  "origin": None})
+        if self.lexical:
+            self._lexical_rows(conn.execute(chunk_ids).scalars(), DELETE)
 
     def refreshing(self, conn: Connection, item_ids: Sequence[int]) -> None:
         """The items' fields changed (a move, a touch): their chunks' rows are written
         again. Nothing to do without an outbox (FAISS keeps no fields)."""
-        if not self.outbox:
-            return
         for i in range(0, len(item_ids), 500):
             chunk_ids = select(Chunk.id).where(Chunk.item_id.in_(item_ids[i : i + 500]))
-            for space, cid in _vectors_of(conn, chunk_ids):
-                self.upserted(space, cid)
+            if self.outbox:
+                for space, cid in _vectors_of(conn, chunk_ids):
+                    self.upserted(space, cid)
+            if self.lexical:
+                self._lexical_rows(conn.execute(chunk_ids).scalars(), UPSERT)
 
     def record(self, conn: Connection) -> None:
         """Write the rows (after the generation bump, which orders the writers)."""
@@ -96,13 +117,17 @@ def _vectors_of(conn: Connection, chunk_ids):
                         .where(Embedding.chunk_id.in_(chunk_ids)))
 
 
-def enabled(conn: Connection) -> bool:
-    return conn.execute(select(Meta.value).where(Meta.key == FLAG)).scalar() == "on"
+def enabled(conn: Connection, flag: str = FLAG) -> bool:
+    return conn.execute(select(Meta.value).where(Meta.key == flag)).scalar() == "on"
 
 
-def enable(conn: Connection) -> None:
-    if not enabled(conn):
-        conn.execute(insert(Meta).values(key=FLAG, value="on"))
+def enable(conn: Connection, flag: str = FLAG) -> None:
+    if not enabled(conn, flag):
+        conn.execute(insert(Meta).values(key=flag, value="on"))
+    if flag == LEXICAL_FLAG and conn.execute(select(Space.name).where(
+            Space.name == LEXICAL)).first() is None:
+        # its row is what orders the writers' lexical rows (the bump locks it)
+        conn.execute(insert(Space).values(name=LEXICAL, dim=0, generation=0))
 
 
 def head(conn: Connection, space: str) -> int:
