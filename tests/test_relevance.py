@@ -231,3 +231,29 @@ def test_copies_of_a_corpus_calibrate_alike(docs, tmp_path):
         a = calibration.fit(docs.opened, 0).spaces["text"]["text"]
         b = calibration.fit(twin.opened, 0).spaces["text"]["text"]
     assert a == b
+
+
+def test_the_calibration_samples_a_large_index_without_listing_its_chunks(tmp_path):
+    """Above LIST_BELOW chunks the background sample probes random ids (a 10^9-chunk
+    index is never listed): distinct existing chunks, spread over the whole id range
+    even where deletions left gaps."""
+    from test_vectors import StoreWriter
+
+    from anyfind.core.calibration import sample_chunk_ids
+    from anyfind.store.metadata import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'meta.db'}")
+    writer = StoreWriter(store, np.random.default_rng(5))
+    writer.write(1_500)
+    store.delete_items(writer.item_ids()[::3])  # gaps: a third of the items
+    every = store.chunk_ids()
+
+    def no_listing(*_a, **_k):
+        raise AssertionError("every chunk id listed")
+
+    store.chunk_ids = no_listing
+    got = sample_chunk_ids(store, 400, np.random.default_rng(0), list_below=0)
+    assert len(got) == len(set(got.tolist())) == 400 and set(got.tolist()) <= set(every.tolist())
+    span = every[-1] - every[0]
+    assert abs(np.median(got) - np.median(every)) < 0.1 * span  # not bunched at one end
+    store.close()

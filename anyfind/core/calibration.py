@@ -178,12 +178,35 @@ def refresh(opened: OpenIndex, force: bool = False) -> Calibration | None:
         return load(opened.path)
 
 
+LIST_BELOW = 200_000  # chunks: their ids are listed (1.6 MB) and sampled; probed above
+
+
+def sample_chunk_ids(reader, n: int, rng: np.random.Generator,
+                     list_below: int = LIST_BELOW) -> np.ndarray:
+    """Up to n distinct chunk ids at random, sorted. A large index is never listed (10^9
+    ids are 8 GB): random ids up to the highest are probed in batches and the existing
+    ones kept, each existing chunk as likely as any other (ids are never reused, so the
+    gaps are deletions)."""
+    top, count = reader.chunk_stamp()
+    if count <= list_below:
+        ids = np.asarray(reader.chunk_ids(), dtype=np.int64)
+        return np.sort(rng.choice(ids, n, replace=False)) if len(ids) > n else ids
+    found: set[int] = set()
+    for _ in range(20):  # each round expects to find what is missing
+        need = n - len(found)
+        if need <= 0:
+            break
+        size = min(int(need * top / max(count, 1) * 1.2) + 16, 1_000_000)
+        probes = rng.integers(1, top + 1, size=size)
+        found.update(reader.chunk_facts(np.unique(probes).tolist()))
+    ids = np.asarray(sorted(found), dtype=np.int64)
+    return np.sort(rng.choice(ids, n, replace=False)) if len(ids) > n else ids
+
+
 def fit(opened: OpenIndex, chunks: int, seed: int = 0) -> Calibration:
     rng = np.random.default_rng(seed)
     reader = opened.reader
-    ids = np.asarray(reader.chunk_ids(), dtype=np.int64)
-    if len(ids) > SAMPLE_CHUNKS:
-        ids = np.sort(rng.choice(ids, SAMPLE_CHUNKS, replace=False))
+    ids = sample_chunk_ids(reader, SAMPLE_CHUNKS, rng)
     rows = reader.chunk_rows(ids.tolist()) if len(ids) else {}
     queries, origins = pseudo_queries(rows, rng)
     spaces: dict[str, dict[str, Scale]] = {}
