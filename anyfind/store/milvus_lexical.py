@@ -58,8 +58,8 @@ def bm25_support(version: str) -> str | None:
 
 
 class MilvusLexical:
-    """The index's BM25 collection in Milvus. `client`: a MilvusClient (shared with the
-    vector stores of the same URI, or its own)."""
+    """The index's BM25 collection in Milvus, through its own MilvusClient (`open_lexical`).
+    Only writers change it; its mark is read when first seen and kept by the writer."""
 
     def __init__(self, client: Any, uri: str, prefix: str = "anyfind_",
                  consistency: str = "Session"):
