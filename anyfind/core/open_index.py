@@ -17,9 +17,11 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import math
 import shutil
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,16 @@ def model_tag(cfg: SpaceConfig) -> str:
     return f"{cfg.encoder}:{cfg.model}#{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
 
 
+@dataclass(frozen=True)
+class _BM25:
+    """What opening a cluster index's BM25 collection found: it, or why not; `retry_at`:
+    when to try again (Milvus unreachable), never for an answer that stands."""
+
+    service: Any
+    why: str | None
+    retry_at: float = math.inf
+
+
 class OpenIndex:
     def __init__(self, path: Path, config: IndexConfig, device: str | None = None, *,
                  concurrent: bool = False):
@@ -80,8 +92,7 @@ class OpenIndex:
         self._calibration_checked = -1e9  # when the store's calibration was last compared
         self._reader: SQLiteReader | Store | None = None
         self._lexical = None  # store.lexical_cache.Lexical
-        # (the BM25 collection or None, why not, final, retry after): lexical_service_why
-        self._lexical_service: tuple[Any, str | None, bool, float] | None = None
+        self._bm25: _BM25 | None = None  # what lexical_service_why found
         self._open_lock = threading.RLock()
         self._catch_up_lock = threading.Lock()
         self._one_shot = False
@@ -251,24 +262,23 @@ class OpenIndex:
 
     def lexical_service_why(self) -> tuple[Any, str | None]:
         """(the BM25 collection or None, why not)."""
-        found = self._lexical_service
-        if found is not None and (found[0] is not None or found[2] or
-                                  time.monotonic() < found[3]):
-            return found[0], found[1]
+        found = self._bm25
+        if found is None or time.monotonic() >= found.retry_at:
+            found = self._bm25 = self._open_bm25()
+        return found.service, found.why
+
+    def _open_bm25(self) -> _BM25:
         if not self.bm25_in_service:
-            self._lexical_service = (None, None, True, 0.0)
-            return None, None
+            return _BM25(None, None)
         from ..store.milvus_lexical import open_lexical
 
         with self._open_lock:
             try:
-                service, why = open_lexical(self.vector_store_uri())
-                self._lexical_service = (service, why, True, 0.0)
+                return _BM25(*open_lexical(self.vector_store_uri()))
             except Exception as exc:  # noqa: BLE001 (words are then searched in the store)
                 why = one_line(exc)
-                self._lexical_service = (None, why, False, time.monotonic() + 60)
                 log.warning("the BM25 collection is not used: %s", why)
-        return self._lexical_service[0], self._lexical_service[1]
+                return _BM25(None, why, retry_at=time.monotonic() + 60)
 
     def refresh_lexical_service(self) -> None:
         """Apply the outbox's chunk texts to the BM25 collection (writers). An engine
@@ -279,10 +289,10 @@ class OpenIndex:
             return
         from ..store.outbox import LEXICAL
 
-        service, why = self.lexical_service_why()
+        service, _ = self.lexical_service_why()
         if service is not None:
             service.catch_up(store)
-        elif self._lexical_service[2]:  # the engine has no BM25 (not: unreachable)
+        elif self._bm25.retry_at == math.inf:  # the engine has no BM25 (not: unreachable)
             store.prune_outbox(LEXICAL, store.outbox_head(LEXICAL))
 
     @property

@@ -370,10 +370,11 @@ class Lexical:
         names = {"sqlite": "FTS5", "postgresql": "PostgreSQL full text"}
         store = names.get(self.dialect, f"none ({self.dialect})")
         if self._service is not None:
-            found, why = self._service()
-            if found is not None and found.exists():
+            found = self.service()
+            if found is not None:
                 return found.describe()
-            return f"{store} ({why or 'the BM25 collection is filled by the next sync'})"
+            why = self._service()[1] or "the BM25 collection is filled by the next sync"
+            return f"{store} ({why})"
         if self.cache is None:
             if self.dialect != "sqlite":
                 return store

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..crashpoints import crash_point
 from ..secrets import mask_uri
-from .filter_fields import DEFAULTS, FIELDS
+from .filter_fields import DEFAULTS
+from .milvus_store import add_filter_fields, all_ids, delete_ids, load_if_released
 from .outbox import LEXICAL, last_ops
 
 MARK = "anyfind.outbox"  # collection property: the last outbox sequence applied
@@ -75,9 +76,7 @@ class MilvusLexical:
         if not self._exists_known:
             if not self.client.has_collection(self.collection):
                 return False
-            state = str((self.client.get_load_state(self.collection) or {}).get("state", ""))
-            if "NotLoad" in state:  # released by a server restart
-                self.client.load_collection(self.collection)
+            load_if_released(self.client, self.collection)
             self._exists_known = True
             props = self.client.describe_collection(self.collection).get("properties") or {}
             self.mark = int(props[MARK]) if str(props.get(MARK, "")).isdigit() else None
@@ -93,9 +92,7 @@ class MilvusLexical:
         schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES,
                          enable_analyzer=True, enable_match=True, analyzer_params=ANALYZER)
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        kinds = {"int64": DataType.INT64, "double": DataType.DOUBLE, "varchar": DataType.VARCHAR}
-        for name, (kind, length) in FIELDS.items():
-            schema.add_field(name, kinds[kind], **({"max_length": length} if length else {}))
+        add_filter_fields(schema)
         schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
                                      input_field_names=["text"], output_field_names=["sparse"]))
         index = self.client.prepare_index_params()
@@ -130,7 +127,7 @@ class MilvusLexical:
         while rows := store.outbox_since(LEXICAL, self.mark, OUTBOX_BATCH):
             write, gone, _ = last_ops(rows)
             self._write(store, write)
-            self._delete(gone)
+            delete_ids(self.client, self.collection, gone)
             crash_point("milvus.lexical.applied")  # written, mark not saved: harmless again
             self.mark = rows[-1][0]
             self._save_mark()
@@ -149,7 +146,7 @@ class MilvusLexical:
         have = self.ids()
         extra = np.setdiff1d(have, want, assume_unique=True)
         missing = np.setdiff1d(want, have, assume_unique=True)
-        self._delete(extra.tolist())
+        delete_ids(self.client, self.collection, extra.tolist())
         self._write(store, missing.tolist())
         self.mark = head
         self._save_mark()
@@ -167,13 +164,9 @@ class MilvusLexical:
                     for c in part if texts.get(c) and c in fields]
             if rows:
                 self.client.upsert(self.collection, rows)
-            self._delete([c for c in part if not texts.get(c) or c not in fields])
+            gone = [c for c in part if not texts.get(c) or c not in fields]
+            delete_ids(self.client, self.collection, gone)
 
-    def _delete(self, ids: Sequence[int]) -> None:
-        for start in range(0, len(ids), BATCH):
-            part = [int(i) for i in ids[start:start + BATCH]]
-            if part:
-                self.client.delete(self.collection, ids=part)
 
     def _save_mark(self) -> None:
         self.client.alter_collection_properties(
@@ -182,8 +175,6 @@ class MilvusLexical:
     def ids(self) -> np.ndarray:
         if not self.exists():
             return np.zeros(0, np.int64)
-        from .milvus_store import all_ids
-
         return all_ids(self.client, self.collection)
 
     # -- reads ----------------------------------------------------------------------------------

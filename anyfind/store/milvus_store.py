@@ -162,6 +162,30 @@ def connect(uri: str, token: str | None = None):
         raise ConfigError(f"cannot reach Milvus at {mask_uri(uri)}: {reason}") from None
 
 
+def add_filter_fields(schema) -> None:
+    """The item fields filters compare (store/filter_fields.py), as collection fields:
+    a query's filters then run inside the engine (search/filter_milvus.py)."""
+    from pymilvus import DataType
+
+    kinds = {"int64": DataType.INT64, "double": DataType.DOUBLE, "varchar": DataType.VARCHAR}
+    for name, (kind, length) in FIELDS.items():
+        schema.add_field(name, kinds[kind], **({"max_length": length} if length else {}))
+
+
+def load_if_released(client, collection: str) -> None:
+    """Load a collection a server restart (or a crash) left released."""
+    state = str((client.get_load_state(collection) or {}).get("state", ""))
+    if "NotLoad" in state:
+        client.load_collection(collection)
+
+
+def delete_ids(client, collection: str, ids) -> None:
+    """Delete by primary key, in batches."""
+    ids = [int(i) for i in ids]
+    for start in range(0, len(ids), BATCH):
+        client.delete(collection, ids=ids[start:start + BATCH])
+
+
 def all_ids(client, collection: str) -> np.ndarray:
     """Every primary key of a collection, listed in batches (the one full scan: a
     collection without a mark, `check --repair`)."""
@@ -236,9 +260,7 @@ class MilvusVectorStore(VectorStore):
         if not self.client.has_collection(self.collection):
             return False
         if not self._loaded:  # once per process: a collection released by a crash, reloaded
-            state = str((self.client.get_load_state(self.collection) or {}).get("state", ""))
-            if "NotLoad" in state:
-                self.client.load_collection(self.collection)
+            load_if_released(self.client, self.collection)
             self._loaded = True
         return True
 
@@ -251,9 +273,7 @@ class MilvusVectorStore(VectorStore):
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
-        kinds = {"int64": DataType.INT64, "double": DataType.DOUBLE, "varchar": DataType.VARCHAR}
-        for name, (kind, length) in FIELDS.items():  # what filters compare, in the engine
-            schema.add_field(name, kinds[kind], **({"max_length": length} if length else {}))
+        add_filter_fields(schema)
         kind, params = index_for(self.index_kind, 0, self.exact_below, self.dim)
         index = self.client.prepare_index_params()
         index.add_index("vector", index_type=kind, metric_type="IP", params=params)
@@ -470,11 +490,12 @@ class MilvusVectorStore(VectorStore):
         if held:
             # Strong: vectors another writer applied are seen too
             have = self.fetch(set(held) | {origins.get(c, c) for c in held}, "Strong")
-            found = [c for c in held if origins.get(c, c) in have or c in have]
+            # a copy's vector under its origin, or under its own id once applied before
+            vec_of = {c: have.get(origins.get(c, c), have.get(c)) for c in held}
+            found = [c for c in held if vec_of[c] is not None]
             self._upsert_from(source, np.asarray(found, np.int64), np.asarray(
-                [have.get(origins.get(c, c), have.get(c)) for c in found], np.float32
-            ).reshape(-1, self.dim))
-            self._lost(source, sorted(set(held) - set(found)))
+                [vec_of[c] for c in found], np.float32).reshape(-1, self.dim))
+            self._lost(source, [c for c in held if vec_of[c] is None])
         if len(ids):
             self._upsert_from(source, ids, vecs)
             # acknowledged, so durable in the service: the store lets go of its copies
@@ -537,8 +558,7 @@ class MilvusVectorStore(VectorStore):
     def _delete(self, ids: list[int]) -> None:
         """Delete by id in batches, without counting what went (`remove` counts)."""
         if ids and self._exists():
-            for start in range(0, len(ids), BATCH):
-                self.client.delete(self.collection, ids=[int(i) for i in ids[start:start + BATCH]])
+            delete_ids(self.client, self.collection, ids)
 
     def _save_marks(self) -> None:
         props = {GENERATION: str(self.generation),
