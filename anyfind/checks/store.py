@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 
 from ..encoders.space import embeds
 from ..store import outbox
+from ..store.metadata import mark_changed
 from ..store.migrations import LATEST, current_version
 from ..store.schema import Chunk, Embedding, Item, Source, Space
 from .report import ERROR, WARNING, CheckReport
@@ -220,27 +221,8 @@ def repair_store(engine: Engine, index: OpenIndex, todo: dict[str, Any], report:
         for part in _parts(items):
             conn.execute(delete(Item).where(Item.id.in_(part)))
         resync -= set(items)
-        resync |= _ancestors(conn, resync)  # the planner re-reads a child through its parent
-        for part in _parts(sorted(resync)):
-            # A cleared fingerprint and hash make the planner see a change it must embed.
-            conn.execute(update(Item).where(Item.id.in_(part))
-                         .values(fingerprint="", content_hash=None))
-        report.resync = len(resync)
+        report.resync = mark_changed(conn, resync)  # with their parents: re-read, re-embedded
         conn.execute(update(Space).values(generation=Space.generation + 1))
-
-
-def _ancestors(conn: Connection, ids: set[int]) -> set[int]:
-    """The items above these (an attachment's e-mail, and that e-mail's, ...)."""
-    found: set[int] = set()
-    frontier = set(ids)
-    while frontier:
-        up: set[int] = set()
-        for part in _parts(sorted(frontier)):
-            up |= {p for p in conn.execute(select(Item.parent_id).where(
-                Item.id.in_(part), Item.parent_id.is_not(None))).scalars()}
-        frontier = up - found - ids
-        found |= frontier
-    return found
 
 
 def _parts(ids: list[int], size: int = 500):

@@ -107,6 +107,34 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def mark_changed(conn, item_ids: Iterable[int]) -> int:
+    """Make these items, and the items above them, look changed to the next sync (a
+    cleared fingerprint and hash: it reads and encodes them again; an attachment is
+    re-read through its e-mail); how many were marked."""
+    items = {int(i) for i in item_ids}
+    items |= ancestors(conn, items)
+    ordered = sorted(items)
+    for i in range(0, len(ordered), 500):
+        conn.execute(update(Item).where(Item.id.in_(ordered[i : i + 500]))
+                     .values(fingerprint="", content_hash=None))
+    return len(items)
+
+
+def ancestors(conn, ids: set[int]) -> set[int]:
+    """The items above these (an attachment's e-mail, and that e-mail's, ...)."""
+    found: set[int] = set()
+    frontier = set(ids)
+    while frontier:
+        up: set[int] = set()
+        ordered = sorted(frontier)
+        for i in range(0, len(ordered), 500):
+            up |= set(conn.execute(select(Item.parent_id).where(
+                Item.id.in_(ordered[i : i + 500]), Item.parent_id.is_not(None))).scalars())
+        frontier = up - found - ids
+        found |= frontier
+    return found
+
+
 def _vector_row(chunk_id: int, space: str, vec, changes: VectorChanges) -> dict[str, Any]:
     """An embeddings row, its change noted: a held vector (a copy of one the vector
     service has) is held again, under the new chunk, with where the service has it."""
@@ -662,16 +690,13 @@ class Store:
     def held_vectors(self, space: str, ids: Sequence[int]) -> list[int]:
         """Which of these chunks have a vector in the space that only the vector service
         holds (their blob emptied once it was applied)."""
-        return self._with_blob(space, ids, Embedding.vector == HELD)
-
-    def _with_blob(self, space: str, ids: Sequence[int], condition) -> list[int]:
         ids = [int(i) for i in ids]
         found: list[int] = []
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 900):
                 found += conn.execute(select(Embedding.chunk_id).where(
                     Embedding.space == space, Embedding.chunk_id.in_(ids[i : i + 900]),
-                    condition)).scalars().all()
+                    Embedding.vector == HELD)).scalars().all()
         return [int(i) for i in found]
 
     def hold_vectors(self, space: str, ids: Sequence[int]) -> None:
@@ -702,20 +727,9 @@ class Store:
                              .scalars())
                 conn.execute(delete(Embedding).where(Embedding.space == space,
                                                      Embedding.chunk_id.in_(part)))
-            below = list(items)
-            while below:  # an attachment is read again with its e-mail
-                parents = set()
-                for i in range(0, len(below), 900):
-                    parents.update(conn.execute(select(Item.parent_id).where(
-                        Item.id.in_(below[i : i + 900]), Item.parent_id.is_not(None))).scalars())
-                below = list(parents - items)
-                items.update(below)
-            top = list(items)
-            for i in range(0, len(top), 900):
-                conn.execute(update(Item).where(Item.id.in_(top[i : i + 900]))
-                             .values(fingerprint="", content_hash=None))
+            marked = mark_changed(conn, items)
             self._bump(conn, [space])
-        return len(items)
+        return marked
 
     def chunk_stamp(self) -> tuple[int, int]:
         """(the highest chunk id, how many chunks): what the SQLite reader's stamp says,
