@@ -126,6 +126,9 @@ def _executor_choice(executor: str | None, address: str | None, actors: int | No
               help="faster-whisper model name or folder (new index only; default tiny.en).")
 @click.option("--no-audio", is_flag=True, help="Do not transcribe audio (new index only).")
 @click.option("--no-tags", is_flag=True, help="No offline image tags (new index only).")
+@click.option("--ocr", "ocr", default=None, metavar="auto|off|ENGINE",
+              help="Read the text in images and scanned pages (new index only): auto "
+                   "(default), off, rapidocr, tesseract.")
 @click.option("--clip", is_flag=True, help="Add the CLIP image-text space (default ViT-B-32).")
 @click.option("--clip-model", default=None, metavar="ARCH", help="open_clip architecture.")
 @click.option("--clip-weights", default=None, metavar="PATH|TAG",
@@ -140,8 +143,8 @@ def _executor_choice(executor: str | None, address: str | None, actors: int | No
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 def index(paths, index_name, include, exclude, hidden, text_model, store_url, vector_store,
-          whisper_model, no_audio, no_tags, clip, clip_model, clip_weights, clip_config, precision,
-          onnx_int8, executor, ray_address, ray_actors, quiet, as_json) -> None:
+          whisper_model, no_audio, no_tags, ocr, clip, clip_model, clip_weights, clip_config,
+          precision, onnx_int8, executor, ray_address, ray_actors, quiet, as_json) -> None:
     """Index files and folders (re-running syncs only what changed)."""
     from .config import default_transcriber
 
@@ -150,6 +153,11 @@ def index(paths, index_name, include, exclude, hidden, text_model, store_url, ve
         settings["transcriber"] = None if no_audio else default_transcriber(whisper_model)
     if no_tags:
         settings["tagger"] = False
+    if ocr:
+        from .ocr import resolve
+
+        resolve(ocr)  # an unknown engine is said before anything is created
+        settings["ocr"] = ocr
     if vector_store:
         settings["vector_store"] = vector_store
     choice = _executor_choice(executor, ray_address, ray_actors)
@@ -354,6 +362,8 @@ def _format_result(r) -> str:
     if r.parent:
         lines.append(f"      attachment of {r.parent['path']}  "
                      + click.style(f"#{r.parent['id']}", dim=True))
+    for region in r.regions[:3]:  # the words read in the image that match
+        lines.append(f"      read: {_marked(region['text'], region['highlights'])}")
     if r.tags:
         lines.append(f"      tags: {', '.join(r.tags[:5])}")
     if r.width and r.height:
@@ -459,6 +469,7 @@ def status(index_name, show_errors, config_file, as_json) -> None:
     click.echo(f"lexical  {st['lexical']}")
     click.echo(f"vectors  {st['vector_store']} (encoding: {st['executor']} executor)")
     click.echo(f"precision {st['document_precision']} (documents)")
+    click.echo(f"ocr       {st['ocr']}")
     for s in st["sources"]:
         error = (s.get("state") or {}).get("last_error")
         click.echo(f"source   {s['name']} ({s['kind']}) {s['uri']}: {s['items']} items"
@@ -481,12 +492,18 @@ def remove(paths, index_name) -> None:
 @cli.command()
 @index_option
 @click.option("--text-model", default=None, help="Switch the text space to this model.")
+@click.option("--ocr", "ocr", default=None, is_flag=False, flag_value="", metavar="[ENGINE]",
+              help="Only read the text in images and PDFs again (with ENGINE: switch the "
+                   "OCR engine first: rapidocr, tesseract, auto, off).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
-def reindex(index_name, text_model, quiet, as_json) -> None:
+def reindex(index_name, text_model, ocr, quiet, as_json) -> None:
     """Rebuild every vector (after a model change), re-reading all sources."""
     with _open(index_name) as idx:
-        report = idx.reindex(text_model=text_model, progress=_progress_wanted(quiet))
+        if ocr is not None:
+            report = idx.reread_pixels(ocr or None, progress=_progress_wanted(quiet))
+        else:
+            report = idx.reindex(text_model=text_model, progress=_progress_wanted(quiet))
     _print_report(report, as_json)
 
 
@@ -525,6 +542,13 @@ def show(item_id, index_name, fmt, as_json) -> None:
         state = "" if child["status"] == "ok" else f"  [{child['status']}: {child['error']}]"
         click.echo(f"{'attachment':<11}#{child['id']} {child['name'] or child['path']} "
                    f"({child['media_type'] or 'unknown type'}){state}")
+    read = (item.get("meta") or {}).get("ocr") or {}
+    if read.get("lines") or read.get("error"):
+        click.echo(f"\nread by {read.get('engine')} ({len(read.get('lines') or [])} lines)"
+                   + (f": {read['error']}" if read.get("error") else ""))
+        for line in read.get("lines") or []:
+            box = " ".join(f"{v:.2f}" for v in line["box"])
+            click.echo(f"  [{box}] {line['text']}")
     for c in item["chunks"]:
         where = f"p.{c['page']}" if c["page"] is not None else (
             f"{_clock(c['start_s'])}–{_clock(c['end_s'])}" if c["start_s"] is not None else "")
@@ -766,6 +790,9 @@ def check(index_name, repair, as_json) -> None:
 
 
 def main() -> None:
+    # `anyfind index` writes ONNX exports: a missing one is worth a notice here, not in a
+    # library process (encoders/query.py: CLI_ENV)
+    os.environ["ANYFIND_CLI"] = "1"
     profile.begin(_LOADED)
     try:
         cli(prog_name="anyfind")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,28 @@ class SpaceConfig:
         return (self.encoder, self.model) == (other.encoder, other.model)
 
 
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+          "dict": (dict,), "list": (list,), "None": (type(None),)}
+
+
+def check_types(cls: type, data: dict[str, Any], where: str) -> None:
+    """Each known field of a dataclass read from JSON has the type its annotation says
+    (a hand-edited or damaged config is one clear sentence, never a traceback later)."""
+    for name, f in cls.__dataclass_fields__.items():
+        if name not in data or name == "spaces":
+            continue
+        value = data[name]
+        allowed: tuple[type, ...] = ()
+        for part in str(f.type).split("|"):
+            allowed += _TYPES.get(part.strip().split("[")[0], (object,))
+        if isinstance(value, bool) and bool not in allowed:  # True is an int to Python
+            allowed = ()
+        if not isinstance(value, allowed):
+            raise ConfigError(f"{where}: '{name}' should be {f.type}, not "
+                              f"{type(value).__name__} ({json.dumps(value)[:40]}): fix it or "
+                              "restore config.json")
+
+
 @dataclass
 class IndexConfig:
     spaces: dict[str, SpaceConfig] = field(default_factory=dict)
@@ -75,12 +98,18 @@ class IndexConfig:
     chunk_overlap: int = 32
     max_file_bytes: int = 200 * 1024 * 1024
     max_image_pixels: int = 100_000_000  # decompression-bomb guard
+    extract_seconds: float = 120.0  # one document's parse (extract/budget.py)
+    max_item_chars: int = 20_000_000  # one item's text
     batch_chunks: int = 256  # chunks per write transaction; images held decoded at once
     # Text chunks embedded together, sorted by length across the whole window: batches of
     # similar lengths carry little padding (256-chunk windows cost ~14% more model time).
     embed_window: int = 2048
     checkpoint_seconds: float = 60.0  # save vector files this often during a long sync
     tagger: bool = False  # offline ImageNet tags for images
+    # The text inside images and scanned pages (ocr/): auto | off | an engine's name;
+    # `ocr_identity`: what read the indexed text (a change: `anyfind reindex --ocr`).
+    ocr: str = "auto"
+    ocr_identity: dict[str, Any] | None = None
     transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed
     # How text spaces encode documents: auto | fp32 | bf16 | onnx | int8 (encoders/precision)
     document_precision: str = "auto"
@@ -90,6 +119,10 @@ class IndexConfig:
     executor_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"address": ...}
     schema_version: int = SCHEMA_VERSION
     created_at: float = field(default_factory=time.time)
+    # Who owns the metadata store (store/ownership.py): set at creation, "" in a config
+    # written before ids; `store_claimed` once the store recorded this id as its owner.
+    index_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    store_claimed: bool = False
     anyfind_version: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -99,10 +132,23 @@ class IndexConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IndexConfig:
+        if not isinstance(data, dict) or not isinstance(data.get("spaces", {}), dict):
+            raise ConfigError("config.json is not an index config (an object with 'spaces')")
         data = dict(data)
-        spaces = {k: SpaceConfig(**v) for k, v in data.pop("spaces", {}).items()}
+        check_types(cls, data, "config.json")
+        spaces = {}
+        for k, v in data.pop("spaces", {}).items():
+            if not isinstance(v, dict):
+                raise ConfigError(f"config.json: space '{k}' is not an object")
+            check_types(SpaceConfig, v, f"config.json: space '{k}'")
+            try:
+                spaces[k] = SpaceConfig(**v)
+            except TypeError as exc:
+                raise ConfigError(f"config.json: space '{k}': {exc}") from None
         known = {f for f in cls.__dataclass_fields__}
         config = cls(spaces=spaces, **{k: v for k, v in data.items() if k in known})
+        if "index_id" not in data:  # written before ids: the store tells (ownership.py)
+            config.index_id = ""
         if config.onnx_int8 and "document_precision" not in data:  # written before it
             config.document_precision = "int8"
         return config

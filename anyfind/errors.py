@@ -11,6 +11,10 @@ class ConfigError(AnyfindError):
     """A setting or option is invalid."""
 
 
+class ServiceUnreachable(ConfigError):
+    """A service of the index (Milvus) did not answer: may pass; unlike a refusal."""
+
+
 class IndexNotFound(AnyfindError):
     """The named index does not exist."""
 
@@ -55,6 +59,11 @@ class QueryError(AnyfindError):
 class ExecutorError(AnyfindError):
     """The encoding executor could not run (a Ray cluster unreachable, refused or failed).
     What earlier batches committed stays; the next run resumes."""
+
+
+class IndexDamaged(AnyfindError):
+    """The index's files or its metadata store are not what its config says (emptied,
+    truncated, replaced, another index's): nothing is answered from it."""
 
 
 class StorageError(AnyfindError):

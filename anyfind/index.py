@@ -221,6 +221,12 @@ class Index:
         """Re-extract and re-embed everything (optionally with another text model)."""
         return _sync().reindex(self.opened, text_model=text_model, progress=progress)
 
+    def reread_pixels(self, engine: str | None = None, *, progress: bool = False
+                      ) -> SyncReport:
+        """Read the text in every image and PDF again (optionally with another OCR
+        engine, or "off"); nothing else is re-read."""
+        return _sync().reread_pixels(self.opened, engine, progress=progress)
+
     def export_onnx(self, *, force: bool = False, int8: bool | None = None,
                     spaces: Sequence[str] | None = None):
         """Export the spaces' encoders to ONNX under <index>/onnx/ (torch-free queries), those

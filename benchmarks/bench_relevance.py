@@ -45,6 +45,61 @@ RUNS = [
 ]
 
 
+def floor_effect(search, queries: dict[str, str], relevant: dict[str, set[str]]) -> dict:
+    """What the floor does at depth 10: Recall@10 with it and without, and per query how
+    many of the results it hid (those shown without it, not with it) were relevant and
+    how many not. `search(text, floor)` -> the ids shown, best first."""
+    r_on = r_off = 0.0
+    hid_rel = hid_irr = 0
+    judged = [q for q in queries if relevant.get(q)]
+    for qid in judged:
+        want = relevant[qid]
+        off, on = search(queries[qid], False), search(queries[qid], True)
+        r_off += len(want & set(off)) / min(len(want), 10)
+        r_on += len(want & set(on)) / min(len(want), 10)
+        hidden = set(off) - set(on)
+        hid_rel += len(hidden & want)
+        hid_irr += len(hidden - want)
+    n = max(1, len(judged))
+    return {"queries": len(judged), "recall@10_floor_off": round(r_off / n, 4),
+            "recall@10_floor_on": round(r_on / n, 4),
+            "hidden_relevant_per_query": round(hid_rel / n, 3),
+            "hidden_irrelevant_per_query": round(hid_irr / n, 3)}
+
+
+CIFAR = Path("/work/shared/data/cifar10-test")
+
+
+def photos(work: Path, classes: list[str], per_class: int) -> dict:
+    """A photo folder of CIFAR-10 test images (the default index: offline tags), queried by
+    class word and by "a photo of a <class>"."""
+    import shutil
+
+    name = f"cifar-{len(classes)}x{per_class}"
+    folder, index_dir = work / name, work / f"{name}-index"
+    if not index_dir.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for cls in classes:
+            for p in sorted((CIFAR / cls).glob("*.jpg"))[:per_class]:
+                shutil.copy(p, folder / f"{cls}_{p.name}")
+    index = Index.open(index_dir)
+    index.add([folder])
+    try:
+        def search(text: str, floor: bool) -> list[str]:
+            return [Path(r.path).name for r in index.search(text, k=10, floor=floor)]
+
+        everything = [p.name for p in folder.iterdir()]
+        out = {"photos": len(everything)}
+        for label, template in (("class word", "{}"), ("a photo of a", "a photo of a {}")):
+            queries = {c: template.format(c) for c in classes}
+            relevant = {c: {n for n in everything if n.startswith(c + "_")} for c in classes}
+            out[label] = floor_effect(search, queries, relevant)
+            print(f"  {name:16} {label:14} {json.dumps(out[label])}", flush=True)
+        return out
+    finally:
+        index.close()
+
+
 def one(data_dir: Path, work: Path) -> dict:
     data = load_beir(data_dir)
     index = Index.open(work / f"{data.name}-index")
@@ -61,10 +116,18 @@ def one(data_dir: Path, work: Path) -> dict:
                          "p50_ms": round(r.p50_ms, 1)})
             print(f"  {data.name:16} {label:40} nDCG@10 {r.ndcg_at_10:.3f}  "
                   f"R@100 {r.recall_at_100:.3f}  MRR@10 {r.mrr_at_10:.3f}", flush=True)
+        def search(text: str, floor: bool) -> list[str]:
+            return [ids[r.item_id] for r in index.search(text, k=10, floor=floor, syntax=False)
+                    if r.item_id in ids]
+
+        relevant = {q: {d for d, g in data.qrels.get(q, {}).items() if g > 0}
+                    for q in data.queries}
+        floor = floor_effect(search, data.queries, relevant)
+        print(f"  {data.name:16} floor at depth 10: {json.dumps(floor)}", flush=True)
     finally:
         index.close()
     return {"dataset": data.name, "documents": len(data.corpus), "queries": len(data.queries),
-            "index_s": round(index_s, 1),
+            "index_s": round(index_s, 1), "floor": floor,
             "calibration": {m: s.to_dict() for m, s in (calib.spaces.get("text") or {}).items()}
             if calib else None,
             "runs": rows}
@@ -75,11 +138,17 @@ def main() -> None:
     ap.add_argument("--data", type=Path, action="append", default=None)
     ap.add_argument("--work", type=Path, default=None, help="indexes are kept here")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--no-photos", action="store_true", help="skip the CIFAR-10 photo sets")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="anyfind-bench-relevance-"))
     datasets = [d for d in (args.data or DEFAULTS) if (d / "corpus.jsonl").exists()]
     result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "collections": [one(d, work) for d in datasets]}
+    if CIFAR.is_dir() and not args.no_photos:
+        result["photos"] = [photos(work, ["cat", "dog", "ship", "truck"], 20),
+                            photos(work, ["airplane", "automobile", "bird", "cat", "deer",
+                                          "dog", "frog", "horse", "ship", "truck"], 40),
+                            photos(work, ["cat"], 60)]  # one subject
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
 

@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(espeak-ng postgresql chromium)
+APT_PACKAGES=(espeak-ng postgresql chromium tesseract-ocr tesseract-ocr-eng)
 
 missing=()
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)  # an OCR engine
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -115,6 +115,7 @@ def lexical_index(tmp_path):
 
 def test_search_of_an_older_store_migrates_it(lexical_index):
     _v1_store(lexical_index.opened.store_url())
+    lexical_index.opened.config.index_id = ""  # its config, too, from before owner ids
     results = lexical_index.search("lighthouses", mode="lexical")
     assert [r.path for r in results] == ["/s/a.txt"]
     assert lexical_index.opened._store is not None  # the reader declined, the Store migrated

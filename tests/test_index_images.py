@@ -118,8 +118,15 @@ def test_image_models_set_the_decode_size_and_their_prep_runs_in_the_workers(tag
     photo = Image.open(PHOTOS / "coffee.jpg").convert("RGB").resize((4000, 2667))
     out = io.BytesIO()
     photo.save(out, format="JPEG", quality=90)
-    extracted = extract_image(out.getvalue(), "image/jpeg", opened.extract_context())
+    import copy
+
+    without_ocr = copy.copy(opened.extract_context())
+    without_ocr._ocr = None
+    extracted = extract_image(out.getvalue(), "image/jpeg", without_ocr)
     assert extracted.image.size == (500, 334)
+    # With OCR (the default) the decode also covers what the text gate looks at (640 px).
+    gated = extract_image(out.getvalue(), "image/jpeg", opened.extract_context())
+    assert gated.image.size == (1000, 667) and gated.metadata["ocr"]["engine"]
     assert (extracted.metadata["width"], extracted.metadata["height"]) == (4000, 2667)
     item = Prepared(ref=None, replace_id=None, content_hash=None)  # what _prepare fills
     make_chunks(opened, extracted, item)

@@ -40,6 +40,10 @@ def make_corpus(root: Path) -> Path:
     (root / "photos").mkdir()
     for name in ("coffee.jpg", "rocket.jpg"):
         shutil.copy(IMAGES / name, root / "photos" / name)
+    from ocr_fixtures import slide
+
+    slide(root / "photos" / "slide.png", "Launch Window Planning",  # read by OCR
+          ["fuel the second stage overnight", "weather briefing at dawn"])
     (root / "audio").mkdir()
     speak("The rocket launch is planned for Tuesday morning at nine.", root / "audio" / "memo.wav")
     (root / "broken").mkdir()
@@ -100,6 +104,9 @@ def test_ray_gives_the_local_items_chunks_and_vectors(ray_cluster, ray_driver, c
         rocket = next(r for r in idx.search("rocket", k=10, floor=False)
                       if r.path.endswith("rocket.jpg"))
         assert idx.thumbnail(rocket.item_id) is not None  # made on a worker, written here
+        found = idx.search("fuel the second stage overnight", k=1, mode="lexical")
+        assert found and found[0].path.endswith("slide.png")  # read on a worker
+        assert found[0].regions and "second stage" in found[0].regions[0]["text"].lower()
     assert_same(snapshot(path), local_reference)
 
 

@@ -167,6 +167,63 @@ def test_hybrid_does_not_lose_to_dense_on_tagged_photos(photos, query, cls):
     assert hybrid >= precision(photos, query, cls, mode="lexical")
 
 
+def recall_at_10(idx, query: str, cls: str, floor: bool) -> float:
+    hits = idx.search(query, k=10, floor=floor)
+    return sum(Path(h.path).parent.name == cls for h in hits) / 12  # 12 photos a class
+
+
+def test_the_floor_never_hides_the_photos_a_class_word_finds(photos):
+    """A photo folder is a collection on few subjects: its pseudo-queries' background is
+    made of related photos. The floor must still show what the query finds. (Before the
+    off-topic background it showed none for "cat" here.) "a photo of a X" is not asserted:
+    in a space that sees photos through their tags the template dilutes the query to the
+    off-topic level (docs/SEARCH_QUALITY.md, run 9)."""
+    words = {"chelsea": "cat", "coffee": "coffee", "rocket": "rocket", "camera": "camera"}
+    for cls, word in words.items():
+        query = word
+        shown = recall_at_10(photos, query, cls, floor=True)
+        assert shown >= recall_at_10(photos, query, cls, floor=False) - 1e-9, query
+        assert shown > 0, query
+
+
+def test_the_floor_still_hides_photos_from_an_unrelated_query(photos):
+    hits = photos.search("quarterly income tax return deadline", k=10)
+    assert hits.hidden >= 40 and len(hits) <= 8
+
+
+def test_a_corpus_on_one_subject_keeps_its_true_matches(tmp_path):
+    """Every note is about coffee: what is unrelated to one note is still on topic, and
+    the floor must not take the background of related notes for unrelated ones."""
+    notes = {
+        "grind.md": "Grind size for espresso: a fine grind slows the shot; too fine chokes it.",
+        "roast.md": "Light roasts keep the fruity acidity of the bean; dark roasts taste bitter.",
+        "milk.md": "Steaming milk for a latte: stretch it briefly, then swirl to a silky foam.",
+        "water.md": "Brewing water should be soft and around 93 degrees Celsius for coffee.",
+        "storage.md": "Store coffee beans in an airtight jar away from light, not the fridge.",
+        "aeropress.md": "The AeroPress brews by immersion; press slowly after two minutes.",
+        "decaf.md": "Decaffeinated coffee is made by washing caffeine out of green beans.",
+        "crema.md": "Crema is the golden foam on top of an espresso shot, made of oils and CO2.",
+        "cold.md": "Cold brew steeps coarse grounds in cold water for twelve hours or more.",
+        "origin.md": "Ethiopian coffee from Yirgacheffe tastes of jasmine and bergamot.",
+        "scale.md": "Weigh beans and water with a scale: a ratio of 1 to 16 suits pour-over.",
+        "descale.md": "Descale the espresso machine monthly with citric acid to remove limescale.",
+    }
+    docs = tmp_path / "coffee"
+    docs.mkdir()
+    for fname, text in notes.items():
+        (docs / fname).write_text(text)
+    queries = {"how fine to grind for espresso": "grind.md", "frothing milk": "milk.md",
+               "keeping beans fresh": "storage.md", "removing limescale": "descale.md",
+               "caffeine free coffee": "decaf.md", "overnight cold coffee": "cold.md"}
+    with Index.open(tmp_path / "idx", tagger=False, transcriber=None) as idx:
+        idx.add([docs])
+        for query, want in queries.items():
+            off = [name(h) for h in idx.search(query, k=10, floor=False)]
+            on = [name(h) for h in idx.search(query, k=10)]
+            assert want in off[:3], (query, off)
+            assert want in on, (query, on)
+
+
 def test_a_shared_word_does_not_outrank_a_paraphrase(tmp_path):
     """With reciprocal rank fusion, a document that shares one word of the question takes
     the lexical list's first rank and passes the document that answers it: lexical

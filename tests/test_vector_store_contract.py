@@ -299,8 +299,8 @@ def test_an_unreachable_milvus_is_one_line_naming_it_without_its_token(tmp_path,
 def test_wrong_milvus_credentials_are_one_line_and_lose_nothing(tmp_path, corpus,
                                                                 milvus_server):
     """The test server requires credentials: a wrong password is said as such (the URI
-    named, the token masked), at sync and at search; the items and their vectors wait in
-    the metadata store, and the sync after the credentials are mended fills Milvus."""
+    named, the token masked) at the start of a sync, before any item is read or encoded,
+    and at search; the sync after the credentials are mended indexes everything."""
     pytest.importorskip("pymilvus")
     import json
 
@@ -310,11 +310,12 @@ def test_wrong_milvus_credentials_are_one_line_and_lose_nothing(tmp_path, corpus
     good = f"{milvus_server}&prefix=w{uuid.uuid4().hex[:12]}_"
     wrong = good.replace("root:Milvus", "root:not-the-password")
     with Index.open(tmp_path / "idx", tagger=False, transcriber=None, vector_store=wrong) as idx:
-        report = idx.add([corpus])
-        (error,) = [e["error"] for e in report.errors]
-        assert "refused the connection: check the credentials" in error
+        with pytest.raises(ConfigError, match="refused the connection: check the credentials"
+                           ) as refused:
+            idx.add([corpus])
+        error = str(refused.value)
         assert "token=***" in error and "not-the-password" not in error and "\n" not in error
-        assert report.added == 6 and report.failed_sources
+        assert idx.sources() == []  # refused before anything was written
         with pytest.raises(ConfigError, match="refused the connection") as info:
             idx.search("the moon", k=3)
         assert "not-the-password" not in str(info.value)
@@ -323,8 +324,8 @@ def test_wrong_milvus_credentials_are_one_line_and_lose_nothing(tmp_path, corpus
     secrets["vector_store"]["query.token"] = "root:Milvus"  # the credentials mended
     (tmp_path / "idx" / "secrets.json").write_text(json.dumps(secrets))
     with Index.open(tmp_path / "idx", create=False) as idx:
-        again = idx.sync()
-        assert again.failed_sources == [] and again.unchanged == 6
+        again = idx.add([corpus])
+        assert again.failed_sources == [] and again.added == 6
         vectors = idx.opened.vectors("text")
         assert sorted(vectors.ids().tolist()) == sorted(idx.store.vector_ids("text").tolist())
         assert idx.search("the moon and the tides", k=1)[0].path.endswith("moon.txt")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from ..config import SCHEMA_VERSION, IndexConfig
+from ..errors import IndexDamaged
 from ..store.schema import Chunk, Item
 from .files import (
     check_temp_files,
@@ -42,13 +43,17 @@ def check_index(index: OpenIndex, repair: bool = False) -> CheckReport:
         return _inspect(index)[0]
     with index.lock:
         before, plan = _inspect(index)
-        _repair(index, before, plan)
+        if plan.get("refused"):  # nothing here is this index's to repair
+            return before
+        refused = CheckReport(before.index)  # what repairing would have had to delete
+        _repair(index, before, plan, refused)
         after, _ = _inspect(index)
     codes = after.codes()
     for f in before.findings:
         f.repaired = f.code not in codes
     seen = {f.code for f in before.findings}
-    after.findings = before.findings + [f for f in after.findings if f.code not in seen]
+    after.findings = (before.findings + [f for f in after.findings if f.code not in seen]
+                      + refused.findings)
     after.repaired, after.resync = True, before.resync
     return after
 
@@ -57,6 +62,12 @@ def _inspect(index: OpenIndex) -> tuple[CheckReport, dict[str, Any]]:
     report = CheckReport(str(index.path))
     plan: dict[str, Any] = {"spaces": {}}
     _check_config(index, report)
+    try:
+        index.store  # noqa: B018 (opening it compares its owner with this index's)
+    except IndexDamaged as exc:
+        report.add("store-refused", ERROR, str(exc))
+        plan["refused"] = True
+        return report, plan
     files, services = {}, {}
     for name, cfg in index.config.spaces.items():
         if cfg.dim:
@@ -104,7 +115,8 @@ def _check_config(index: OpenIndex, report: CheckReport) -> None:
             report.add("config-space", ERROR, f"space '{name}' has no dimension in config.json")
 
 
-def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any]) -> None:
+def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any],
+            refused: CheckReport) -> None:
     for path in plan["temp"]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -117,7 +129,10 @@ def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any]) -> None
     if plan["lexical_cache"] or store_plan:
         index.refresh_lexical()
     if plan.get("lexical_service"):
-        index.lexical_service().reconcile(index.store)
+        try:
+            index.lexical_service().reconcile(index.store)
+        except IndexDamaged as exc:  # never delete what the store cannot explain
+            refused.add("service-unexplained", ERROR, str(exc))
     index.forget_vectors()  # in-memory copies are stale now
     for name, cfg in index.config.spaces.items():
         if not cfg.dim:
@@ -128,7 +143,11 @@ def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any]) -> None
             vi = index.vector_store(name, load=False)
             if not vi.files:  # a vector service: reconciled whole, nothing to rebuild
                 vi.load()
-                vi.reconcile(index.store)
+                try:
+                    vi.reconcile(index.store)
+                except IndexDamaged as exc:  # never delete what the store cannot explain
+                    refused.add("service-unexplained", ERROR, str(exc))
+                    continue
                 vi.persist()
                 if getattr(vi, "lost", 0):
                     report.add("vectors-lost", WARNING, f"{vi.lost} vectors of space '{name}' "

@@ -33,7 +33,7 @@ import math
 import os
 import re
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,18 @@ class Scale:
     spread: float  # robust standard deviation of that background (from its lower half)
     related: float  # median cosine of a pseudo-query to its own chunk
     pairs: int  # background pairs measured
+    # 3 spreads above the cosines of off-topic queries (data/background_queries.txt) to
+    # these chunks: None in a fit made before it (`stale` refits those)
+    off_topic: float | None = None
+
+    @property
+    def hide_below(self) -> float:
+        """Under this cosine a result is hidden: under the floor AND where queries on
+        subjects the collection is not about reach. In a collection on one subject (all
+        photos of cats) the pseudo-queries' background is itself related and sits high;
+        off-topic queries do not, so a true match is never hidden for resembling its
+        neighbours."""
+        return self.floor if self.off_topic is None else min(self.floor, self.off_topic)
 
     @property
     def floor(self) -> float:
@@ -88,7 +100,8 @@ class Scale:
         return (cosine - self.centre) / self.spread
 
     def to_dict(self) -> dict[str, float]:
-        return {**asdict(self), "floor": round(self.floor, 6)}
+        return {**asdict(self), "floor": round(self.floor, 6),
+                "hide_below": round(self.hide_below, 6)}
 
 
 @dataclass
@@ -150,6 +163,8 @@ def stale(opened: OpenIndex, chunks: int) -> bool:
     calib = load(opened.path)
     if calib is None:
         return chunks > 0
+    if any(scale.off_topic is None for by in calib.spaces.values() for scale in by.values()):
+        return True  # fitted before the off-topic background
     if set(calib.models) != set(opened.spaces) or any(
             calib.models.get(n) != s.config.model for n, s in opened.spaces.items()):
         return True
@@ -218,7 +233,9 @@ def fit(opened: OpenIndex, chunks: int, seed: int = 0) -> Calibration:
             continue
         # the encoder searches use (the ONNX export when current: a sync need not load torch)
         qv = np.asarray(space.query_encoder.encode_query(queries, "text"), dtype=np.float32)
-        spaces[name] = scales_of(qv, origins, got, matrix, rows)
+        off = np.asarray(space.query_encoder.encode_query(off_topic_queries(), "text"),
+                         dtype=np.float32)
+        spaces[name] = scales_of(qv, origins, got, matrix, rows, off)
     return Calibration(spaces, {n: s.config.model for n, s in opened.spaces.items()}, chunks)
 
 
@@ -241,10 +258,20 @@ def pseudo_queries(rows: dict[int, dict[str, Any]], rng: np.random.Generator
     return queries, origins
 
 
+def off_topic_queries() -> list[str]:
+    """Short queries on many subjects (data/background_queries.txt)."""
+    text = (Path(__file__).parent / "data" / "background_queries.txt").read_text("utf-8")
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
 def scales_of(qv: np.ndarray, origins: list[int], ids: np.ndarray, matrix: np.ndarray,
-              rows: dict[int, dict[str, Any]]) -> dict[str, Scale]:
-    """Scales per chunk modality (and "*" pooled) from query vectors and chunk vectors."""
+              rows: dict[int, dict[str, Any]], off: np.ndarray | None = None
+              ) -> dict[str, Scale]:
+    """Scales per chunk modality (and "*" pooled) from query vectors and chunk vectors;
+    `off`: off-topic query vectors, their cosines the collection-independent background."""
     sims = qv @ matrix.T  # (queries, chunks)
+    off_sims = off @ matrix.T if off is not None and len(off) else None
     item_of = np.asarray([rows[int(c)]["item_id"] if int(c) in rows else -1 for c in ids])
     modality_of = np.asarray([(rows.get(int(c)) or {}).get("chunk_modality") or "" for c in ids])
     query_item = np.asarray([rows[o]["item_id"] for o in origins])
@@ -263,9 +290,20 @@ def scales_of(qv: np.ndarray, origins: list[int], ids: np.ndarray, matrix: np.nd
                 np.asarray([sims[i, j] for i, j in enumerate(own)
                             if j >= 0 and own_modality[i] == modality]))
         scale = robust_scale(background, mine)
+        if scale is not None and off_sims is not None:
+            scale = replace(scale, off_topic=off_topic_level(off_sims[:, cols].ravel()))
         if scale is not None:
             out[modality] = scale
     return out
+
+
+def off_topic_level(sims: np.ndarray) -> float:
+    """3 robust spreads above the centre of off-topic queries' cosines."""
+    sims = sims[np.isfinite(sims)]
+    centre = float(np.median(sims))
+    lower = centre - sims[sims <= centre]
+    spread = max(1.4826 * float(np.median(lower)) if len(lower) else 0.0, 0.01)
+    return round(centre + FLOOR_SPREADS * spread, 6)
 
 
 def robust_scale(background: np.ndarray, positives: np.ndarray) -> Scale | None:

@@ -12,15 +12,25 @@ from typing import Any
 
 class ExtractContext:
     def __init__(self, transcriber: Callable[[], Any], max_image_pixels: int = 100_000_000,
-                 decode_size: Callable[[], Any] | None = None):
+                 decode_size: Callable[[], Any] | None = None, extract_seconds: float = 120.0,
+                 max_item_chars: int = 20_000_000, ocr: Callable[[], Any] | None = None):
         self._transcriber = transcriber  # None from it: audio is not indexed
+        self._ocr = ocr  # None, or None from it: no text is read from pixels
         self.max_image_pixels = max_image_pixels
+        # one item's budget (extract/budget.py): a document's parse time, any item's text
+        self.extract_seconds = extract_seconds
+        self.max_item_chars = max_item_chars
         self._decode_size = decode_size
 
     @property
     def image_decode_size(self):
         """An extract.image.DecodeSize, or None: decode as large as MAX_SIDE."""
         return self._decode_size() if self._decode_size is not None else None
+
+    @property
+    def ocr(self):
+        """An ocr.OcrEngine, or None."""
+        return self._ocr() if self._ocr is not None else None
 
     @property
     def transcriber(self):

@@ -36,6 +36,7 @@ from ..iofaults import storage_errno, unwritable
 from ..lock import WriteLock
 from ..secrets import SecretFile, expand_env, restore_uri_secrets
 from ..sources import CONFIG_NAME, SourceSpec, load_config, runtime_form
+from ..store.ownership import OWNER, Owner, decide, read_owner, write_owner
 from ..store.vector_store import (
     VECTOR_DIR,
     VectorStore,
@@ -60,6 +61,11 @@ def model_tag(cfg: SpaceConfig) -> str:
 
     identity = json.dumps(cfg.identity or {}, sort_keys=True, default=str)
     return f"{cfg.encoder}:{cfg.model}#{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+
+
+# What SQLite (and PostgreSQL) say of a file or page that is not a database any more.
+CORRUPT = ("malformed", "not a database", "file is encrypted", "invalid page",
+           "database corruption")
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,7 @@ class OpenIndex:
         self._tagger: Any = None
         self._tagger_built = False
         self._transcriber: Any = None
+        self._ocr_built: tuple[Any] | None = None  # (the OCR engine or None,) once resolved
         self._image_inputs = None
         self._executor: EncodingExecutor | None = None
         self._executor_choice: tuple[str, dict[str, Any]] | None = None
@@ -173,9 +180,9 @@ class OpenIndex:
         modalities (a plugin's image encoder counts), the tagger and the transcriber."""
         if modality == "text":
             return True
-        if modality == "image":
-            return bool(self.config.tagger) or any(s.accepts("image")
-                                                   for s in self.spaces.values())
+        if modality == "image":  # seen by tags, by an image space, or read for its words
+            return bool(self.config.tagger) or any(
+                s.accepts("image") for s in self.spaces.values()) or self.ocr is not None
         if modality == "audio":
             return self.config.transcriber is not None
         return False
@@ -183,7 +190,7 @@ class OpenIndex:
     @staticmethod
     def why_not(modality: str | None) -> str:
         if modality == "image":
-            return "enable image tags or a space whose encoder reads images (CLIP)"
+            return "enable image tags, OCR or a space whose encoder reads images (CLIP)"
         if modality == "audio":
             return "enable transcription"
         return "not a text, image or audio format"
@@ -203,8 +210,9 @@ class OpenIndex:
                 if self._store is None:
                     from ..store.metadata import Store
 
-                    store = Store(self.store_url())
-                    lexical = self.bm25_in_service
+                    lexical = self.bm25_in_service  # the config's word first
+                    store = self._open_store(Store)
+                    self._own(store)
                     if self.shares_vectors and not store.read_only and (
                             not store.outbox or (lexical and not store.lexical_outbox)):
                         store.enable_outbox(lexical)  # before any write of this index's
@@ -222,8 +230,65 @@ class OpenIndex:
             with self._open_lock, profile.stage("metadata"):
                 if self._reader is None:
                     reader = SQLiteReader.open(self.store_url())
+                    if reader is not None:
+                        self._check_owner(reader.meta_value(OWNER))
                     self._reader = reader if reader is not None else self.store
         return self._reader
+
+    def _open_store(self, make):
+        """The store, or IndexDamaged in one sentence when its file is not a database any
+        more (truncated, overwritten): never a traceback, never an empty answer."""
+        from sqlalchemy.exc import DatabaseError
+
+        try:
+            return make(self.store_url())
+        except DatabaseError as exc:
+            text = str(exc.orig if getattr(exc, "orig", None) is not None else exc)
+            if not any(s in text for s in CORRUPT):
+                raise
+            from ..errors import IndexDamaged
+
+            raise IndexDamaged(f"{self._store_said()} is damaged ({text}): restore it from a "
+                               "backup, or start the index again (remove the index folder "
+                               "and run `anyfind index` on its sources)") from None
+
+    def _store_said(self) -> str:
+        from ..secrets import mask_uri
+
+        return "the index's meta.db" if not self.config.store_url else \
+            f"the database {mask_uri(self.config.store_url)}"
+
+    def _check_owner(self, owner_id: str | None) -> None:
+        """A reader's check (it writes nothing): the store is this index's, or one it has
+        not claimed yet (the next writer does)."""
+        decide(Owner(owner_id, None, False), self.config.index_id, self.config.store_claimed,
+               self._store_said())
+
+    def _own(self, store: Store) -> None:
+        """Refuse another index's store (store/ownership.py); claim a new one, recording
+        the claim in config.json, so an emptied or replaced store is noticed later."""
+        from sqlalchemy.exc import IntegrityError
+
+        for attempt in (1, 2):  # two first writers: the second reads the first's claim
+            try:
+                with store.engine.begin() as conn:
+                    owner = read_owner(conn)
+                    claim = decide(owner, self.config.index_id, self.config.store_claimed,
+                                   self._store_said())
+                    if claim is not None and not store.read_only:
+                        write_owner(conn, claim, str(self.path))
+                break
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        if claim is None and self.config.index_id:
+            return
+        self.config.index_id = claim or owner.index_id or ""
+        self.config.store_claimed = claim is None or not store.read_only
+        try:
+            self.save_config()
+        except OSError as exc:  # a read-only replica folder: the store holds the claim
+            log.warning("config.json not updated with the index id: %s", exc)
 
     @property
     def lexical(self):
@@ -274,7 +339,8 @@ class OpenIndex:
 
         with self._open_lock:
             try:
-                return _BM25(*open_lexical(self.vector_store_uri()))
+                return _BM25(*open_lexical(self.vector_store_uri(),
+                                           owner=self.config.index_id))
             except Exception as exc:  # noqa: BLE001 (words are then searched in the store)
                 why = one_line(exc)
                 log.warning("the BM25 collection is not used: %s", why)
@@ -337,7 +403,28 @@ class OpenIndex:
         `anyfind check` judges the files itself)."""
         cfg = self.config.spaces[name]
         return open_vector_store(self.path, name, cfg.dim or 0, kind=self.vector_store_uri(),
-                                 factory=cfg.faiss, mmap=mmap, load=load, model=model_tag(cfg))
+                                 factory=cfg.faiss, mmap=mmap, load=load, model=model_tag(cfg),
+                                 owner=self.config.index_id)
+
+    def check_vector_services(self) -> None:
+        """Before a run writes anything: each space's vector service is this index's and
+        holds its model's vectors, and accepts the credentials (IndexDamaged, ConfigError
+        raised); one that does not answer now is left to the outbox (the run goes on)."""
+        if not self.shares_vectors:
+            return
+        from ..errors import ConfigError, IndexDamaged, ServiceUnreachable
+
+        for name, cfg in self.config.spaces.items():
+            if cfg.dim:
+                try:
+                    self.vector_store(name, load=True)
+                except (IndexDamaged, ConfigError) as exc:
+                    if not isinstance(exc, ServiceUnreachable):
+                        raise
+                    log.warning("%s: its vectors wait in the outbox", one_line(exc))
+                except Exception as exc:  # noqa: BLE001 (a service going away: the outbox)
+                    log.warning("the vector store of space '%s' did not answer (%s): its "
+                                "vectors wait in the outbox", name, one_line(exc))
 
     @functools.cached_property
     def shares_vectors(self) -> bool:
@@ -514,8 +601,34 @@ class OpenIndex:
             audio = self.config.transcriber is not None
             self._context = ExtractContext(lambda: self.transcriber if audio else None,
                                            self.config.max_image_pixels,
-                                           self.image_inputs.decode_size)
+                                           self.image_inputs.decode_size,
+                                           self.config.extract_seconds,
+                                           self.config.max_item_chars,
+                                           lambda: self.ocr)
         return self._context
+
+    def set_ocr(self, choice: str) -> None:
+        """Another OCR engine (or off) for this index, kept in config.json."""
+        from ..ocr import resolve
+
+        resolve(choice)  # an unknown name is a ConfigError before anything changes
+        self.config.ocr = choice
+        self.save_config()
+        self._ocr_built = None
+        self._context = None
+
+    @property
+    def ocr(self):
+        """The OCR engine the config names (ocr/), or None: off, or none installed. Its
+        identity is recorded in the config the first time it reads for this index."""
+        if self._ocr_built is None:
+            with self._open_lock:
+                if self._ocr_built is None:
+                    from ..ocr import ocr_engine, resolve
+
+                    name = resolve(self.config.ocr)
+                    self._ocr_built = (ocr_engine(name),) if name else (None,)
+        return self._ocr_built[0]
 
     @property
     def chunker(self):

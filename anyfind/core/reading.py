@@ -41,6 +41,19 @@ def thumbnail_of(opened: OpenIndex, item_id: Any):
     return opened.thumbnails.get(row["content_hash"]) if row else None
 
 
+def ocr_status(opened: OpenIndex) -> str:
+    """Which engine reads the text in images here, as a person reads it."""
+    from ..ocr import resolve
+
+    try:
+        name = resolve(opened.config.ocr)
+    except Exception as exc:  # noqa: BLE001 (an engine named in the config, not installed)
+        return f"{opened.config.ocr} (unavailable: {exc})"
+    if name is None:
+        return "off" if opened.config.ocr == "off" else "off (no engine installed)"
+    return name if opened.config.ocr == name else f"{name} ({opened.config.ocr})"
+
+
 def status_of(opened: OpenIndex, sources: list[dict[str, Any]]) -> dict[str, Any]:
     store = opened.store
     counts = store.counts()
@@ -56,6 +69,7 @@ def status_of(opened: OpenIndex, sources: list[dict[str, Any]]) -> dict[str, Any
         "vector_store": mask_uri(opened.config.vector_store),
         "executor": opened.config.executor,
         "document_precision": precision,
+        "ocr": ocr_status(opened),
         "spaces": {n: {"encoder": s.config.encoder, "model": s.config.model,
                        "dim": s.config.dim, "vectors": counts["vectors"].get(n, 0),
                        "onnx_export": opened.export_status(s.config)}

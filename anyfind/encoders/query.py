@@ -11,6 +11,7 @@ turned off (ANYFIND_ONNX_EXPORT=off) and the index has none.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -34,13 +35,19 @@ def exports_off() -> bool:
     return os.environ.get(EXPORT_ENV, "auto").lower() in _OFF
 
 
+CLI_ENV = "ANYFIND_CLI"  # set by the command line, which writes exports when it indexes
+
+
 def worth_a_notice(index_dir: Path, space: str) -> bool:
-    """Whether falling back to torch is news: not when the user chose torch
-    (ANYFIND_NO_ONNX) or turned exports off and has none; yes for a missing export
-    otherwise, and always for one that is there but stale, corrupt or unloadable."""
+    """Whether falling back to torch is news worth a line on stderr: an export that is
+    there but stale, corrupt or unloadable always is; a missing one only where exports
+    are expected (the CLI, exports on). Elsewhere nothing is wrong: the query is only
+    slower to start, which the log says at INFO."""
     if onnx_disabled():
         return False
-    return not (exports_off() and not (index_dir / "onnx" / space).exists())
+    if (index_dir / "onnx" / space).exists():
+        return True
+    return os.environ.get(CLI_ENV) == "1" and not exports_off()
 
 
 def load_export(index_dir: Path, space: str, identity: dict[str, Any], dim: int | None,
@@ -63,8 +70,13 @@ def load_export(index_dir: Path, space: str, identity: dict[str, Any], dim: int 
 def notice_fallbacks(index_dir: Path, spaces: dict[str, Any]) -> None:
     """One stderr line per process (and index) naming the spaces whose queries went to
     torch because their export could not be used."""
-    problems = [f"'{name}' ({space.export_problem})" for name, space in spaces.items()
-                if space.queries_use_torch and worth_a_notice(index_dir, name)]
+    torch = {name: space for name, space in spaces.items() if space.queries_use_torch}
+    problems = [f"'{name}' ({space.export_problem})" for name, space in torch.items()
+                if worth_a_notice(index_dir, name)]
+    if torch and not problems:
+        logging.getLogger("anyfind.query").info(
+            "no ONNX export for space %s: queries are encoded with torch (`anyfind export` "
+            "writes one)", ", ".join(torch))
     if not problems:
         return
     line = (f"anyfind: no usable ONNX export for space {', '.join(problems)}; the query is "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import AnyfindError, ExtractionError, one_line
 from .base import Child, Extracted, Section, TimedSegment
+from .budget import MAX_CHARS, SECONDS, Budget, spending
 from .sniff import (
     DOCX,
     EML,
@@ -109,7 +110,12 @@ def extract(blob: Blob, media_type: str | None = None, ctx: object | None = None
     try:
         if blob.read(len(ZIP_MAGIC)) == ZIP_MAGIC:  # every zip-based format, one guard
             check_blob(blob, _LABELS.get(media_type, media_type))
-        return fn(blob, media_type, ctx)
+        with spending(Budget(getattr(ctx, "extract_seconds", SECONDS),
+                             getattr(ctx, "max_item_chars", MAX_CHARS))) as budget:
+            extracted = fn(blob, media_type, ctx)
+            if budget.chars == 0:  # an extractor that does not count as it goes
+                budget.count(sum(len(s.text) for s in extracted.sections))
+        return extracted
     except ExtractionError:
         raise
     except AnyfindError as exc:  # e.g. MissingExtra: a per-item failure, the run goes on

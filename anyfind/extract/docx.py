@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import require
+from . import budget
 from .base import Extracted, Section
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ def extract_docx(blob: Blob, media_type: str, ctx: object | None = None) -> Extr
     paragraphs: list[str] = []
     heading: str | None = None
     for text, style in _blocks(document):
+        budget.charge(len(text), f"paragraph {len(paragraphs) + 1}")
         paragraphs.append(text)
         if heading is None and style.startswith(("Title", "Heading")):
             heading = text

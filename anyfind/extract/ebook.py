@@ -6,6 +6,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..errors import require
+from . import budget
 from .base import Extracted, Section
 
 if TYPE_CHECKING:
@@ -28,10 +29,12 @@ def extract_epub(blob: Blob, media_type: str, ctx: object | None = None) -> Extr
         item = book.get_item_with_id(idref)
         if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT:
             continue
+        budget.charge(0, f"chapter {chapter + 1}")
         with warnings.catch_warnings():  # XHTML read by the HTML parser, on purpose
             warnings.simplefilter("ignore")
             page = extract_html(BlobType.from_bytes(item.get_content(), path=item.get_name()),
                                 "application/xhtml+xml")
+        budget.count(len(page.text), f"chapter {chapter + 1}")
         if page.text.strip():
             chapter += 1
             sections.append(Section(page.text, page=chapter))  # page = chapter number

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import ExtractionError, require
 from .base import Extracted, Section
+from .pixels_text import READ_SIDE, read_pixels
 
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_SIDE = 1024  # long side of the image handed to encoders
@@ -256,11 +257,15 @@ def extract_image(blob: Any, media_type: str | None = None, ctx: Any = None) -> 
     if getattr(img, "is_animated", False):
         meta["animated"] = True  # only the first frame is decoded
 
+    ocr = getattr(ctx, "ocr", None)
     try:
         if fmt == "JPEG":
             # DCT scaling: decode at 1/2, 1/4 or 1/8 size when that still covers what the
             # models and the thumbnail need (before EXIF turns it: draft sees stored pixels).
             need = getattr(ctx, "image_decode_size", None)
+            if ocr is not None:  # the OCR gate looks at this image: it needs its side
+                side = int(getattr(ocr, "gate_side", 640))
+                need = DecodeSize(need.short if need else 0, max(need.long if need else 0, side))
             img.draft("RGB", draft_request(width, height, need))
         img.load()  # force the full decode so truncation and corruption surface here
         # Read after load: Pillow rotates TIFFs itself while loading and drops their tag,
@@ -280,6 +285,8 @@ def extract_image(blob: Any, media_type: str | None = None, ctx: Any = None) -> 
         width, height = height, width
     meta["width"], meta["height"] = width, height
 
+    if ocr is not None:  # the gate sees the models' image; reading decodes again, larger
+        meta["ocr"] = read_pixels(ocr, img, lambda: _readable(data, max_pixels, orientation))
     sections: list[Section] = []
     tagger = getattr(ctx, "tagger", None)
     if tagger is not None:
@@ -288,6 +295,20 @@ def extract_image(blob: Any, media_type: str | None = None, ctx: Any = None) -> 
         if tags:
             sections.append(Section(", ".join(label for label, _ in tags)))
     return Extracted(modality="image", image=img, sections=sections, metadata=meta)
+
+
+def _readable(data: bytes, max_pixels: int, orientation: int) -> Any:
+    """The image again, as large as reading small print needs (READ_SIDE on its long
+    side): decoded only for images the OCR gate let through."""
+    from PIL import Image
+
+    img = _open_bounded(data, max_pixels)
+    if img.format == "JPEG":
+        img.draft("RGB", draft_request(*img.size, DecodeSize(0, READ_SIDE)))
+    img.load()
+    img = _resamplable(img)
+    img.thumbnail((READ_SIDE, READ_SIDE), Image.Resampling.LANCZOS)
+    return to_rgb(_upright(img, orientation))
 
 
 def make_thumbnail(img: Any, size: int = 256) -> bytes:

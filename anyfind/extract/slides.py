@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import require
+from . import budget
 from .base import Extracted, Section
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ def extract_pptx(blob: Blob, media_type: str, ctx: object | None = None) -> Extr
     first_title: str | None = None
     for number, slide in enumerate(deck.slides, start=1):
         lines = [t for t in _texts(slide.shapes) if t]
+        budget.charge(sum(map(len, lines)), f"slide {number}")
         title_shape = slide.shapes.title
         if first_title is None and title_shape is not None and title_shape.text.strip():
             first_title = title_shape.text.strip()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..extract.pixels_text import text_of
 from ..store.metadata import ChunkRecord
 
 if TYPE_CHECKING:
@@ -19,6 +20,15 @@ def make_chunks(opened: OpenIndex, extracted: Extracted, item: Any) -> None:
         item.images[0] = opened.image_inputs.prepare(extracted.image)
         if item.content_hash:
             opened.thumbnails.write(item.content_hash, extracted.image)
+        # What the image says in words (OCR): passages of the same item, like a
+        # document's, after its pixels' chunk.
+        read = text_of(extracted.metadata.get("ocr"))
+        if read:
+            from ..extract.base import Section
+
+            for i, c in enumerate(opened.chunker.chunk_sections([Section(read)]), start=1):
+                item.chunks.append(ChunkRecord(ordinal=i, modality="text", text=c.text,
+                                               char_start=c.char_start, char_end=c.char_end))
         return
     chunker = opened.chunker
     if extracted.modality == "audio":

@@ -49,6 +49,7 @@ def add_folders(opened: OpenIndex, paths: Iterable[str | os.PathLike], *,
     report = SyncReport()
     store = opened.store
     with opened.lock:
+        opened.check_vector_services()
         for p in paths:
             root = Path(os.fsdecode(p)).expanduser().absolute()
             if not root.exists():
@@ -68,6 +69,7 @@ def add_documents(opened: OpenIndex, source: str, records: Iterable[Any], *,
 
     store = opened.store
     with opened.lock:
+        opened.check_vector_services()
         existing = store.source_by_name(source)
         if existing is not None and existing["kind"] != "records":
             raise ConfigError(f"source '{source}' exists and is a {existing['kind']} source")
@@ -94,6 +96,7 @@ def sync_sources(opened: OpenIndex, sources: Sequence[str] | None = None, *,
     updated) first."""
     report = SyncReport()
     with opened.lock:
+        opened.check_vector_services()
         declared = opened.declared()
         for spec in declared.values():
             _register(opened, spec)
@@ -274,6 +277,26 @@ def reindex(opened: OpenIndex, *, text_model: str | None = None, progress: bool 
             space.config.identity = space.encoder.identity()
             store.reset_space(space.name, space.config.dim)
         opened.save_config()
+        return sync_sources(opened, progress=progress)
+
+
+def reread_pixels(opened: OpenIndex, engine: str | None = None, *, progress: bool = False
+                  ) -> SyncReport:
+    """Read the text of every image and PDF again (`engine`: with another OCR engine, kept
+    in the config): they are marked changed and the sync re-extracts them; the rest of
+    the index is untouched."""
+    from sqlalchemy import or_, select
+
+    from ..store.metadata import mark_changed
+    from ..store.schema import Item
+
+    with opened.lock:
+        if engine is not None:
+            opened.set_ocr(engine)
+        with opened.store.engine.begin() as conn:
+            ids = conn.execute(select(Item.id).where(or_(
+                Item.modality == "image", Item.media_type == "application/pdf"))).scalars().all()
+            mark_changed(conn, ids)
         return sync_sources(opened, progress=progress)
 
 

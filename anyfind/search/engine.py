@@ -24,7 +24,7 @@ from .filters import Filters, parse_filters, parse_query
 from .fusion import FUSIONS, rrf, score_fusion
 from .highlight import Highlighter
 from .relevance import Evidence, Judge
-from .results import Result, Results
+from .results import Result, Results, snippet
 from .terms import MAX_QUERY_CHARS, has_words, query_terms
 
 if TYPE_CHECKING:
@@ -376,13 +376,22 @@ class Searcher:
 
     def _finish(self, results: list[Result], q: Query) -> None:
         highlighter = Highlighter(q.terms)
+        lines = [(r, line) for r in results for line in getattr(r, "_read_lines", ())]
         try:
             spans = highlighter.spans_of([r.text for r in results])
+            line_spans = highlighter.spans_of([line["text"] for _, line in lines])
         finally:
             highlighter.close()
         for i, (r, found) in enumerate(zip(results, spans, strict=True), start=q.offset + 1):
             r.rank = i
             r.highlights = found
+            text, marks = snippet(r.text or "", found)
+            r.snippet, r.snippet_highlights = text, [list(m) for m in marks]
+        for (r, line), found in zip(lines, line_spans, strict=True):
+            if found:  # the lines of the image that hold query words, and where they are
+                r.regions.append({**line, "highlights": found})
+        for r in results:
+            r.regions.sort(key=lambda line: -len(line["highlights"]))
 
     def _rerank(self, q: Query, results: list[Result]) -> list[Result]:
         from .rerank import load_cross_encoder, rerank_scores
@@ -468,7 +477,7 @@ class Searcher:
     @staticmethod
     def _result(row: dict[str, Any], ranked: Ranked, judge: Judge) -> Result:
         meta = row.get("meta") or {}
-        return Result(
+        result = Result(
             rank=0, score=round(judge.score(ranked.evidence), 6), item_id=row["item_id"],
             chunk_id=row["chunk_id"],
             uri=row["uri"], path=row["path"], modality=row["modality"],
@@ -482,3 +491,6 @@ class Searcher:
             parent=({"id": row["parent_id"], "path": row.get("parent_path")}
                     if row.get("parent_id") is not None else None),
         )
+        # The lines OCR read in an image: _finish keeps those holding query words (regions).
+        result._read_lines = list((meta.get("ocr") or {}).get("lines") or [])
+        return result

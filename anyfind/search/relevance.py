@@ -101,9 +101,15 @@ class Judge:
         return 0.0 if x is None else _sigmoid(x)
 
     def floors(self, space: str) -> list[float]:
-        """Every floor this space has (one per chunk modality)."""
+        """Every cosine under which this space hides a result (one per chunk modality)."""
         by = (self.calibration.spaces.get(space) or {}) if self.calibration else {}
-        return [scale.floor for scale in by.values()]
+        return [scale.hide_below for scale in by.values()]
+
+    def over_floor(self, space: str, cosine: float, modality: str | None) -> bool:
+        scale = self._scale(space, modality)
+        if scale is None:  # no calibration: the clipped cosine's log-odds against -2
+            return self.dense_logit(space, cosine, modality) >= DENSE_FLOOR_LOGIT
+        return cosine >= scale.hide_below
 
     # -- a result --------------------------------------------------------------------------
     def rank_value(self, ev: Evidence) -> float:
@@ -137,8 +143,7 @@ class Judge:
             return True
         if not ev.dense:
             return ev.lexical is not None  # lexical mode: every hit matched some word
-        return any(self.dense_logit(s, c, m) >= DENSE_FLOOR_LOGIT
-                   for s, (c, m) in ev.dense.items())
+        return any(self.over_floor(s, c, m) for s, (c, m) in ev.dense.items())
 
     def may_pass(self, name: str, last: float) -> bool:
         """Whether a candidate under this signal's last one could still pass the floor."""
@@ -154,7 +159,7 @@ class Judge:
             scale = self._scale(s, m)
             entry = {"cosine": round(c, 6), "score": round(self.dense(s, c, m), 6)}
             if scale is not None:
-                entry["floor"] = round(scale.floor, 6)
+                entry["floor"] = round(scale.hide_below, 6)
             if s in ev.ranks:
                 entry["rank"] = ev.ranks[s]
             out[s] = entry

@@ -33,6 +33,12 @@ class Result:
     # Per signal: cosine or BM25, its calibrated score, the floor, its rank (relevance.py).
     signals: dict[str, dict[str, float]] = field(default_factory=dict)
     fused: float | None = None  # the fusion value the ranking sorted by
+    # Text read in the image (OCR) that holds query words: {"text", "box" (x0, y0, x1,
+    # y1 as fractions of the image), "conf", "highlights"}, best first.
+    regions: list[dict[str, Any]] = field(default_factory=list)
+    # The best-matching passage of `text` (~240 characters) and its highlights.
+    snippet: str = ""
+    snippet_highlights: list[list[int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,16 +53,37 @@ class Results(list):
 
 
 
+def best_anchor(text: str, highlights: list[list[int]], width: int) -> int:
+    """Where the passage that matches best begins: the highlight whose window holds the
+    most query words, each weighted by its rarity in this text (a passage's topic word,
+    matched all over, counts less than the one word that answers), ties to the first."""
+    words = [text[a:b].lower() for a, b in highlights]
+    seen: dict[str, int] = {}
+    for w in words:
+        seen[w] = seen.get(w, 0) + 1
+    best, best_score = highlights[0][0], -1.0
+    for a, _ in highlights:
+        lo, hi = a - width // 4, a - width // 4 + width
+        inside = {words[j] for j, (x, y) in enumerate(highlights) if lo <= x and y <= hi}
+        score = sum(1.0 / seen[w] for w in inside)
+        if score > best_score + 1e-9:
+            best, best_score = a, score
+    return best
+
+
 def snippet(text: str, highlights: list[list[int]], width: int = 240
             ) -> tuple[str, list[tuple[int, int]]]:
-    """At most `width` characters of `text` around its first highlight, whitespace
+    """At most `width` characters of `text` around its best-matching passage, whitespace
     collapsed, "..." where cut, with the highlight spans moved into that string."""
     start = 0
     if highlights and len(text) > width:
-        first = highlights[0][0]
+        first = best_anchor(text, highlights, width)
         start = max(0, first - width // 4)
+        sentence = max(text.rfind(". ", start, first), text.rfind("\n", start, first))
         space = text.find(" ", start, first)
-        if start and space >= 0:
+        if start and sentence >= 0:
+            start = sentence + 1  # begin on the sentence that holds the match
+        elif start and space >= 0:
             start = space + 1  # begin on a word
     end = min(len(text), start + width)
     while start < end and text[start].isspace():

@@ -39,6 +39,12 @@ class ResultModel(BaseModel):
         default_factory=dict, description="per signal: cosine or bm25, its calibrated score, "
                                           "the space's floor, its rank")
     fused: float | None = Field(None, description="the fusion value the ranking sorted by")
+    regions: list[dict[str, Any]] = Field(
+        default_factory=list, description="lines read in the image (OCR) that hold query "
+        "words: text, box [x0, y0, x1, y1] as fractions of the image, conf, highlights")
+    snippet: str = Field("", description="the best-matching passage of text, ~240 characters")
+    snippet_highlights: list[list[int]] = Field(
+        default_factory=list, description="[start, end) spans in snippet")
 
 
 class SearchResponse(BaseModel):

@@ -27,7 +27,15 @@ import numpy as np
 from ..crashpoints import crash_point
 from ..secrets import mask_uri
 from .filter_fields import DEFAULTS
-from .milvus_store import add_filter_fields, all_ids, delete_ids, load_if_released
+from .milvus_store import (
+    OWNER,
+    add_filter_fields,
+    all_ids,
+    check_owner,
+    delete_ids,
+    load_if_released,
+    refuse_unexplained,
+)
 from .outbox import LEXICAL, last_ops
 
 MARK = "anyfind.outbox"  # collection property: the last outbox sequence applied
@@ -63,8 +71,8 @@ class MilvusLexical:
     Only writers change it; its mark is read when first seen and kept by the writer."""
 
     def __init__(self, client: Any, uri: str, prefix: str = "anyfind_",
-                 consistency: str = "Session"):
-        self.client, self.uri = client, uri
+                 consistency: str = "Session", owner: str = ""):
+        self.client, self.uri, self.owner = client, uri, owner
         self.collection = f"{prefix}{NAME}"
         self.consistency = consistency
         self.mark: int | None = None
@@ -77,8 +85,10 @@ class MilvusLexical:
             if not self.client.has_collection(self.collection):
                 return False
             load_if_released(self.client, self.collection)
+            info = self.client.describe_collection(self.collection)
+            check_owner(self.client, self.collection, info, self.owner, self.uri)
             self._exists_known = True
-            props = self.client.describe_collection(self.collection).get("properties") or {}
+            props = info.get("properties") or {}
             self.mark = int(props[MARK]) if str(props.get(MARK, "")).isdigit() else None
         return True
 
@@ -99,6 +109,9 @@ class MilvusLexical:
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         self.client.create_collection(self.collection, schema=schema, index_params=index,
                                       consistency_level="Strong")
+        if self.owner:
+            self.client.alter_collection_properties(self.collection,
+                                                    properties={OWNER: self.owner})
         self._exists_known, self.mark = True, None
 
     def drop(self) -> None:
@@ -146,6 +159,7 @@ class MilvusLexical:
         have = self.ids()
         extra = np.setdiff1d(have, want, assume_unique=True)
         missing = np.setdiff1d(want, have, assume_unique=True)
+        refuse_unexplained(len(have), len(extra), self.describe())
         delete_ids(self.client, self.collection, extra.tolist())
         self._write(store, missing.tolist())
         self.mark = head
@@ -237,7 +251,8 @@ def _fit(text: str) -> str:
     return raw[:MAX_TEXT_BYTES].decode("utf-8", errors="ignore")
 
 
-def open_lexical(uri: str, token: str | None = None) -> tuple[MilvusLexical | None, str | None]:
+def open_lexical(uri: str, token: str | None = None, owner: str = ""
+                 ) -> tuple[MilvusLexical | None, str | None]:
     """The BM25 collection of an index whose vectors are at the Milvus `uri`, or (None,
     why) when its engine has no BM25. Raises ConfigError when Milvus cannot be reached."""
     from .milvus_store import connect, split_query
@@ -248,4 +263,4 @@ def open_lexical(uri: str, token: str | None = None) -> tuple[MilvusLexical | No
     if why is not None:
         return None, why
     return MilvusLexical(client, uri, params.get("prefix", "anyfind_"),
-                         params.get("consistency", "session").capitalize()), None
+                         params.get("consistency", "session").capitalize(), owner), None

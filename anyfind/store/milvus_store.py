@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..crashpoints import crash_point
-from ..errors import ConfigError, require
+from ..errors import ConfigError, ServiceUnreachable, require
 from ..secrets import mask_uri
 from .filter_fields import DEFAULTS, FIELDS
 from .vector_store import VectorSource, VectorStore
@@ -50,6 +50,7 @@ GENERATION = "anyfind.generation"  # collection property: the store generation h
 MARK = "anyfind.outbox"  # collection property: the last outbox sequence applied
 OUTBOX_BATCH = 10_000  # outbox rows applied at a time (then the mark is saved)
 MODEL = "anyfind.model"  # collection property: the model (and its identity) that made them
+OWNER = "anyfind.index"  # collection property: the id of the index that writes it
 BATCH = 1_000  # rows per upsert / ids per delete
 MAX_LIMIT = 16_384  # Milvus's cap on a search's topk
 EXACT_BELOW = 100_000  # vectors: FLAT under this
@@ -159,7 +160,7 @@ def connect(uri: str, token: str | None = None):
                 f"Milvus at {mask_uri(uri)} refused the connection: check the credentials "
                 "(?token=USER:PASSWORD or ${ENV}), and milvus+https:// for a TLS server "
                 f"({reason})") from None
-        raise ConfigError(f"cannot reach Milvus at {mask_uri(uri)}: {reason}") from None
+        raise ServiceUnreachable(f"cannot reach Milvus at {mask_uri(uri)}: {reason}") from None
 
 
 def add_filter_fields(schema) -> None:
@@ -177,6 +178,39 @@ def load_if_released(client, collection: str) -> None:
     state = str((client.get_load_state(collection) or {}).get("state", ""))
     if "NotLoad" in state:
         client.load_collection(collection)
+
+
+def check_owner(client, collection: str, info: dict[str, Any], owner: str, uri: str) -> None:
+    """A collection another index writes is refused (ids are per store: two indexes in
+    one collection overwrite each other's rows); one made before owners is claimed."""
+    if not owner:
+        return
+    found = (info.get("properties") or {}).get(OWNER)
+    if found and found != owner:
+        from ..errors import IndexDamaged
+
+        raise IndexDamaged(f"the Milvus collection {collection} at {mask_uri(uri)} belongs "
+                           "to another index: give this index its own ?prefix=")
+    if not found:
+        client.alter_collection_properties(collection, properties={OWNER: owner})
+
+
+UNEXPLAINED_SHARE = 0.5  # of a collection's rows: more unknown to the store is refused
+UNEXPLAINED_MIN = 20
+
+
+def refuse_unexplained(have: int, extra: int, where: str) -> None:
+    """A reconcile deletes what the store does not know. When that is most of what the
+    service holds, the two disagree wholesale (another index's collection, another or a
+    restored store): nothing is deleted, and the sentence says what was found."""
+    if extra >= UNEXPLAINED_MIN and extra > UNEXPLAINED_SHARE * have:
+        from ..errors import IndexDamaged
+
+        raise IndexDamaged(
+            f"{where} holds {have} rows of which {extra} are unknown to this index's "
+            "metadata store: it looks like another index's collection, or the store was "
+            "replaced. Nothing was deleted. Give this index its own collection prefix "
+            "(?prefix=), or drop the collection if it is really this index's and stale")
 
 
 def delete_ids(client, collection: str, ids) -> None:
@@ -213,9 +247,10 @@ class MilvusVectorStore(VectorStore):
 
     def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto",
                  uri: str | None = None, token: str | None = None, model: str = "",
-                 **options: Any):
+                 owner: str = "", **options: Any):
         self.directory = Path(directory)
         self.model = model
+        self.owner = owner  # the index id (store/ownership.py): one writer per collection
         self.space = space
         self.dim = dim
         self.factory = factory
@@ -280,9 +315,9 @@ class MilvusVectorStore(VectorStore):
         self.client.create_collection(self.collection, schema=schema, index_params=index,
                                       consistency_level="Strong")
         self._index, self._fields = (kind, params), set(FIELDS)
-        if self.model:
-            self.client.alter_collection_properties(self.collection,
-                                                    properties={MODEL: self.model})
+        props = {k: v for k, v in ((MODEL, self.model), (OWNER, self.owner)) if v}
+        if props:
+            self.client.alter_collection_properties(self.collection, properties=props)
 
     def index_in_use(self) -> tuple[str, dict[str, Any]]:
         """(index type, its build params) of the collection's vector field."""
@@ -339,6 +374,7 @@ class MilvusVectorStore(VectorStore):
 
     def _check_dim(self) -> None:
         info = self.client.describe_collection(self.collection)
+        check_owner(self.client, self.collection, info, self.owner, self.uri)
         made_by = (info.get("properties") or {}).get(MODEL)
         if made_by and self.model and made_by != self.model:
             raise ConfigError(f"the Milvus collection {self.collection} at {mask_uri(self.uri)} "
@@ -539,6 +575,7 @@ class MilvusVectorStore(VectorStore):
         have = self.ids()
         extra = np.setdiff1d(have, want, assume_unique=True)
         missing = np.setdiff1d(want, have, assume_unique=True)
+        refuse_unexplained(len(have), len(extra), self.describe())
         self._delete(extra.tolist())
         for start in range(0, len(missing), BATCH * 10):
             part = missing[start:start + BATCH * 10]

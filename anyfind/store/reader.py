@@ -140,6 +140,10 @@ class SQLiteReader:
         row = self.query("SELECT value FROM meta WHERE key = 'schema_version'")
         return int(row[0][0]) if row else 0
 
+    def meta_value(self, key: str) -> str | None:
+        row = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0][0] if row else None
+
     def generation(self, space: str) -> int:
         row = self.query("SELECT generation FROM spaces WHERE name = ?", (space,))
         return int(row[0][0]) if row else 0

@@ -130,8 +130,9 @@ class FaissVectorStore(VectorStore):
     files = True
 
     def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto",
-                 model: str = ""):
-        # `model`: unused here: the files live in the index, whose config names the model.
+                 model: str = "", owner: str = ""):
+        # `model`, `owner`: unused here: the files live in the index, whose config names
+        # the model and whose store names its owner (store/ownership.py).
         self.directory = Path(directory)
         self.space = space
         self.dim = dim

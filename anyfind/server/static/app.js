@@ -125,6 +125,9 @@ function highlighted(text, spans) {
 }
 
 function passage(r) {
+  if (r.snippet) {  // the best-matching passage, as the server cut it
+    return el("p", { class: "passage" }, highlighted(r.snippet, r.snippet_highlights || []));
+  }
   const text = (r.text || "").replace(/\s+/g, " ").trim();
   if (!text) return null;
   let spans = r.highlights && r.highlights.length ? r.highlights : null;
@@ -199,6 +202,10 @@ function card(r) {
       body.append(el("div", { class: "tags" }, r.tags.slice(0, 6).map((t) => el("span", { class: "tag", text: t }))));
     }
     if (size) body.append(el("div", { class: "where", text: size }));
+    for (const region of (r.regions || []).slice(0, 2)) {  // words read in the image
+      body.append(el("p", { class: "passage read" }, el("span", { class: "label", text: "read" }),
+        highlighted(region.text, region.highlights || [])));
+    }
   } else {
     const p = passage(r);
     if (p) body.append(p);
@@ -446,6 +453,15 @@ function openLightbox(r) {
   const img = $("#lightbox-img");
   img.src = contentUrl(r);
   img.alt = baseName(r.path);
+  const frame = $("#lightbox-frame");
+  frame.querySelectorAll(".region").forEach((n) => n.remove());
+  for (const region of r.regions || []) {  // boxes are fractions of the image: % of the frame
+    const [x0, y0, x1, y1] = region.box;
+    const box = el("div", { class: "region", title: region.text });
+    Object.assign(box.style, { left: `${x0 * 100}%`, top: `${y0 * 100}%`,
+      width: `${(x1 - x0) * 100}%`, height: `${(y1 - y0) * 100}%` });
+    frame.append(box);
+  }
   $("#lightbox-caption").textContent = [baseName(r.path), r.width && `${r.width} × ${r.height}`,
     (r.tags || []).slice(0, 3).join(", ")].filter(Boolean).join(" · ");
   $("#lightbox").showModal();
