@@ -12,6 +12,9 @@ APT_PACKAGES=(espeak-ng postgresql chromium tesseract-ocr tesseract-ocr-eng)
 missing=()
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)  # an OCR engine
+# OpenCV (rapidocr's image code, the `ocr` extra) links libGL and GLib even headless
+ldconfig -p 2>/dev/null | grep -q "libGL.so.1 " || missing+=(libgl1)
+ldconfig -p 2>/dev/null | grep -q "libglib-2.0.so.0 " || missing+=(libglib2.0-0)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

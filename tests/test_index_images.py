@@ -124,9 +124,9 @@ def test_image_models_set_the_decode_size_and_their_prep_runs_in_the_workers(tag
     without_ocr._ocr = None
     extracted = extract_image(out.getvalue(), "image/jpeg", without_ocr)
     assert extracted.image.size == (500, 334)
-    # With OCR (the default) the decode also covers what the text gate looks at (640 px).
+    # With OCR (the default) the models see the same pixels: the gate looks at them too.
     gated = extract_image(out.getvalue(), "image/jpeg", opened.extract_context())
-    assert gated.image.size == (1000, 667) and gated.metadata["ocr"]["engine"]
+    assert gated.image.size == (500, 334) and gated.metadata["ocr"]["engine"]
     assert (extracted.metadata["width"], extracted.metadata["height"]) == (4000, 2667)
     item = Prepared(ref=None, replace_id=None, content_hash=None)  # what _prepare fills
     make_chunks(opened, extracted, item)

@@ -263,9 +263,8 @@ def extract_image(blob: Any, media_type: str | None = None, ctx: Any = None) -> 
             # DCT scaling: decode at 1/2, 1/4 or 1/8 size when that still covers what the
             # models and the thumbnail need (before EXIF turns it: draft sees stored pixels).
             need = getattr(ctx, "image_decode_size", None)
-            if ocr is not None:  # the OCR gate looks at this image: it needs its side
-                side = int(getattr(ocr, "gate_side", 640))
-                need = DecodeSize(need.short if need else 0, max(need.long if need else 0, side))
+            # (the OCR gate looks at this same image: decoding it larger for the gate would
+            # change the pixels, and so the vectors, the models see)
             img.draft("RGB", draft_request(width, height, need))
         img.load()  # force the full decode so truncation and corruption surface here
         # Read after load: Pillow rotates TIFFs itself while loading and drops their tag,

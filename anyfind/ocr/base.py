@@ -33,7 +33,6 @@ class OcrEngine(ABC):
     they have something cheaper than reading)."""
 
     name: str = ""
-    gate_side: int = 640  # the long side `has_text` looks at (images are decoded that large)
 
     def identity(self) -> dict[str, Any]:
         """What makes its output what it is (engine, models, versions): kept in the index

@@ -32,7 +32,6 @@ READ_SIDE = 1600  # the long side a full read runs at (2000: 20 % slower, no mor
 
 class RapidEngine(OcrEngine):
     name = "rapidocr"
-    gate_side = GATE_SIDE
 
     def __init__(self, threads: int | None = 1):
         # One thread a session: the pipeline reads on several workers at once (two workers
