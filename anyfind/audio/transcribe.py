@@ -201,6 +201,12 @@ class Transcriber:
     ) -> list[TimedSegment]:
         if audio.size < SAMPLE_RATE // 10:  # nothing Whisper can use
             return []
+        # Whisper falls back to sampling (temperature > 0) when a greedy pass looks poor;
+        # unseeded, the same recording transcribed differently from run to run. Seeded, a
+        # recording always gives the same transcript (and a re-index the same vectors).
+        import ctranslate2
+
+        ctranslate2.set_random_seed(0)
         pieces, info = model.transcribe(
             audio,
             language=state["language"],
