@@ -106,10 +106,9 @@ class IndexConfig:
     embed_window: int = 2048
     checkpoint_seconds: float = 60.0  # save vector files this often during a long sync
     tagger: bool = False  # offline ImageNet tags for images
-    # The text inside images and scanned pages (ocr/): auto | off | an engine's name;
-    # `ocr_identity`: what read the indexed text (a change: `anyfind reindex --ocr`).
+    # The text inside images and scanned pages (ocr/): auto | off | an engine's name
+    # (another engine reads the indexed images again with `anyfind reindex --ocr NAME`).
     ocr: str = "auto"
-    ocr_identity: dict[str, Any] | None = None
     transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed
     # How text spaces encode documents: auto | fp32 | bf16 | onnx | int8 (encoders/precision)
     document_precision: str = "auto"
