@@ -418,10 +418,10 @@ class OpenIndex:
             if cfg.dim:
                 try:
                     self.vector_store(name, load=True)
-                except (IndexDamaged, ConfigError) as exc:
-                    if not isinstance(exc, ServiceUnreachable):
-                        raise
+                except ServiceUnreachable as exc:
                     log.warning("%s: its vectors wait in the outbox", one_line(exc))
+                except (IndexDamaged, ConfigError):
+                    raise  # another index's, another model's, or credentials refused
                 except Exception as exc:  # noqa: BLE001 (a service going away: the outbox)
                     log.warning("the vector store of space '%s' did not answer (%s): its "
                                 "vectors wait in the outbox", name, one_line(exc))
@@ -619,8 +619,8 @@ class OpenIndex:
 
     @property
     def ocr(self):
-        """The OCR engine the config names (ocr/), or None: off, or none installed. Its
-        identity is recorded in the config the first time it reads for this index."""
+        """The OCR engine the config names (ocr/), or None: off, or none installed; built
+        once (its models load on its first read)."""
         if self._ocr_built is None:
             with self._open_lock:
                 if self._ocr_built is None:
