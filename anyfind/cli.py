@@ -368,9 +368,21 @@ def _format_result(r) -> str:
         lines.append(f"      tags: {', '.join(r.tags[:5])}")
     if r.width and r.height:
         lines.append(f"      {r.width}x{r.height} px")
-    if text and r.modality != "image":
+    for m in r.moments:  # where in the recording or video, and what shows it
+        line = f"      {_clock(m['start'])}-{_clock(m['end'])}"
+        if m["shown"]:
+            line += f'  slide: "{_shortened(m["shown"])}"'
+        if m["said"]:
+            line += f'  said: "{_shortened(m["said"])}"'
+        lines.append(line)
+    if text and r.modality != "image" and not r.moments:
         lines.append(f"      {_marked(text, spans)}")
     return "\n".join(lines)
+
+
+def _shortened(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 @cli.command()
@@ -470,6 +482,8 @@ def status(index_name, show_errors, config_file, as_json) -> None:
     click.echo(f"vectors  {st['vector_store']} (encoding: {st['executor']} executor)")
     click.echo(f"precision {st['document_precision']} (documents)")
     click.echo(f"ocr       {st['ocr']}")
+    if st.get("ocr_change"):
+        click.echo(f"          note: {st['ocr_change']}")
     for s in st["sources"]:
         error = (s.get("state") or {}).get("last_error")
         click.echo(f"source   {s['name']} ({s['kind']}) {s['uri']}: {s['items']} items"
@@ -549,6 +563,18 @@ def show(item_id, index_name, fmt, as_json) -> None:
         for line in read.get("lines") or []:
             box = " ".join(f"{v:.2f}" for v in line["box"])
             click.echo(f"  [{box}] {line['text']}")
+    meta = item.get("meta") or {}
+    if meta.get("frames"):  # a video's kept frames: when each is shown, what it says
+        click.echo(f"\nframes ({len(meta['frames'])})"
+                   + (f"  [{meta['frames_error']}]" if meta.get("frames_error") else ""))
+        for f in meta["frames"]:
+            words = " · ".join(line["text"] for line in (f.get("ocr") or {}).get("lines", []))
+            click.echo(f"  {_clock(f['start'])}–{_clock(f['end'])}  {f['why']:<6} "
+                       + (f'"{_shortened(words, 90)}"' if words else ""))
+    if meta.get("transcript"):
+        click.echo(f"\ntranscript ({meta.get('transcript_from', 'speech')})")
+        for start, end, text in meta["transcript"]:
+            click.echo(f"  {_clock(start)}–{_clock(end)}  {text}")
     for c in item["chunks"]:
         where = f"p.{c['page']}" if c["page"] is not None else (
             f"{_clock(c['start_s'])}–{_clock(c['end_s'])}" if c["start_s"] is not None else "")

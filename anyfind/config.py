@@ -109,6 +109,9 @@ class IndexConfig:
     # The text inside images and scanned pages (ocr/): auto | off | an engine's name
     # (another engine reads the indexed images again with `anyfind reindex --ocr NAME`).
     ocr: str = "auto"
+    # What read the indexed pixels (the engine's identity(): name, version, models), set by
+    # the first read and by `reindex --ocr`: another engine here is said by status/check.
+    ocr_read_with: dict[str, Any] = field(default_factory=dict)
     transcriber: dict[str, Any] | None = None  # Whisper settings when audio is indexed
     # How text spaces encode documents: auto | fp32 | bf16 | onnx | int8 (encoders/precision)
     document_precision: str = "auto"

@@ -316,10 +316,12 @@ class Index:
 
         return attachment_of(self.opened, item_id)
 
-    def thumbnail(self, item_id: int) -> Path | None:
+    def thumbnail(self, item_id: int, frame: int | None = None) -> Path | None:
+        """The item's thumbnail JPEG; `frame`: one kept frame's of a video (its chunk
+        ordinal, as a result's moments name it)."""
         from .core.reading import thumbnail_of
 
-        return thumbnail_of(self.opened, item_id)
+        return thumbnail_of(self.opened, item_id, frame)
 
     def status(self) -> dict[str, Any]:
         from .core.reading import status_of

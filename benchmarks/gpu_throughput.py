@@ -6,7 +6,10 @@ text: MiniLM documents through anyfind's encoder (fp16 on CUDA), chunks/s on 4,0
 generated texts of ~120 tokens. images: ViT-B-32 with random weights (no CLIP weights are
 needed), fp16, 224 px, images/s of the image tower alone. whisper: tiny.en through
 anyfind's Transcriber (float16 on CUDA) on ~60 s of espeak-ng speech, the real-time
-factor (seconds of compute per second of audio). Each after a warm-up; median of 3.
+factor (seconds of compute per second of audio). ocr: RapidOCR's PP-OCRv4 models through
+anyfind's engine on onnxruntime's CUDA provider (onnxruntime-gpu), 1920x1080 slides
+rendered with PIL (tests/ocr_fixtures.py), slides/s of a full read. Each after a warm-up;
+median of 3.
 """
 
 from __future__ import annotations
@@ -88,6 +91,28 @@ def whisper_rtf() -> dict:
             "audio_s": round(duration, 1), "rtf": round(seconds / duration, 4)}
 
 
+def ocr_rate() -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from ocr_fixtures import slide
+    from PIL import Image
+
+    from anyfind.ocr.rapid import RapidEngine, cuda_available
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pictures = []
+        for i in range(8):
+            path = slide(Path(tmp) / f"s{i}.png", f"Lecture {i}: Temporal Difference Learning",
+                         [f"bullet {j}: the target network is updated every {j + 2} steps"
+                          for j in range(6)], seed=i, size=(1920, 1080))
+            pictures.append(Image.open(path).convert("RGB"))
+        engine = RapidEngine(threads=None)
+        engine.read(pictures[0])
+        seconds = timed(lambda: [engine.read(p) for p in pictures])
+        providers = engine._engine().text_det.infer.session.get_providers()
+    return {"cuda_provider": cuda_available(), "providers": providers,
+            "slides_per_s": round(len(pictures) / seconds, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", dest="out", default=None)
@@ -96,7 +121,8 @@ def main() -> None:
 
     out: dict = {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                  "torch": torch.__version__}
-    for name, fn in (("text", text_rate), ("images", image_rate), ("whisper", whisper_rtf)):
+    for name, fn in (("text", text_rate), ("images", image_rate), ("whisper", whisper_rtf),
+                     ("ocr", ocr_rate)):
         try:
             out[name] = fn()
         except Exception as exc:  # one failing part never hides the others' figures

@@ -55,7 +55,7 @@ def test_words_that_only_look_like_filters_stay_text():
     ("cats size:>lots", "not a size"),
     ("after:2024-13-01 cats", "not a valid date"),
     ("after:yesterday", "YYYY"),
-    ("modality:video", "unknown modality 'video'"),
+    ("modality:hologram", "unknown modality 'hologram'"),
     ("ext: cats", "needs a value"),
     ('path:"unclosed cats', "unbalanced quotes"),
     ("lang:english!", "language is a code"),

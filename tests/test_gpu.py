@@ -93,3 +93,23 @@ def test_whisper_float16_on_cuda(tmp_path):
     text = " ".join(s.text for s in t.transcribe(wav).segments).lower()
     assert (t.device, t.compute_type) == ("cuda", "float16")
     assert "library" in text and "subject" in text
+
+
+def test_ocr_reads_on_the_cuda_provider_as_on_the_cpu(tmp_path):
+    """With onnxruntime-gpu, RapidOCR's three models run on CUDA and read what the CPU
+    build reads (gpu_check.sh installs onnxruntime-gpu in place of onnxruntime)."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    from ocr_fixtures import slide
+    from PIL import Image
+
+    from anyfind.ocr.rapid import RapidEngine, cuda_available
+
+    if not cuda_available():
+        pytest.skip("onnxruntime here has no CUDA provider (pip install onnxruntime-gpu)")
+    picture = Image.open(slide(tmp_path / "s.png", "Experience Replay",
+                               ["transitions are stored in a buffer"])).convert("RGB")
+    engine = RapidEngine()
+    lines = engine.read(picture)
+    assert "CUDAExecutionProvider" in engine._engine().text_det.infer.session.get_providers()
+    text = " ".join(line.text for line in lines).lower()
+    assert "experience replay" in text and "stored in a buffer" in text

@@ -164,3 +164,44 @@ def test_reindex_ocr_reads_the_images_again_with_another_engine(folder, tmp_path
         assert idx.config.ocr == "rapidocr"
         assert by_name(idx, "transitions stored buffer", mode="lexical")[0] == "replay.png"
         assert idx.status()["ocr"] == "rapidocr"
+
+
+def test_the_engine_that_read_the_pixels_is_recorded_and_a_change_is_said(folder, tmp_path):
+    with Index.open(tmp_path / "idx", transcriber=None, tagger=False, ocr="rapidocr") as idx:
+        assert idx.config.ocr_read_with == {}
+        idx.add([folder / "qloss.png"])
+        read_with = idx.config.ocr_read_with
+        assert read_with["engine"] == "rapidocr" and read_with["version"]
+        assert idx.status()["ocr_change"] is None
+    # The index was read by an older release of the engine (here: another machine's).
+    config = json.loads((tmp_path / "idx" / "config.json").read_text())
+    config["ocr_read_with"]["version"] = "0.9.0"
+    (tmp_path / "idx" / "config.json").write_text(json.dumps(config))
+    with Index.open(tmp_path / "idx", create=False) as idx:
+        change = idx.status()["ocr_change"]
+        assert "rapidocr 0.9.0" in change and "reindex --ocr" in change
+        assert "ocr-changed" in idx.check().codes()
+    done = CliRunner().invoke(cli, ["reindex", "--ocr", "--index", str(tmp_path / "idx")])
+    assert done.exit_code == 0, done.output
+    with Index.open(tmp_path / "idx", create=False) as idx:
+        assert idx.config.ocr_read_with == read_with
+        assert idx.status()["ocr_change"] is None
+        assert "ocr-changed" not in idx.check().codes()
+
+
+def test_a_distributed_read_task_leaves_the_pixels_to_the_ocr_pool(folder, index):
+    """On Ray, OCR is its own actor pool: a read task defers what has pixels to read (an
+    image, a scanned page) and reads the rest; the OCR stage's reader reads it whole."""
+    from anyfind.connectors.base import Blob
+    from anyfind.indexer.prepare import OCR, Preparer
+
+    read_task = Preparer(index.opened, defer_pixels=True)
+    ocr_actor = Preparer(index.opened)
+    for name, waits in [("qloss.png", True), ("invoice.pdf", True), ("notes.md", False)]:
+        blob = Blob.from_bytes((folder / name).read_bytes(), path=name)
+        item = read_task.prepare(blob, blob.ref, None, None)
+        assert (item.status, item.waits_for) == (("deferred", OCR) if waits else ("ok", "")), name
+        assert item.chunks == [] if waits else item.chunks
+        if waits:
+            again = ocr_actor.prepare(blob, blob.ref, None, None)
+            assert again.status == "ok" and ("ocr" in again.meta or "ocr_pages" in again.meta)

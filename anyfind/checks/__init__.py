@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from ..config import SCHEMA_VERSION, IndexConfig
+from ..core.reading import ocr_change
 from ..errors import IndexDamaged
 from ..store.schema import Chunk, Item
 from .files import (
@@ -113,6 +114,9 @@ def _check_config(index: OpenIndex, report: CheckReport) -> None:
     for name, cfg in on_disk.spaces.items():
         if not cfg.dim:
             report.add("config-space", ERROR, f"space '{name}' has no dimension in config.json")
+    changed = ocr_change(index)
+    if changed:
+        report.add("ocr-changed", WARNING, changed[0].upper() + changed[1:])
 
 
 def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any],

@@ -75,6 +75,12 @@ def content_hash(blob: Blob) -> str:
     with blob.open() as fh:
         while data := fh.read(1 << 20):
             h.update(data)
+    subtitles = blob.ref.metadata.get("subtitles") if blob.ref.metadata else None
+    if subtitles:  # a video's transcript beside it (filesystem.with_subtitles) is its content
+        for path in subtitles:
+            h.update(b"\0subtitles\0")
+            with contextlib.suppress(OSError), open(path, "rb") as fh:
+                h.update(fh.read(1 << 24))
     return h.hexdigest()
 
 

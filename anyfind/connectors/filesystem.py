@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,6 +124,7 @@ class FilesystemConnector(Connector):
                 self._error(directory, exc)
                 continue
             subdirs = []
+            files: list[ItemRef] = []
             for entry in entries:
                 if not self.hidden and entry.name.startswith("."):
                     continue
@@ -159,7 +162,8 @@ class FilesystemConnector(Connector):
                 elif stat.S_ISREG(est.st_mode):
                     rel = path.relative_to(root).as_posix()
                     if self._wanted(rel):
-                        yield self._ref(path, est)
+                        files.append(self._ref(path, est))
+            yield from with_subtitles(files)
             stack.extend(reversed(subdirs))
 
     @staticmethod
@@ -199,3 +203,48 @@ class LocalBlob(Blob):
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
+
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".ogv", ".mpg",
+                            ".mpeg", ".wmv", ".ts"})
+SUBTITLE_SUFFIXES = frozenset({".srt", ".vtt"})
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?")
+
+
+def with_subtitles(files: list[ItemRef]) -> list[ItemRef]:
+    """One folder's files, a video's subtitle files (`talk.srt`, `talk.vtt`,
+    `talk.en.srt`) folded into it: listed in its `metadata["subtitles"]` (its transcript,
+    extract/video.py) and its fingerprint, not items of their own."""
+    videos = {Path(_name(r)).stem: r for r in files
+              if Path(_name(r)).suffix.lower() in VIDEO_SUFFIXES}
+    if not videos:
+        return files
+    found: dict[str, list[tuple[int, ItemRef]]] = {}
+    rest = []
+    for ref in files:
+        name = Path(_name(ref))
+        stem, language = name.stem, ""
+        if name.suffix.lower() in SUBTITLE_SUFFIXES and stem not in videos:
+            base, _, language = stem.rpartition(".")
+            stem = base if base and _LANGUAGE.fullmatch(language) else stem
+        if name.suffix.lower() in SUBTITLE_SUFFIXES and stem in videos:
+            rank = 0 if not language else 1 if language.lower().startswith("en") else 2
+            found.setdefault(stem, []).append((rank, ref))
+        else:
+            rest.append(ref)
+    out = []
+    for ref in rest:
+        stem = Path(_name(ref)).stem
+        subtitles = sorted(found.get(stem, []), key=lambda rr: (rr[0], _name(rr[1])))
+        if subtitles and videos.get(stem) is ref:
+            ref = dataclasses.replace(
+                ref, fingerprint=ref.fingerprint + "".join(f"+{s.fingerprint}"
+                                                           for _, s in subtitles),
+                metadata={**ref.metadata,
+                          "subtitles": [str(path_of(s.uri)) for _, s in subtitles]})
+        out.append(ref)
+    return out
+
+
+def _name(ref: ItemRef) -> str:
+    return path_of(ref.uri).name

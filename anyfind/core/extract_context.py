@@ -6,6 +6,7 @@ executor (executors/)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,12 @@ class ExtractContext:
     def image_decode_size(self):
         """An extract.image.DecodeSize, or None: decode as large as MAX_SIDE."""
         return self._decode_size() if self._decode_size is not None else None
+
+    def with_ocr(self, ocr: Callable[[], Any]) -> ExtractContext:
+        """The same context with another OCR engine (a distributed read task's stand-in)."""
+        other = copy.copy(self)
+        other._ocr = ocr
+        return other
 
     @property
     def ocr(self):

@@ -185,6 +185,8 @@ class OpenIndex:
                 s.accepts("image") for s in self.spaces.values()) or self.ocr is not None
         if modality == "audio":
             return self.config.transcriber is not None
+        if modality == "video":  # its frames, its sound, or both
+            return self.handles("image") or self.config.transcriber is not None
         return False
 
     @staticmethod
@@ -193,7 +195,9 @@ class OpenIndex:
             return "enable image tags, OCR or a space whose encoder reads images (CLIP)"
         if modality == "audio":
             return "enable transcription"
-        return "not a text, image or audio format"
+        if modality == "video":
+            return "enable transcription, image tags, OCR or CLIP"
+        return "not a text, image, audio or video format"
 
     # -- the metadata store ------------------------------------------------------------------
     def store_url(self) -> str:
@@ -616,6 +620,13 @@ class OpenIndex:
         self.save_config()
         self._ocr_built = None
         self._context = None
+
+    def note_pixels_read(self) -> None:
+        """The engine that read pixels in this index is recorded (config.ocr_read_with),
+        once: `reindex --ocr` clears it, so its first read records the new one."""
+        if not self.config.ocr_read_with and self.ocr is not None:
+            self.config.ocr_read_with = self.ocr.identity()
+            self.save_config()
 
     @property
     def ocr(self):

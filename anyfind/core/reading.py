@@ -36,9 +36,14 @@ def item_view(opened: OpenIndex, item_id: Any) -> dict[str, Any] | None:
     return row
 
 
-def thumbnail_of(opened: OpenIndex, item_id: Any):
+def thumbnail_of(opened: OpenIndex, item_id: Any, frame: int | None = None):
+    """The item's thumbnail (a video's: its first kept frame), or one frame's of a video."""
     row = opened.store.item(check_id(item_id))
-    return opened.thumbnails.get(row["content_hash"]) if row else None
+    if not row or not row["content_hash"]:
+        return None
+    thumbnails = opened.thumbnails
+    return thumbnails.get(row["content_hash"] if frame is None
+                          else thumbnails.frame_key(row["content_hash"], frame))
 
 
 def ocr_status(opened: OpenIndex) -> str:
@@ -52,6 +57,27 @@ def ocr_status(opened: OpenIndex) -> str:
     if name is None:
         return "off" if opened.config.ocr == "off" else "off (no engine installed)"
     return name if opened.config.ocr == name else f"{name} ({opened.config.ocr})"
+
+
+def _engine_words(identity: dict[str, Any]) -> str:
+    return " ".join(str(identity[k]) for k in ("engine", "version") if identity.get(k))
+
+
+def ocr_change(opened: OpenIndex) -> str | None:
+    """A sentence when the indexed pixels were read by another engine (or another
+    version of it) than the one that reads here now; None when they agree."""
+    read_with = opened.config.ocr_read_with
+    if not read_with:
+        return None
+    try:
+        engine = opened.ocr
+        now = engine.identity() if engine is not None else None
+    except Exception:  # noqa: BLE001 (ocr_status says why the engine cannot run)
+        return None
+    if now is None or now == read_with:
+        return None
+    return (f"the indexed images were read by {_engine_words(read_with)}; this machine reads "
+            f"with {_engine_words(now)} (`anyfind reindex --ocr` reads them again)")
 
 
 def status_of(opened: OpenIndex, sources: list[dict[str, Any]]) -> dict[str, Any]:
@@ -70,6 +96,8 @@ def status_of(opened: OpenIndex, sources: list[dict[str, Any]]) -> dict[str, Any
         "executor": opened.config.executor,
         "document_precision": precision,
         "ocr": ocr_status(opened),
+        "ocr_read_with": opened.config.ocr_read_with,
+        "ocr_change": ocr_change(opened),
         "spaces": {n: {"encoder": s.config.encoder, "model": s.config.model,
                        "dim": s.config.dim, "vectors": counts["vectors"].get(n, 0),
                        "onnx_export": opened.export_status(s.config)}

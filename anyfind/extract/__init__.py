@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import AnyfindError, ExtractionError, one_line
-from .base import Child, Extracted, Section, TimedSegment
+from .base import Child, Extracted, ReadElsewhere, Section, TimedSegment
 from .budget import MAX_CHARS, SECONDS, Budget, spending
 from .sniff import (
     DOCX,
@@ -64,7 +64,7 @@ _extractors: dict[str, Extractor | str] = {
     "text/tab-separated-values": "anyfind.extract.delimited:extract_delimited",
     "image/*": "anyfind.extract.image:extract_image",
     "audio/*": "anyfind.extract.audio:extract_audio",
-    "video/*": "anyfind.extract.audio:extract_audio",  # the sound track is what we index
+    "video/*": "anyfind.extract.video:extract_video",  # frames and the sound track
     **dict.fromkeys(
         (
             "application/json",
@@ -116,7 +116,7 @@ def extract(blob: Blob, media_type: str | None = None, ctx: object | None = None
             if budget.chars == 0:  # an extractor that does not count as it goes
                 budget.count(sum(len(s.text) for s in extracted.sections))
         return extracted
-    except ExtractionError:
+    except (ExtractionError, ReadElsewhere):
         raise
     except AnyfindError as exc:  # e.g. MissingExtra: a per-item failure, the run goes on
         raise ExtractionError(str(exc)) from exc

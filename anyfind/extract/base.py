@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class ReadElsewhere(Exception):  # noqa: N818 (a signal, not an error)
+    """A model this item needs runs in another worker of a distributed run (its OCR
+    engine in its own actor pool): the item is read again there (indexer/distributed.py)."""
+
+
 @dataclass
 class Section:
     """A run of text with where it came from (page numbers are 1-based)."""
@@ -37,8 +42,9 @@ class Child:
 class Extracted:
     """One item's content, ready for chunking.
 
-    modality is "text" (sections), "image" (image + optional tag sections) or "audio"
-    (segments). metadata is stored with the item (title, page count, EXIF, language...).
+    modality is "text" (sections), "image" (image + optional tag sections), "audio"
+    (segments) or "video" (segments and kept frames, extract/video_frames.py). metadata
+    is stored with the item (title, page count, EXIF, language...).
     children are items inside this one (an e-mail's attachments), indexed on their own.
     """
 
@@ -46,6 +52,7 @@ class Extracted:
     sections: list[Section] = field(default_factory=list)
     segments: list[TimedSegment] = field(default_factory=list)
     image: Any = None  # a PIL.Image for the vision space
+    frames: list[Any] = field(default_factory=list)  # a video's kept frames (video_frames.Frame)
     title: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)

@@ -40,6 +40,10 @@ class Budget:
             raise ExtractionError(f"stopped reading{at}: over {self.max_chars:,} characters "
                                   "of text from one item (a file built to expand?)")
 
+    def extend(self, seconds: float) -> None:
+        """Allow `seconds` more (a video's frame work, bounded by its own deadline)."""
+        self.seconds += seconds
+
     def charge(self, chars: int = 0, where: str = "") -> None:
         """Count `chars` more characters of text; raise once either limit is passed."""
         self.count(chars, where)

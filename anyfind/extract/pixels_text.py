@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import one_line
 from . import budget
+from .base import ReadElsewhere
 
 READ_SIDE = 2560  # the long side an image is decoded at for reading
 MIN_SIDE = 8  # pixels: thinner than this holds no readable line
@@ -31,12 +32,29 @@ def read_pixels(engine: Any, image: Any, larger: Callable[[], Any] | None = None
             result["gate"] = False
             return result
         lines = engine.read(larger() if larger is not None else image)
+    except ReadElsewhere:
+        raise
     except Exception as exc:  # noqa: BLE001 (the image stays indexed without its text)
         result["error"] = one_line(exc, 200)
         return result
     result["lines"] = [line.to_json() for line in lines]
     budget.count(sum(len(line.text) for line in lines), where)
     return result
+
+
+class _Elsewhere:
+    """The OCR engine seen by a distributed read task when OCR has its own actor pool:
+    meeting pixels to read sends the item there."""
+
+    name = "elsewhere"
+
+    def has_text(self, image: Any) -> bool:
+        raise ReadElsewhere("the OCR engine runs in its own pool")
+
+    read = has_text
+
+
+ELSEWHERE = _Elsewhere()
 
 
 def text_of(read: dict[str, Any] | None) -> str:

@@ -143,13 +143,15 @@ def canonical(media_type: str) -> str:
 
 
 def modality_of(media_type: str) -> str | None:
-    """The embedding space an item goes to: text, image or audio (video: its audio track).
+    """What an item is: text, image, audio or video (its frames and its sound track).
 
     None for types anyfind does not index (archives, unknown binary...)."""
     mt = canonical(media_type)
     if mt in IMAGE_TYPES:
         return "image"
-    if mt in AUDIO_TYPES or mt.startswith("video/"):
+    if mt.startswith("video/"):
+        return "video"
+    if mt in AUDIO_TYPES:
         return "audio"
     if mt.startswith("text/") or mt in TEXT_APPLICATION_TYPES:
         return "text"

@@ -4,8 +4,10 @@ The sync plan stays on this machine (the driver); what it decides to read goes o
 rows, one per item, through the executor's stages:
 
     read        CPU tasks: open, sniff, extract, chunk (prepare.py: the local code);
-                audio waits for the transcribe stage when the index transcribes
-    transcribe  actors holding Whisper: the deferred recordings
+                images and scanned pages wait for the ocr stage when the index reads
+                pixels, audio for the transcribe stage when it transcribes
+    ocr         actors holding the OCR engine: the deferred images and scans
+    transcribe  actors holding Whisper: the deferred recordings (and what holds both)
     tag         actors holding the image tagger: new images' tags
     <space>     one pool of actors per embedding space, holding its encoder
 
@@ -42,7 +44,7 @@ from ..executors import Stage
 from ..executors.local import LocalExecutor
 from ..store.thumbnails import Thumbnails
 from .encode import embed_chunks, tag_images
-from .prepare import Prepared, Preparer
+from .prepare import OCR, Prepared, Preparer
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -161,13 +163,30 @@ def _read(preparer: Preparer, connector: Any, task: Task, view: WorkerIndex) -> 
 
 
 # -- the stages (built on the workers; their arguments travel pickled) --------------------
-def read_stage(spec: WorkerSpec, connector: Any, defer_audio: bool):
+def read_stage(spec: WorkerSpec, connector: Any, defer_audio: bool, defer_pixels: bool):
     view = _view(spec)
-    preparer = Preparer(view, store=None, defer_audio=defer_audio)
+    preparer = Preparer(view, store=None, defer_audio=defer_audio, defer_pixels=defer_pixels)
 
     def run(tasks: list[Task]) -> list[Done]:
         crash_point("ray.read")
         return [_read(preparer, connector, task, view) for task in tasks]
+
+    return run
+
+
+def ocr_stage(spec: WorkerSpec, connector: Any, defer_audio: bool):
+    view = _view(spec)
+    preparer = Preparer(view, store=None, defer_audio=defer_audio)
+    _ = view.ocr  # one engine per actor, for the whole run
+
+    def run(rows: list[Done]) -> list[Done]:
+        out = []
+        for done in rows:
+            if done.task is not None and done.item.waits_for == OCR:
+                crash_point("ray.ocr")
+                done = _read(preparer, connector, done.task, view)
+            out.append(done)
+        return out
 
     return run
 
@@ -218,10 +237,16 @@ def space_stage(spec: WorkerSpec, name: str, last: bool):
     return run
 
 
-def stages_for(opened: OpenIndex, spec: WorkerSpec, connector: Any) -> list[Stage]:
-    """The stages; `connector` travels to the workers (None: the rows carry the bytes)."""
+def stages_for(opened: OpenIndex, spec: WorkerSpec, connector: Any, pictures: bool = True
+               ) -> list[Stage]:
+    """The stages; `connector` travels to the workers (None: the rows carry the bytes).
+    `pictures`: whether the items may hold pixels to read (else no OCR pool is started)."""
     audio = opened.config.transcriber is not None
-    stages = [Stage("read", functools.partial(read_stage, spec, connector, audio))]
+    pixels = pictures and opened.ocr is not None
+    stages = [Stage("read", functools.partial(read_stage, spec, connector, audio, pixels))]
+    if pixels:
+        stages.append(Stage("ocr", functools.partial(ocr_stage, spec, connector, audio),
+                            model=True, gpu=True))
     if audio:
         stages.append(Stage("transcribe", functools.partial(transcribe_stage, spec, connector),
                             model=True, gpu=True))
@@ -282,11 +307,11 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
     executor = opened.executor
     shares = executor.shares_files()
     portable = _portable(connector, shares)
-    decode = (opened.image_inputs.decode_size()
-              if opened.handles("image") and _may_hold_images(todo) else None)
+    pictures = _may_hold_images(todo)
+    decode = opened.image_inputs.decode_size() if opened.handles("image") and pictures else None
     spec = WorkerSpec(uuid.uuid4().hex, opened.config, str(opened.path) if shares else None,
                       opened.device, decode)
-    stages = stages_for(opened, spec, connector if portable else None)
+    stages = stages_for(opened, spec, connector if portable else None, pictures)
     report.executor = executor.name
     bar = tqdm(total=len(todo), unit="item", desc="indexing", disable=not pipeline.progress,
                dynamic_ncols=True, leave=False)
@@ -306,8 +331,9 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
                 report.workers, report.nodes = executor.workers, executor.nodes
                 for digest, jpeg in done.thumbnails.items():
                     thumbnails.write_bytes(digest, jpeg)
-                if done.item.deferred:  # no transcriber stage ran: never expected
-                    done.item.status, done.item.error = "error", "audio was not transcribed"
+                if done.item.deferred:  # no stage held its model: never expected
+                    done.item.status = "error"
+                    done.item.error = f"no {done.item.waits_for} ran on the cluster"
                     done.item.chunks, done.item.children = [], []
                 group.append(done.item)
                 size += sum(len(i.chunks) for i in done.item.tree())

@@ -22,8 +22,22 @@ def tag_images(items: Sequence[Prepared], executor: EncodingExecutor) -> None:
     if pairs and executor.tags_images:
         found = executor.tag([item.images[c.ordinal] for item, c in pairs])
         for (item, chunk), tags in zip(pairs, found, strict=True):
-            item.meta["tags"] = [{"label": label, "prob": prob} for label, prob in tags]
+            labels = [{"label": label, "prob": prob} for label, prob in tags]
+            frame = _frame_of(item, chunk.ordinal)
+            if frame is not None:  # a video's frame: its own tags
+                frame["tags"] = labels
+            else:
+                item.meta["tags"] = labels
             chunk.text = ", ".join(label for label, _ in tags)
+
+
+def _frame_of(item: Prepared, ordinal: int) -> dict | None:
+    return next((f for f in item.meta.get("frames") or () if f["ordinal"] == ordinal), None)
+
+
+def _tags_of(item: Prepared, ordinal: int) -> list[dict] | None:
+    frame = _frame_of(item, ordinal)
+    return frame.get("tags") if frame is not None else item.meta.get("tags")
 
 
 def embed_chunks(items: Sequence[Prepared], executor: EncodingExecutor,
@@ -31,7 +45,7 @@ def embed_chunks(items: Sequence[Prepared], executor: EncodingExecutor,
     """Each chunk's vectors from the executor, for the spaces that lack them."""
     chunks = [(item, chunk) for item in items for chunk in item.chunks]
     jobs = [ChunkJob(chunk.modality, chunk.text, item.images.get(chunk.ordinal),
-                     item.meta.get("tags"), frozenset(chunk.vectors or {}))
+                     _tags_of(item, chunk.ordinal), frozenset(chunk.vectors or {}))
             for item, chunk in chunks]
     for (_, chunk), vectors in zip(chunks, executor.encode(jobs, progress), strict=True):
         if vectors:

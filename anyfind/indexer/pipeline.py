@@ -315,10 +315,14 @@ class Pipeline:
                     # is noted on it and the next sync tries again.
                     self.store.note_error(item.replace_id, item.error or "")
                     continue
+            for lost in ("frames_error", "transcript_error"):  # indexed, with a part lost
+                if item.meta.get(lost):
+                    report.errors.append({"path": item.ref.path,
+                                          "error": f"partly read: {item.meta[lost]}"})
             entries.append((self._record(source_id, item.ref, item.content_hash, item),
                             item.chunks, item.replace_id, self._children(source_id, item, report)))
             if item.status == "error":
-                pass
+                pass  # counted above; its record keeps the error
             elif item.status == "skipped":
                 report.skipped += 1
             elif item.replace_id is not None:
@@ -328,6 +332,8 @@ class Pipeline:
             report.chunks += sum(1 for c in item.chunks if c.vectors)
         self.store.write_items(entries)
         crash_point("batch.committed")
+        if any("ocr" in i.meta or "ocr_pages" in i.meta for item in items for i in item.tree()):
+            self.opened.note_pixels_read()
 
     def _children(self, source_id: int, item: Prepared, report: SyncReport) -> list[NewChild]:
         """The items found inside `item`, ready to write under it; counted in the report

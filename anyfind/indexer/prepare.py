@@ -15,6 +15,7 @@ from typing import Any
 
 from ..connectors.base import Blob, ItemRef, content_hash
 from ..errors import ExtractionError, one_line
+from ..extract.base import ReadElsewhere
 from ..store.metadata import ChunkRecord
 from .chunks import make_chunks
 
@@ -38,7 +39,8 @@ class Prepared:
     chunks: list[ChunkRecord] = field(default_factory=list)
     images: dict[int, Any] = field(default_factory=dict)  # chunk ordinal -> PreparedImage
     error: str | None = None
-    status: str = "ok"  # ok | error | skipped | deferred (read again where Whisper runs)
+    status: str = "ok"  # ok | error | skipped | deferred (read again where its model runs)
+    waits_for: str = ""  # a deferred item's model: TRANSCRIBER or OCR
     reused: bool = False  # chunks and vectors taken from an indexed item with this content
     children: list[Prepared] = field(default_factory=list)  # items found inside this one
 
@@ -51,12 +53,24 @@ class Prepared:
 
     @property
     def deferred(self) -> bool:
-        """Whether some item of this tree waits for a transcriber (read it again there)."""
+        """Whether some item of this tree waits for a model (read it again where it runs)."""
         return any(i.status == "deferred" for i in self.tree())
+
+    def defer(self, waits_for: str) -> None:
+        self.status, self.waits_for = "deferred", waits_for
+        self.chunks, self.children, self.images = [], [], {}
+
+
+TRANSCRIBER, OCR = "transcriber", "ocr"  # the models an item may be deferred to
 
 
 class Deferred(Exception):
-    """Audio met where no transcriber runs: the item is read again where one does."""
+    """Audio (or pixels to read) met where its model does not run: the item is read
+    again where it does."""
+
+    def __init__(self, what: str, waits_for: str = TRANSCRIBER):
+        super().__init__(what)
+        self.waits_for = waits_for
 
 
 def child_ref(parent: ItemRef, n: int, name: str, size: int, digest: str,
@@ -75,13 +89,27 @@ def _is_binary_type(media_type: str) -> bool:
 
 class Preparer:
     """Reads items for one index view. `store`: reuse an indexed attachment's chunks (None:
-    always extract, as a remote worker does). `defer_audio`: audio is not transcribed here
-    but marked `deferred` (a read task whose transcriber lives in another worker)."""
+    always extract, as a remote worker does). `defer_audio`, `defer_pixels`: audio is not
+    transcribed, pixels not read here, but the item marked `deferred` (a read task whose
+    transcriber or OCR engine lives in another worker)."""
 
-    def __init__(self, view: Any, store: Any = None, defer_audio: bool = False):
+    def __init__(self, view: Any, store: Any = None, defer_audio: bool = False,
+                 defer_pixels: bool = False):
         self.view = view
         self.store = store
         self.defer_audio = defer_audio
+        self.defer_pixels = defer_pixels
+        self._context: Any = None
+
+    def context(self) -> Any:
+        if self._context is None:
+            context = self.view.extract_context()
+            if self.defer_pixels:
+                from ..extract.pixels_text import ELSEWHERE
+
+                context = context.with_ocr(lambda: ELSEWHERE)
+            self._context = context
+        return self._context
 
     def prepare(self, blob: Blob | None, ref: ItemRef, replace_id, digest,
                 opener=None) -> Prepared:
@@ -91,14 +119,17 @@ class Preparer:
         try:
             self._check_size(ref.size)
             self._extract_into(item, blob if blob is not None else opener(), depth=0)
-        except Deferred:
-            item.status, item.chunks, item.children = "deferred", [], []
+        except Deferred as exc:
+            item.defer(exc.waits_for)
+        except ReadElsewhere:
+            item.defer(OCR)
         except Exception as exc:  # every failure is this item's, never the run's
             item.status = "error"
             item.error = one_line(exc)
             item.chunks, item.children = [], []
-        if any(i.status == "deferred" for i in item.children):
-            item.status, item.chunks, item.children, item.images = "deferred", [], [], {}
+        waiting = {i.waits_for for i in item.tree() if i.status == "deferred"}
+        if waiting:  # read again whole: the transcriber's worker reads pixels too
+            item.defer(TRANSCRIBER if TRANSCRIBER in waiting else OCR)
         return item
 
     def _check_size(self, size: int | None, what: str = "file") -> None:
@@ -133,9 +164,11 @@ class Preparer:
             item.status = "skipped"
             item.error = f"{item.media_type} is not indexed ({view.why_not(item.modality)})"
             return
-        if item.modality == "audio" and self.defer_audio:
-            raise Deferred(item.ref.path)
-        extracted = extract(blob, item.media_type, view.extract_context())
+        if item.modality in ("audio", "video") and self.defer_audio:
+            raise Deferred(item.ref.path)  # a video's frames are read there too
+        if item.modality == "image" and self.defer_pixels:
+            raise Deferred(item.ref.path, OCR)
+        extracted = extract(blob, item.media_type, self.context())
         item.modality = extracted.modality
         item.title = extracted.title
         item.meta.update(extracted.metadata)
@@ -178,8 +211,10 @@ class Preparer:
             if self._reuse(item):
                 return item
             self._extract_into(item, Blob.from_bytes(child.data, path=child.name), depth)
-        except Deferred:
-            item.status = "deferred"
+        except Deferred as exc:
+            item.defer(exc.waits_for)
+        except ReadElsewhere:
+            item.defer(OCR)
         except Exception as exc:
             item.status = "error"
             item.error = one_line(exc)

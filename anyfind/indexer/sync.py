@@ -293,6 +293,8 @@ def reread_pixels(opened: OpenIndex, engine: str | None = None, *, progress: boo
     with opened.lock:
         if engine is not None:
             opened.set_ocr(engine)
+        opened.config.ocr_read_with = {}  # the first read of this sync records its engine
+        opened.save_config()
         with opened.store.engine.begin() as conn:
             ids = conn.execute(select(Item.id).where(or_(
                 Item.modality == "image", Item.media_type == "application/pdf"))).scalars().all()

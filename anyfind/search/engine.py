@@ -9,6 +9,7 @@ a single signal keeps that signal's own score (cosine, or BM25 for lexical).
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,12 +18,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import profile
-from ..core.query_inputs import image_tag_vector, load_query_image, transcribe_query
+from ..core.query_inputs import (
+    image_tag_vector,
+    load_query_image,
+    read_query_image,
+    transcribe_query,
+)
 from ..errors import QueryError
 from .allowed import Allowed
 from .filters import Filters, parse_filters, parse_query
 from .fusion import FUSIONS, rrf, score_fusion
 from .highlight import Highlighter
+from .moments import TIMED, MomentFinder
 from .relevance import Evidence, Judge
 from .results import Result, Results, snippet
 from .terms import MAX_QUERY_CHARS, has_words, query_terms
@@ -39,6 +46,8 @@ MAX_K = 10_000
 MAX_OFFSET = 100_000
 
 _executor: ThreadPoolExecutor | None = None
+log = logging.getLogger("anyfind.search")
+MOMENT_CHUNKS = 8  # an item's other matching chunks looked at for its moments
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -104,6 +113,7 @@ class Query:
     terms: list[str] = field(default_factory=list)  # lexical terms (filled in by prepare)
     sources: list[str] | None = None  # only items of these sources (by name)
     audio_transcript: str | None = None  # what a spoken query was heard as
+    image_text: str | None = None  # the words a query image shows (OCR), searched as words
     floor: bool = True  # hide results under the relevance floor (False: `--all`)
     prf: bool = False  # pseudo-relevance feedback: a second pass (search/feedback.py)
 
@@ -128,6 +138,7 @@ class Ranked:
     chunk_id: int  # the chunk shown
     raw: dict[str, float]  # each signal's own score (cosine, BM25)
     evidence: Evidence
+    others: tuple[int, ...] = ()  # the item's other matching chunks, best first (moments)
 
 
 def readable(text: str) -> str:
@@ -225,6 +236,9 @@ class Searcher:
                 raise QueryError("filters only narrow a search: add words, an image or a clip")
             raise QueryError("empty query: type some words, or pass --image/--audio")
         q.terms = query_terms(q.text) if q.text else []
+        if q.image is not None and q.text is None:
+            q.image_text = read_query_image(self.opened, q.image)
+            q.terms = query_terms(q.image_text) if q.image_text else []
         if q.mode == "lexical":
             if not q.terms:
                 raise QueryError("lexical search needs words (an image or a clip has none)")
@@ -255,6 +269,8 @@ class Searcher:
                 out[name] = _encode(enc, q.text, "text")
             elif image is not None and "image" in enc.modalities:
                 out[name] = _encode(enc, image, "image")
+            elif q.image_text and "text" in enc.modalities:  # a screenshot: its words
+                out[name] = _encode(enc, q.image_text, "text")
             elif image is not None:  # a text-only space sees the image through its tags
                 with profile.stage("encode"):
                     vec = image_tag_vector(self.opened, enc, image)
@@ -317,7 +333,7 @@ class Searcher:
         if q.min_score is not None:
             results = [r for r in results if r.score >= q.min_score]
         with profile.stage("results"):
-            self._finish(results, q)
+            self._finish(results, q, (again if q.prf else first).vectors)
         return Results(results, hidden=hidden)
 
     def _retrieve(self, q: Query, inputs: _Pass, want: int, depth: int, floor: bool,
@@ -374,8 +390,13 @@ class Searcher:
         return Judge(calibration, reference, self.opened.spaces, len(terms or q.terms),
                      q.weights)
 
-    def _finish(self, results: list[Result], q: Query) -> None:
+    def _finish(self, results: list[Result], q: Query,
+                vectors: dict[str, np.ndarray] | None = None) -> None:
         highlighter = Highlighter(q.terms)
+        try:
+            self._moments(results, highlighter, q, vectors or {})
+        except Exception:  # noqa: BLE001 (moments refine a hit; the hit stands without)
+            log.warning("moments were not found", exc_info=True)
         lines = [(r, line) for r in results for line in getattr(r, "_read_lines", ())]
         try:
             spans = highlighter.spans_of([r.text for r in results])
@@ -392,6 +413,37 @@ class Searcher:
                 r.regions.append({**line, "highlights": found})
         for r in results:
             r.regions.sort(key=lambda line: -len(line["highlights"]))
+
+    def _moments(self, results: list[Result], highlighter: Highlighter, q: Query,
+                 vectors: dict[str, np.ndarray]) -> None:
+        """Where in each recording or video the hit is (search/moments.py): its moments,
+        and its start and end those of the best one."""
+        timed = [r for r in results if getattr(r, "_timed", None)]
+        if not timed:
+            return
+        with profile.stage("metadata"):
+            rows = self.reader.chunk_rows([c for r in timed for c in r._timed[1]])
+        finder = MomentFinder(lambda texts: [len(s) for s in highlighter.spans_of(texts)],
+                              self._closeness(q, vectors))
+        for r in timed:
+            shown, others, meta = r._timed
+            chunks = [shown] + [rows[c] for c in others if c in rows]
+            r.moments = finder.moments(chunks, meta)
+            if r.moments:
+                r.start, r.end = r.moments[0]["start"], r.moments[0]["end"]
+
+    def _closeness(self, q: Query, vectors: dict[str, np.ndarray]):
+        """Texts -> cosine to the text query in a text space (None: no such space)."""
+        name = next((n for n, s in self.opened.spaces.items()
+                     if n in vectors and "text" in s.query_encoder.modalities), None)
+        if name is None or q.text is None:
+            return None
+        enc, query = self.opened.spaces[name].query_encoder, vectors[name]
+
+        def near(texts):
+            return enc.encode_query(list(texts), "text") @ query
+
+        return near
 
     def _rerank(self, q: Query, results: list[Result]) -> list[Result]:
         from .rerank import load_cross_encoder, rerank_scores
@@ -434,14 +486,17 @@ class Searcher:
         # Per signal: the best chunk of each key, in rank order.
         ranked: dict[str, list[tuple[Any, float]]] = {}
         best: dict[Any, tuple[int, int]] = {}  # key -> (rank, chunk id)
+        matching: dict[Any, dict[int, int]] = {}  # key -> {chunk id: its best rank}
         per_signal: dict[Any, dict[str, float]] = {}
         evidence: dict[Any, Evidence] = {}
         for name, sig in signals.items():
             order: list[tuple[Any, float]] = []
-            for cid, score in sig:
+            for position, (cid, score) in enumerate(sig):
                 if cid not in facts:
                     continue  # a chunk deleted after the vector index was loaded
                 kk = key(cid)
+                seen = matching.setdefault(kk, {})
+                seen[cid] = min(seen.get(cid, position), position)
                 if name in per_signal.setdefault(kk, {}):
                     continue
                 per_signal[kk][name] = score
@@ -472,7 +527,10 @@ class Searcher:
         else:
             fused = rrf({n: [kk for kk, _ in o] for n, o in ranked.items()}, q.weights)
         ordered = sorted(fused.items(), key=lambda kv: -kv[1])  # stable: ties keep rank order
-        return [Ranked(score, best[kk][1], per_signal[kk], evidence[kk]) for kk, score in ordered]
+        return [Ranked(score, best[kk][1], per_signal[kk], evidence[kk],
+                       tuple(c for c, _ in sorted(matching[kk].items(), key=lambda cr: cr[1])
+                             if c != best[kk][1]))
+                for kk, score in ordered]
 
     @staticmethod
     def _result(row: dict[str, Any], ranked: Ranked, judge: Judge) -> Result:
@@ -493,4 +551,6 @@ class Searcher:
         )
         # The lines OCR read in an image: _finish keeps those holding query words (regions).
         result._read_lines = list((meta.get("ocr") or {}).get("lines") or [])
+        if row["modality"] in TIMED:  # _finish finds its moments in these chunks
+            result._timed = ({**row, "meta": None}, ranked.others[:MOMENT_CHUNKS], meta)
         return result

@@ -39,7 +39,7 @@ from ..store.sqltext import like_escape
 if TYPE_CHECKING:
     pass
 
-MODALITIES = ("text", "image", "audio")
+MODALITIES = ("text", "image", "audio", "video")
 ALIASES = {"type": "modality"}
 NAME_KEYS = ("modality", "media", "source", "ext", "path", "lang")  # repeated: OR
 RANGE_KEYS = ("after", "before", "date", "size")  # repeated: AND

@@ -39,6 +39,9 @@ class Result:
     # The best-matching passage of `text` (~240 characters) and its highlights.
     snippet: str = ""
     snippet_highlights: list[list[int]] = field(default_factory=list)
+    # In a recording or a video: where it matches (search/moments.py), best first:
+    # {"start", "end", "kind": speech | frame, "said", "shown", "frame": its ordinal}.
+    moments: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

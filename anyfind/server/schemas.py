@@ -43,6 +43,11 @@ class ResultModel(BaseModel):
         default_factory=list, description="lines read in the image (OCR) that hold query "
         "words: text, box [x0, y0, x1, y1] as fractions of the image, conf, highlights")
     snippet: str = Field("", description="the best-matching passage of text, ~240 characters")
+    moments: list[dict[str, Any]] = Field(
+        default_factory=list, description=(
+            "in a recording or a video, where it matches, best first: start, end (s), kind "
+            "(speech | frame), said, shown (a frame's read words), frame (its thumbnail: "
+            "/api/items/{id}/thumbnail?frame=N)"))
     snippet_highlights: list[list[int]] = Field(
         default_factory=list, description="[start, end) spans in snippet")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import HTTPException, UploadFile
 
-ACCEPTED = ("image", "audio")  # video counts as audio: its sound track is transcribed
+ACCEPTED = ("image", "audio", "video")  # a video query: its sound track is transcribed
 
 
 @dataclass

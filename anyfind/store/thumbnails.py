@@ -27,6 +27,11 @@ class Thumbnails:
         self.shared = shared
 
     @staticmethod
+    def frame_key(content_hash: str, ordinal: int) -> str:
+        """A video frame's thumbnail: the video's content and the frame's chunk ordinal."""
+        return f"{content_hash}-{int(ordinal)}"
+
+    @staticmethod
     def name(content_hash: str) -> str:
         return f"thumbnails/{content_hash}.jpg"
 

@@ -32,8 +32,9 @@ from tests.server.server_fixtures import (  # noqa: E402
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> dict:
-    """Photos, a Markdown note, a 2-page PDF, an HTML page with a script, and (with
-    espeak-ng) a spoken meeting whose budget sentence starts a few seconds in."""
+    """Photos, a Markdown note, a 2-page PDF, an HTML page with a script, a silent
+    screencast of two slides, and (with espeak-ng) a spoken meeting whose budget sentence
+    starts a few seconds in."""
     root = tmp_path_factory.mktemp("server-corpus")
     folder = root / "corpus"
     folder.mkdir()
@@ -45,6 +46,13 @@ def corpus(tmp_path_factory) -> dict:
         "<html><head><title>Tea</title><script>alert(1)</script></head><body><p>Green tea "
         "is steeped at eighty degrees for two minutes.</p></body></html>")
     info: dict = {"folder": folder, "root": root}
+    from video_fixtures import Shown, lecture
+
+    # A silent two-slide screencast (VP8, which Chromium plays): found as moments.
+    info["video_slides"] = lecture(folder / "screencast.webm", [
+        Shown("Gradient Clipping", ["keeps exploding updates bounded"], ""),
+        Shown("Learning Rate Warmup", ["small steps during the first epochs"], "")],
+        fps=5, codec="libvpx", sound=False, min_seconds=4)
     if HAS_ESPEAK:
         parts = [speak(t, root / f"p{i}.wav") for i, t in enumerate((INTRO, BUDGET, LAUNCH))]
         gap = np.zeros(int(RATE * 1.5), dtype=parts[0].dtype)

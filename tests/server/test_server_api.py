@@ -180,3 +180,17 @@ def test_openapi_docs(client):
     assert "post" in spec["paths"]["/api/search"]
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_a_video_hit_carries_its_moments_and_frame_thumbnails(client, corpus):
+    body = client.get("/api/search", params={"q": "gradient clipping exploding updates"}).json()
+    hit = next(r for r in body["results"] if r["path"].endswith("screencast.webm"))
+    assert hit["modality"] == "video"
+    moment = hit["moments"][0]
+    assert moment["kind"] == "frame" and moment["start"] < corpus["video_slides"][0].end
+    assert "Gradient Clipping" in moment["shown"]
+    thumb = client.get(f"/api/items/{hit['item_id']}/thumbnail",
+                       params={"frame": moment["frame"]})
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    missing = client.get(f"/api/items/{hit['item_id']}/thumbnail", params={"frame": 999})
+    assert missing.status_code == 404

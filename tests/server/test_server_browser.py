@@ -116,6 +116,25 @@ def test_audio_plays_from_the_matched_passage(page, corpus):
     shot(page, "server-page-audio.png")
 
 
+def test_a_video_moment_shows_its_frame_and_plays_from_it(page, corpus):
+    page.goto("/?q=learning%20rate%20warmup%20small%20steps")
+    card = page.locator(".card.video").first
+    card.wait_for()
+    warmup = corpus["video_slides"][1]
+    moment = card.locator("button.moment").first
+    start = float(moment.get_attribute("data-start"))
+    assert warmup.start - 0.01 <= start < warmup.end
+    assert "Learning Rate Warmup" in moment.inner_text()
+    frame = card.locator(".media img")
+    assert "/thumbnail?frame=" in frame.get_attribute("src")
+    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=frame.element_handle())
+    moment.click()
+    player = card.locator("video")
+    page.wait_for_function("([v, s]) => v.readyState >= 1 && Math.abs(v.currentTime - s) < 1",
+                           arg=[player.element_handle(), start])
+    shot(page, "server-page-video.png")
+
+
 def test_dropped_image_searches_by_example(page):
     page.goto("/")
     page.wait_for_function(STATS_LOADED)

@@ -63,10 +63,13 @@ def content_head(index: IndexDep, item_id: ItemId, download: bool = False) -> Fi
 
 @router.get("/{item_id}/thumbnail", summary="Thumbnail (JPEG)", response_class=FileResponse,
             responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "none"}})
-def thumbnail(index: IndexDep, item_id: ItemId) -> FileResponse:
-    path = index.thumbnail(item_id)
+def thumbnail(index: IndexDep, item_id: ItemId,
+              frame: Annotated[int | None, Query(ge=0, le=2**31, description=(
+                  "a video's kept frame (a moment's `frame`)"))] = None) -> FileResponse:
+    path = index.thumbnail(item_id, frame)
     if path is None:
-        raise HTTPException(404, f"no thumbnail for item {item_id}")
+        raise HTTPException(404, f"no thumbnail for item {item_id}"
+                            + (f" frame {frame}" if frame is not None else ""))
     # An item id always names the same content (a changed file becomes a new item).
     return FileResponse(path, media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=86400"})

@@ -4,8 +4,9 @@
 const $ = (sel) => document.querySelector(sel);
 const TOKEN_KEY = "anyfind.token";
 const PAGE = 20;
-const ICONS = { text: "i-doc", image: "i-image", audio: "i-audio" };
-const KINDS = { text: "Document", image: "Image", audio: "Audio" };
+const ICONS = { text: "i-doc", image: "i-image", audio: "i-audio", video: "i-video" };
+const KINDS = { text: "Document", image: "Image", audio: "Audio", video: "Video" };
+const TIMED = new Set(["audio", "video"]);
 
 const state = {
   q: "",
@@ -124,6 +125,10 @@ function highlighted(text, spans) {
   return frag;
 }
 
+function highlightTerms(text) {
+  return highlighted(text, termSpans(text, queryTerms(state.q)));
+}
+
 function passage(r) {
   if (r.snippet) {  // the best-matching passage, as the server cut it
     return el("p", { class: "passage" }, highlighted(r.snippet, r.snippet_highlights || []));
@@ -194,6 +199,7 @@ function card(r) {
   }
 
   if (kind === "image") node.append(imageMedia(r), body);
+  else if (kind === "video") node.append(frameMedia(r), body);
   else node.append(iconMedia(r, kind), body);
 
   if (kind === "image") {
@@ -206,14 +212,16 @@ function card(r) {
       body.append(el("p", { class: "passage read" }, el("span", { class: "label", text: "read" }),
         highlighted(region.text, region.highlights || [])));
     }
+  } else if (r.moments && r.moments.length) {
+    body.append(momentList(node, r));
   } else {
     const p = passage(r);
     if (p) body.append(p);
   }
-  if (kind === "audio") body.append(audioPlayer(r));
+  if (TIMED.has(kind)) body.append(mediaPlayer(r, kind));
 
   const actions = el("div", { class: "actions" });
-  if (kind === "audio") {
+  if (TIMED.has(kind)) {
     actions.append(el("button", {
       type: "button", class: "play", "data-start": r.start ?? 0,
       onclick: () => playFrom(node, r.start ?? 0),
@@ -231,7 +239,7 @@ function card(r) {
     if (e.key === "Enter" && e.target === node) {
       e.preventDefault();
       if (kind === "image") openLightbox(r);
-      else if (kind === "audio") playFrom(node, r.start ?? 0);
+      else if (TIMED.has(kind)) playFrom(node, r.start ?? 0);
       else window.open(href, "_blank", "noopener");
     }
   });
@@ -254,15 +262,45 @@ function iconMedia(r, kind) {
   return media;
 }
 
-function audioPlayer(r) {
-  // The media fragment starts the player at the passage; Range requests let it seek.
+function frameMedia(r) {
+  // The frame shown at the best moment (its own thumbnail), else the video's first.
+  const m = (r.moments || [])[0];
+  const frame = m && m.frame !== null && m.frame !== undefined ? `?frame=${m.frame}` : "";
+  const img = el("img", { src: `/api/items/${r.item_id}/thumbnail${frame}`, alt: baseName(r.path),
+                          loading: "lazy" });
+  img.addEventListener("error", () => img.replaceWith(icon("i-video")), { once: true });
+  const media = el("div", { class: "media" }, img);
+  if (r.start !== null && r.start !== undefined) {
+    media.append(el("span", { class: "badge", text: `${clock(r.start)}–${clock(r.end)}` }));
+  }
+  return media;
+}
+
+function momentList(cardNode, r) {
+  // Each moment: when, the slide's words shown then, what is said then; a click plays it.
+  const list = el("ol", { class: "moments" });
+  for (const m of r.moments) {
+    const parts = [el("span", { class: "when", text: `${clock(m.start)}–${clock(m.end)}` })];
+    if (m.shown) parts.push(el("span", { class: "shown" }, el("span", { class: "label", text: "slide" }),
+                                 highlightTerms(m.shown)));
+    if (m.said) parts.push(el("span", { class: "said" }, el("span", { class: "label", text: "said" }),
+                                highlightTerms(m.said)));
+    list.append(el("li", {}, el("button", { type: "button", class: "moment", "data-start": m.start,
+      title: `Play from ${clock(m.start)}`, onclick: () => playFrom(cardNode, m.start) }, parts)));
+  }
+  return list;
+}
+
+function mediaPlayer(r, kind) {
+  // The media fragment starts the player at the moment; Range requests let it seek.
   const start = r.start ?? 0;
-  return el("audio", { controls: true, preload: "none", src: `${contentUrl(r)}#t=${start}` });
+  return el(kind === "video" ? "video" : "audio", {
+    controls: true, preload: "none", src: `${contentUrl(r)}#t=${start}` });
 }
 
 function playFrom(cardNode, start) {
-  const audio = cardNode.querySelector("audio");
-  document.querySelectorAll("audio").forEach((a) => { if (a !== audio) a.pause(); });
+  const audio = cardNode.querySelector("audio, video");
+  document.querySelectorAll("audio, video").forEach((a) => { if (a !== audio) a.pause(); });
   const go = () => { audio.currentTime = start; audio.play().catch(() => {}); };
   if (audio.readyState >= 1) go();
   else {

@@ -1,0 +1,166 @@
+"""Video items: what is shown (kept frames, read by OCR) and what is said (subtitles beside
+the file, else the transcriber), each with its time.
+
+The picture and the sound are independent: a video without sound is its frames, a
+sound-only MP4 its transcript; a corrupt stretch of the picture costs the frames after
+it (recorded in `frames_error`), never the transcript. The frame work has a deadline
+from the file's size (a file that never ends, a header that lies about its duration),
+on top of the item's budget for everything else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..connectors.base import Blob
+from ..errors import ExtractionError, one_line, require
+from . import budget
+from .base import Extracted, TimedSegment
+from .pixels_text import read_pixels
+from .video_frames import Frame, samples, select
+
+FRAME_SECONDS_PER_MB = 0.5  # the frame work's deadline: this per MB of file, ...
+FRAME_SECONDS_BASE = 60.0  # ... plus this (a 1-hour 720p lecture is ~200-600 MB)
+BAD_PACKETS = 50  # corrupt packets in a row after which the rest of the picture is given up
+
+
+def extract_video(blob: Blob, media_type: str | None, ctx: Any) -> Extracted:
+    from .audio_decode import probe
+
+    subtitles = sidecar_subtitles(blob.ref.metadata.get("subtitles") or [])
+    with blob.local_path() as path:
+        info = probe(path)
+        frames, frames_error, picture = read_frames(path, ctx, blob.ref.size)
+        segments: list[TimedSegment] = []
+        metadata: dict[str, Any] = {"duration": info["duration"], "codec": info["codec"]}
+        transcriber = getattr(ctx, "transcriber", None)
+        if subtitles is not None:
+            segments, metadata["transcript_from"] = subtitles
+        elif info["has_audio"] and transcriber is not None:
+            try:
+                transcript = transcriber.transcribe(path)
+            except ExtractionError as exc:  # the frames stand without it (or it is the error)
+                if not frames:
+                    raise
+                metadata["transcript_error"] = one_line(exc, 200)
+            else:
+                segments = list(transcript.segments)
+                metadata.update(duration=transcript.duration or info["duration"],
+                                language=transcript.language, transcript_from="speech")
+    if not frames and not segments:
+        if frames_error:
+            raise ExtractionError(frames_error)
+        if not info["has_audio"] and not picture:
+            raise ExtractionError("no picture and no sound")
+        if info["has_audio"] and transcriber is None and not picture:
+            raise ExtractionError("audio needs a transcriber")
+    metadata["video"] = picture
+    if frames_error:
+        metadata["frames_error"] = frames_error
+    return Extracted(modality="video", segments=segments, frames=frames, metadata=metadata)
+
+
+def read_frames(path: Path, ctx: Any, size: int | None
+                ) -> tuple[list[Frame], str | None, dict[str, Any] | None]:
+    """The kept frames (read by OCR when the context has an engine, then shrunk to what
+    the image models and thumbnails need), the error that cut the picture short (None),
+    and the picture's facts (None: no video stream)."""
+    import time
+
+    av = require("av", "audio")
+    allowed = FRAME_SECONDS_BASE + FRAME_SECONDS_PER_MB * (size or 0) / 1e6
+    deadline = time.monotonic() + allowed
+    budget.current().extend(allowed)  # OCR of the frames charges the item's budget
+    engine = getattr(ctx, "ocr", None)
+    need = getattr(ctx, "image_decode_size", None)
+    error: list[str] = []
+
+    def keep(frame: Frame) -> None:
+        if engine is not None:
+            frame.meta["ocr"] = read_pixels(engine, frame.image, where=f"the frame at "
+                                            f"{frame.start:.0f} s")
+        frame.image = shrunk(frame.image, need)  # hundreds are held until chunked
+
+    with av.open(str(path), metadata_errors="replace") as container:
+        stream = next((s for s in container.streams.video
+                       if not (s.disposition & av.stream.Disposition.attached_pic)), None)
+        if stream is None:  # sound only (an attached cover picture is not a picture)
+            return [], None, None
+        codec = stream.codec_context
+        codec.thread_type = "AUTO"
+        codec.skip_frame = "NONREF"  # B-frames: nothing refers to them, never looked at
+        picture = {"width": codec.width, "height": codec.height, "codec": codec.name,
+                   "fps": round(float(stream.average_rate), 3) if stream.average_rate else None}
+        duration = (container.duration / 1e6 if container.duration and container.duration > 0
+                    else None)
+
+        last = [0.0]  # the time of the last frame decoded
+
+        def decoded():
+            bad = 0
+            for packet in container.demux(stream):
+                if time.monotonic() > deadline:
+                    error.append(f"stopped looking at the picture after {allowed:.0f} s "
+                                 f"({FRAME_SECONDS_BASE:g} s + {FRAME_SECONDS_PER_MB:g} s/MB)")
+                    return
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as exc:
+                    bad += 1
+                    if bad >= BAD_PACKETS:
+                        at = (f" after {float(packet.pts * stream.time_base):.1f} s"
+                              if packet.pts is not None else "")
+                        error.append(f"corrupt picture{at}: {one_line(exc, 120)}")
+                        return
+                    continue
+                bad = 0
+                for frame in frames:
+                    last[0] = frame.time if frame.time is not None else last[0]
+                    yield frame
+
+        try:
+            kept = select(samples(decoded()), duration, on_keep=keep)
+        except av.error.FFmpegError as exc:
+            return [], f"the picture could not be decoded: {one_line(exc, 160)}", picture
+    if error and kept:  # the last frame is shown until the picture was cut, not the end
+        kept[-1].end = max(kept[-1].start, min(kept[-1].end, last[0]))
+    return kept, (error[0] if error else None), picture
+
+
+def shrunk(image: Any, need: Any) -> Any:
+    """`image` no larger than the image models and the thumbnail need (need: an
+    extract.image.DecodeSize, or None: MAX_SIDE on the long side)."""
+    from .image import MAX_SIDE
+
+    w, h = image.size
+    short, long = min(w, h), max(w, h)
+    scale = (max(need.short / short, need.long / long) if need is not None
+             else MAX_SIDE / long)
+    if scale >= 1.0:
+        return image
+    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))))
+
+
+SUBTITLE_SUFFIXES = (".srt", ".vtt")
+
+
+def sidecar_subtitles(paths: list[str]) -> tuple[list[TimedSegment], str] | None:
+    """The cues of the first readable subtitle file beside the video (the connector found
+    them: `talk.srt`, `talk.vtt`, `talk.en.srt` ...), or None."""
+    if not paths:
+        return None
+    webvtt = require("webvtt", "audio")
+    for name in paths:
+        p = Path(name)
+        try:
+            captions = (webvtt.from_srt(str(p)) if p.suffix.lower() == ".srt"
+                        else webvtt.read(str(p)))
+        except Exception:  # noqa: BLE001 (an unreadable one: the next, or the transcriber)
+            continue
+        cues = [TimedSegment(c.start_time.in_milliseconds() / 1000,  # *_in_seconds: whole s
+                             c.end_time.in_milliseconds() / 1000, " ".join(c.text.split()))
+                for c in captions if c.text.strip()]
+        if cues:
+            return cues, f"subtitles: {p.name}"
+    return None
