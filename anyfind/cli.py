@@ -368,6 +368,13 @@ def _format_result(r) -> str:
         lines.append(f"      tags: {', '.join(r.tags[:5])}")
     if r.width and r.height:
         lines.append(f"      {r.width}x{r.height} px")
+    for note in r.linked_from[:3]:  # the notes that embed or link it (vaults)
+        inside = f" > {note['heading']}" if note["heading"] else ""
+        lines.append(f"      in: {note['path']}{inside}"
+                     + ("" if note["kind"] == "embed" else "  (linked)"))
+    matching = [e for e in r.embeds if e["matches"]]
+    if matching:
+        lines.append("      embeds: " + ", ".join(Path(e["path"]).name for e in matching[:4]))
     for m in r.moments:  # where in the recording or video, and what shows it
         line = f"      {_clock(m['start'])}-{_clock(m['end'])}"
         if m["shown"]:

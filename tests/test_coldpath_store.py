@@ -125,7 +125,7 @@ def test_search_of_a_newer_store_is_refused(lexical_index):
     _v1_store(lexical_index.opened.store_url())
     engine = make_engine(lexical_index.opened.store_url())
     with engine.begin() as conn:
-        conn.execute(update(Meta).where(Meta.key == "schema_version").values(value="7"))
+        conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(LATEST + 1)))
     engine.dispose()
     with pytest.raises(ConfigError, match="newer than this anyfind"):
         lexical_index.search("lighthouses", mode="lexical")

@@ -38,7 +38,19 @@ def extract_text(blob: Blob, media_type: str, ctx: object | None = None) -> Extr
     text = normalise_newlines(text)
     title = markdown_title(text) if media_type == "text/markdown" else None
     sections = [Section(text)] if text.strip() else []
-    return Extracted(sections=sections, title=title, metadata={"encoding": encoding})
+    metadata: dict = {"encoding": encoding}
+    if media_type == "text/markdown":  # a note: its links, embeds, tags (extract/links.py)
+        from .links import parse
+
+        note = parse(text)
+        title = note["title"] or title
+        if note["links"]:
+            metadata["links"] = [link.to_json() for link in note["links"]]
+        if note["tags"]:
+            metadata["note_tags"] = note["tags"]
+        if note["aliases"]:
+            metadata["aliases"] = note["aliases"]
+    return Extracted(sections=sections, title=title, metadata=metadata)
 
 
 def decode_text(data: bytes) -> tuple[str, str]:

@@ -10,6 +10,8 @@ on top of the item's budget for everything else.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from .video_frames import Frame, samples, select
 
 FRAME_SECONDS_PER_MB = 0.5  # the frame work's deadline: this per MB of file, ...
 FRAME_SECONDS_BASE = 60.0  # ... plus this (a 1-hour 720p lecture is ~200-600 MB)
+READERS = 2  # kept frames read by OCR at once, beside the decoding
 BAD_PACKETS = 50  # corrupt packets in a row after which the rest of the picture is given up
 
 
@@ -76,17 +79,49 @@ def read_frames(path: Path, ctx: Any, size: int | None
     need = getattr(ctx, "image_decode_size", None)
     error: list[str] = []
 
+    # Kept frames are read on READERS threads while the picture goes on decoding (the
+    # engine's sessions run one thread each); at most READERS + 1 wait full size.
+    pool = ThreadPoolExecutor(READERS, thread_name_prefix="anyfind-frames") if engine else None
+    slots = threading.BoundedSemaphore(READERS + 1)
+    pending: list[Future] = []
+
+    def finish(frame: Frame) -> None:
+        try:
+            if engine is not None:
+                frame.meta["ocr"] = read_pixels(engine, frame.image, where=f"the frame at "
+                                                f"{frame.start:.0f} s")
+            frame.image = shrunk(frame.image, need)  # hundreds are held until chunked
+        finally:
+            slots.release()
+
     def keep(frame: Frame) -> None:
-        if engine is not None:
-            frame.meta["ocr"] = read_pixels(engine, frame.image, where=f"the frame at "
-                                            f"{frame.start:.0f} s")
-        frame.image = shrunk(frame.image, need)  # hundreds are held until chunked
+        slots.acquire()
+        if pool is None:
+            finish(frame)
+        else:
+            pending.append(pool.submit(finish, frame))
+
+    try:
+        kept, picture = _decode_and_select(av, path, keep, deadline, allowed, error)
+        for future in pending:
+            future.result()  # an engine's ReadElsewhere (a distributed read task) too
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return kept, (error[0] if error else None), picture
+
+
+def _decode_and_select(av: Any, path: Path, keep: Any, deadline: float, allowed: float,
+                       error: list[str]) -> tuple[list[Frame], dict[str, Any] | None]:
+    """Decode the picture and keep its frames (video_frames.select); what cut it short
+    goes to `error`. ([], None) when there is no picture."""
+    import time
 
     with av.open(str(path), metadata_errors="replace") as container:
         stream = next((s for s in container.streams.video
                        if not (s.disposition & av.stream.Disposition.attached_pic)), None)
         if stream is None:  # sound only (an attached cover picture is not a picture)
-            return [], None, None
+            return [], None
         codec = stream.codec_context
         codec.thread_type = "AUTO"
         codec.skip_frame = "NONREF"  # B-frames: nothing refers to them, never looked at
@@ -94,7 +129,6 @@ def read_frames(path: Path, ctx: Any, size: int | None
                    "fps": round(float(stream.average_rate), 3) if stream.average_rate else None}
         duration = (container.duration / 1e6 if container.duration and container.duration > 0
                     else None)
-
         last = [0.0]  # the time of the last frame decoded
 
         def decoded():
@@ -122,10 +156,11 @@ def read_frames(path: Path, ctx: Any, size: int | None
         try:
             kept = select(samples(decoded()), duration, on_keep=keep)
         except av.error.FFmpegError as exc:
-            return [], f"the picture could not be decoded: {one_line(exc, 160)}", picture
+            error.append(f"the picture could not be decoded: {one_line(exc, 160)}")
+            return [], picture
     if error and kept:  # the last frame is shown until the picture was cut, not the end
         kept[-1].end = max(kept[-1].start, min(kept[-1].end, last[0]))
-    return kept, (error[0] if error else None), picture
+    return kept, picture
 
 
 def shrunk(image: Any, need: Any) -> Any:

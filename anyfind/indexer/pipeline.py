@@ -24,6 +24,7 @@ from ..store.metadata import ItemRecord, NewChild
 from .encode import encode_items
 from .planner import plan_sync
 from .prepare import Prepared, Preparer
+from .relations import resolve_links
 from .report import SyncReport, VectorsPending
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class Pipeline:
             space.plan_documents(len(todo))
         self._process(source_id, connector, todo, report)
         crash_point("sync.written")
+        resolve_links(self.store, source_id)  # notes' links to what they name (vaults)
         try:
             self.opened.refresh_vectors(save=True)
         except Exception as exc:

@@ -26,6 +26,7 @@ from ..core.query_inputs import (
 )
 from ..errors import QueryError
 from .allowed import Allowed
+from .context import add_context
 from .filters import Filters, parse_filters, parse_query
 from .fusion import FUSIONS, rrf, score_fusion
 from .highlight import Highlighter
@@ -139,6 +140,19 @@ class Ranked:
     raw: dict[str, float]  # each signal's own score (cosine, BM25)
     evidence: Evidence
     others: tuple[int, ...] = ()  # the item's other matching chunks, best first (moments)
+
+
+def _interleaved(by_signal: dict[str, list[int]], shown: int) -> tuple[int, ...]:
+    """An item's other matching chunks: each signal's first, then each one's second...
+    (the lexical signal's best window is looked at even when dense ranks frames first)."""
+    out: dict[int, None] = {}
+    for rank in range(max(map(len, by_signal.values()), default=0)):
+        for order in by_signal.values():
+            if rank < len(order) and order[rank] != shown:
+                out.setdefault(order[rank])
+        if len(out) >= MOMENT_CHUNKS:
+            break
+    return tuple(out)
 
 
 def readable(text: str) -> str:
@@ -397,6 +411,8 @@ class Searcher:
             self._moments(results, highlighter, q, vectors or {})
         except Exception:  # noqa: BLE001 (moments refine a hit; the hit stands without)
             log.warning("moments were not found", exc_info=True)
+        with profile.stage("metadata"):
+            add_context(results, self.reader)
         lines = [(r, line) for r in results for line in getattr(r, "_read_lines", ())]
         try:
             spans = highlighter.spans_of([r.text for r in results])
@@ -423,8 +439,11 @@ class Searcher:
             return
         with profile.stage("metadata"):
             rows = self.reader.chunk_rows([c for r in timed for c in r._timed[1]])
-        finder = MomentFinder(lambda texts: [len(s) for s in highlighter.spans_of(texts)],
-                              self._closeness(q, vectors))
+        def words(texts):  # distinct query words in each text (a repeated one counts once)
+            return [len({text[a:b].lower() for a, b in spans})
+                    for text, spans in zip(texts, highlighter.spans_of(texts), strict=True)]
+
+        finder = MomentFinder(words, self._closeness(q, vectors))
         for r in timed:
             shown, others, meta = r._timed
             chunks = [shown] + [rows[c] for c in others if c in rows]
@@ -486,17 +505,17 @@ class Searcher:
         # Per signal: the best chunk of each key, in rank order.
         ranked: dict[str, list[tuple[Any, float]]] = {}
         best: dict[Any, tuple[int, int]] = {}  # key -> (rank, chunk id)
-        matching: dict[Any, dict[int, int]] = {}  # key -> {chunk id: its best rank}
+        # key -> each signal's chunks of it, in that signal's order (moments look at them)
+        matching: dict[Any, dict[str, list[int]]] = {}
         per_signal: dict[Any, dict[str, float]] = {}
         evidence: dict[Any, Evidence] = {}
         for name, sig in signals.items():
             order: list[tuple[Any, float]] = []
-            for position, (cid, score) in enumerate(sig):
+            for cid, score in sig:
                 if cid not in facts:
                     continue  # a chunk deleted after the vector index was loaded
                 kk = key(cid)
-                seen = matching.setdefault(kk, {})
-                seen[cid] = min(seen.get(cid, position), position)
+                matching.setdefault(kk, {}).setdefault(name, []).append(cid)
                 if name in per_signal.setdefault(kk, {}):
                     continue
                 per_signal[kk][name] = score
@@ -528,8 +547,7 @@ class Searcher:
             fused = rrf({n: [kk for kk, _ in o] for n, o in ranked.items()}, q.weights)
         ordered = sorted(fused.items(), key=lambda kv: -kv[1])  # stable: ties keep rank order
         return [Ranked(score, best[kk][1], per_signal[kk], evidence[kk],
-                       tuple(c for c, _ in sorted(matching[kk].items(), key=lambda cr: cr[1])
-                             if c != best[kk][1]))
+                       _interleaved(matching[kk], best[kk][1]))
                 for kk, score in ordered]
 
     @staticmethod

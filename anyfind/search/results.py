@@ -42,6 +42,11 @@ class Result:
     # In a recording or a video: where it matches (search/moments.py), best first:
     # {"start", "end", "kind": speech | frame, "said", "shown", "frame": its ordinal}.
     moments: list[dict[str, Any]] = field(default_factory=list)
+    # Where it sits in a notes vault (search/context.py): the notes that embed or link it,
+    # each {"id", "path", "title", "kind": embed | link, "heading", "passage"}; for a
+    # note, what it embeds: {"id", "path", "kind", "matches": also a result here}.
+    linked_from: list[dict[str, Any]] = field(default_factory=list)
+    embeds: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

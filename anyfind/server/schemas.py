@@ -43,6 +43,13 @@ class ResultModel(BaseModel):
         default_factory=list, description="lines read in the image (OCR) that hold query "
         "words: text, box [x0, y0, x1, y1] as fractions of the image, conf, highlights")
     snippet: str = Field("", description="the best-matching passage of text, ~240 characters")
+    linked_from: list[dict[str, Any]] = Field(
+        default_factory=list, description=(
+            "the notes that embed or link this item (vaults): id, path, title, kind "
+            "(embed | link), heading, passage around the embed"))
+    embeds: list[dict[str, Any]] = Field(
+        default_factory=list, description=(
+            "for a note, the items it embeds: id, path, heading, matches (also a result)"))
     moments: list[dict[str, Any]] = Field(
         default_factory=list, description=(
             "in a recording or a video, where it matches, best first: start, end (s), kind "

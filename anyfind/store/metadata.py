@@ -16,11 +16,13 @@ import numpy as np
 from sqlalchemy import (
     Engine,
     Select,
+    bindparam,
     create_engine,
     delete,
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -32,7 +34,8 @@ from . import outbox
 from .lexical import LexicalIndex
 from .migrations import migrate
 from .outbox import HELD, HeldVector, VectorChanges
-from .schema import Chunk, Embedding, Item, Source, Space, VectorOutbox
+from .reader import passage_around
+from .schema import Chunk, Embedding, Item, Relation, Source, Space, VectorOutbox
 from .sqltext import like_escape
 
 Parent = aliased(Item, name="parent")
@@ -289,6 +292,59 @@ class Store:
         with self.engine.connect() as conn:
             return {r.uri: r for r in conn.execute(q)}
 
+    # -- relations (a note's links and embeds) -------------------------------------------
+    def unresolved_relations(self, source_id: int) -> list[Any]:
+        """(id, from_item, from uri, target, wiki) of the source's links to nothing yet."""
+        q = (select(Relation.id, Relation.from_item, Item.uri.label("from_uri"),
+                    Relation.target, Relation.wiki)
+             .join(Item, Item.id == Relation.from_item)
+             .where(Relation.source_id == source_id, Relation.to_item.is_(None)))
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
+
+    def link_targets(self, source_id: int) -> list[Any]:
+        """(id, uri, aliases) of the source's own items: what its links may name."""
+        q = select(Item.id, Item.uri, Item.meta).where(Item.source_id == source_id,
+                                                       Item.parent_id.is_(None))
+        with self.engine.connect() as conn:
+            return [(r.id, r.uri, (r.meta or {}).get("aliases") or []) for r in conn.execute(q)]
+
+    def resolve_relations(self, found: Sequence[tuple[int, int]]) -> None:
+        """Point relations at the items their targets name: (relation id, item id)."""
+        with self.engine.begin() as conn:
+            for i in range(0, len(found), 500):
+                part = found[i : i + 500]
+                conn.execute(update(Relation).where(Relation.id == bindparam("rid"))
+                             .values(to_item=bindparam("tid")),
+                             [{"rid": r, "tid": t} for r, t in part])
+
+    def relations_of(self, item_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The links and embeds to and from these items, with the other end's path and
+        the passage of the note around each (its chunk holding the link)."""
+        ids = [int(i) for i in item_ids]
+        if not ids:
+            return []
+        From, To = aliased(Item, name="f"), aliased(Item, name="t")
+        q = (select(Relation.from_item, Relation.to_item, Relation.kind, Relation.target,
+                    Relation.position, Relation.heading, From.path.label("from_path"),
+                    From.title.label("from_title"), To.path.label("to_path"))
+             .join(From, From.id == Relation.from_item)
+             .outerjoin(To, To.id == Relation.to_item)
+             .where(or_(Relation.to_item.in_(ids), Relation.from_item.in_(ids)))
+             .order_by(Relation.from_item, Relation.position).limit(2000))
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+            notes = sorted({r["from_item"] for r in rows if r["to_item"] in ids})
+            chunks = list(conn.execute(
+                select(Chunk.item_id, Chunk.char_start, Chunk.char_end, Chunk.text)
+                .where(Chunk.item_id.in_(notes), Chunk.char_start.is_not(None)))) if notes else []
+        for r in rows:
+            r["passage"] = next(
+                (passage_around(c.text or "", r["position"] - c.char_start) for c in chunks
+                 if c.item_id == r["from_item"] and c.char_start <= r["position"] < c.char_end),
+                "")
+        return rows
+
     def children_of(self, item_id: int) -> list[dict[str, Any]]:
         """The items found inside this one (an e-mail's attachments), in order."""
         cols = (Item.id, Item.uri, Item.path, Item.modality, Item.media_type, Item.size,
@@ -446,13 +502,22 @@ class Store:
         time: a multi-row INSERT ... RETURNING per table and level (ids in the rows' order)
         instead of a statement per item and per chunk, which cost ~1.3 ms an item, as
         much as the rest of a small file's indexing (docs/BENCHMARKS.md)."""
-        rows = []
+        rows, links = [], []
         for record, _, _ in level:
             values = {k: self._clean(v) for k, v in record.__dict__.items()}
-            values["meta"] = values["meta"] or {}
+            values["meta"] = dict(values["meta"] or {})
+            links.append(values["meta"].pop("links", None) or ())  # rows of their own
             values["indexed_at"] = now
             rows.append(values)
         ids = self._insert_returning(conn, Item, rows)
+        relation_rows = [
+            {"source_id": row["source_id"], "from_item": item_id, "to_item": None,
+             "target": self._clean(link["target"])[:2000], "kind": link["kind"],
+             "wiki": bool(link.get("wiki")), "position": int(link.get("offset", 0)),
+             "heading": self._clean(link.get("heading", ""))[:500]}
+            for item_id, row, found in zip(ids, rows, links, strict=True) for link in found]
+        if relation_rows:  # resolved to items after the sync (indexer/relations.py)
+            conn.execute(insert(Relation), relation_rows)
         chunk_rows, vectors = [], []
         for item_id, (_, chunks, _) in zip(ids, level, strict=True):
             for c in chunks:
@@ -838,3 +903,4 @@ class Store:
             q = q.limit(limit)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
+

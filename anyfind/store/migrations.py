@@ -89,9 +89,19 @@ def _v6_outbox_origin(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE vector_outbox ADD COLUMN origin BIGINT")
 
 
+def _v7_relations(conn: Connection) -> None:
+    """relations: a note's links and embeds (vaults). Notes indexed before are marked
+    changed, so the next sync reads their links."""
+    from .schema import Relation
+
+    Relation.__table__.create(conn, checkfirst=True)
+    conn.exec_driver_sql("UPDATE items SET fingerprint = '', content_hash = NULL "
+                         "WHERE media_type = 'text/markdown'")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_lexical, _v3_parent,
                                                   _v4_vector_outbox, _v5_index_files,
-                                                  _v6_outbox_origin]
+                                                  _v6_outbox_origin, _v7_relations]
 LATEST = len(MIGRATIONS)
 
 

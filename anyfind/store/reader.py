@@ -28,7 +28,7 @@ from .fts import fts5_match, fts5_reference
 
 # migrations.LATEST without importing SQLAlchemy; tests/test_coldpath_store.py keeps
 # them equal.
-STORE_SCHEMA = 6
+STORE_SCHEMA = 7
 
 _ROW_SQL = (
     "SELECT c.id AS chunk_id, c.item_id, c.ordinal, c.modality AS chunk_modality, c.text, "
@@ -201,6 +201,30 @@ class SQLiteReader:
             out[row["chunk_id"]] = row
         return out
 
+    def relations_of(self, item_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The links and embeds to and from these items (as Store.relations_of)."""
+        ids = [int(i) for i in item_ids]
+        if not ids:
+            return []
+        cur = self._conn().execute(
+            "SELECT r.from_item, r.to_item, r.kind, r.target, r.position, r.heading, "
+            "f.path AS from_path, f.title AS from_title, t.path AS to_path FROM relations r "
+            "JOIN items f ON f.id = r.from_item LEFT JOIN items t ON t.id = r.to_item "
+            f"WHERE r.to_item IN {_IDS} OR r.from_item IN {_IDS} "
+            "ORDER BY r.from_item, r.position LIMIT 2000", (_ids(ids), _ids(ids)))
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, v, strict=True)) for v in cur.fetchall()]
+        notes = sorted({r["from_item"] for r in rows if r["to_item"] in ids})
+        chunks = self.query(
+            "SELECT item_id, char_start, char_end, text FROM chunks WHERE item_id IN "
+            f"{_IDS} AND char_start IS NOT NULL", (_ids(notes),)) if notes else []
+        for r in rows:
+            r["passage"] = next((passage_around(text or "", r["position"] - start)
+                                 for item_id, start, end, text in chunks
+                                 if item_id == r["from_item"] and start <= r["position"] < end),
+                                "")
+        return rows
+
     def sources(self) -> list[dict[str, Any]]:
         """Every source with its item count, by name (as Store.sources)."""
         counts = dict(self.query("SELECT source_id, count(*) FROM items GROUP BY source_id"))
@@ -215,3 +239,14 @@ class SQLiteReader:
             row["items"] = counts.get(row["id"], 0)
             out.append(row)
         return out
+
+
+def passage_around(text: str, at: int, width: int = 160) -> str:
+    """About `width` characters of `text` around offset `at`, cut at spaces."""
+    lo, hi = max(0, at - width // 2), min(len(text), at + width // 2)
+    if lo > 0:
+        lo = text.find(" ", lo, at) + 1 or lo
+    if hi < len(text):
+        hi = text.rfind(" ", at, hi) if text.rfind(" ", at, hi) > at else hi
+    return ("..." if lo > 0 else "") + " ".join(text[lo:hi].split()) + (
+        "..." if hi < len(text) else "")

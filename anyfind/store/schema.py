@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -67,6 +68,26 @@ class Item(Base):
     title: Mapped[str | None] = mapped_column(Text, nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     indexed_at: Mapped[float] = mapped_column(Float)
+
+
+class Relation(Base):
+    """A note's link or embed (extract/links.py): from the note to the item its target
+    names once resolved (indexer/relations.py); None while nothing matches it (a
+    deleted target leaves its links unresolved, kept with their text)."""
+
+    __tablename__ = "relations"
+    __table_args__ = (Index("ix_relations_from", "from_item"), Index("ix_relations_to", "to_item"),
+                      Index("ix_relations_source", "source_id", "to_item"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    from_item: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    to_item: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"),
+                                                nullable=True)
+    target: Mapped[str] = mapped_column(Text)  # as written, decoded
+    kind: Mapped[str] = mapped_column(String(16))  # link | embed
+    wiki: Mapped[bool] = mapped_column(Boolean, default=False)  # [[name]], not a path
+    position: Mapped[int] = mapped_column(Integer, default=0)  # character offset in the note
+    heading: Mapped[str] = mapped_column(Text, default="")  # the heading it sits under
 
 
 class Chunk(Base):

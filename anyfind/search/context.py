@@ -1,0 +1,45 @@
+"""Where a result sits among notes (vaults): the notes that embed or link it, with the
+passage around the embed, and for a note the media it embeds (marked when they match
+the same query). One read of the relations table per page, never a search per result."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+MAX_NOTES = 5  # notes listed per result
+MAX_EMBEDS = 10
+log = logging.getLogger("anyfind.search")
+
+
+def add_context(results: Sequence[Any], reader: Any) -> None:
+    """Fill `linked_from` and `embeds` of each result from the store's relations."""
+    ids = [r.item_id for r in results]
+    try:
+        rows = reader.relations_of(ids)
+    except Exception:  # noqa: BLE001 (a store from before relations: no context, results stand)
+        log.debug("no relations read", exc_info=True)
+        return
+    shown = set(ids)
+    for r in results:
+        into = [row for row in rows if row["to_item"] == r.item_id
+                and row["from_item"] != r.item_id]
+        # An embed says more than a link: embedding notes first.
+        into.sort(key=lambda row: (row["kind"] != "embed", row["from_item"], row["position"]))
+        seen: set[int] = set()
+        for row in into:
+            if row["from_item"] in seen:
+                continue
+            seen.add(row["from_item"])
+            r.linked_from.append({"id": row["from_item"], "path": row["from_path"],
+                                  "title": row["from_title"], "kind": row["kind"],
+                                  "heading": row["heading"], "passage": row["passage"]})
+            if len(r.linked_from) == MAX_NOTES:
+                break
+        out = [row for row in rows if row["from_item"] == r.item_id
+               and row["kind"] == "embed" and row["to_item"] is not None
+               and row["to_item"] != r.item_id]
+        for row in out[:MAX_EMBEDS]:
+            r.embeds.append({"id": row["to_item"], "path": row["to_path"],
+                             "heading": row["heading"], "matches": row["to_item"] in shown})

@@ -1,0 +1,172 @@
+"""Notes vaults: links, embeds, aliases and tags read from the notes, stored as relations
+(resolved the way Obsidian resolves them), and shown with every result: a screenshot hit
+says which note embeds it and where, a note hit lists what it embeds that also matches."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from ocr_fixtures import slide
+from test_lexical import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
+
+from anyfind import Index
+from anyfind.cli import cli
+from anyfind.extract.links import MAX_LINKS, parse
+
+pytest.importorskip("rapidocr_onnxruntime")
+
+DQN = """---
+tags: [reinforcement-learning]
+aliases: [DQN, Deep Q Network]
+---
+# Deep Q Learning
+
+## Experience replay
+Transitions go into a buffer and minibatches are drawn from it.
+![[replay-slide.png|400]]
+
+## Targets
+See [[Target Networks|the target trick]] and [[Missing Note]]. #exam-topic
+`[[Not A Link]]` and `#not-a-tag` stay code.
+"""
+TARGETS = """# Target networks
+A frozen copy of the network gives stable targets. Back to [[DQN]].
+
+![the slide](../images/target%20slide.png)
+![[Target Networks]]
+"""
+
+
+def make_vault(root: Path) -> Path:
+    (root / "notes").mkdir(parents=True)
+    (root / "images").mkdir()
+    (root / "notes" / "RL - Deep Q Learning.md").write_text(DQN)
+    (root / "notes" / "Target Networks.md").write_text(TARGETS)
+    (root / "notes" / "Loop A.md").write_text("Loop A points at [[Loop B]].")
+    (root / "notes" / "Loop B.md").write_text("Loop B points back at [[Loop A]].")
+    slide(root / "images" / "replay-slide.png", "Experience Replay",
+          ["transitions are stored in a buffer"])
+    slide(root / "images" / "target slide.png", "Target Networks",
+          ["a frozen copy gives stable targets"], seed=2, background=(120, 40, 40))
+    return root
+
+
+@pytest.fixture(scope="module")
+def vault(tmp_path_factory) -> Path:
+    return make_vault(tmp_path_factory.mktemp("vault"))
+
+
+@pytest.fixture(scope="module")
+def index(vault, tmp_path_factory):
+    idx = Index.open(tmp_path_factory.mktemp("vault-idx") / "idx", transcriber=None)
+    report = idx.add([vault])
+    assert report.failed == 0, report.errors
+    yield idx
+    idx.close()
+
+
+def hit(idx, query: str, name: str):
+    return next(r for r in idx.search(query, k=10) if Path(r.path).name == name)
+
+
+def test_links_embeds_tags_and_aliases_are_read_outside_code():
+    note = parse(DQN)
+    found = {(link.target, link.kind, link.heading) for link in note["links"]}
+    assert found == {("replay-slide.png", "embed", "Experience replay"),
+                     ("Target Networks", "link", "Targets"), ("Missing Note", "link", "Targets")}
+    assert note["tags"] == ["reinforcement-learning", "exam-topic"]
+    assert note["aliases"] == ["DQN", "Deep Q Network"]
+    embed = next(link for link in note["links"] if link.kind == "embed")
+    assert DQN[embed.offset:].startswith("![[replay-slide.png|400]]") and embed.alias == ""
+    standard = parse(TARGETS)["links"]
+    assert ("../images/target slide.png", "embed", False) in {
+        (link.target, link.kind, link.wiki) for link in standard}
+
+
+def test_a_screenshot_hit_says_which_note_embeds_it_and_where(index):
+    r = hit(index, "transitions stored in a buffer", "replay-slide.png")
+    (note,) = r.linked_from
+    assert Path(note["path"]).name == "RL - Deep Q Learning.md"
+    assert note["kind"] == "embed" and note["heading"] == "Experience replay"
+    assert "minibatches are drawn" in note["passage"]
+    out = CliRunner().invoke(cli, ["search", "transitions stored in a buffer", "--index",
+                                   str(index.path)])
+    assert "in: " in out.output and "RL - Deep Q Learning.md > Experience replay" in out.output
+
+
+def test_a_standard_image_link_and_an_alias_resolve(index):
+    r = hit(index, "frozen copy stable targets", "target slide.png")
+    assert [Path(n["path"]).name for n in r.linked_from] == ["Target Networks.md"]
+    note = hit(index, "deep q learning experience replay", "RL - Deep Q Learning.md")
+    linkers = {Path(n["path"]).name: n["kind"] for n in note.linked_from}
+    assert linkers == {"Target Networks.md": "link"}  # [[DQN]]: the note's alias
+
+
+def test_a_note_hit_lists_its_embedded_screenshots_that_also_match(index):
+    note = hit(index, "frozen copy stable targets", "Target Networks.md")
+    embedded = {Path(e["path"]).name: e["matches"] for e in note.embeds}
+    assert embedded == {"target slide.png": True}  # its self-embed is not listed
+
+
+def test_link_cycles_and_a_self_embed_cost_nothing_more(index):
+    loop = hit(index, "loop points back", "Loop A.md")
+    assert [Path(n["path"]).name for n in loop.linked_from] == ["Loop B.md"]
+
+
+def test_renames_keep_relations_and_a_deleted_target_unresolves(tmp_path):
+    vault = make_vault(tmp_path / "vault")
+    with Index.open(tmp_path / "idx", transcriber=None, tagger=False) as idx:
+        idx.add([vault])
+        (vault / "images" / "replay-slide.png").rename(vault / "images" / "renamed.png")
+        report = idx.sync()
+        assert report.renamed == 1
+        r = hit(idx, "transitions stored in a buffer", "renamed.png")
+        assert [Path(n["path"]).name for n in r.linked_from] == ["RL - Deep Q Learning.md"]
+        (vault / "notes" / "Target Networks.md").unlink()
+        idx.sync()
+        note = hit(idx, "deep q learning experience replay", "RL - Deep Q Learning.md")
+        assert note.linked_from == []
+        # The note it linked to comes back: the link resolves again.
+        (vault / "notes" / "Target Networks.md").write_text(TARGETS)
+        idx.sync()
+        target = hit(idx, "frozen copy stable targets", "Target Networks.md")
+        assert [Path(n["path"]).name for n in target.linked_from] == ["RL - Deep Q Learning.md"]
+
+
+def test_hostile_links_are_bounded_and_never_leave_the_source(tmp_path):
+    vault = tmp_path / "vault"
+    (vault / "notes").mkdir(parents=True)
+    secret = tmp_path / "secret.md"
+    secret.write_text("a secret outside the vault")
+    many = " ".join(f"[[n{i}]]" for i in range(100_000))
+    (vault / "notes" / "many.md").write_text("A note of links. " + many)
+    (vault / "notes" / "escape.md").write_text(
+        "Out: [s](../../secret.md) and [[../../secret]] and ![[%2e%2e/%2e%2e/secret.md]] "
+        "and [[\u202enote]].")
+    started = time.perf_counter()
+    assert len(parse((vault / "notes" / "many.md").read_text())["links"]) == MAX_LINKS
+    assert time.perf_counter() - started < 30
+    with Index.open(tmp_path / "idx", transcriber=None, tagger=False) as idx:
+        report = idx.add([vault])
+        assert report.failed == 0, report.errors
+        escape = hit(idx, "out and secret", "escape.md")
+        assert escape.embeds == []
+        rows = idx.opened.store.relations_of([escape.item_id])
+        assert rows and all(row["to_item"] is None for row in rows)
+
+
+def test_relations_on_postgresql(postgres_url, tmp_path):  # noqa: F811 (a fixture)
+    vault = make_vault(tmp_path / "vault")
+    with Index.open(tmp_path / "idx", store_url=postgres_url, transcriber=None,
+                    tagger=False) as idx:
+        idx.add([vault])
+        r = hit(idx, "transitions stored in a buffer", "replay-slide.png")
+        assert [n["heading"] for n in r.linked_from] == ["Experience replay"]
+        shutil.rmtree(vault / "images")
+        idx.sync()
+        note = hit(idx, "deep q learning experience replay", "RL - Deep Q Learning.md")
+        assert note.embeds == []
