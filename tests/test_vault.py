@@ -143,12 +143,12 @@ def test_hostile_links_are_bounded_and_never_leave_the_source(tmp_path):
     secret = tmp_path / "secret.md"
     secret.write_text("a secret outside the vault")
     many = " ".join(f"[[n{i}]]" for i in range(100_000))
-    (vault / "notes" / "many.md").write_text("A note of links. " + many)
+    (vault / "notes" / "many.md").write_text("A note of links. " + many[:80_000])
     (vault / "notes" / "escape.md").write_text(
         "Out: [s](../../secret.md) and [[../../secret]] and ![[%2e%2e/%2e%2e/secret.md]] "
         "and [[\u202enote]].")
     started = time.perf_counter()
-    assert len(parse((vault / "notes" / "many.md").read_text())["links"]) == MAX_LINKS
+    assert len(parse("A note of links. " + many)["links"]) == MAX_LINKS
     assert time.perf_counter() - started < 30
     with Index.open(tmp_path / "idx", transcriber=None, tagger=False) as idx:
         report = idx.add([vault])
