@@ -479,7 +479,8 @@ def status(index_name, show_errors, config_file, as_json) -> None:
         _emit_json(st)
         return
     click.echo(f"index    {st['index']}")
-    click.echo(f"items    {st['items']} ({st['ok']} ok, {st['errors']} errors)"
+    skipped = f", {st['skipped']} skipped" if st.get("skipped") else ""
+    click.echo(f"items    {st['items']} ({st['ok']} ok, {st['errors']} errors{skipped})"
                + "".join(f", {n} {m}" for m, n in sorted(st["by_modality"].items())))
     click.echo(f"chunks   {st['chunks']}")
     for name, sp in st["spaces"].items():

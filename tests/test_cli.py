@@ -67,8 +67,9 @@ def test_index_prints_summary_into_default_index(anyfind_home, corpus):
 
 def test_index_reports_bad_files(built):
     idx, corpus, first = built
-    assert "6 added" in first.stdout and "2 failed" in first.stdout
-    assert "empty.txt" in first.stderr and "junk.txt" in first.stderr
+    assert "6 added" in first.stdout and "1 failed" in first.stdout
+    assert "1 skipped" in first.stdout  # the empty file: nothing to index, not a failure
+    assert "junk.txt" in first.stderr and "empty.txt" not in first.stderr
     # a failed item is not retried while it is unchanged
     again = run("index", str(corpus), "--index", str(idx), "-q")
     assert "8 unchanged" in again.stdout and "0 failed" in again.stdout
@@ -148,7 +149,7 @@ def test_status_json_and_errors(built):
     idx, corpus, _ = built
     st = json.loads(run("status", "--index", str(idx), "--json").stdout)
     assert st["index"] == str(idx)
-    assert (st["items"], st["ok"], st["errors"]) == (8, 6, 2)
+    assert (st["items"], st["ok"], st["errors"], st["skipped"]) == (8, 6, 1, 1)
     assert st["chunks"] == st["spaces"]["text"]["vectors"] > 0
     assert st["spaces"]["text"]["dim"] == 384
     (source,) = st["sources"]
@@ -157,11 +158,11 @@ def test_status_json_and_errors(built):
 
     st = json.loads(run("status", "--index", str(idx), "--json", "--errors").stdout)
     errors = {Path(e["path"]).name: e["error"] for e in st["error_items"]}
-    assert set(errors) == {"empty.txt", "junk.txt"} and "empty" in errors["empty.txt"]
+    assert set(errors) == {"junk.txt"}
 
     human = run("status", "--index", str(idx), "--errors").stdout
-    assert "items    8 (6 ok, 2 errors)" in human
-    assert f"error    {corpus / 'bad' / 'empty.txt'}:" in human
+    assert "items    8 (6 ok, 1 errors, 1 skipped)" in human
+    assert f"error    {corpus / 'bad' / 'junk.txt'}:" in human
     assert "384-d" in human
 
 

@@ -136,17 +136,18 @@ class Preparer:
         limit = self.view.config.max_file_bytes
         if size is not None and size > limit:
             raise ExtractionError(f"{what} too large ({size} bytes > cap of {limit})")
-        if size == 0:
-            raise ExtractionError(f"empty {what}")
 
     def _extract_into(self, item: Prepared, blob, depth: int) -> None:
         """The one extraction path of every item, a file or an attachment: sniff, check
         the type against the name, extract, chunk; then the items found inside it."""
         from ..extract import extract
-        from ..extract.sniff import modality_of, sniff_blob
+        from ..extract.sniff import EMPTY, modality_of, sniff_blob
 
         view = self.view
         item.media_type = sniff_blob(blob)
+        if item.media_type == EMPTY:  # nothing to index: skipped, never a failure (a vault's
+            item.status, item.error = "skipped", "empty"  # empty tag notes, a placeholder)
+            return
         item.modality = modality_of(item.media_type)
         claimed = mimetypes.guess_type(item.ref.path)[0]
         if claimed and _is_binary_type(claimed) and item.media_type.startswith("text/"):

@@ -889,6 +889,7 @@ class Store:
             "items": sum(by_status.values()),
             "ok": by_status.get("ok", 0),
             "errors": by_status.get("error", 0),
+            "skipped": by_status.get("skipped", 0),  # empty, unsupported, not indexed here
             "by_modality": {str(k): v for k, v in by_modality.items()},
             "chunks": chunks,
             "vectors": vectors,
@@ -898,7 +899,10 @@ class Store:
     def errors(self, limit: int | None = None) -> list[dict[str, Any]]:
         q = (select(Item.id, Item.path, Item.media_type, Item.error, Source.name.label("source"))
              .join(Source, Source.id == Item.source_id)
-             .where((Item.status == "error") | Item.error.is_not(None)).order_by(Item.path))
+             # failed items, and indexed ones keeping their last good version after a
+             # failed re-read; skipped ones (empty, unsupported) are not errors
+             .where((Item.status == "error") | ((Item.status == "ok") & Item.error.is_not(None)))
+             .order_by(Item.path))
         if limit:
             q = q.limit(limit)
         with self.engine.connect() as conn:

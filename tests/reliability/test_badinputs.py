@@ -57,7 +57,8 @@ def test_the_run_completes(run):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     report = json.loads(result.stdout)
-    assert report["added"] >= len(GOOD) and report["failed"] > 20
+    assert report["added"] >= len(GOOD) and report["failed"] > 10
+    assert report["skipped"] >= 9  # the zero-byte files: nothing to index, not failures
 
 
 def test_every_bad_input_is_indexed_or_recorded(run):
