@@ -257,9 +257,12 @@ def search_options(f):
               help="Ask a running `anyfind serve` for this index (warm: no model to load). "
                    "Env: ANYFIND_SERVER; default: [search] server in the index's anyfind.toml.")
 @click.option("--local", is_flag=True, help="Search in this process, even if a server is set.")
+@click.option("--group", is_flag=True,
+              help="One card per note: its matching passages and the matching screenshots, "
+                   "recordings and videos it embeds or links (notes vaults).")
 @json_option
 def search(query, index_name, k, offset, mode, fusion, weights, rerank, prf, filters, chunks,
-           min_score, show_all, image, audio, sources, server, local, as_json) -> None:
+           min_score, show_all, image, audio, sources, server, local, group, as_json) -> None:
     """Search the index: text, --image or --audio.
 
     QUERY may hold filters: modality: source: ext: path: lang: media: after: before:
@@ -274,6 +277,11 @@ def search(query, index_name, k, offset, mode, fusion, weights, rerank, prf, fil
         from .client import configured_server
 
         server = configured_server(resolve_index_path(index_name))
+    wanted = k
+    if group:
+        from .search.context import GROUP_DEPTH
+
+        k = k * GROUP_DEPTH  # results looked at for k cards
     if server and not local:
         results = _server_search(server, index_name, query, k=k, offset=offset, mode=mode,
                                  fusion=fusion, weights=weights, rerank=rerank, prf=prf,
@@ -289,8 +297,30 @@ def search(query, index_name, k, offset, mode, fusion, weights, rerank, prf, fil
                                  weights=weights, filters=filters, rerank=rerank, prf=prf,
                                  sources=list(sources) or None, floor=not show_all)
     with profile.stage("output"):
-        _print_results(results, as_json)
+        if group:
+            _print_groups(results, wanted, as_json)
+        else:
+            _print_results(results, as_json)
         _say_hidden(getattr(results, "hidden", 0))
+
+
+def _print_groups(results, k: int, as_json: bool) -> None:
+    from .search.context import grouped
+
+    cards = grouped(results, k)
+    if as_json:
+        for card in cards:
+            _emit_json(card.to_dict())
+        return
+    if not cards:
+        click.echo("no results", err=True)
+        return
+    for n, card in enumerate(cards, start=1):
+        head = card.note["path"] if card.note else card.results[0].path
+        click.echo(f"{n:>3}. {click.style(f'{card.score:.3f}', fg='green')}  "
+                   f"{click.style(head, bold=True)}")
+        for r in card.results:
+            click.echo("    " + _format_result(r).replace("\n", "\n    "))
 
 
 def _server_search(server: str, index_name, query, *, fusion, weights, rerank, prf,

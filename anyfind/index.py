@@ -281,6 +281,15 @@ class Index:
                   sources=list(sources) if sources else None, floor=floor, prf=prf)
         return Searcher(self.opened).search(q)
 
+    def search_grouped(self, query: str | None = None, *, k: int = 10, **options: Any
+                       ) -> list[Any]:
+        """The grouped view (notes vaults): at most `k` cards, each a note with its
+        matching passages and the matching items it embeds or links, or an item no note
+        holds, alone (anyfind.search.context.Group). Options as for `search`."""
+        from .search.context import GROUP_DEPTH, grouped
+
+        return grouped(self.search(query, k=k * GROUP_DEPTH, **options), k)
+
     def similar(self, item_id: int, *, k: int = 10, offset: int = 0,
                 filters: str | Filters | None = None) -> list[Result]:
         """Items closest to one indexed item, in every space that holds its vectors."""

@@ -170,3 +170,35 @@ def test_relations_on_postgresql(postgres_url, tmp_path):  # noqa: F811 (a fixtu
         idx.sync()
         note = hit(idx, "deep q learning experience replay", "RL - Deep Q Learning.md")
         assert note.embeds == []
+
+
+def test_the_grouped_view_gives_one_card_per_note(index):
+    cards = index.search_grouped("transitions stored in a buffer experience replay", k=5)
+    first = cards[0]
+    assert Path(first.note["path"]).name == "RL - Deep Q Learning.md"
+    members = {Path(r.path).name for r in first.results}
+    assert {"replay-slide.png", "RL - Deep Q Learning.md"} <= members
+    everything = [Path(r.path).name for c in cards for r in c.results]
+    assert len(everything) == len(set(everything))  # each result in one card
+    out = CliRunner().invoke(cli, ["search", "transitions stored in a buffer", "--group",
+                                   "--index", str(index.path)])
+    assert out.exit_code == 0, out.output
+    head = out.output.splitlines()[0]
+    assert head.endswith("RL - Deep Q Learning.md") and "replay-slide.png" in out.output
+
+
+def test_the_api_groups_on_request(index):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from anyfind.server import create_app
+
+    with TestClient(create_app(index.path)) as client:
+        body = client.get("/api/search", params={"q": "frozen copy stable targets",
+                                                 "group": "true"}).json()
+    card = body["groups"][0]
+    assert Path(card["note"]["path"]).name == "Target Networks.md"
+    by_id = {r["item_id"]: r for r in body["results"]}
+    assert {Path(by_id[i]["path"]).name for i in card["members"]} >= {"target slide.png"}
+    image = next(r for r in body["results"] if r["path"].endswith("target slide.png"))
+    assert image["linked_from"][0]["kind"] == "embed"

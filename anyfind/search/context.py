@@ -43,3 +43,45 @@ def add_context(results: Sequence[Any], reader: Any) -> None:
         for row in out[:MAX_EMBEDS]:
             r.embeds.append({"id": row["to_item"], "path": row["to_path"],
                              "heading": row["heading"], "matches": row["to_item"] in shown})
+
+
+GROUP_DEPTH = 3  # results looked at per group asked for
+
+
+class Group:
+    """One card of the grouped view: a note with its matching passages and the matching
+    items it embeds or links (screenshots, recordings, videos), ranked as a whole by its
+    best member; or an item that no note embeds or links, alone."""
+
+    def __init__(self, note: dict[str, Any] | None, first: Any):
+        self.note = note  # {"id", "path", "title"}; None: a lone item
+        self.score = first.score
+        self.results = [first]
+
+    def add(self, result: Any) -> None:
+        self.results.append(result)
+        self.score = max(self.score, result.score)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"note": self.note, "score": self.score,
+                "results": [r.to_dict() for r in self.results]}
+
+
+def grouped(results: Sequence[Any], k: int) -> list[Group]:
+    """The results as at most `k` cards: each note with what of it matched (its own
+    passages, the media it embeds, then links), each other item alone; best card first."""
+    groups: dict[Any, Group] = {}
+    for r in results:
+        if r.media_type == "text/markdown":
+            key, note = r.item_id, {"id": r.item_id, "path": r.path, "title": r.title}
+        elif r.linked_from:  # embeds first (add_context's order): the note it belongs to
+            home = r.linked_from[0]
+            key, note = home["id"], {k_: home[k_] for k_ in ("id", "path", "title")}
+        else:
+            key, note = ("item", r.item_id), None
+        if key in groups:
+            groups[key].add(r)
+        else:
+            groups[key] = Group(note, r)
+    ordered = sorted(groups.values(), key=lambda g: -g.score)  # stable: rank order on ties
+    return ordered[:k]

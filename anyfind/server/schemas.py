@@ -73,6 +73,9 @@ class SearchResponse(BaseModel):
     hidden: int = Field(0, description="weaker matches under the relevance floor, not shown "
                                        "(all=true shows them)")
     results: list[ResultModel]
+    groups: list[dict[str, Any]] | None = Field(None, description=(
+        "with group=true: cards, best first: note {id, path, title} (null: an item no note "
+        "holds), score, members (item ids of `results`)"))
 
 
 class ItemModel(BaseModel):

@@ -49,14 +49,27 @@ def search(
     filters: Filters = None,
     chunks: Annotated[bool, Query(description="one result per passage, not per item")] = False,
     show_all: All = False,
+    group: Annotated[bool, Query(description=(
+        "also `groups`: one card per note with its matching passages and the matching "
+        "items it embeds or links (notes vaults); `results` holds their members"))] = False,
 ) -> dict[str, Any]:
     """Ranked results across every modality and source: the `search --json` fields."""
+    from ...search.context import GROUP_DEPTH, grouped
+
     started = time.perf_counter()
-    results, hidden = run_search(index, q, filters=filters, k=k, offset=offset, mode=mode,
-                                 chunks=chunks, floor=not show_all)
-    return {"query": q, "filters": filters, "mode": mode, "k": k, "offset": offset,
-            "count": len(results), "took_ms": _timed(response, started),
-            "index": str(index.path), "hidden": hidden, "results": results}
+    found = index.search(q, filters=filters, syntax=True, k=k * GROUP_DEPTH if group else k,
+                         offset=offset, mode=mode, chunks=chunks, floor=not show_all)
+    hidden = getattr(found, "hidden", 0)
+    cards = grouped(found, k) if group else None
+    members = [r for card in cards for r in card.results] if cards is not None else found
+    out = {"query": q, "filters": filters, "mode": mode, "k": k, "offset": offset,
+           "count": len(members), "took_ms": _timed(response, started),
+           "index": str(index.path), "hidden": hidden,
+           "results": [r.to_dict() for r in members]}
+    if cards is not None:
+        out["groups"] = [{"note": c.note, "score": c.score,
+                          "members": [r.item_id for r in c.results]} for c in cards]
+    return out
 
 
 @router.post("/search", response_model=SearchResponse, summary="Search by example")
