@@ -602,6 +602,7 @@ def test_a_v5_store_gains_the_outbox_origin_and_keeps_its_rows(tmp_path):
     again = Store(url)
     with again.engine.connect() as conn:
         assert conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")
-                            ).scalar() == str(LATEST) == "6"
+                            ).scalar() == str(LATEST)
+    assert LATEST >= 6  # v6 (the outbox's origin) ran, and every step after it
     assert again.outbox_since(SPACE, 0, 100) == waiting and all(r[3] is None for r in waiting)
     again.close()

@@ -241,3 +241,58 @@ def test_bad_videos_cost_an_error_or_part_of_the_picture_and_the_run_goes_on(tmp
         # What decoded before the damage is searchable.
         hits = [Path(r.path).name for r in idx.search("temporal difference error", k=3)]
         assert "damaged.mp4" in hits
+
+
+def test_a_header_that_lies_about_its_duration_changes_nothing(tmp_path, folder):
+    """A Matroska file claiming ten hours for a few seconds: the frames' spans end where
+    the picture does, and the run does not wait for the claimed hours."""
+    import struct
+
+    import av
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    liar = docs / "liar.mkv"
+    with av.open(str(folder / "lecture.mp4")) as src, \
+            av.open(str(liar), "w", format="matroska") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    data = bytearray(liar.read_bytes())
+    at = data.find(b"\x44\x89")  # Segment Info > Duration, an EBML float
+    width = data[at + 2] & 0x7F
+    fmt = ">d" if width == 8 else ">f"
+    (real,) = struct.unpack_from(fmt, data, at + 3)
+    struct.pack_into(fmt, data, at + 3, real * 4000)
+    liar.write_bytes(bytes(data))
+    with av.open(str(liar)) as c:
+        assert c.duration / 1e6 > 3600  # the lie is what a reader sees
+    with Index.open(tmp_path / "idx", tagger=False) as idx:
+        report = idx.add([docs])
+        assert report.failed == 0, report.errors
+        (item_id,) = idx.item_ids_at([str(liar)])
+        frames = idx.item(item_id)["meta"]["frames"]
+        assert len(frames) == len(DECK) and frames[-1]["end"] <= DECK[-1].end + 1.5
+        name, moment = moment_of(idx, "frozen copy stable targets")
+        assert name == "liar.mkv" and moment["end"] <= DECK[-1].end + 1.5
+
+
+def test_frame_selection_keeps_stills_skips_repeats_and_thins_past_its_cap():
+    import av
+    import numpy as np
+
+    from anyfind.extract.video_frames import select
+
+    rng = np.random.default_rng(1)
+    stills = [av.VideoFrame.from_ndarray(rng.integers(0, 255, (72, 128, 3), dtype=np.uint8),
+                                         format="rgb24") for _ in range(12)]
+    samples = [(float(t), stills[t // 3]) for t in range(36)]  # each still shown 3 s
+    kept = select(iter(samples), 36.0)
+    assert [f.start for f in kept] == [0.0] + [3.0 * n for n in range(1, 12)]
+    assert [f.why for f in kept] == ["first"] + ["cut"] * 11  # noise: all of it changes
+    assert all(a.end == b.start for a, b in zip(kept, kept[1:], strict=False))
+    thinned = select(iter(samples), 36.0, max_frames=4)
+    assert len(thinned) <= 4 and thinned[0].start == 0.0
+    assert all(b.start - a.start >= 6.0 for a, b in zip(thinned, thinned[1:], strict=False))

@@ -158,8 +158,10 @@ def _decode_and_select(av: Any, path: Path, keep: Any, deadline: float, allowed:
         except av.error.FFmpegError as exc:
             error.append(f"the picture could not be decoded: {one_line(exc, 160)}")
             return [], picture
-    if error and kept:  # the last frame is shown until the picture was cut, not the end
-        kept[-1].end = max(kept[-1].start, min(kept[-1].end, last[0]))
+    if kept:  # the last frame lasts until the last decoded one: a header may lie about
+        # the duration, and a picture cut short by an error ends there
+        step = 1 / float(stream.average_rate) if stream.average_rate else 0.0
+        kept[-1].end = max(kept[-1].start, min(kept[-1].end, last[0] + step))
     return kept, picture
 
 

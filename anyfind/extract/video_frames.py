@@ -13,6 +13,9 @@ it differs from the last kept one and
   the last kept frame, or
 - the picture keeps moving (a talking head, a demo) and `MOVING_GAP` has passed.
 
+Past `MAX_FRAMES` every other kept frame is dropped and the spacing doubles (the header's
+duration is not trusted for it: a file may claim ten hours for ten seconds).
+
 A static talking head thus yields a frame a minute, a slide deck one per slide. Only kept
 frames are converted to pixels, downscaled in libswscale (an 8K frame never exists here
 as a full-size picture) and turned as the stream's display matrix says.
@@ -100,7 +103,9 @@ def select(sampled: Iterator[tuple[float, Any]], duration: float | None,
             on_keep(frame)
         kept.append(frame)
 
-    gap = max(MIN_GAP, (duration or 0) / max_frames)
+    # Not from the header's duration (it may lie): past max_frames, every other kept frame
+    # goes and the spacing doubles, so a long video keeps its frames further apart.
+    gap = MIN_GAP
     kept: list[Frame] = []
     last_sig: np.ndarray | None = None  # the last kept frame's signature
     prev: tuple[float, np.ndarray] | None = None  # the sample before this one
@@ -123,9 +128,12 @@ def select(sampled: Iterator[tuple[float, Any]], duration: float | None,
                 why = "cut"
             elif since >= max(MOVING_GAP, gap):
                 why = "moving"
-            if why is not None and start - kept[-1].start >= gap and len(kept) < max_frames:
+            if why is not None and start - kept[-1].start >= gap:
                 kept_(Frame(start, start, _picture(frame, rotation), why))
                 last_sig = sig
+                if len(kept) > max_frames:
+                    kept[:] = kept[::2]
+                    gap *= 2
         prev = (t, sig)
     end = max(duration or 0.0, t)
     for frame_, following in zip(kept, kept[1:] + [None], strict=True):

@@ -39,6 +39,17 @@ _ROW_SQL = (
     "JOIN sources AS s ON s.id = i.source_id LEFT OUTER JOIN items AS p ON p.id = i.parent_id "
     "WHERE c.id IN (SELECT value FROM json_each(?))"
 )
+# A page's relations (vault links, both ways) and the passages of the notes around them.
+_RELATIONS_SQL = (
+    "SELECT r.from_item, r.to_item, r.kind, r.target, r.position, r.heading, "
+    "f.path AS from_path, f.title AS from_title, t.path AS to_path FROM relations r "
+    "JOIN items f ON f.id = r.from_item LEFT JOIN items t ON t.id = r.to_item "
+    "WHERE r.to_item IN (SELECT value FROM json_each(?)) "
+    "OR r.from_item IN (SELECT value FROM json_each(?)) "
+    "ORDER BY r.from_item, r.position LIMIT 2000"
+)
+_NOTE_CHUNKS_SQL = ("SELECT item_id, char_start, char_end, text FROM chunks WHERE item_id IN "
+                    "(SELECT value FROM json_each(?)) AND char_start IS NOT NULL")
 # bm25() is lower-is-better; negated so that every signal is higher-is-better.
 _FTS_SQL = ("SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts "
             "WHERE chunks_fts MATCH ? ORDER BY score DESC, rowid LIMIT ?")
@@ -206,18 +217,11 @@ class SQLiteReader:
         ids = [int(i) for i in item_ids]
         if not ids:
             return []
-        cur = self._conn().execute(
-            "SELECT r.from_item, r.to_item, r.kind, r.target, r.position, r.heading, "
-            "f.path AS from_path, f.title AS from_title, t.path AS to_path FROM relations r "
-            "JOIN items f ON f.id = r.from_item LEFT JOIN items t ON t.id = r.to_item "
-            f"WHERE r.to_item IN {_IDS} OR r.from_item IN {_IDS} "
-            "ORDER BY r.from_item, r.position LIMIT 2000", (_ids(ids), _ids(ids)))
+        cur = self._conn().execute(_RELATIONS_SQL, (_ids(ids), _ids(ids)))
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, v, strict=True)) for v in cur.fetchall()]
         notes = sorted({r["from_item"] for r in rows if r["to_item"] in ids})
-        chunks = self.query(
-            "SELECT item_id, char_start, char_end, text FROM chunks WHERE item_id IN "
-            f"{_IDS} AND char_start IS NOT NULL", (_ids(notes),)) if notes else []
+        chunks = self.query(_NOTE_CHUNKS_SQL, (_ids(notes),)) if notes else []
         for r in rows:
             r["passage"] = next((passage_around(text or "", r["position"] - start)
                                  for item_id, start, end, text in chunks
