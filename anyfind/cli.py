@@ -438,6 +438,30 @@ def similar(item, index_name, k, offset, filters, as_json) -> None:
     _print_results(results, as_json)
 
 
+@cli.command()
+@click.argument("item")
+@index_option
+@click.option("-k", "k", default=10, show_default=True, help="Similar items to list.")
+@click.option("--unlinked", is_flag=True,
+              help="Only the similar items it does not link or embed already.")
+@json_option
+def related(item, index_name, k, unlinked, as_json) -> None:
+    """What relates to ITEM (an id or an indexed file's path): what it links or embeds,
+    what links or embeds it, and the most similar items, each with its reason."""
+    with _open(index_name) as idx:
+        found = idx.related(_item_id(idx, item), k=k, unlinked=unlinked)
+    if as_json:
+        for row in found:
+            _emit_json(row)
+        return
+    if not found:
+        click.echo("nothing related", err=True)
+    for row in found:
+        where = f" > {row['heading']}" if row["heading"] else ""
+        click.echo(f"{row['reason']:<14} {row['path']}{where}  "
+                   + click.style(f"#{row['id']}", dim=True))
+
+
 def _item_id(idx, item: str) -> int:
     if item.isdigit():
         return int(item)

@@ -290,6 +290,16 @@ class Index:
 
         return grouped(self.search(query, k=k * GROUP_DEPTH, **options), k)
 
+    def related(self, item_id: int, *, k: int = 10, unlinked: bool = False
+                ) -> list[dict[str, Any]]:
+        """What relates to an item, each with its reason: what it links or embeds and what
+        links or embeds it (notes vaults), then the `k` most similar items in any modality
+        ("similar 0.83"); `unlinked`: only the similar ones not linked already."""
+        from .errors import check_id
+        from .search.related import related
+
+        return related(self.opened, check_id(item_id), k=k, unlinked=unlinked)
+
     def similar(self, item_id: int, *, k: int = 10, offset: int = 0,
                 filters: str | Filters | None = None) -> list[Result]:
         """Items closest to one indexed item, in every space that holds its vectors."""

@@ -196,9 +196,34 @@ def test_the_api_groups_on_request(index):
     with TestClient(create_app(index.path)) as client:
         body = client.get("/api/search", params={"q": "frozen copy stable targets",
                                                  "group": "true"}).json()
+        note = next(r["item_id"] for r in body["results"]
+                    if r["path"].endswith("Target Networks.md"))
+        related = client.get(f"/api/items/{note}/related", params={"unlinked": "true"}).json()
+        assert related["related"] and all(r["reason"].startswith("similar ")
+                                          for r in related["related"])
+        assert client.get("/api/items/999999/related").status_code == 404
     card = body["groups"][0]
     assert Path(card["note"]["path"]).name == "Target Networks.md"
     by_id = {r["item_id"]: r for r in body["results"]}
     assert {Path(by_id[i]["path"]).name for i in card["members"]} >= {"target slide.png"}
     image = next(r for r in body["results"] if r["path"].endswith("target slide.png"))
     assert image["linked_from"][0]["kind"] == "embed"
+
+
+def test_related_lists_links_both_ways_then_similar_items_with_reasons(index, vault):
+    (note,) = index.item_ids_at([str(vault / "notes" / "RL - Deep Q Learning.md")])
+    found = index.related(note, k=3)
+    reasons = {Path(r["path"]).name: r["reason"] for r in found}
+    assert reasons["replay-slide.png"] == "embeds"
+    assert reasons["Target Networks.md"] in ("links to", "linked from")
+    assert "Missing Note" not in " ".join(reasons)  # unresolved: nowhere to point
+    linked = [r for r in found if r["score"] is None]
+    similar = [r for r in found if r["score"] is not None]
+    assert found[:len(linked)] == linked and similar  # links first, then similar items
+    assert all(r["reason"].startswith("similar ") for r in similar)
+    unlinked = index.related(note, k=3, unlinked=True)
+    assert unlinked and not {r["id"] for r in unlinked} & {r["id"] for r in linked}
+    out = CliRunner().invoke(cli, ["related", str(vault / "notes" / "RL - Deep Q Learning.md"),
+                                   "--index", str(index.path)])
+    assert out.exit_code == 0, out.output
+    assert "embeds" in out.output and "replay-slide.png" in out.output

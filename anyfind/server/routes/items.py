@@ -75,6 +75,19 @@ def thumbnail(index: IndexDep, item_id: ItemId,
                         headers={"Cache-Control": "private, max-age=86400"})
 
 
+@router.get("/{item_id}/related", summary="Related items")
+def related(index: IndexDep, item_id: ItemId,
+            k: Annotated[int, Query(ge=1, le=100)] = 10,
+            unlinked: Annotated[bool, Query(description=(
+                "only the similar items it does not link or embed already"))] = False
+            ) -> dict[str, Any]:
+    """What it links or embeds, what links or embeds it, and the most similar items, each
+    with its reason ("embeds", "linked from", "similar 0.83")."""
+    if index.item(item_id) is None:
+        raise HTTPException(404, f"no item {item_id}")
+    return {"item": item_id, "related": index.related(item_id, k=k, unlinked=unlinked)}
+
+
 @router.get("/{item_id}/similar", response_model=SearchResponse, summary="Similar items")
 def similar(index: IndexDep, item_id: ItemId,
             k: Annotated[int, Query(ge=1, le=100)] = 10,

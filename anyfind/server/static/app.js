@@ -193,6 +193,20 @@ function card(r) {
       el("span", { class: "title", title: name, text: name }),
       scoreBadge(r)),
     el("div", { class: "where", title: r.path, text: where }));
+  for (const n of (r.linked_from || []).slice(0, 2)) {  // the notes it sits in (vaults)
+    const where = n.heading ? `${baseName(n.path)} › ${n.heading}` : baseName(n.path);
+    const line = el("div", { class: "in-note", title: n.passage || n.path },
+      el("span", { class: "label", text: n.kind === "embed" ? "in" : "linked from" }), where);
+    body.append(line);
+    if (n.passage && n.kind === "embed") {
+      body.append(el("p", { class: "passage note-passage" }, highlightTerms(n.passage)));
+    }
+  }
+  const alsoMatching = (r.embeds || []).filter((e) => e.matches);
+  if (alsoMatching.length) {
+    body.append(el("div", { class: "in-note" }, el("span", { class: "label", text: "embeds" }),
+      alsoMatching.slice(0, 4).map((e) => baseName(e.path)).join(", ")));
+  }
   if (r.parent) {  // an e-mail attachment: say which e-mail it is in
     body.append(el("div", { class: "where parent", title: r.parent.path,
                             text: `attachment of ${baseName(r.parent.path)} (#${r.parent.id})` }));
