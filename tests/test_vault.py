@@ -166,6 +166,13 @@ def test_relations_on_postgresql(postgres_url, tmp_path):  # noqa: F811 (a fixtu
         idx.add([vault])
         r = hit(idx, "transitions stored in a buffer", "replay-slide.png")
         assert [n["heading"] for n in r.linked_from] == ["Experience replay"]
+        query = "network buffer targets transitions"
+        assert {Path(x.path).name for x in idx.search(
+            query, k=10, floor=False, filters="tag:reinforcement-learning")} == {
+            "RL - Deep Q Learning.md"}
+        assert {Path(x.path).name for x in idx.search(
+            query, k=10, floor=False, filters='in:"RL - Deep Q Learning"')} == {
+            "replay-slide.png"}
         shutil.rmtree(vault / "images")
         idx.sync()
         note = hit(idx, "deep q learning experience replay", "RL - Deep Q Learning.md")
@@ -227,3 +234,24 @@ def test_related_lists_links_both_ways_then_similar_items_with_reasons(index, va
                                    "--index", str(index.path)])
     assert out.exit_code == 0, out.output
     assert "embeds" in out.output and "replay-slide.png" in out.output
+
+
+def names(results) -> set[str]:
+    return {Path(r.path).name for r in results}
+
+
+def test_vault_filters_tag_linked_and_in(index):
+    query = "network buffer targets transitions"
+    assert names(index.search(query, k=10, floor=False, filters="tag:reinforcement-learning")
+                 ) == {"RL - Deep Q Learning.md"}
+    assert names(index.search(query, k=10, floor=False, filters="tag:#exam-topic")
+                 ) == {"RL - Deep Q Learning.md"}
+    assert names(index.search(query, k=10, floor=False,
+                              filters='in:"RL - Deep Q Learning"')) == {"replay-slide.png"}
+    # Links both ways, embeds included: the note linking it, the slide it embeds.
+    assert names(index.search(query, k=10, floor=False, filters='linked:"Target Networks"')
+                 ) == {"RL - Deep Q Learning.md", "target slide.png"}
+    assert "target slide.png" not in names(index.search(
+        "frozen copy stable targets", k=10, floor=False, filters='-in:"Target Networks"'))
+    both = index.search(query, k=10, floor=False, filters='in:"Target Networks" modality:image')
+    assert names(both) == {"target slide.png"}

@@ -5,7 +5,8 @@ a 10^9-chunk index never reads a list of allowed chunk ids first.
 The same meaning as the SQL (search/filter_sql.py), clause for clause. What an
 expression cannot say the same way returns None, and that query's dense search is
 restricted by allowed ids read from the metadata store instead (still correct, only
-slower): a glob with a wildcard anywhere but at its end, a relative or wildcard `path:`,
+slower): the vault filters (`tag:`, `linked:`, `in:`: relations are in the metadata
+store), a glob with a wildcard anywhere but at its end, a relative or wildcard `path:`,
 an extension with a dot, a value with a quote or a backslash, a path past the field's
 length. A prefix is a range of strings (`"ab" <= f < "ac"`), exact in UTF-8 order.
 """
@@ -113,4 +114,6 @@ def _condition(c: Clause) -> str:
             cond = f"size >= {math.ceil(lo)}" + (
                 f" and size <= {math.floor(hi)}" if hi != float("inf") else "")
         return f"size >= 0 and {cond}"
+    if k in ("tag", "linked", "in"):  # relations live in the metadata store, not beside
+        raise _Unsayable(k)  # the vectors: the allowed ids come from there
     raise AssertionError(k)  # pragma: no cover

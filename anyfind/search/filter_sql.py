@@ -9,9 +9,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, not_, or_, true
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    and_,
+    exists,
+    false,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import aliased
 
-from ..store.schema import Item, Source
+from ..store.schema import Item, Relation, Source
 from ..store.sqltext import like_escape
 from .filters import NAME_KEYS, Clause, glob_to_like
 
@@ -108,4 +121,48 @@ def _condition(c: Clause, dialect: str) -> ColumnElement[bool]:
         else:
             cond = and_(Item.size >= lo, Item.size <= hi) if hi != float("inf") else Item.size >= lo
         return and_(Item.size.isnot(None), cond)
+    if k == "tag":
+        return or_(*(_has_tag(v, dialect) for v in vals))
+    if k in ("linked", "in"):
+        return or_(*(_related_to(v, embedded=k == "in") for v in vals))
     raise AssertionError(k)  # pragma: no cover
+
+
+def _has_tag(tag: str, dialect: str) -> ColumnElement[bool]:
+    """The item (a note) carries the tag (meta.note_tags), case-insensitively."""
+    tag = tag.lower()
+    if dialect == "sqlite":
+        return exists(select(literal_column("1")).select_from(
+            func.json_each(Item.meta, "$.note_tags").table_valued("value"))
+            .where(func.lower(literal_column("value")) == tag))
+    if dialect == "postgresql":
+        tags = func.json_array_elements_text(
+            func.cast(Item.meta, JSON)["note_tags"]).table_valued("value")
+        return exists(select(literal_column("1")).select_from(tags)
+                      .where(func.lower(literal_column("value")) == tag))
+    return false()
+
+
+def _notes_named(name: str, note) -> ColumnElement[bool]:
+    """A note by its name (`Deep Q Learning`, `.md` implied) or a path glob."""
+    low = like_escape(name.lower().rstrip("/"))
+    forms = [low, low + ".md"] if not low.endswith(".md") else [low]
+    if any(ch in name for ch in "*?"):
+        forms = [glob_to_like(name.lower())]
+    return or_(*(func.lower(note.path).like(f, escape="\\") for f in forms),
+               *(func.lower(note.path).like("%/" + f, escape="\\") for f in forms))
+
+
+def _related_to(name: str, embedded: bool) -> ColumnElement[bool]:
+    """Items that a note named `name` embeds (embedded), or that link to it or that it
+    links or embeds (the note itself left out: a note embedding itself is no neighbour)."""
+    note = aliased(Item, name="note")
+    to_note = (select(Relation.id).join(note, note.id == Relation.from_item)
+               .where(Relation.to_item == Item.id, note.id != Item.id,
+                      _notes_named(name, note)))
+    if embedded:
+        return exists(to_note.where(Relation.kind == "embed"))
+    from_note = (select(Relation.id).join(note, note.id == Relation.to_item)
+                 .where(Relation.from_item == Item.id, note.id != Item.id,
+                        _notes_named(name, note)))
+    return or_(exists(to_note), exists(from_note))

@@ -7,7 +7,7 @@ may be quoted (`path:"my reports/**"`) and may list alternatives with commas
 
 | key | value | matches |
 |---|---|---|
-| `modality:` (`type:`) | `text`, `image`, `audio` | the item's modality |
+| `modality:` (`type:`) | `text`, `image`, `audio`, `video` | the item's modality |
 | `media:` | media type, `*` allowed | `media:application/pdf`, `media:image/*` |
 | `source:` | source name, `*` allowed | `source:photos` |
 | `ext:` | file extension | `ext:pdf`, `ext:.md` |
@@ -15,6 +15,9 @@ may be quoted (`path:"my reports/**"`) and may list alternatives with commas
 | `lang:` | language code | `lang:en` matches `en`, `en-US` (meta.language) |
 | `after:` / `before:` / `date:` | `YYYY`, `YYYY-MM`, `YYYY-MM-DD` (local time) | the item's date, inclusive |
 | `size:` | `>N`, `>=N`, `<N`, `<=N`, `A..B`; units B, KB, MB, GB (1 KB = 1024 B) | the item's size |
+| `tag:` | a note's tag (front matter, `#tag`, `Tags: [[x]]`) | `tag:rl` |
+| `linked:` | a note, by name or path | items linking to it or linked from it |
+| `in:` | a note, by name or path | items embedded in it (its screenshots, recordings) |
 
 The same key given twice: alternatives (OR) for names (`ext:pdf ext:md`), all must hold
 for ranges (`size:>1MB size:<10MB`). Different keys must all hold. The item's date is
@@ -41,7 +44,8 @@ if TYPE_CHECKING:
 
 MODALITIES = ("text", "image", "audio", "video")
 ALIASES = {"type": "modality"}
-NAME_KEYS = ("modality", "media", "source", "ext", "path", "lang")  # repeated: OR
+NAME_KEYS = ("modality", "media", "source", "ext", "path", "lang",  # repeated: OR
+             "tag", "linked", "in")
 RANGE_KEYS = ("after", "before", "date", "size")  # repeated: AND
 KEYS = NAME_KEYS + RANGE_KEYS + tuple(ALIASES)
 
@@ -140,7 +144,8 @@ _EXAMPLES = {
     "modality": "modality:image", "media": "media:application/pdf", "source": "source:notes",
     "ext": "ext:pdf", "path": 'path:"reports/**"', "lang": "lang:en",
     "after": "after:2024-01-01", "before": "before:2024-06-30", "date": "date:2024-05",
-    "size": "size:>1MB",
+    "size": "size:>1MB", "tag": "tag:reinforcement-learning", "linked": 'linked:"Deep Q"',
+    "in": 'in:"RL - Deep Q Learning"',
 }
 
 
@@ -163,6 +168,8 @@ def _parse_values(key: str, raw: str) -> tuple[Any, ...]:
             raise ValueError("an extension is letters and digits, e.g. ext:pdf")
     if key == "lang" and any(not _LANG.fullmatch(v) for v in values):
         raise ValueError("a language is a code like en, de or pt-BR")
+    if key == "tag":
+        values = [v.lstrip("#") for v in values]
     return tuple(values)
 
 
