@@ -31,7 +31,7 @@ Transitions go into a buffer and minibatches are drawn from it.
 
 ## Targets
 See [[Target Networks|the target trick]] and [[Missing Note]]. #exam-topic
-`[[Not A Link]]` and `#not-a-tag` stay code.
+`[[Not A Link]]` and `#not-a-tag` stay code. Back up to [[#Experience replay]].
 """
 TARGETS = """# Target networks
 A frozen copy of the network gives stable targets. Back to [[DQN]].

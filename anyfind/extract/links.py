@@ -43,7 +43,8 @@ class Link:
     wiki: bool = False  # [[...]] (resolved by name) rather than a path
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in ("", False)}
+        keep = ("target", "kind", "offset")  # always there; the rest when it says something
+        return {k: v for k, v in asdict(self).items() if k in keep or v not in ("", False)}
 
 
 def front_matter(text: str) -> tuple[dict[str, Any], int]:
@@ -146,7 +147,7 @@ def _inline(text: str, token: Any, start: int, heading: str, links: list[Link],
         for m in _WIKI.finditer(content):
             target = m.group(2).strip()
             at = text.find(m.group(0), start)
-            if not target and not m.group(3):
+            if not target:  # [[#Heading]]: a place in this note, not a relation
                 continue
             alias = (m.group(4) or "").strip()
             if m.group(1) and re.fullmatch(r"\d+(x\d+)?", alias):

@@ -512,10 +512,12 @@ class Store:
         ids = self._insert_returning(conn, Item, rows)
         relation_rows = [
             {"source_id": row["source_id"], "from_item": item_id, "to_item": None,
-             "target": self._clean(link["target"])[:2000], "kind": link["kind"],
+             "target": self._clean(str(link.get("target", "")))[:2000],
+             "kind": "embed" if link.get("kind") == "embed" else "link",
              "wiki": bool(link.get("wiki")), "position": int(link.get("offset", 0)),
              "heading": self._clean(link.get("heading", ""))[:500]}
-            for item_id, row, found in zip(ids, rows, links, strict=True) for link in found]
+            for item_id, row, found in zip(ids, rows, links, strict=True) for link in found
+            if isinstance(link, dict)]
         if relation_rows:  # resolved to items after the sync (indexer/relations.py)
             conn.execute(insert(Relation), relation_rows)
         chunk_rows, vectors = [], []
