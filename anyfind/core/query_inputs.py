@@ -42,15 +42,15 @@ def load_query_image(image: Any, max_pixels: int) -> Any:
 MIN_READ_WORDS = 3  # a query image showing fewer words is searched by its pixels alone
 
 
-def read_query_image(opened: OpenIndex, image: Any) -> str | None:
-    """The words a query image shows (a screenshot of a slide), read by the index's OCR
-    engine; None when it has none, shows too few, or the index reads no pixels."""
+def read_query_image(opened: OpenIndex, picture: Any) -> str | None:
+    """The words a decoded query image (load_query_image) shows, a screenshot of a slide,
+    read by the index's OCR engine; None when it shows too few, or the index reads no
+    pixels."""
     engine = opened.ocr
     if engine is None:
         return None
     from ..extract.pixels_text import read_pixels, text_of
 
-    picture = load_query_image(image, opened.config.max_image_pixels)
     text = text_of(read_pixels(engine, picture))
     return text if len(text.split()) >= MIN_READ_WORDS else None
 

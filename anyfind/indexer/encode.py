@@ -21,9 +21,10 @@ def tag_images(items: Sequence[Prepared], executor: EncodingExecutor) -> None:
              if chunk.modality == "image" and not chunk.text and chunk.ordinal in item.images]
     if pairs and executor.tags_images:
         found = executor.tag([item.images[c.ordinal] for item, c in pairs])
+        frames = _frames(items)
         for (item, chunk), tags in zip(pairs, found, strict=True):
             labels = [{"label": label, "prob": prob} for label, prob in tags]
-            frame = _frame_of(item, chunk.ordinal)
+            frame = frames.get((id(item), chunk.ordinal))
             if frame is not None:  # a video's frame: its own tags
                 frame["tags"] = labels
             else:
@@ -31,21 +32,24 @@ def tag_images(items: Sequence[Prepared], executor: EncodingExecutor) -> None:
             chunk.text = ", ".join(label for label, _ in tags)
 
 
-def _frame_of(item: Prepared, ordinal: int) -> dict | None:
-    return next((f for f in item.meta.get("frames") or () if f["ordinal"] == ordinal), None)
-
-
-def _tags_of(item: Prepared, ordinal: int) -> list[dict] | None:
-    frame = _frame_of(item, ordinal)
-    return frame.get("tags") if frame is not None else item.meta.get("tags")
+def _frames(items: Sequence[Prepared]) -> dict[tuple[int, int], dict]:
+    """(item, chunk ordinal) -> a video's kept frame (meta.frames), looked up once."""
+    return {(id(item), f["ordinal"]): f for item in items
+            for f in item.meta.get("frames") or ()}
 
 
 def embed_chunks(items: Sequence[Prepared], executor: EncodingExecutor,
                  progress: Progress | None = None) -> None:
     """Each chunk's vectors from the executor, for the spaces that lack them."""
     chunks = [(item, chunk) for item in items for chunk in item.chunks]
+    frames = _frames(items)
+
+    def tags_of(item: Prepared, ordinal: int) -> list[dict] | None:
+        frame = frames.get((id(item), ordinal))  # a frame's own tags, else the image's
+        return frame.get("tags") if frame is not None else item.meta.get("tags")
+
     jobs = [ChunkJob(chunk.modality, chunk.text, item.images.get(chunk.ordinal),
-                     _tags_of(item, chunk.ordinal), frozenset(chunk.vectors or {}))
+                     tags_of(item, chunk.ordinal), frozenset(chunk.vectors or {}))
             for item, chunk in chunks]
     for (_, chunk), vectors in zip(chunks, executor.encode(jobs, progress), strict=True):
         if vectors:

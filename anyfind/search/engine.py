@@ -250,7 +250,9 @@ class Searcher:
                 raise QueryError("filters only narrow a search: add words, an image or a clip")
             raise QueryError("empty query: type some words, or pass --image/--audio")
         q.terms = query_terms(q.text) if q.text else []
-        if q.image is not None and q.text is None:
+        if q.image is not None and q.text is None and self.opened.ocr is not None:
+            # Decoded once here: the query vectors below reuse the picture.
+            q.image = load_query_image(q.image, self.opened.config.max_image_pixels)
             q.image_text = read_query_image(self.opened, q.image)
             q.terms = query_terms(q.image_text) if q.image_text else []
         if q.mode == "lexical":
