@@ -260,7 +260,7 @@ class Index:
                weights: dict[str, float] | None = None, filters: str | Filters | None = None,
                rerank: str | None = None, syntax: bool = True,
                sources: Sequence[str] | None = None, floor: bool = True,
-               prf: bool = False) -> Results:
+               prf: bool = False, embed_context: bool = True) -> Results:
         """Ranked results across every modality and source.
 
         `query` may hold filters (`ext:pdf after:2024-01-01`, see anyfind.search.filters);
@@ -272,13 +272,16 @@ class Index:
         sources: only items of these sources (by name). Scores are calibrated relevance in
         [0, 1] (anyfind.search.relevance); results under the relevance floor are left out
         and counted in the returned list's `hidden` (floor=False keeps them). prf: a
-        second pass with pseudo-relevance feedback (Rocchio dense, RM3 lexical)."""
+        second pass with pseudo-relevance feedback (Rocchio dense, RM3 lexical).
+        embed_context: a note's passage that matches lends its relevance to the images
+        it embeds (anyfind.search.embed_context); False: images by their own evidence."""
         from .search.engine import Query, Searcher
 
         q = Query(text=query, image=image, audio=audio, k=k, offset=offset, mode=mode,
                   chunks=chunks, min_score=min_score, fusion=fusion, weights=dict(weights or {}),
                   filters=filters, rerank=rerank, syntax=syntax,
-                  sources=list(sources) if sources else None, floor=floor, prf=prf)
+                  sources=list(sources) if sources else None, floor=floor, prf=prf,
+                  embed_context=embed_context)
         return Searcher(self.opened).search(q)
 
     def search_grouped(self, query: str | None = None, *, k: int = 10, **options: Any

@@ -10,50 +10,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from ocr_fixtures import slide
 from test_lexical import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
+from vault_fixtures import DQN, TARGETS, make_vault
 
 from anyfind import Index
 from anyfind.cli import cli
 from anyfind.extract.links import MAX_LINKS, parse
 
 pytest.importorskip("rapidocr_onnxruntime")
-
-DQN = """---
-tags: [reinforcement-learning]
-aliases: [DQN, Deep Q Network]
----
-# Deep Q Learning
-
-## Experience replay
-Transitions go into a buffer and minibatches are drawn from it.
-![[replay-slide.png|400]]
-
-## Targets
-See [[Target Networks|the target trick]] and [[Missing Note]]. #exam-topic
-`[[Not A Link]]` and `#not-a-tag` stay code. Back up to [[#Experience replay]].
-"""
-TARGETS = """# Target networks
-A frozen copy of the network gives stable targets. Back to [[DQN]].
-
-![the slide](../images/target%20slide.png)
-![[Target Networks]]
-"""
-
-
-def make_vault(root: Path) -> Path:
-    (root / "notes").mkdir(parents=True)
-    (root / "images").mkdir()
-    (root / "notes" / "RL - Deep Q Learning.md").write_text(DQN)
-    (root / "notes" / "Target Networks.md").write_text(TARGETS)
-    (root / "notes" / "Loop A.md").write_text("Loop A points at [[Loop B]].")
-    (root / "notes" / "Loop B.md").write_text("Loop B points back at [[Loop A]].")
-    slide(root / "images" / "replay-slide.png", "Experience Replay",
-          ["transitions are stored in a buffer"])
-    slide(root / "images" / "target slide.png", "Target Networks",
-          ["a frozen copy gives stable targets"], seed=2, background=(120, 40, 40))
-    return root
-
 
 @pytest.fixture(scope="module")
 def vault(tmp_path_factory) -> Path:
@@ -112,6 +76,21 @@ def test_a_note_hit_lists_its_embedded_screenshots_that_also_match(index):
     assert embedded == {"target slide.png": True}  # its self-embed is not listed
 
 
+def test_the_note_around_an_embedded_photo_speaks_for_it(index):
+    query = "lighthouse keeper repaint the tower"
+    found = {Path(r.path).name: r for r in index.search(query, k=10)}
+    photo_hit = found["harbour.png"]
+    assert "context" in photo_hit.signals  # found through its note, not its pixels
+    assert photo_hit.score < found["Sailing trip.md"].score  # ranked under the passage
+    assert [Path(n["path"]).name for n in photo_hit.linked_from] == ["Sailing trip.md"]
+    plain = {Path(r.path).name for r in index.search(query, k=10, embed_context=False)}
+    assert "harbour.png" not in plain  # its pixels alone do not reach the query
+    # Another passage of the same note (a different chunk of text) lends nothing... only
+    # when the embed sits in it; and a query unrelated to the note lifts nothing.
+    other = {Path(r.path).name for r in index.search("frozen copy stable targets", k=10)}
+    assert "harbour.png" not in other
+
+
 def test_link_cycles_and_a_self_embed_cost_nothing_more(index):
     loop = hit(index, "loop points back", "Loop A.md")
     assert [Path(n["path"]).name for n in loop.linked_from] == ["Loop B.md"]
@@ -166,6 +145,9 @@ def test_relations_on_postgresql(postgres_url, tmp_path):  # noqa: F811 (a fixtu
         idx.add([vault])
         r = hit(idx, "transitions stored in a buffer", "replay-slide.png")
         assert [n["heading"] for n in r.linked_from] == ["Experience replay"]
+        lifted = {Path(x.path).name: x for x in idx.search(
+            "lighthouse keeper repaint the tower", k=10, floor=False)}["harbour.png"]
+        assert "context" in lifted.signals  # no tagger here: its note's evidence only
         query = "network buffer targets transitions"
         assert {Path(x.path).name for x in idx.search(
             query, k=10, floor=False, filters="tag:reinforcement-learning")} == {

@@ -27,6 +27,7 @@ from ..core.query_inputs import (
 from ..errors import QueryError
 from .allowed import Allowed
 from .context import add_context
+from .embed_context import lifts
 from .filters import Filters, parse_filters, parse_query
 from .fusion import FUSIONS, rrf, score_fusion
 from .highlight import Highlighter
@@ -117,6 +118,7 @@ class Query:
     image_text: str | None = None  # the words a query image shows (OCR), searched as words
     floor: bool = True  # hide results under the relevance floor (False: `--all`)
     prf: bool = False  # pseudo-relevance feedback: a second pass (search/feedback.py)
+    embed_context: bool = True  # a note's passage speaks for the images it embeds
 
 
 Signal = list[tuple[int, float]]  # (chunk id, score), best first
@@ -365,7 +367,8 @@ class Searcher:
                                       else _lexical(lex, inputs.terms, depth, allowed))
                 inputs.pending = None
             signals.update(self.extra_signals(q, depth))
-            ranked = self._rank(signals, q, judge=judge)
+            ranked = self._rank(signals, q, judge=judge, allowed=allowed,
+                                context=q.embed_context and q.text is not None)
             kept = [r for r in ranked if judge.kept(r.evidence)] if floor else ranked
             # Deeper only while some signal was cut at `depth` (it may hold more items),
             # and, under the floor, while what lies deeper could still pass it.
@@ -495,9 +498,12 @@ class Searcher:
         return [self._result(rows[r.chunk_id], r, judge) for r in ranked if r.chunk_id in rows]
 
     def _rank(self, signals: dict[str, Signal], q: Query, fused_always: bool | None = None,
-              judge: Judge | None = None) -> list[Ranked]:
+              judge: Judge | None = None, allowed: Allowed | None = None,
+              context: bool = False) -> list[Ranked]:
         """Fused results, best first: one per item (or chunk), knowing only which item
-        each chunk belongs to (and its modality, for the calibration)."""
+        each chunk belongs to (and its modality, for the calibration). With `context`,
+        the images embedded in matching note passages take their evidence too
+        (search/embed_context.py; the relevance fusion only)."""
         judge = judge or Judge(self.opened.calibration, None, self.opened.spaces)
         chunk_ids = {cid for sig in signals.values() for cid, _ in sig}
         with profile.stage("metadata"):
@@ -542,6 +548,17 @@ class Searcher:
             (order,) = ranked.values()
             fused = dict(order)
         elif q.fusion == "relevance":
+            if context:
+                with profile.stage("metadata"):
+                    found = lifts(signals, facts, judge, self.reader, allowed)
+                for chunk, (item, value, passage) in found.items():
+                    kk = chunk if q.chunks else item
+                    ev = evidence.setdefault(kk, Evidence())
+                    if ev.context is None or value > ev.context:
+                        ev.context, ev.context_from = value, passage
+                    best.setdefault(kk, (len(chunk_ids), chunk))
+                    per_signal.setdefault(kk, {})
+                    matching.setdefault(kk, {})
             fused = {kk: judge.rank_value(evidence[kk]) for kk in evidence if kk in best}
         elif q.fusion == "score":
             fused = score_fusion(ranked, q.weights)

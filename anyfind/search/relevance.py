@@ -56,6 +56,10 @@ class Evidence:
     dense: dict[str, tuple[float, str | None]] = field(default_factory=dict)  # space -> (cosine, modality)
     lexical: float | None = None  # raw BM25 / rank
     ranks: dict[str, int] = field(default_factory=dict)  # signal -> rank from 1
+    # An embedded image's evidence from the note passage around its embed: log-odds added
+    # to its own (search/embed_context.py), and that passage's chunk id.
+    context: float | None = None
+    context_from: int | None = None
 
 
 class Judge:
@@ -128,6 +132,8 @@ class Judge:
                                  else self.below.get("lexical"))
         if lex is not None and self.reference is not None:
             value += weight_of("lexical", self.weights) * max(0.0, lex)
+        if ev.context is not None:  # what its note says of it, added to its own evidence
+            value += ev.context
         return value
 
     def score(self, ev: Evidence) -> float:
@@ -135,10 +141,14 @@ class Judge:
         score for dense (an index without calibration: the cosine, clipped)."""
         dense = max((self.dense(s, c, m) for s, (c, m) in ev.dense.items()), default=0.0)
         lexical = self.lexical(ev.lexical)
-        return 1.0 - (1.0 - dense) * (1.0 - lexical)
+        own = 1.0 - (1.0 - dense) * (1.0 - lexical)
+        return own if ev.context is None else max(own, _sigmoid(self.rank_value(ev)))
 
     def kept(self, ev: Evidence) -> bool:
-        """Above the floor: a lexical match, or a cosine over its space's floor."""
+        """Above the floor: a lexical match, a cosine over its space's floor, or a note
+        passage over the floor that embeds it."""
+        if ev.context is not None and self.rank_value(ev) >= DENSE_FLOOR_LOGIT:
+            return True
         if ev.lexical is not None and self.lexical(ev.lexical) >= 0.5:
             return True
         if not ev.dense:
@@ -168,4 +178,6 @@ class Judge:
             if "lexical" in ev.ranks:
                 entry["rank"] = ev.ranks["lexical"]
             out["lexical"] = entry
+        if ev.context is not None:
+            out["context"] = {"log_odds": round(ev.context, 6), "from_chunk": ev.context_from}
         return out

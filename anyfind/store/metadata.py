@@ -345,6 +345,24 @@ class Store:
                 "")
         return rows
 
+    def embeds_in(self, chunk_ids: Sequence[int]) -> list[tuple[int, int, int]]:
+        """(note chunk id, image item id, image chunk id) of the images embedded in these
+        chunks of notes: the embed's offset lies in the chunk's span."""
+        ids = [int(i) for i in chunk_ids]
+        if not ids:
+            return []
+        Target, Inner = aliased(Item, name="t"), aliased(Chunk, name="x")
+        first = (select(Inner.id).where(Inner.item_id == Relation.to_item)
+                 .order_by(Inner.ordinal).limit(1).correlate(Relation).scalar_subquery())
+        q = (select(Chunk.id, Relation.to_item, first)
+             .join(Relation, Relation.from_item == Chunk.item_id)
+             .join(Target, Target.id == Relation.to_item)
+             .where(Chunk.id.in_(ids), Relation.kind == "embed", Target.modality == "image",
+                    Relation.to_item != Chunk.item_id, Relation.position >= Chunk.char_start,
+                    Relation.position < Chunk.char_end).limit(5000))
+        with self.engine.connect() as conn:
+            return [(int(c), int(i), int(x)) for c, i, x in conn.execute(q) if x is not None]
+
     def children_of(self, item_id: int) -> list[dict[str, Any]]:
         """The items found inside this one (an e-mail's attachments), in order."""
         cols = (Item.id, Item.uri, Item.path, Item.modality, Item.media_type, Item.size,

@@ -48,6 +48,15 @@ _RELATIONS_SQL = (
     "OR r.from_item IN (SELECT value FROM json_each(?)) "
     "ORDER BY r.from_item, r.position LIMIT 2000"
 )
+# The images embedded in these note chunks (the embed's offset inside the chunk's span),
+# each with its first chunk: search/embed_context.py lends them the passage's relevance.
+_EMBEDS_SQL = (
+    "SELECT c.id, r.to_item, (SELECT x.id FROM chunks x WHERE x.item_id = r.to_item "
+    "ORDER BY x.ordinal LIMIT 1) FROM chunks c JOIN relations r ON r.from_item = c.item_id "
+    "JOIN items t ON t.id = r.to_item WHERE c.id IN (SELECT value FROM json_each(?)) "
+    "AND r.kind = 'embed' AND t.modality = 'image' AND r.to_item <> c.item_id "
+    "AND r.position >= c.char_start AND r.position < c.char_end LIMIT 5000"
+)
 _NOTE_CHUNKS_SQL = ("SELECT item_id, char_start, char_end, text FROM chunks WHERE item_id IN "
                     "(SELECT value FROM json_each(?)) AND char_start IS NOT NULL")
 # bm25() is lower-is-better; negated so that every signal is higher-is-better.
@@ -228,6 +237,12 @@ class SQLiteReader:
                                  if item_id == r["from_item"] and start <= r["position"] < end),
                                 "")
         return rows
+
+    def embeds_in(self, chunk_ids: Sequence[int]) -> list[tuple[int, int, int]]:
+        """(note chunk id, image item id, image chunk id) of the images embedded in these
+        chunks of notes (as Store.embeds_in)."""
+        rows = self.query(_EMBEDS_SQL, (_ids(chunk_ids),)) if chunk_ids else []
+        return [(int(c), int(i), int(x)) for c, i, x in rows if x is not None]
 
     def sources(self) -> list[dict[str, Any]]:
         """Every source with its item count, by name (as Store.sources)."""

@@ -213,3 +213,61 @@ def test_scores_show_relevance_and_the_floor_can_be_lifted(page):
     page.wait_for_function(f"() => document.querySelectorAll('#results .card').length > {shown}")
     assert not floor.is_visible()
     shot(page, "server-page-floor.png")
+
+
+@pytest.fixture(scope="module")
+def vault_server(tmp_path_factory) -> str:
+    """A live server over a small notes vault (tests/vault_fixtures.py)."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    from vault_fixtures import make_vault
+
+    from anyfind import Index
+    from anyfind.server import create_app
+
+    root = tmp_path_factory.mktemp("page-vault")
+    with Index.open(root / "idx", transcriber=None) as idx:
+        assert idx.add([make_vault(root / "vault")]).failed == 0
+    with running(create_app(root / "idx", warm=False)) as url:
+        yield url
+
+
+def test_the_page_groups_by_note_and_shows_what_relates(browser, vault_server):
+    """The "By note" switch gives one card per note holding its matching screenshot (the
+    note's passage shown with it); "Related" lists links both ways with their reasons, and
+    "Only what it does not link already" leaves the similar ones."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, base_url=vault_server)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/?q=transitions+stored+in+a+buffer+experience+replay")
+    page.wait_for_selector("#results .card")
+    flat_cards = page.locator("#results .card").count()
+    # A screenshot's card says where it sits: the note and heading, with the passage.
+    shot_card = page.locator("#results .card.image", has_text="replay-slide.png").first
+    assert "RL - Deep Q Learning.md › Experience replay" in shot_card.inner_text()
+    page.locator("#group").check()
+    page.wait_for_selector("#results .group")
+    group = page.locator("#results .group").first
+    assert "Deep Q Learning" in group.locator(".group-head").inner_text()
+    names = group.locator(".card .title").all_inner_texts()
+    assert "replay-slide.png" in names and len(names) >= 2  # the note and its screenshot
+    assert page.locator("#results > .card, #results > .group").count() < flat_cards
+    assert "group=1" in page.url  # a shared link keeps the view
+    shot(page, "page-grouped.png")
+
+    page.locator("#results .group .card.text").first.locator("button.related").click()
+    page.wait_for_selector(".related-list")
+    assert page.locator("#heading-text").inner_text().startswith("Related to ")
+    rows = {r.locator(".reason").inner_text(): r.locator("a").inner_text()
+            for r in page.locator(".related-row.linked").all()}
+    assert rows.get("embeds") == "replay-slide.png"
+    assert rows.get("links to") == "Target Networks.md"  # and back: listed once
+    assert page.locator(".related-row.similar").count() >= 1
+    shot(page, "page-related.png")
+    page.locator("#unlinked").check()
+    page.wait_for_function("() => document.querySelector('#unlinked')?.checked === true "
+                           "&& !document.querySelector('.related-row.linked')")
+    assert page.locator(".related-row.similar").count() >= 1
+    context.close()
+    assert not errors, errors

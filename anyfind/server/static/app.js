@@ -13,6 +13,9 @@ const state = {
   filters: "",
   example: null,      // a File: search by example
   similarTo: null,    // {id, name}: a similar-items list
+  relatedTo: null,    // {id, name}: the related panel (links, embeds, similar items)
+  unlinked: false,    // the related panel: only what is not linked already
+  group: localStorage.getItem("anyfind.group") === "1",  // one card per note (vaults)
   offset: 0,
   all: false,         // also the results under the relevance floor
   last: null,         // the function that loads the next page
@@ -247,7 +250,8 @@ function card(r) {
   const href = contentUrl(r) + (r.page ? `#page=${r.page}` : "");
   actions.append(
     el("a", { href, target: "_blank", rel: "noopener" }, icon("i-open"), "Open"),
-    el("button", { type: "button", class: "similar", onclick: () => showSimilar(r) }, icon("i-similar"), "Similar"));
+    el("button", { type: "button", class: "similar", onclick: () => showSimilar(r) }, icon("i-similar"), "Similar"),
+    el("button", { type: "button", class: "related", onclick: () => showRelated(r) }, icon("i-similar"), "Related"));
   body.append(actions);
   node.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && e.target === node) {
@@ -346,10 +350,27 @@ function loading() {
   results.replaceChildren(...Array.from({ length: 3 }, () => el("div", { class: "skeleton" })));
 }
 
+function groupCards(body) {
+  // The grouped view: a note's card holds what of it matched (its passages, the media it
+  // embeds or links); an item that no note holds stands alone.
+  const byId = new Map(body.results.map((r) => [r.item_id, r]));
+  return body.groups.map((g) => {
+    const members = g.members.map((id) => byId.get(id)).filter(Boolean);
+    if (!g.note) return card(members[0]);
+    const node = el("section", { class: "group", "data-note": g.note.id,
+                                 "aria-label": `Note: ${g.note.title || baseName(g.note.path)}` },
+      el("header", { class: "group-head" }, icon("i-doc"),
+        el("span", { class: "title", text: g.note.title || baseName(g.note.path) }),
+        el("span", { class: "where", title: g.note.path, text: g.note.path })));
+    node.append(...members.map(card));
+    return node;
+  });
+}
+
 function render(body, append) {
   const results = $("#results");
   results.removeAttribute("aria-busy");
-  const cards = body.results.map(card);
+  const cards = body.groups ? groupCards(body) : body.results.map(card);
   if (append) results.append(...cards);
   else results.replaceChildren(...cards);
   if (!append && !cards.length) {
@@ -359,7 +380,7 @@ function render(body, append) {
       el("p", {}, "No results for ", el("strong", { text: what }), "."),
       el("p", { text: "Try fewer or other words, another filter, or drop an image or a voice clip here." })));
   }
-  $("#more").hidden = body.count < body.k;
+  $("#more").hidden = body.count < body.k || Boolean(body.groups);
   const floor = $("#floor");
   floor.hidden = !(body.hidden > 0) || state.all;
   $("#floor-text").textContent = body.hidden > 0
@@ -370,6 +391,7 @@ function describe(body) {
   const n = body.offset + body.count;
   const took = `${Math.round(body.took_ms)} ms`;
   if (state.similarTo) return `Similar to ${state.similarTo.name} · ${took}`;
+  if (body.groups) return `${body.groups.length} card${body.groups.length === 1 ? "" : "s"} (${n} result${n === 1 ? "" : "s"}) · ${took}`;
   if (body.example === "audio") return `Heard “${body.query || ""}” · ${n} result${n === 1 ? "" : "s"} · ${took}`;
   if (body.example === "image") return `Like ${state.example.name} · ${n} result${n === 1 ? "" : "s"} · ${took}`;
   return `${n} result${n === 1 ? "" : "s"} · ${took}`;
@@ -402,6 +424,7 @@ function textSearch(offset = 0) {
   const params = new URLSearchParams({ q: state.q, k: PAGE, offset });
   if (state.filters) params.set("filters", state.filters);
   if (state.all) params.set("all", "true");
+  if (state.group) params.set("group", "true");
   return api(`/api/search?${params}`);
 }
 
@@ -421,6 +444,7 @@ function similarSearch(offset = 0) {
 
 function search(all = false) {
   state.similarTo = null;
+  state.relatedTo = null;
   state.offset = 0;
   state.all = all;  // a new search starts under the floor again
   if (state.example) {
@@ -446,6 +470,55 @@ function showSimilar(r) {
   state.last = similarSearch;
   run(() => similarSearch(0));
   window.scrollTo({ top: 0 });
+}
+
+// -- related items (links both ways, embeds, then similar items) ------------------------
+const IMAGE_PATH = /\.(png|jpe?g|gif|webp|bmp|tiff?|heic)$/i;
+
+function relatedRow(x) {
+  const name = baseName(x.path);
+  const media = IMAGE_PATH.test(x.path || "")
+    ? el("img", { class: "thumb", src: `/api/items/${x.id}/thumbnail`, alt: name, loading: "lazy" })
+    : el("span", { class: "thumb" }, icon(ICONS.text));
+  const kind = x.score === null ? "linked" : "similar";
+  return el("li", { class: `related-row ${kind}`, "data-item": x.id },
+    media,
+    el("span", { class: "reason", text: x.reason }),
+    el("a", { href: `/api/items/${x.id}/content`, target: "_blank", rel: "noopener", title: x.path,
+              text: name }),
+    el("span", { class: "where", text: x.heading ? `› ${x.heading}` : "" }),
+    el("button", { type: "button", class: "ghost small", title: `What relates to ${name}`,
+                   onclick: () => showRelated({ item_id: x.id, path: x.path }) }, "Related"));
+}
+
+async function showRelated(r) {
+  state.relatedTo = { id: r.item_id, name: baseName(r.path) };
+  state.similarTo = null;
+  const generation = ++state.busy;
+  loading();
+  showNotice("");
+  try {
+    const params = new URLSearchParams({ k: 10 });
+    if (state.unlinked) params.set("unlinked", "true");
+    const body = await api(`/api/items/${r.item_id}/related?${params}`);
+    if (generation !== state.busy) return;
+    const results = $("#results");
+    results.removeAttribute("aria-busy");
+    const toggle = el("label", { class: "switch" },
+      el("input", { type: "checkbox", id: "unlinked", ...(state.unlinked ? { checked: "" } : {}),
+                    onchange: (e) => { state.unlinked = e.target.checked; showRelated(r); } }),
+      "Only what it does not link already");
+    const list = el("ol", { class: "related-list" }, ...body.related.map(relatedRow));
+    results.replaceChildren(el("div", { class: "related-panel" }, toggle,
+      body.related.length ? list : el("p", { class: "empty", text: "Nothing related found." })));
+    $("#floor").hidden = true;
+    setHeading(`Related to ${state.relatedTo.name}`, true);
+    window.scrollTo({ top: 0 });
+  } catch (err) {
+    if (generation !== state.busy) return;
+    $("#results").removeAttribute("aria-busy");
+    showNotice(err.message || "Something went wrong.", true);
+  }
 }
 
 function setExample(file) {
@@ -478,6 +551,7 @@ function syncUrl() {
   const params = new URLSearchParams();
   if (!state.example && state.q) params.set("q", state.q);
   if (state.filters) params.set("filters", state.filters);
+  if (state.group) params.set("group", "1");
   const query = params.toString();
   history.replaceState(null, "", query ? `/?${query}` : "/");
 }
@@ -592,8 +666,14 @@ function init() {
   $("#example-clear").addEventListener("click", clearExample);
   $("#more").addEventListener("click", more);
   $("#floor-show").addEventListener("click", () => search(true));
+  $("#group").addEventListener("change", (e) => {
+    state.group = e.target.checked;
+    localStorage.setItem("anyfind.group", state.group ? "1" : "0");
+    if (!state.example && $("#q").value.trim()) search(); else syncUrl();
+  });
   $("#heading-clear").addEventListener("click", () => {
     state.similarTo = null;
+    state.relatedTo = null;
     if (state.example || state.q) search(); else showWelcome();
   });
   for (const chip of document.querySelectorAll("#chips [role=radio]")) {
@@ -623,6 +703,8 @@ function init() {
 
   const params = new URLSearchParams(location.search);
   state.filters = params.get("filters") || "";
+  if (params.has("group")) state.group = params.get("group") === "1";
+  $("#group").checked = state.group;
   for (const chip of document.querySelectorAll("#chips [role=radio]")) {
     chip.setAttribute("aria-checked", String(chip.dataset.filter === state.filters));
   }
