@@ -114,6 +114,14 @@ def test_renames_keep_relations_and_a_deleted_target_unresolves(tmp_path):
         idx.sync()
         target = hit(idx, "frozen copy stable targets", "Target Networks.md")
         assert [Path(n["path"]).name for n in target.linked_from] == ["RL - Deep Q Learning.md"]
+        # A copy of a note (same bytes: its chunks are copied, no model) links what it
+        # says, resolved from its own folder.
+        (vault / "archive").mkdir()
+        shutil.copy(vault / "notes" / "Target Networks.md", vault / "archive" / "Targets copy.md")
+        idx.sync()
+        shot = hit(idx, "frozen copy stable targets", "target slide.png")
+        assert sorted(Path(n["path"]).name for n in shot.linked_from) == [
+            "Target Networks.md", "Targets copy.md"]
 
 
 def test_hostile_links_are_bounded_and_never_leave_the_source(tmp_path):

@@ -50,11 +50,12 @@ GROUP_DEPTH = 3  # results looked at per group asked for
 
 class Group:
     """One card of the grouped view: a note with its matching passages and the matching
-    items it embeds or links (screenshots, recordings, videos), ranked as a whole by its
-    best member; or an item that no note embeds or links, alone."""
+    items it embeds or links (screenshots, recordings, videos), or an e-mail with its
+    matching attachments, ranked as a whole by its best member; or an item that nothing
+    holds, alone."""
 
     def __init__(self, note: dict[str, Any] | None, first: Any):
-        self.note = note  # {"id", "path", "title"}; None: a lone item
+        self.note = note  # {"id", "path", "title"}: the note or e-mail; None: a lone item
         self.score = first.score
         self.results = [first]
 
@@ -67,20 +68,34 @@ class Group:
                 "results": [r.to_dict() for r in self.results]}
 
 
+def _home(r: Any) -> tuple[Any, dict[str, Any] | None]:
+    """The card a result belongs on: (key, the holder's {id, path, title} or None)."""
+    if r.media_type == "text/markdown":
+        return r.item_id, {"id": r.item_id, "path": r.path, "title": r.title}
+    if r.parent:  # an attachment: on its e-mail's card
+        return r.parent["id"], {"id": r.parent["id"], "path": r.parent.get("path"),
+                                "title": None}
+    if r.linked_from:  # embeds first (add_context's order): the note it belongs to
+        home = r.linked_from[0]
+        return home["id"], {k: home[k] for k in ("id", "path", "title")}
+    return r.item_id, None  # alone, unless its attachments come to it
+
+
 def grouped(results: Sequence[Any], k: int) -> list[Group]:
     """The results as at most `k` cards: each note with what of it matched (its own
-    passages, the media it embeds, then links), each other item alone; best card first."""
+    passages, the media it embeds, then links), each e-mail with its matching
+    attachments, each other item alone; best card first."""
     groups: dict[Any, Group] = {}
     for r in results:
-        if r.media_type == "text/markdown":
-            key, note = r.item_id, {"id": r.item_id, "path": r.path, "title": r.title}
-        elif r.linked_from:  # embeds first (add_context's order): the note it belongs to
-            home = r.linked_from[0]
-            key, note = home["id"], {k_: home[k_] for k_ in ("id", "path", "title")}
-        else:
-            key, note = ("item", r.item_id), None
+        key, note = _home(r)
         if key in groups:
-            groups[key].add(r)
+            group = groups[key]
+            group.add(r)
+            if group.note is None and r.item_id != key:  # an e-mail its attachment joins
+                first = group.results[0]
+                group.note = {"id": first.item_id, "path": first.path, "title": first.title}
+            elif group.note is not None and r.item_id == key:  # the holder itself
+                group.note = {"id": r.item_id, "path": r.path, "title": r.title}
         else:
             groups[key] = Group(note, r)
     ordered = sorted(groups.values(), key=lambda g: -g.score)  # stable: rank order on ties

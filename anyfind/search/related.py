@@ -1,6 +1,7 @@
 """What is related to one item, each with its reason: the notes and files it links or
-embeds and those that link or embed it (vault relations), then the items most like it in
-any modality ("similar 0.83"). `unlinked` keeps only the similar ones not linked already
+embeds and those that link or embed it (vault relations), the e-mail it is attached to
+and the attachments it holds (containment: `items.parent_id`, read here as one more
+relation), then the items most like it in any modality ("similar 0.83"). `unlinked` keeps only the similar ones not linked already
 (what a note should perhaps link to, and does not)."""
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ def related(index: OpenIndex, item_id: int, *, k: int = 10, unlinked: bool = Fal
         seen.add(other)
         linked.append({"id": other, "path": path, "reason": REASONS[(way, row["kind"])],
                        "heading": row["heading"], "score": None})
+    parent = index.store.parent_of(item_id)
+    inside = [(parent["id"], parent["path"], "attached to")] if parent else []
+    inside += [(c["id"], c["path"], "attachment") for c in index.store.children_of(item_id)]
+    for other, path, reason in inside:
+        if other not in seen:
+            seen.add(other)
+            linked.append({"id": other, "path": path, "reason": reason, "heading": "",
+                           "score": None})
     try:
         near = similar(index, item_id, k=k + len(seen))
     except QueryError:  # an item without vectors (skipped, failed): its links still count

@@ -431,9 +431,22 @@ class Store:
             ).first()
             if row is None:
                 return None
+            meta = dict(row.meta or {})
+            links = self._links_of(conn, row.id)
+            if links:  # a copied note links what it says: resolved from its own folder
+                meta["links"] = links
             return {"id": int(row.id), "modality": row.modality, "media_type": row.media_type,
-                    "title": row.title, "meta": dict(row.meta or {}),
+                    "title": row.title, "meta": meta,
                     "chunks": self._chunk_records(conn, row.id)}
+
+    @staticmethod
+    def _links_of(conn, item_id: int) -> list[dict[str, Any]]:
+        """A note's links as its extractor wrote them (meta["links"]), from its relations."""
+        rows = conn.execute(select(Relation.target, Relation.kind, Relation.wiki,
+                                   Relation.position, Relation.heading)
+                            .where(Relation.from_item == item_id).order_by(Relation.id))
+        return [{"target": r.target, "kind": r.kind, "wiki": bool(r.wiki), "offset": r.position,
+                 "heading": r.heading} for r in rows]
 
     def with_failed_children(self, source_id: int) -> set[int]:
         """Ids of the source's own items holding a failed item somewhere below them."""
@@ -603,6 +616,12 @@ class Store:
                 values["meta"] = {k: v for k, v in values["meta"].items() if k != "attachment"}
             item_id = int(conn.execute(insert(Item).values(**values)).inserted_primary_key[0])
             self._insert_chunks(conn, item_id, self._chunk_records(conn, source_item_id), changes)
+            links = self._links_of(conn, source_item_id)
+            if links:  # unresolved: the copy's links are resolved from its own folder
+                conn.execute(insert(Relation), [
+                    {"source_id": record.source_id, "from_item": item_id, "to_item": None,
+                     "target": link["target"], "kind": link["kind"], "wiki": link["wiki"],
+                     "position": link["offset"], "heading": link["heading"]} for link in links])
             if src is not None:
                 self._copy_children(conn, source_item_id, item_id, (src.uri, src.path),
                                     (record.uri, record.path), record, changes)
@@ -905,6 +924,8 @@ class Store:
             vectors = dict(conn.execute(
                 select(Embedding.space, func.count()).group_by(Embedding.space)).all())
             sources = conn.execute(select(func.count()).select_from(Source)).scalar_one()
+            links = dict(conn.execute(select(Relation.to_item.is_not(None), func.count())
+                                      .group_by(Relation.to_item.is_not(None))).all())
         return {
             "items": sum(by_status.values()),
             "ok": by_status.get("ok", 0),
@@ -914,6 +935,8 @@ class Store:
             "chunks": chunks,
             "vectors": vectors,
             "sources": sources,
+            # a notes vault's links and embeds (the page groups by note when some resolve)
+            "relations": {"resolved": links.get(True, 0), "unresolved": links.get(False, 0)},
         }
 
     def errors(self, limit: int | None = None) -> list[dict[str, Any]]:

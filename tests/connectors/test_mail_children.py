@@ -175,6 +175,25 @@ def test_attachments_are_items_found_with_their_parent(index, mailbox):
     assert items(index) == rows
 
 
+def test_an_e_mail_and_its_attachments_are_related_and_share_a_card(index, mailbox):
+    """Containment is one more relation: `related` lists the e-mail of an attachment and
+    the attachments of an e-mail; the grouped view puts matching attachments on their
+    e-mail's card, as a note's screenshots are on the note's."""
+    index.add([mailbox])
+    rows = items(index)
+    mail = next(r for r in rows if r["parent_id"] is None)
+    invoice = next(r for r in rows if name(r["path"]) == "invoice.pdf")
+    assert [(x["id"], x["reason"]) for x in index.related(invoice["id"]) if x["score"] is None
+            ] == [(mail["id"], "attached to")]
+    held = {name(x["path"]) for x in index.related(mail["id"]) if x["reason"] == "attachment"}
+    assert held == set(CHILDREN)
+    cards = index.search_grouped("oranges invoice crates shipped from Valencia", k=5,
+                                 floor=False)
+    card = next(c for c in cards if c.note and c.note["id"] == mail["id"])
+    assert {r.item_id for r in card.results} >= {mail["id"], invoice["id"]}
+    assert sum(1 for c in cards for r in c.results if r.item_id == invoice["id"]) == 1
+
+
 def test_edit_replaces_children_and_delete_removes_them(index, mailbox, tmp_path):
     index.add([mailbox])
     before = items(index)

@@ -241,7 +241,12 @@ def test_the_page_groups_by_note_and_shows_what_relates(browser, vault_server):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto("/?q=transitions+stored+in+a+buffer+experience+replay")
-    page.wait_for_selector("#results .card")
+    # Never chosen on a vault: grouped; the user's choice is kept from then on.
+    page.wait_for_selector("#results .group")
+    assert page.locator("#group").is_checked()
+    page.locator("#group").uncheck()
+    page.wait_for_function("() => !document.querySelector('#results .group') && "
+                           "document.querySelector('#results .card')")
     flat_cards = page.locator("#results .card").count()
     # A screenshot's card says where it sits: the note and heading, with the passage.
     shot_card = page.locator("#results .card.image", has_text="replay-slide.png").first

@@ -15,7 +15,9 @@ const state = {
   similarTo: null,    // {id, name}: a similar-items list
   relatedTo: null,    // {id, name}: the related panel (links, embeds, similar items)
   unlinked: false,    // the related panel: only what is not linked already
-  group: localStorage.getItem("anyfind.group") === "1",  // one card per note (vaults)
+  // One card per note: what the user chose last, else on for a vault (status: resolved
+  // links), where it covers a note and its screenshot in the top card 3 times in 4.
+  group: localStorage.getItem("anyfind.group") === "1",
   offset: 0,
   all: false,         // also the results under the relevance floor
   last: null,         // the function that loads the next page
@@ -708,7 +710,14 @@ function init() {
   for (const chip of document.querySelectorAll("#chips [role=radio]")) {
     chip.setAttribute("aria-checked", String(chip.dataset.filter === state.filters));
   }
-  startSession().then(() => {
+  startSession().then(async () => {
+    if (localStorage.getItem("anyfind.group") === null && !params.has("group")) {
+      try {  // never chosen: on for a vault (some links resolve), off elsewhere
+        const st = await api("/api/status");
+        state.group = ((st.relations || {}).resolved || 0) > 0;
+        $("#group").checked = state.group;
+      } catch { /* the search below says what is wrong */ }
+    }
     const q = params.get("q");
     if (q) { $("#q").value = q; search(); } else showWelcome();
   });
