@@ -113,7 +113,10 @@ class Index:
         from ._version import __version__
 
         config.anyfind_version = __version__
+        new = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
+        if new:  # it holds the indexed text (meta.db, lexical/): its owner's only; chmod to share
+            os.chmod(path, 0o700)
         _mark_index_dir(path)
         SecretFile(path).put("store_url", found)  # the password never in config.json
         SecretFile(path).put("vector_store", vector_secrets)

@@ -168,6 +168,26 @@ def main() -> None:
                     print(kind, round(share, 3), flush=True)
     result["frame_work_share"] = round(result["frames_only"]["seconds"]
                                        / result["full"]["seconds"], 3)
+    # The frame work split: looking at the picture (decode, sample, choose: what a video
+    # costs more than its sound) and reading what the kept frames show (OCR, the same
+    # work as for a screenshot).
+    from anyfind.extract.pixels_text import read_pixels
+    from anyfind.extract.video import read_frames
+    from anyfind.ocr import ocr_engine, resolve
+
+    path = folder / "lecture.mp4"
+    started = time.perf_counter()
+    kept, _, _ = read_frames(path, None, path.stat().st_size)
+    looking = time.perf_counter() - started
+    engine = ocr_engine(resolve("auto"))
+    read_pixels(engine, kept[0].image, where="warm-up")
+    started = time.perf_counter()
+    for frame in kept:
+        read_pixels(engine, frame.image, where="bench")
+    reading = time.perf_counter() - started
+    result["frame_work_split"] = {
+        "decode_and_choose_s": round(looking, 1), "ocr_of_kept_frames_s": round(reading, 1),
+        "decode_and_choose_share_of_full": round(looking / result["full"]["seconds"], 3)}
     result["one_hour_minutes_estimate"] = round(result["full"]["seconds"] * 60 / duration, 1)
     text = json.dumps(result, indent=2)
     print(text)

@@ -221,3 +221,21 @@ def test_any_filter_combination_runs_as_sql(library, filter_tokens):
     start = time.perf_counter()
     library.search(query, k=5, mode="lexical")
     assert time.perf_counter() - start < 5
+
+
+def test_many_alternatives_are_one_clear_error_and_a_hundred_still_run(library):
+    """999 extensions in one filter made SQLite fail ("Expression tree is too large") with
+    the whole statement printed: now a one-line QueryError that shows a window of the
+    query; 100 alternatives (the most one filter takes) run as SQL."""
+    from anyfind.errors import QueryError
+
+    many = ",".join(f"x{i}" for i in range(999))
+    with pytest.raises(QueryError) as err:
+        library.search("cats", filters=f"ext:{many}", k=5)  # as --filter or the API's
+    message = str(err.value)
+    assert "at most 100 alternatives" in message and len(message) < 600
+    spread = " ".join(f"ext:y{i},z{i}" for i in range(200))  # 400 values over 200 filters
+    with pytest.raises(QueryError, match="too many filter values"):
+        library.search("cats", filters=spread, k=5)
+    hundred = ",".join(["txt"] + [f"q{i}" for i in range(99)])
+    assert found(library, f"cats ext:{hundred}") == {"cats-2023.txt", "budget.txt", "big.txt"}

@@ -46,6 +46,14 @@ def make_corpus(root: Path) -> Path:
           ["fuel the second stage overnight", "weather briefing at dawn"])
     (root / "audio").mkdir()
     speak("The rocket launch is planned for Tuesday morning at nine.", root / "audio" / "memo.wav")
+    from video_fixtures import Shown, lecture
+
+    (root / "videos").mkdir()  # frames decoded by a read task, read by the OCR actors
+    lecture(root / "videos" / "lecture.mp4", [
+        Shown("Booster Separation", ["the first stage falls away at minute two"],
+              "Watch the booster separate and fall back to the ocean."),
+        Shown("Orbit Insertion", ["the second stage burns for six minutes"],
+              "Then the upper stage carries the payload into orbit.")], fps=5)
     (root / "broken").mkdir()
     (root / "broken" / "scan.pdf").write_bytes(b"%PDF-1.4\n" + os.urandom(3000))  # corrupt
     (root / "broken" / "empty.txt").write_bytes(b"")
@@ -107,6 +115,9 @@ def test_ray_gives_the_local_items_chunks_and_vectors(ray_cluster, ray_driver, c
         found = idx.search("fuel the second stage overnight", k=1, mode="lexical")
         assert found and found[0].path.endswith("slide.png")  # read on a worker
         assert found[0].regions and "second stage" in found[0].regions[0]["text"].lower()
+        moment = idx.search("first stage falls away at minute two", k=1, mode="lexical")
+        assert moment and moment[0].path.endswith("lecture.mp4")
+        assert moment[0].moments and moment[0].moments[0]["start"] < 1.0  # the first slide
     assert_same(snapshot(path), local_reference)
 
 

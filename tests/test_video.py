@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from ocr_fixtures import slide
-from video_fixtures import Shown, lecture
+from video_fixtures import Shown, lecture, sideways
 
 from anyfind import Index
 from anyfind.cli import cli
@@ -296,3 +296,59 @@ def test_frame_selection_keeps_stills_skips_repeats_and_thins_past_its_cap():
     thinned = select(iter(samples), 36.0, max_frames=4)
     assert len(thinned) <= 4 and thinned[0].start == 0.0
     assert all(b.start - a.start >= 6.0 for a, b in zip(thinned, thinned[1:], strict=False))
+
+
+def test_on_ray_a_cpu_task_decodes_the_frames_and_the_model_actors_finish(folder, index):
+    """The distributed stages in one process: a read task (no OCR, no transcriber there)
+    decodes the picture and chooses the frames, which travel with the deferred item; an
+    OCR actor reads them; the transcriber's actor builds the item without decoding the
+    picture again. Chunks, frames and what was read equal the local reading's."""
+    import pickle
+
+    from anyfind.connectors.base import Blob
+    from anyfind.indexer.prepare import TRANSCRIBER, Preparer
+
+    data = (folder / "lecture.mp4").read_bytes()
+    blob = Blob.from_bytes(data, path="lecture.mp4")
+    task = Preparer(index.opened, defer_audio=True, defer_pixels=True)
+    item = task.prepare(blob, blob.ref, None, None)
+    assert (item.status, item.waits_for) == ("deferred", TRANSCRIBER)
+    frames = pickle.loads(pickle.dumps(item.frames))  # what Ray ships between stages
+    assert len(frames.frames) == len(DECK) and not frames.read
+    frames.read_with(index.opened.ocr)  # the OCR actor
+    assert frames.read
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the picture was decoded again")
+
+    import anyfind.extract.video as video
+
+    actor = Preparer(index.opened)
+    saved, video.read_frames = video.read_frames, no_decoding
+    try:
+        staged = actor.prepare(Blob.from_bytes(data, path="lecture.mp4"), blob.ref, None, None,
+                               frames=frames)
+    finally:
+        video.read_frames = saved
+    local = Preparer(index.opened).prepare(Blob.from_bytes(data, path="lecture.mp4"), blob.ref,
+                                           None, None)
+    assert staged.status == local.status == "ok"
+    assert [(c.text, c.start_s, c.end_s, c.modality) for c in staged.chunks] == [
+        (c.text, c.start_s, c.end_s, c.modality) for c in local.chunks]
+    assert staged.meta["frames"] == local.meta["frames"]
+
+
+def test_a_video_filmed_sideways_is_read_upright(tmp_path):
+    """A phone held sideways stores the picture turned and says so in the track header
+    (the display matrix): frames are turned upright before anything reads them."""
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    slide(tmp_path / "board.png", "Quarterly Harvest Figures", ["apples up twelve percent"],
+          size=(960, 540))
+    sideways(folder / "board.mp4", tmp_path / "board.png")
+    with Index.open(tmp_path / "idx", transcriber=None) as idx:
+        report = idx.add([folder])
+        assert report.failed == 0, report.errors
+        (hit,) = idx.search("quarterly harvest figures", k=1, mode="lexical")
+        assert hit.path.endswith("board.mp4") and hit.moments
+        assert "apples up twelve percent" in (hit.moments[0].get("shown") or "").lower()

@@ -22,6 +22,7 @@ class ExtractContext:
         self.extract_seconds = extract_seconds
         self.max_item_chars = max_item_chars
         self._decode_size = decode_size
+        self.video_frames = None  # a video's frames decoded elsewhere (extract/video.py)
 
     @property
     def image_decode_size(self):
@@ -32,6 +33,12 @@ class ExtractContext:
         """The same context with another OCR engine (a distributed read task's stand-in)."""
         other = copy.copy(self)
         other._ocr = ocr
+        return other
+
+    def with_video_frames(self, frames: Any) -> ExtractContext:
+        """The same context for a video whose frames another task decoded."""
+        other = copy.copy(self)
+        other.video_frames = frames
         return other
 
     @property

@@ -32,9 +32,13 @@ def extract_video(blob: Blob, media_type: str | None, ctx: Any) -> Extracted:
     from .audio_decode import probe
 
     subtitles = sidecar_subtitles(blob.ref.metadata.get("subtitles") or [])
+    given = getattr(ctx, "video_frames", None)  # decoded by a CPU task (a Ray frames stage)
     with blob.local_path() as path:
         info = probe(path)
-        frames, frames_error, picture = read_frames(path, ctx, blob.ref.size)
+        if given is not None:
+            frames, frames_error, picture = given.unpacked(ctx)
+        else:
+            frames, frames_error, picture = read_frames(path, ctx, blob.ref.size)
         segments: list[TimedSegment] = []
         metadata: dict[str, Any] = {"duration": info["duration"], "codec": info["codec"]}
         transcriber = getattr(ctx, "transcriber", None)
@@ -64,11 +68,13 @@ def extract_video(blob: Blob, media_type: str | None, ctx: Any) -> Extracted:
     return Extracted(modality="video", segments=segments, frames=frames, metadata=metadata)
 
 
-def read_frames(path: Path, ctx: Any, size: int | None
+def read_frames(path: Path, ctx: Any, size: int | None, shrink: bool = True
                 ) -> tuple[list[Frame], str | None, dict[str, Any] | None]:
     """The kept frames (read by OCR when the context has an engine, then shrunk to what
-    the image models and thumbnails need), the error that cut the picture short (None),
-    and the picture's facts (None: no video stream)."""
+    the image models and thumbnails need; `shrink` False: as decoded, packed as PNG bytes
+    for OCR elsewhere),
+    the error that cut the picture short (None), and the picture's facts (None: no video
+    stream)."""
     import time
 
     av = require("av", "audio")
@@ -90,7 +96,8 @@ def read_frames(path: Path, ctx: Any, size: int | None
             if engine is not None:
                 frame.meta["ocr"] = read_pixels(engine, frame.image, where=f"the frame at "
                                                 f"{frame.start:.0f} s")
-            frame.image = shrunk(frame.image, need)  # hundreds are held until chunked
+            # hundreds are held until chunked: small, or packed losslessly
+            frame.image = shrunk(frame.image, need) if shrink else _png(frame.image)
         finally:
             slots.release()
 
@@ -109,6 +116,68 @@ def read_frames(path: Path, ctx: Any, size: int | None
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return kept, (error[0] if error else None), picture
+
+
+class DecodedFrames:
+    """A video's kept frames decoded in one process and finished in another (on Ray: a
+    CPU task decodes and selects, an OCR actor reads them, the transcriber's actor builds
+    the item): full-size pictures as lossless PNG (what OCR reads must not depend on
+    where it ran), what OCR read in each, the error that cut the picture short, and the
+    picture's facts."""
+
+    def __init__(self, frames: list[Frame], error: str | None, picture: dict[str, Any] | None):
+        self.frames = frames  # each image: PNG bytes (read_frames with shrink=False)
+        self.error, self.picture = error, picture
+
+    @property
+    def read(self) -> bool:
+        """Whether OCR has read every frame."""
+        return all("ocr" in f.meta for f in self.frames)
+
+    def read_with(self, engine: Any) -> None:
+        """OCR each frame not read yet (an OCR actor)."""
+        for f in self.frames:
+            if "ocr" not in f.meta:
+                f.meta["ocr"] = read_pixels(engine, _image(f.image),
+                                            where=f"the frame at {f.start:.0f} s")
+
+    def unpacked(self, ctx: Any) -> tuple[list[Frame], str | None, dict[str, Any] | None]:
+        """As read_frames gives them: pictures decoded and shrunk, read by OCR if they
+        were not (the context's engine, when it has one)."""
+        engine = getattr(ctx, "ocr", None)
+        need = getattr(ctx, "image_decode_size", None)
+        out = []
+        for f in self.frames:
+            image, meta = _image(f.image), dict(f.meta)
+            if engine is not None and "ocr" not in meta:
+                meta["ocr"] = read_pixels(engine, image, where=f"the frame at {f.start:.0f} s")
+            out.append(Frame(f.start, f.end, shrunk(image, need), f.why, meta))
+        return out, self.error, self.picture
+
+
+def _png(image: Any) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)  # fast; slides compress well
+    return out.getvalue()
+
+
+def _image(png: bytes) -> Any:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as img:
+        return img.convert("RGB")
+
+
+def decode_frames(blob: Blob) -> DecodedFrames | None:
+    """A video's kept frames, full size and not read (a CPU task's share of the work);
+    None when the file has no picture to decode."""
+    with blob.local_path() as path:
+        frames, error, picture = read_frames(path, None, blob.ref.size, shrink=False)
+    return DecodedFrames(frames, error, picture) if picture is not None else None
 
 
 def _decode_and_select(av: Any, path: Path, keep: Any, deadline: float, allowed: float,

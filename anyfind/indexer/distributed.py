@@ -5,8 +5,11 @@ rows, one per item, through the executor's stages:
 
     read        CPU tasks: open, sniff, extract, chunk (prepare.py: the local code);
                 images and scanned pages wait for the ocr stage when the index reads
-                pixels, audio for the transcribe stage when it transcribes
-    ocr         actors holding the OCR engine: the deferred images and scans
+                pixels, audio for the transcribe stage when it transcribes; a video's
+                picture is decoded and its frames chosen here (CPU work), and the
+                frames travel with it (extract.video.DecodedFrames)
+    ocr         actors holding the OCR engine: the deferred images and scans, and the
+                frames of the videos
     transcribe  actors holding Whisper: the deferred recordings (and what holds both)
     tag         actors holding the image tagger: new images' tags
     <space>     one pool of actors per embedding space, holding its encoder
@@ -150,7 +153,8 @@ def _view(spec: WorkerSpec) -> WorkerIndex:
     return view
 
 
-def _read(preparer: Preparer, connector: Any, task: Task, view: WorkerIndex) -> Done:
+def _read(preparer: Preparer, connector: Any, task: Task, view: WorkerIndex,
+          frames: Any = None) -> Done:
     def opener():
         if task.error is not None:
             raise OSError(task.error)
@@ -158,7 +162,7 @@ def _read(preparer: Preparer, connector: Any, task: Task, view: WorkerIndex) -> 
 
     data = task.data
     blob = Blob(task.ref, lambda: io.BytesIO(data)) if data is not None else None
-    item = preparer.prepare(blob, task.ref, task.replace_id, task.digest, opener)
+    item = preparer.prepare(blob, task.ref, task.replace_id, task.digest, opener, frames)
     return Done(task.n, item, view.collected.take(), task if item.deferred else None)
 
 
@@ -182,9 +186,16 @@ def ocr_stage(spec: WorkerSpec, connector: Any, defer_audio: bool):
     def run(rows: list[Done]) -> list[Done]:
         out = []
         for done in rows:
+            frames = done.item.frames if done.task is not None else None
+            if frames is not None and not frames.read:
+                crash_point("ray.ocr")
+                try:
+                    frames.read_with(view.ocr)
+                except Exception:  # noqa: BLE001 (what reads the video next reads them)
+                    pass
             if done.task is not None and done.item.waits_for == OCR:
                 crash_point("ray.ocr")
-                done = _read(preparer, connector, done.task, view)
+                done = _read(preparer, connector, done.task, view, frames)
             out.append(done)
         return out
 
@@ -201,7 +212,7 @@ def transcribe_stage(spec: WorkerSpec, connector: Any):
         for done in rows:
             if done.task is not None:
                 crash_point("ray.transcribe")
-                done = _read(preparer, connector, done.task, view)
+                done = _read(preparer, connector, done.task, view, done.item.frames)
             out.append(done)
         return out
 

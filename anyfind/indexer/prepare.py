@@ -42,6 +42,7 @@ class Prepared:
     status: str = "ok"  # ok | error | skipped | deferred (read again where its model runs)
     waits_for: str = ""  # a deferred item's model: TRANSCRIBER or OCR
     reused: bool = False  # chunks and vectors taken from an indexed item with this content
+    frames: Any = None  # a deferred video's frames, decoded here (extract.video.DecodedFrames)
     children: list[Prepared] = field(default_factory=list)  # items found inside this one
 
     def tree(self) -> list[Prepared]:
@@ -68,9 +69,10 @@ class Deferred(Exception):
     """Audio (or pixels to read) met where its model does not run: the item is read
     again where it does."""
 
-    def __init__(self, what: str, waits_for: str = TRANSCRIBER):
+    def __init__(self, what: str, waits_for: str = TRANSCRIBER, frames: Any = None):
         super().__init__(what)
         self.waits_for = waits_for
+        self.frames = frames  # a video's picture, decoded where it was met
 
 
 def child_ref(parent: ItemRef, n: int, name: str, size: int, digest: str,
@@ -87,6 +89,17 @@ def _is_binary_type(media_type: str) -> bool:
         "application/pdf", "application/zip") or media_type.startswith("application/vnd.")
 
 
+def _decoded_or_none(blob: Blob) -> Any:
+    """A video's frames decoded here, or None: whatever went wrong, the worker that reads
+    the video next decodes it whole and records it."""
+    from ..extract.video import decode_frames
+
+    try:
+        return decode_frames(blob)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 class Preparer:
     """Reads items for one index view. `store`: reuse an indexed attachment's chunks (None:
     always extract, as a remote worker does). `defer_audio`, `defer_pixels`: audio is not
@@ -100,6 +113,7 @@ class Preparer:
         self.defer_audio = defer_audio
         self.defer_pixels = defer_pixels
         self._context: Any = None
+        self._frames: Any = None  # the item being prepared: its video frames decoded elsewhere
 
     def context(self) -> Any:
         if self._context is None:
@@ -112,24 +126,31 @@ class Preparer:
         return self._context
 
     def prepare(self, blob: Blob | None, ref: ItemRef, replace_id, digest,
-                opener=None) -> Prepared:
+                opener=None, frames: Any = None) -> Prepared:
         """The item `ref` from its bytes (`blob`, or `opener()` called here so that a
-        failing open is this item's error)."""
+        failing open is this item's error); `frames`: a video's picture decoded by the
+        task that deferred it (its Prepared.frames), not decoded again."""
         item = Prepared(ref, replace_id, digest)
+        self._frames = frames
         try:
             self._check_size(ref.size)
             self._extract_into(item, blob if blob is not None else opener(), depth=0)
         except Deferred as exc:
             item.defer(exc.waits_for)
+            item.frames = exc.frames
         except ReadElsewhere:
             item.defer(OCR)
         except Exception as exc:  # every failure is this item's, never the run's
             item.status = "error"
             item.error = one_line(exc)
             item.chunks, item.children = [], []
+        finally:
+            self._frames = None
         waiting = {i.waits_for for i in item.tree() if i.status == "deferred"}
         if waiting:  # read again whole: the transcriber's worker reads pixels too
+            frames = item.frames
             item.defer(TRANSCRIBER if TRANSCRIBER in waiting else OCR)
+            item.frames = frames
         return item
 
     def _check_size(self, size: int | None, what: str = "file") -> None:
@@ -165,11 +186,19 @@ class Preparer:
             item.status = "skipped"
             item.error = f"{item.media_type} is not indexed ({view.why_not(item.modality)})"
             return
+        context = self.context()
+        if depth == 0 and self._frames is not None:
+            context = context.with_video_frames(self._frames)
+        elif item.modality == "video" and depth == 0 and (self.defer_audio or self.defer_pixels):
+            # The picture is decoded and its frames chosen here (CPU work); what reads
+            # them (OCR) and what hears the sound run where their models are.
+            raise Deferred(item.ref.path, TRANSCRIBER if self.defer_audio else OCR,
+                           frames=_decoded_or_none(blob))
         if item.modality in ("audio", "video") and self.defer_audio:
-            raise Deferred(item.ref.path)  # a video's frames are read there too
+            raise Deferred(item.ref.path)  # an attached video's frames are read there too
         if item.modality == "image" and self.defer_pixels:
             raise Deferred(item.ref.path, OCR)
-        extracted = extract(blob, item.media_type, self.context())
+        extracted = extract(blob, item.media_type, context)
         item.modality = extracted.modality
         item.title = extracted.title
         item.meta.update(extracted.metadata)

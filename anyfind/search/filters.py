@@ -82,7 +82,7 @@ class Filters:
         return bool(self.clauses)
 
     def __add__(self, other: Filters) -> Filters:
-        return Filters(self.clauses + other.clauses)
+        return bounded(Filters(self.clauses + other.clauses))
 
 
 @dataclass
@@ -104,7 +104,7 @@ def parse_query(query: str) -> ParsedQuery:
         keep.append(query[pos : m.start()])
         pos = m.end()
     keep.append(query[pos:])
-    return ParsedQuery(" ".join(" ".join(keep).split()), Filters(clauses))
+    return ParsedQuery(" ".join(" ".join(keep).split()), bounded(Filters(clauses)))
 
 
 def parse_filters(expr: str) -> Filters:
@@ -116,9 +116,31 @@ def parse_filters(expr: str) -> Filters:
     return parsed.filters
 
 
+MAX_ALTERNATIVES = 100  # values in one filter (`ext:a,b,...`)
+MAX_VALUES = 300  # values in all a query's filters: each is a condition of the store's SQL
+SHOWN = 120  # characters of a query or a token an error message shows
+
+
+def _short(text: str, limit: int = SHOWN) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def _error(query: str, start: int, end: int, message: str) -> QueryError:
+    if len(query) > 2 * SHOWN:  # a window around the bad token, not a whole huge query
+        lo = max(0, start - 20)
+        shown = ("..." if lo else "") + query[lo : lo + SHOWN] + "..."
+        start, end = start - lo + (3 if lo else 0), min(end, lo + SHOWN) - lo + (3 if lo else 0)
+        query = shown
     caret = " " * start + "^" * max(1, end - start)
     return QueryError(f"{message}\n  {query}\n  {caret}")
+
+
+def bounded(filters: Filters) -> Filters:
+    """QueryError when the filters hold more values than a store's SQL can take."""
+    count = sum(len(c.values) for c in filters.clauses)
+    if count > MAX_VALUES:
+        raise QueryError(f"too many filter values ({count}; at most {MAX_VALUES} in a query)")
+    return filters
 
 
 def _clause(query: str, m: re.Match[str]) -> Clause:
@@ -127,7 +149,7 @@ def _clause(query: str, m: re.Match[str]) -> Clause:
     token = m.group(0)
     if raw.startswith('"'):
         if not m.group(4) or len(raw) < 2:
-            raise _error(query, m.start(), m.end(), f"unbalanced quotes in filter {token}")
+            raise _error(query, m.start(), m.end(), f"unbalanced quotes in filter {_short(token)}")
         raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
     if not raw.strip():
         raise _error(query, m.start(), m.end(),
@@ -136,7 +158,7 @@ def _clause(query: str, m: re.Match[str]) -> Clause:
     try:
         values = _parse_values(key, raw.strip())
     except ValueError as exc:
-        raise _error(query, m.start(), m.end(), f"bad filter {token}: {exc}") from None
+        raise _error(query, m.start(), m.end(), f"bad filter {_short(token)}: {exc}") from None
     return Clause(key, values, negated, token, m.start())
 
 
@@ -157,6 +179,9 @@ def _parse_values(key: str, raw: str) -> tuple[Any, ...]:
     values = [v.strip() for v in raw.split(",")] if key != "path" else [raw]
     if any(not v for v in values):
         raise ValueError("empty value in a comma list")
+    if len(values) > MAX_ALTERNATIVES:
+        raise ValueError(f"at most {MAX_ALTERNATIVES} alternatives in one filter "
+                         f"(got {len(values)})")
     if key == "modality":
         bad = [v for v in values if v.lower() not in MODALITIES]
         if bad:

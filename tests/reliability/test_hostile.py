@@ -547,3 +547,20 @@ def test_a_thread_left_reading_does_not_block_exit(tmp_path):
                          text=True, timeout=60)
     assert out.returncode == 0 and "DeadlineExceeded" in out.stdout
 
+
+
+def test_a_new_index_folder_is_its_owners_only(tmp_path):
+    """meta.db and lexical/ hold the indexed text: a new index's folder is 0700, so no
+    other user reads them whatever each file's mode (it was 0755, meta.db 0644)."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "salary.txt").write_text("The salary review for Ana is due in March.")
+    with Index.open(tmp_path / "idx") as idx:
+        idx.add([folder])
+    mode = (tmp_path / "idx").stat().st_mode & 0o777
+    assert mode & 0o077 == 0, oct(mode)
+    existing = tmp_path / "shared-idx"
+    existing.mkdir(mode=0o755)
+    os.chmod(existing, 0o755)  # a folder the user made (and may share): left as it is
+    Index.open(existing).close()
+    assert existing.stat().st_mode & 0o777 == 0o755
