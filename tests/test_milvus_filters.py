@@ -29,8 +29,10 @@ EXPRESSIBLE = [
     "path:{root}/astro/", "size:>1KB", "size:<=300", "size:100..5000", "size:>=1.5KB",
     "after:2021-01-01", "before:2021-01-01", "date:2020-06", "-date:2020-06", "after:2020",
     "ext:md size:>10 -path:{root}/garden", "type:text,image ext:txt,md,py",
+    "size:>" + "9" * 400, "size:<=99999999999GB", "-size:>=" + "9" * 30,  # past an int64
 ]
-FALLBACK = ["path:astro/**", "path:*.py", "ext:tar.gz", 'source:"a\\"b"', "media:*/pdf"]
+FALLBACK = ["path:astro/**", "path:*.py", "ext:tar.gz", 'source:"a\\"b"', "media:*/pdf",
+            "source:a\U0010FFFF*"]
 
 
 @pytest.fixture(params=["lite", "server"])

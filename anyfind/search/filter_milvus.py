@@ -44,6 +44,15 @@ def expression(clauses: Sequence[Clause]) -> str | None:
     return " and ".join(f"({p})" for p in parts) if parts else None
 
 
+INT64_MAX = (1 << 63) - 1
+
+
+def _int64(rounding, bound: float) -> int:
+    """A size bound as an int64 (a size field holds no more): `size:>` with 400 nines is
+    past every file, not an OverflowError."""
+    return INT64_MAX if bound >= INT64_MAX else int(rounding(bound))
+
+
 def _literal(value: str) -> str:
     if any(ch in value for ch in '"\\') or not value.isprintable():
         raise _Unsayable(value)
@@ -55,6 +64,8 @@ def _prefix(field: str, value: str) -> str:
     '_' are common in paths and names, and escaping them differs between versions)."""
     if not value:
         return f'{field} != ""'
+    if ord(value[-1]) >= 0x10FFFF:  # nothing sorts above it: the allowed ids instead
+        raise _Unsayable(value)
     above = value[:-1] + chr(ord(value[-1]) + 1)
     return f"{field} >= {_literal(value)} and {field} < {_literal(above)}"
 
@@ -107,12 +118,12 @@ def _condition(c: Clause) -> str:
     if k == "size":
         kind, lo, hi = vals[0]  # whole bytes: integer bounds say the same of an int64
         if kind == "gt":
-            cond = f"size > {math.floor(lo)}"
+            cond = f"size > {_int64(math.floor, lo)}"
         elif kind == "lt":
-            cond = f"size < {math.ceil(hi)}"
+            cond = f"size < {_int64(math.ceil, hi)}"
         else:
-            cond = f"size >= {math.ceil(lo)}" + (
-                f" and size <= {math.floor(hi)}" if hi != float("inf") else "")
+            cond = f"size >= {_int64(math.ceil, lo)}" + (
+                f" and size <= {_int64(math.floor, hi)}" if hi != float("inf") else "")
         return f"size >= 0 and {cond}"
     if k in ("tag", "linked", "in"):  # relations live in the metadata store, not beside
         raise _Unsayable(k)  # the vectors: the allowed ids come from there

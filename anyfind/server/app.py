@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -27,6 +28,7 @@ from .routes import items, page, search, system
 from .security import TokenAuth
 
 MULTIPART_OVERHEAD = 64 * 1024
+log = logging.getLogger("anyfind.server")
 
 
 def create_app(index: str | os.PathLike | None = None, *, token: str | None = None,
@@ -104,3 +106,12 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AnyfindError)
     async def domain_error(_: Request, exc: AnyfindError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Still JSON (the README's promise), one line; the traceback goes to the log.
+        from ..errors import one_line
+
+        log.error("unexpected error", exc_info=exc)
+        return JSONResponse({"detail": f"internal error: {one_line(exc, 200)}"},
+                            status_code=500)

@@ -194,3 +194,21 @@ def test_a_video_hit_carries_its_moments_and_frame_thumbnails(client, corpus):
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     missing = client.get(f"/api/items/{hit['item_id']}/thumbnail", params={"frame": 999})
     assert missing.status_code == 404
+
+
+def test_an_unexpected_error_is_still_one_json_line(app, monkeypatch):
+    """What no handler expects (a backend's own exception) answers JSON, as the README
+    promises, with one line: not Starlette's plain-text 500 nor a traceback."""
+    from fastapi.testclient import TestClient
+
+    from anyfind.index import Index
+
+    def boom(self, *args, **kwargs):
+        raise OverflowError("Python int too large to convert to C long\n  (and more lines)")
+
+    monkeypatch.setattr(Index, "search", boom)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/api/search", params={"q": "coffee"})
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal error: OverflowError: Python int too large to "
+                                  "convert to C long (and more lines)"}
