@@ -216,10 +216,11 @@ def _weights(ctx, param, value: str | None) -> dict[str, float]:
 def search_options(f):
     """Options shared by `search` and `eval`."""
     for option in reversed([
-        click.option("--fusion", type=click.Choice(["relevance", "rrf", "score"]),
-                     default="relevance", show_default=True,
-                     help="relevance: the calibrated scores' union; rrf: reciprocal rank "
-                          "fusion; score: mean of min-max normalised scores."),
+        click.option("--fusion", type=click.Choice(["auto", "relevance", "rrf", "score"]),
+                     default="auto", show_default=True,
+                     help="auto: rrf when the query reaches written text only, else "
+                          "relevance; relevance: the calibrated scores' union; rrf: reciprocal "
+                          "rank fusion; score: mean of min-max normalised scores."),
         click.option("--weights", callback=_weights, default=None, metavar="NAME=W,...",
                      help="Signal weights: lexical, dense (every space) or a space name."),
         click.option("--rerank", default=None, metavar="MODEL",
@@ -330,7 +331,7 @@ def _server_search(server: str, index_name, query, *, fusion, weights, rerank, p
     from .config import resolve_index_path
     from .search.results import Results
 
-    unsupported = [name for name, on in (("--fusion", fusion != "relevance"), ("--weights", weights),
+    unsupported = [name for name, on in (("--fusion", fusion != "auto"), ("--weights", weights),
                                          ("--rerank", rerank), ("--prf", prf)) if on]
     if unsupported:
         raise click.UsageError(f"{', '.join(unsupported)} cannot go to a server (it searches "

@@ -259,7 +259,7 @@ class Index:
     # -- searching -----------------------------------------------------------------------
     def search(self, query: str | None = None, *, k: int = 10, image: Any = None,
                audio: Any = None, offset: int = 0, mode: str = "hybrid", chunks: bool = False,
-               min_score: float | None = None, fusion: str = "relevance",
+               min_score: float | None = None, fusion: str = "auto",
                weights: dict[str, float] | None = None, filters: str | Filters | None = None,
                rerank: str | None = None, syntax: bool = True,
                sources: Sequence[str] | None = None, floor: bool = True,
@@ -268,7 +268,8 @@ class Index:
 
         `query` may hold filters (`ext:pdf after:2024-01-01`, see anyfind.search.filters);
         `filters` adds more. mode: hybrid (dense + lexical, fused), dense or lexical.
-        fusion: relevance (the calibrated scores' union, the default), rrf or score;
+        fusion: auto (the default: rrf when the query reaches written text only, else
+        relevance), relevance (the calibrated scores' union), rrf or score;
         weights by signal name ("text", "lexical", "dense" for every
         embedding space). rerank: a cross-encoder re-orders the top results.
         syntax=False takes the query text literally (no filters in it).

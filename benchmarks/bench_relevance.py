@@ -3,8 +3,8 @@ BEIR-format text collections (docs/SEARCH_QUALITY.md).
 
     python benchmarks/bench_relevance.py [--data DIR ...] [--work DIR] [--out results.json]
 
-Default collections: CISI (/work/shared/data/cisi-beir, when present) and Cranfield 1400
-(benchmarks/data/cranfield-beir, in the repository). Each is indexed once into --work
+Default collections: CISI (/work/shared/data/cisi-beir, when present), Cranfield 1400
+and CACM (benchmarks/data/cranfield-beir, cacm-beir, in the repository). Each is indexed once into --work
 (kept: a second run only searches). Every judged query runs at depth 100 in each
 configuration; nothing is tuned on the labels.
 """
@@ -29,14 +29,16 @@ from anyfind import Index  # noqa: E402
 from anyfind.evaluate import index_dataset, load_beir, run_mode  # noqa: E402
 
 DEFAULTS = [Path("/work/shared/data/cisi-beir"),
-            Path(__file__).parent / "data" / "cranfield-beir"]
+            Path(__file__).parent / "data" / "cranfield-beir",
+            Path(__file__).parent / "data" / "cacm-beir"]  # the third: not used to choose
 # (label, mode, search options)
 RUNS = [
     ("dense", "dense", {"floor": False}),
     ("dense, floor", "dense", {}),
     ("lexical", "lexical", {}),
-    ("hybrid relevance (default), no floor", "hybrid", {"floor": False}),
-    ("hybrid relevance (default)", "hybrid", {}),
+    ("hybrid auto (default), no floor", "hybrid", {"floor": False}),
+    ("hybrid auto (default)", "hybrid", {}),
+    ("hybrid relevance", "hybrid", {"fusion": "relevance", "floor": False}),
     ("hybrid rrf", "hybrid", {"fusion": "rrf", "floor": False}),
     ("hybrid score", "hybrid", {"fusion": "score", "floor": False}),
     ("dense + prf", "dense", {"prf": True, "floor": False}),

@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-FIELD = re.compile(r"^\.([ITABW])(?: (\d+))?\s*$")
+FIELD = re.compile(r"^\.([ITABWNXK])(?: (\d+))?\s*$")  # .N .X .K: CACM's notes, citations, keywords
 
 
 def records(text: str) -> list[dict[str, str]]:

@@ -29,7 +29,7 @@ from .allowed import Allowed
 from .context import add_context
 from .embed_context import lifts
 from .filters import Filters, parse_filters, parse_query
-from .fusion import FUSIONS, rrf, score_fusion
+from .fusion import FUSIONS, auto_fusion, rrf, score_fusion
 from .highlight import Highlighter
 from .moments import TIMED, MomentFinder
 from .relevance import Evidence, Judge
@@ -107,7 +107,7 @@ class Query:
     chunks: bool = False  # one result per matching chunk instead of per item
     min_score: float | None = None
     weights: dict[str, float] = field(default_factory=dict)  # by signal; "dense" = all spaces
-    fusion: str = "relevance"  # relevance (calibrated union) | rrf | score
+    fusion: str = "auto"  # auto (by what the query reaches) | relevance | rrf | score
     filters: Filters | str | None = None  # besides those written in the text
     syntax: bool = True  # False: the text is taken literally, `key:value` is not a filter
     rerank: str | None = None  # a cross-encoder model
@@ -544,10 +544,11 @@ class Searcher:
         # ranking keeps one rule; one dense space or lexical alone keeps its own order.
         if fused_always is None:
             fused_always = q.mode == "hybrid" and "lexical" in signals
+        fusion = auto_fusion(signals, facts) if q.fusion == "auto" else q.fusion
         if len(ranked) == 1 and not fused_always:
             (order,) = ranked.values()
             fused = dict(order)
-        elif q.fusion == "relevance":
+        elif fusion == "relevance":
             if context:
                 with profile.stage("metadata"):
                     found = lifts(signals, facts, judge, self.reader, allowed)
@@ -560,7 +561,7 @@ class Searcher:
                     per_signal.setdefault(kk, {})
                     matching.setdefault(kk, {})
             fused = {kk: judge.rank_value(evidence[kk]) for kk in evidence if kk in best}
-        elif q.fusion == "score":
+        elif fusion == "score":
             fused = score_fusion(ranked, q.weights)
         else:
             fused = rrf({n: [kk for kk, _ in o] for n, o in ranked.items()}, q.weights)

@@ -1,7 +1,13 @@
 """Fusing ranked lists from several signals (embedding spaces, lexical).
 
-The default, `relevance`, ranks by the calibrated scores' union (search/relevance.py).
-The two rank-based methods here stay as options; both return values in [0, 1]:
+The default, `auto`, chooses by what the query reaches (`auto_fusion`): `rrf` when the
+first results of every signal are written text (documents, notes, records), `relevance`
+(the calibrated scores' union, search/relevance.py) as soon as one of them is a picture,
+a recording or a video, or text a machine made of one (OCR, tags). Rank fusion counts
+every word a passage shares with the query: on text people wrote that is evidence (it
+wins on CISI, Cranfield and CACM, docs/SEARCH_QUALITY.md), on transcripts and tags it lets
+a clip that shares one word outrank a better dense hit (it lost by far on speech and
+images). The two rank-based methods; both return values in [0, 1]:
 
 - `rrf`: reciprocal rank fusion, sum_s w_s / (k + rank_s), divided by its maximum
   sum_s w_s / (k + 1): 1.0 means first in every signal. Needs no score calibration.
@@ -14,7 +20,21 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 
 RRF_K = 60
-FUSIONS = ("relevance", "rrf", "score")
+FUSIONS = ("auto", "relevance", "rrf", "score")
+AUTO_DEPTH = 10  # each signal's first results that decide `auto`
+
+
+def auto_fusion(signals: Mapping[str, Sequence[tuple[int, float]]],
+                facts: Mapping[int, tuple]) -> str:
+    """`rrf` when every signal's first AUTO_DEPTH chunks are written text (a text chunk of
+    a text item), else `relevance`. `facts`: chunk id -> (item, chunk modality, item
+    modality)."""
+    for sig in signals.values():
+        for cid, _ in sig[:AUTO_DEPTH]:
+            fact = facts.get(cid)
+            if fact is not None and (fact[1] != "text" or fact[2] != "text"):
+                return "relevance"
+    return "rrf"
 
 
 def weight_of(name: str, weights: Mapping[str, float] | None) -> float:

@@ -13,7 +13,8 @@ shown.
   shares one minor word of a question stays low.
 - Together, the score shown: the union 1 - (1 - dense)(1 - lexical), the best space for
   dense. A mode with one kind of signal shows that one.
-- The order (`fusion="relevance"`, the default): the best space's calibrated log-odds
+- The order (`fusion="relevance"`; the default `auto` uses it as soon as a query reaches
+  more than written text, search/fusion.py): the best space's calibrated log-odds
   plus the lexical log-odds from a lexical match on (`Judge.rank_value`). Lexical
   evidence under a match adds nothing: with reciprocal rank fusion a clip that shares
   one word with a paraphrase got the lexical list's first rank, and hybrid lost to dense

@@ -40,7 +40,7 @@ def similar(index: OpenIndex, item_id: int, *, k: int = 10, offset: int = 0,
     if k <= 0:
         return []
     searcher = Searcher(index)
-    q = Query(k=k, offset=offset, mode="dense")
+    q = Query(k=k, offset=offset, mode="dense", fusion="relevance")  # neighbours: one scale
     f = parse_filters(filters) if isinstance(filters, str) else (filters or Filters())
     allowed = searcher._allowed(f)
     want = k + offset

@@ -883,15 +883,16 @@ class Store:
         return (select(Chunk.id).join(Item, Item.id == Chunk.item_id)
                 .join(Source, Source.id == Item.source_id).where(condition))
 
-    def chunk_facts(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
-        """chunk id -> (item id, chunk modality), for the chunks that exist."""
+    def chunk_facts(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]:
+        """chunk id -> (item id, chunk modality, item modality), for the chunks that exist."""
         ids = [int(i) for i in chunk_ids]
-        out: dict[int, tuple[int, str]] = {}
+        out: dict[int, tuple[int, str, str]] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 900):
-                q = (select(Chunk.id, Chunk.item_id, Chunk.modality)
+                q = (select(Chunk.id, Chunk.item_id, Chunk.modality, Item.modality)
+                     .join(Item, Item.id == Chunk.item_id)
                      .where(Chunk.id.in_(ids[i : i + 900])))
-                out.update((int(c), (int(it), m)) for c, it, m in conn.execute(q))
+                out.update((int(c), (int(it), m, im)) for c, it, m, im in conn.execute(q))
         return out
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

@@ -203,11 +203,11 @@ class SQLiteReader:
     def chunk_texts(self, chunk_ids: Sequence[int]) -> list[tuple[int, str | None]]:
         return self.query(f"SELECT id, text FROM chunks WHERE id IN {_IDS}", (_ids(chunk_ids),))
 
-    def chunk_facts(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
-        """chunk id -> (item id, chunk modality), for the chunks that exist."""
-        rows = self.query(f"SELECT id, item_id, modality FROM chunks WHERE id IN {_IDS}",
-                          (_ids(chunk_ids),))
-        return {int(c): (int(i), m) for c, i, m in rows}
+    def chunk_facts(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]:
+        """chunk id -> (item id, chunk modality, item modality), for the chunks that exist."""
+        rows = self.query("SELECT c.id, c.item_id, c.modality, i.modality FROM chunks c JOIN "
+                          f"items i ON i.id = c.item_id WHERE c.id IN {_IDS}", (_ids(chunk_ids),))
+        return {int(c): (int(i), m, im) for c, i, m, im in rows}
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Chunks with their item and source, by chunk id (as Store.chunk_rows)."""
