@@ -13,21 +13,13 @@ judged pairs, gain 1). Only the 52 queries with judgements are kept.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-from make_cranfield import records  # SMART records: .I id, then .T/.A/.B/.W fields
+from make_cranfield import paths, records, write_corpus  # SMART records, BEIR corpus
 
 
 def main() -> None:
-    raw = Path(sys.argv[1])
-    out = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parent / "data" / "cacm-beir"
-    (out / "qrels").mkdir(parents=True, exist_ok=True)
-    docs = records((raw / "cacm.all").read_text(encoding="latin-1"))
-    with (out / "corpus.jsonl").open("w", encoding="utf-8") as fh:
-        for d in docs:
-            fh.write(json.dumps({"_id": str(int(d["id"])), "title": d.get("T", ""),
-                                 "text": d.get("W", "")}) + "\n")
+    raw, out = paths("cacm-beir")
+    docs = write_corpus(raw / "cacm.all", out)
     pairs = set()
     for line in (raw / "qrels.text").read_text(encoding="latin-1").splitlines():
         cols = line.split()

@@ -38,15 +38,27 @@ def records(text: str) -> list[dict[str, str]]:
     return [{k: " ".join(v.split()) for k, v in r.items()} for r in out]
 
 
-def main() -> None:
+def paths(name: str) -> tuple[Path, Path]:
+    """RAW_DIR and OUT_DIR from the command line (OUT_DIR: benchmarks/data/NAME)."""
     raw = Path(sys.argv[1])
-    out = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parent / "data" / "cranfield-beir"
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parent / "data" / name
     (out / "qrels").mkdir(parents=True, exist_ok=True)
-    docs = records((raw / "cran.all.1400").read_text(encoding="latin-1"))
+    return raw, out
+
+
+def write_corpus(smart: Path, out: Path) -> list[dict[str, str]]:
+    """A SMART documents file as BEIR's corpus.jsonl (title: .T, text: .W); the records."""
+    docs = records(smart.read_text(encoding="latin-1"))
     with (out / "corpus.jsonl").open("w", encoding="utf-8") as fh:
         for d in docs:
             fh.write(json.dumps({"_id": str(int(d["id"])), "title": d.get("T", ""),
                                  "text": d.get("W", "")}) + "\n")
+    return docs
+
+
+def main() -> None:
+    raw, out = paths("cranfield-beir")
+    docs = write_corpus(raw / "cran.all.1400", out)
     queries = records((raw / "cran.qry").read_text(encoding="latin-1"))
     with (out / "queries.jsonl").open("w", encoding="utf-8") as fh:
         for n, q in enumerate(queries, start=1):  # cranqrel's numbering: file order
