@@ -46,14 +46,6 @@ def make_corpus(root: Path) -> Path:
           ["fuel the second stage overnight", "weather briefing at dawn"])
     (root / "audio").mkdir()
     speak("The rocket launch is planned for Tuesday morning at nine.", root / "audio" / "memo.wav")
-    from video_fixtures import Shown, lecture
-
-    (root / "videos").mkdir()  # frames decoded by a read task, read by the OCR actors
-    lecture(root / "videos" / "lecture.mp4", [
-        Shown("Booster Separation", ["the first stage falls away at minute two"],
-              "Watch the booster separate and fall back to the ocean."),
-        Shown("Orbit Insertion", ["the second stage burns for six minutes"],
-              "Then the upper stage carries the payload into orbit.")], fps=5)
     (root / "broken").mkdir()
     (root / "broken" / "scan.pdf").write_bytes(b"%PDF-1.4\n" + os.urandom(3000))  # corrupt
     (root / "broken" / "empty.txt").write_bytes(b"")
@@ -75,6 +67,13 @@ def snapshot(path: Path) -> dict:
             "vectors": vectors}
 
 
+def part(snap: dict, folder: str) -> dict:
+    """The items, chunks and vectors of a snapshot under `folder` (by path)."""
+    return {"items": [i for i in snap["items"] if f"/{folder}/" in i[0]],
+            "chunks": [c for c in snap["chunks"] if f"/{folder}/" in c[0]],
+            "vectors": {k: v for k, v in snap["vectors"].items() if f"/{folder}/" in k[0][0]}}
+
+
 def assert_same(a: dict, b: dict) -> None:
     assert a["items"] == b["items"]
     assert a["chunks"] == b["chunks"]
@@ -89,6 +88,22 @@ def corpus_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def lecture_root(tmp_path_factory) -> Path:
+    """A narrated two-slide lecture (only the first test indexes it: the others need no
+    video, and CI time counts)."""
+    from video_fixtures import Shown, lecture
+
+    root = tmp_path_factory.mktemp("ray-videos") / "videos"
+    root.mkdir()
+    lecture(root / "lecture.mp4", [
+        Shown("Booster Separation", ["the first stage falls away at minute two"],
+              "Watch the booster separate and fall back to the ocean."),
+        Shown("Orbit Insertion", ["the second stage burns for six minutes"],
+              "Then the upper stage carries the payload into orbit.")], fps=5)
+    return root
+
+
+@pytest.fixture(scope="module")
 def local_reference(corpus_root, tmp_path_factory) -> dict:
     path = tmp_path_factory.mktemp("ray-local") / "idx"
     with Index.open(path) as idx:
@@ -98,10 +113,11 @@ def local_reference(corpus_root, tmp_path_factory) -> dict:
 
 
 def test_ray_gives_the_local_items_chunks_and_vectors(ray_cluster, ray_driver, corpus_root,
-                                                      local_reference, tmp_path):
+                                                      local_reference, lecture_root, tmp_path):
     path = tmp_path / "idx"
     with Index.open(path) as idx:
         idx.use_executor("ray", address=ray_cluster)
+        idx.add([lecture_root])  # frames decoded by a read task, read by the OCR actors
         report = idx.add([corpus_root])
         assert report.executor == "ray" and report.workers >= 3 and report.nodes == 1
         assert "encoded by ray: " in report.summary()
@@ -118,7 +134,11 @@ def test_ray_gives_the_local_items_chunks_and_vectors(ray_cluster, ray_driver, c
         moment = idx.search("first stage falls away at minute two", k=1, mode="lexical")
         assert moment and moment[0].path.endswith("lecture.mp4")
         assert moment[0].moments and moment[0].moments[0]["start"] < 1.0  # the first slide
-    assert_same(snapshot(path), local_reference)
+    with Index.open(tmp_path / "local-video") as local:
+        local.add([lecture_root])
+    ours = snapshot(path)
+    assert_same(part(ours, "videos"), snapshot(tmp_path / "local-video"))
+    assert_same(part(ours, corpus_root.name), local_reference)
 
 
 def test_ray_incremental_rules_and_shipped_bytes(ray_cluster, ray_driver, corpus_root,

@@ -245,3 +245,20 @@ def test_vault_filters_tag_linked_and_in(index):
         "frozen copy stable targets", k=10, floor=False, filters='-in:"Target Networks"'))
     both = index.search(query, k=10, floor=False, filters='in:"Target Networks" modality:image')
     assert names(both) == {"target slide.png"}
+
+
+def test_a_query_that_reaches_only_notes_still_finds_what_they_embed(tmp_path):
+    """The default fusion ranks written text by rank fusion, but a query whose notes
+    embed a photo reaches that photo: the calibrated order, with the notes' evidence."""
+    vault = make_vault(tmp_path / "vault")
+    for n in range(12):  # the first ten of every signal are notes
+        (vault / "notes" / f"Lighthouse log {n}.md").write_text(
+            f"Day {n}: the lighthouse keeper painted part {n} of the tower red.")
+    with Index.open(tmp_path / "idx", transcriber=None, tagger=False) as idx:
+        idx.add([vault])
+        query = "lighthouse keeper repaint the red tower"
+        names = [Path(r.path).name for r in idx.search(query, k=20, floor=False)]
+        assert "harbour.png" in names
+        off = [Path(r.path).name for r in idx.search(query, k=20, floor=False,
+                                                      embed_context=False)]
+        assert "harbour.png" not in off

@@ -544,14 +544,18 @@ class Searcher:
         # ranking keeps one rule; one dense space or lexical alone keeps its own order.
         if fused_always is None:
             fused_always = q.mode == "hybrid" and "lexical" in signals
-        fusion = auto_fusion(signals, facts) if q.fusion == "auto" else q.fusion
+        found: dict = {}
+        if context and q.fusion in ("auto", "relevance") and (len(ranked) > 1 or fused_always):
+            with profile.stage("metadata"):
+                found = lifts(signals, facts, judge, self.reader, allowed)
+        # `auto`: what the query reaches includes the images its note passages embed.
+        fusion = ("relevance" if found else auto_fusion(signals, facts)) if q.fusion == "auto" \
+            else q.fusion
         if len(ranked) == 1 and not fused_always:
             (order,) = ranked.values()
             fused = dict(order)
         elif fusion == "relevance":
-            if context:
-                with profile.stage("metadata"):
-                    found = lifts(signals, facts, judge, self.reader, allowed)
+            if found:
                 for chunk, (item, value, passage) in found.items():
                     kk = chunk if q.chunks else item
                     ev = evidence.setdefault(kk, Evidence())

@@ -3,7 +3,8 @@
 The default, `auto`, chooses by what the query reaches (`auto_fusion`): `rrf` when the
 first results of every signal are written text (documents, notes, records), `relevance`
 (the calibrated scores' union, search/relevance.py) as soon as one of them is a picture,
-a recording or a video, or text a machine made of one (OCR, tags). Rank fusion counts
+a recording or a video, or text a machine made of one (OCR, tags), or the matching
+notes embed images (search/embed_context.py: the engine checks that first). Rank fusion counts
 every word a passage shares with the query: on text people wrote that is evidence (it
 wins on CISI, Cranfield and CACM, docs/SEARCH_QUALITY.md), on transcripts and tags it lets
 a clip that shares one word outrank a better dense hit (it lost by far on speech and
