@@ -482,3 +482,19 @@ def test_wer():
     assert wer("the cat sat", "the cat sat down") == pytest.approx(1 / 3)
     assert wer("the cat sat", "a cat") == pytest.approx(2 / 3)
     assert wer("", "") == 0.0 and wer("", "noise") == 1.0
+
+
+def test_a_query_clip_is_bounded_before_and_while_decoding(long_noise, transcriber, tmp_path):
+    """A spoken query is at most MAX_QUERY_SECONDS: a clip whose header says 20 minutes
+    is refused before anything decodes (an uploaded 2-hour clip kept a server busy for 48
+    minutes), and the decoding itself stops past the bound whatever a header says."""
+    from anyfind import Index
+    from anyfind.audio.transcribe import TooLong
+    from anyfind.core.query_inputs import MAX_QUERY_SECONDS
+    from anyfind.errors import QueryError
+
+    with pytest.raises(TooLong):
+        transcriber.transcribe(long_noise, max_seconds=MAX_QUERY_SECONDS)
+    with Index.open(tmp_path / "idx", tagger=False) as idx:
+        with pytest.raises(QueryError, match="at most 120 s"):
+            idx.search(audio=str(long_noise))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, require
+from ..errors import ConfigError, ExtractionError, require
 from ..extract.audio_decode import SAMPLE_RATE, decode_blocks
 from ..extract.base import TimedSegment
 
@@ -32,6 +32,10 @@ class Transcript:
     @property
     def text(self) -> str:
         return " ".join(s.text for s in self.segments)
+
+
+class TooLong(ExtractionError):
+    """A recording over the `max_seconds` its caller allows (a query clip)."""
 
 
 def resolve_model(model: str | None) -> tuple[str, Path | None]:
@@ -168,9 +172,11 @@ class Transcriber:
         checksum = file_checksum(weights) if weights and weights.is_file() else None
         return {"engine": "faster-whisper", "model": self.model_name, "checksum": checksum}
 
-    def transcribe(self, path: str | Path) -> Transcript:
+    def transcribe(self, path: str | Path, max_seconds: float | None = None) -> Transcript:
         """Transcribe a file. Recordings over window_seconds go in consecutive windows cut
-        at quiet points, so memory stays at about one window."""
+        at quiet points, so memory stays at about one window. `max_seconds`: an
+        ExtractionError once more sound than that has decoded (a query clip whose header
+        says less than it holds)."""
         model = self._load()
         english_only = not model.model.is_multilingual
         window = int(self.window_seconds * SAMPLE_RATE)
@@ -182,6 +188,8 @@ class Transcriber:
         for block in decode_blocks(path):
             pending.append(block)
             n_pending += block.size
+            if max_seconds is not None and (offset + n_pending) / SAMPLE_RATE > max_seconds:
+                raise TooLong(f"longer than {max_seconds:g} s")
             while n_pending >= window:
                 audio = np.concatenate(pending)
                 cut = quiet_cut(audio, window, search)

@@ -3,6 +3,7 @@ path or an http(s) URL) and a spoken clip (transcribed by the index's one transc
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExtractionError, QueryError
@@ -33,10 +34,39 @@ def load_query_image(image: Any, max_pixels: int) -> Any:
         return to_rgb(image)
     data = read_example(image)
     shown = str(image) if isinstance(image, str) else "query image"
+    pixels = _stored_pixels(data)
+    if pixels is not None and pixels[2] not in SHRINKS_WHILE_DECODING \
+            and QUERY_WHOLE_PIXELS < pixels[0] * pixels[1] <= max_pixels:  # (over: the cap's)
+        raise QueryError(f"{shown}: a {pixels[2] or 'query'} image of {pixels[0]}x{pixels[1]} "
+                         f"pixels is too large to search with (at most "
+                         f"{QUERY_WHOLE_PIXELS // 1_000_000} MP; a JPEG may be larger)")
     try:
-        return extract_image(Blob.from_bytes(data, path="query"), None, _Limits(max_pixels)).image
+        with _HEAVY:  # a few decodes at once: each may hold hundreds of MB
+            return extract_image(Blob.from_bytes(data, path="query"), None,
+                                 _Limits(max_pixels)).image
     except ExtractionError as exc:
         raise QueryError(f"cannot use {shown} as a query image: {exc}") from None
+
+
+# A query image is decoded whole unless its format shrinks while decoding (JPEG's draft
+# mode): a 388 KB PNG of 99.98 MP took 800 MB a request, eight at once a server.
+QUERY_WHOLE_PIXELS = 40_000_000
+SHRINKS_WHILE_DECODING = ("JPEG",)
+_HEAVY = threading.BoundedSemaphore(2)
+
+
+def _stored_pixels(data: bytes) -> tuple[int, int, str | None] | None:
+    """(width, height, format) from the header alone; None when PIL cannot say (the
+    decoding below then reports what is wrong)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size[0], img.size[1], img.format
+    except Exception:  # noqa: BLE001
+        return None
 
 
 MIN_READ_WORDS = 3  # a query image showing fewer words is searched by its pixels alone
@@ -55,11 +85,26 @@ def read_query_image(opened: OpenIndex, picture: Any) -> str | None:
     return text if len(text.split()) >= MIN_READ_WORDS else None
 
 
+MAX_QUERY_SECONDS = 120.0  # a spoken query: a question, not a recording to index
+
+
 def transcribe_query(opened: OpenIndex, audio: Any) -> str:
     """The words of a spoken clip (a path to a regular file: a FIFO would block the
-    decoder's open forever)."""
+    decoder's open forever), at most MAX_QUERY_SECONDS long: its header is checked before
+    anything decodes, and the decoding stops there whatever the header said."""
+    from ..audio.transcribe import TooLong
+    from ..extract.audio_decode import probe
+
     check_regular(audio)
-    return opened.transcriber.transcribe(str(audio)).text
+    declared = probe(str(audio)).get("duration")  # an unreadable clip: its ExtractionError
+    if declared and declared > MAX_QUERY_SECONDS:
+        raise QueryError(f"a spoken query is at most {MAX_QUERY_SECONDS:g} s "
+                         f"(this clip: {declared:.0f} s)")
+    try:
+        return opened.transcriber.transcribe(str(audio), max_seconds=MAX_QUERY_SECONDS).text
+    except TooLong:
+        raise QueryError(f"a spoken query is at most {MAX_QUERY_SECONDS:g} s (this clip "
+                         "holds more than its header says)") from None
 
 
 def image_tag_vector(opened: OpenIndex, encoder: Any, image: Any):

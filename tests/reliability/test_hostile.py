@@ -383,6 +383,11 @@ def test_query_images_get_the_indexing_guards(run, tmp_path):
         assert seconds < 5
         with pytest.raises(QueryError, match="not both"):
             idx.search(image=str(bomb), audio=str(bomb))
+        # Under the cap but decoded whole (a PNG has no draft mode): 800 MB a request.
+        under = _write(tmp_path / "99mp.png", png_bomb(9_999))  # 99.98 MP, a few KB
+        seconds, err = elapsed(lambda: idx.search(image=str(under)))
+        assert isinstance(err, QueryError) and "too large to search with" in str(err)
+        assert seconds < 5
 
 
 # -- incremental lexical scores ------------------------------------------------------------------
