@@ -44,7 +44,8 @@ def test_recursive_scan_and_refs(tree):
     ref = next(r for r in FilesystemConnector(str(tree)).scan() if r.path.endswith("a.txt"))
     st = (tree / "a.txt").stat()
     assert ref.uri == (tree / "a.txt").as_uri() and ref.size == st.st_size
-    assert ref.mtime == st.st_mtime and ref.fingerprint == f"{st.st_size}:{st.st_mtime_ns}"
+    assert ref.mtime == st.st_mtime
+    assert ref.fingerprint == f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
     assert FilesystemConnector(str(tree)).open(ref).read() == b"content of a.txt\n"
 
 
@@ -57,7 +58,7 @@ def test_fingerprint_changes_when_file_changes(tree):
     (tree / "a.txt").write_text("new and longer content\n")
     assert fp() != before
     os.utime(tree / "a.txt", ns=(1_000_000_000, 1_000_000_000))
-    assert fp().endswith(":1000000000")
+    assert f":1000000000:{(tree / 'a.txt').stat().st_ino}" in fp()
 
 
 def test_file_uri_root(tree):
@@ -226,3 +227,22 @@ def test_non_utf8_file_name(tree):
     ref = next(r for r in conn.scan() if "latin1" in r.path)
     assert conn.open(ref).read() == b"bytes"
     assert ref.uri.startswith("file://")
+
+
+def test_a_fingerprint_from_before_inodes_still_says_unchanged(tree):
+    """Indexes written before the inode joined the fingerprint (`size:mtime`) are not read
+    again whole: the same size and mtime with any inode is unchanged; another size or
+    mtime, or another kind of fingerprint, is a change."""
+    from types import SimpleNamespace
+
+    from anyfind.indexer.planner import plan_sync, same_version
+
+    refs = [r for r in FilesystemConnector(str(tree)).scan()]
+    legacy = {r.uri: SimpleNamespace(fingerprint=r.fingerprint.rsplit(":", 1)[0], status="ok")
+              for r in refs}
+    plan = plan_sync(refs, legacy)
+    assert len(plan.unchanged) == len(refs) and not plan.changed
+    assert same_version("10:5+3:7", "10:5:99+3:7:98")  # a video and its subtitles
+    assert not same_version("10:5", "10:6:99") and not same_version("10:5", "11:5:99")
+    assert not same_version("10:5:98", "10:5:99")  # kept inode, another one now
+    assert not same_version("etag-1", "etag-2") and same_version("etag-1", "etag-1")

@@ -144,6 +144,17 @@ def test_subtitles_beside_a_video_are_its_transcript(tmp_path, folder):
         again = idx.sync()
         assert again.updated == 1
         assert moment_of(idx, "giraffes")[0] == "talk.webm"
+    # The page plays it: its fingerprint holds the subtitles' too, the file is unchanged.
+    from fastapi.testclient import TestClient
+
+    from anyfind.server import create_app
+
+    with TestClient(create_app(tmp_path / "idx", warm=False)) as client:
+        (item_id,) = Index.open(tmp_path / "idx", create=False).item_ids_at(
+            [str(docs / "talk.webm")])
+        r = client.get(f"/api/items/{item_id}/content")
+        assert r.status_code == 200, r.text
+        assert r.content == (docs / "talk.webm").read_bytes()
 
 
 def test_a_moved_video_is_not_decoded_again(tmp_path, folder):

@@ -65,7 +65,9 @@ class FilesystemConnector(Connector):
             path=display_path(path),
             size=st.st_size,
             mtime=st.st_mtime,
-            fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
+            # the inode too: a file swapped in through a hard link with the same size and
+            # mtime is another file (server/content.py refuses to serve it)
+            fingerprint=f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}",
         )
 
     def _error(self, path: str | Path, exc: BaseException) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,21 @@ class Plan:
     def summary(self) -> dict[str, int]:
         return {"new": len(self.new), "changed": len(self.changed),
                 "unchanged": len(self.unchanged), "deleted": len(self.deleted)}
+
+
+_LEGACY = re.compile(r"\d+:\d+(\+\d+:\d+)*")  # size:mtime_ns[+...] before inodes were kept
+_WITH_INODE = re.compile(r"\d+:\d+:\d+(\+\d+:\d+:\d+)*")
+
+
+def same_version(stored: str | None, current: str) -> bool:
+    """Whether a stored fingerprint says the item is unchanged. A local file's from before
+    the inode was part of it (`size:mtime`) matches the same size and mtime with any inode:
+    an upgraded index does not read every file again to learn them."""
+    if stored == current:
+        return True
+    if stored and _LEGACY.fullmatch(stored) and _WITH_INODE.fullmatch(current):
+        return stored == "+".join(part.rsplit(":", 1)[0] for part in current.split("+"))
+    return False
 
 
 def plan_sync(refs: list[ItemRef], stored: dict[str, Any], retry_errors: bool = False) -> Plan:
@@ -37,7 +53,8 @@ def plan_sync(refs: list[ItemRef], stored: dict[str, Any], retry_errors: bool = 
             continue
         if row is None:
             plan.new.append(ref)
-        elif row.fingerprint != ref.fingerprint or (retry_errors and row.status == "error"):
+        elif not same_version(row.fingerprint, ref.fingerprint) or (
+                retry_errors and row.status == "error"):
             plan.changed.append((ref, row))
         else:
             plan.unchanged.append((ref, row))

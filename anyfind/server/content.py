@@ -91,12 +91,21 @@ def _local_file(index: Any, row: dict[str, Any]) -> tuple[Path, BackgroundTask]:
     except OSError as exc:
         raise HTTPException(404, f"item {row['id']} is not a regular file inside its source"
                                  ) from exc
-    if row.get("fingerprint") and f"{st.st_size}:{st.st_mtime_ns}" != row["fingerprint"]:
+    if row.get("fingerprint") and not _same_file(row["fingerprint"], st):
         os.close(fd)
         raise HTTPException(409, f"the file of item {row['id']} changed since it was indexed; "
                                  "re-sync the index")
     by_fd = Path(f"/proc/self/fd/{fd}")
     return (by_fd if by_fd.exists() else path), BackgroundTask(os.close, fd)
+
+
+def _same_file(fingerprint: str, st) -> bool:
+    """The file's own part of its fingerprint (before a `+`: its subtitles' follow) against
+    what is there now: size, mtime and, when the index kept it, the inode (a file swapped
+    in through a hard link keeps size and mtime, not the inode)."""
+    own = fingerprint.split("+", 1)[0]
+    now = f"{st.st_size}:{st.st_mtime_ns}"
+    return own == now or own == f"{now}:{st.st_ino}"
 
 
 def _spool(index: Any, row: dict[str, Any]) -> tuple[Path, BackgroundTask]:

@@ -443,7 +443,8 @@ def served(tmp_path_factory):
         ids = {Path(r.path).name: r.item_id for r in idx.search("tide tables note", k=10)}
     app = create_app(index, token="t0k3n", warm=False, cors=["https://ok.example"])
     with TestClient(app) as client:
-        yield {"client": client, "folder": folder, "ids": ids, "shadow": base / "shadow"}
+        yield {"client": client, "folder": folder, "ids": ids, "shadow": base / "shadow",
+               "index": index}
 
 
 AUTH = {"Authorization": "Bearer t0k3n"}
@@ -463,6 +464,27 @@ def test_content_refuses_swapped_files(served):
     seconds, resp = elapsed(lambda: client.get(f"/api/items/{ids['d.md']}/content",
                                                headers=AUTH))
     assert resp.status_code == 404 and seconds < 5
+
+
+def test_content_refuses_a_hard_link_with_the_same_size_and_mtime(served, tmp_path):
+    """An outside file of the same size, its mtime set to the indexed one's, hard-linked
+    in place of an indexed file: size and mtime agree, the inode does not (it was served)."""
+    client, folder = served["client"], served["folder"]
+    target = folder / "e.md"
+    _write(target, "# e.md\n\nA note called e.md about tide tables.")
+    with Index.open(served["index"], create=False) as idx:
+        idx.sync()
+        (item,) = idx.item_ids_at([str(target)])
+    assert client.get(f"/api/items/{item}/content", headers=AUTH).status_code == 200
+    st = target.stat()
+    outside = tmp_path / "payroll.md"  # same length, other bytes
+    outside.write_bytes(b"S" * st.st_size)
+    os.utime(outside, ns=(st.st_atime_ns, st.st_mtime_ns))
+    target.unlink()
+    os.link(outside, target)
+    assert (target.stat().st_size, target.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    resp = client.get(f"/api/items/{item}/content", headers=AUTH)
+    assert resp.status_code == 409 and "SSSS" not in resp.text
 
 
 def test_a_session_is_revoked_by_logout(served):
