@@ -31,17 +31,18 @@ log = logging.getLogger("anyfind.search")
 Signal = list[tuple[int, float]]
 
 
-def passages(signals: dict[str, Signal], facts: dict[int, tuple[int, str]],
+def passages(signals: dict[str, Signal], facts: dict[int, tuple[int, str, str]],
              spaces: Any) -> dict[int, Evidence]:
-    """Each text chunk the signals reached (their first PASSAGES), with what each
-    signal said of that chunk alone."""
+    """Each passage of a text item (a note, not an image's read words) the signals
+    reached (their first PASSAGES), with what each signal said of that chunk alone."""
     out: dict[int, Evidence] = {}
     for name, sig in signals.items():
         if name != "lexical" and name not in spaces:
             continue
         seen = 0
         for cid, score in sig:
-            if facts.get(cid, (0, ""))[1] != "text":
+            fact = facts.get(cid)
+            if fact is None or fact[1] != "text" or fact[2] != "text":
                 continue
             ev = out.setdefault(cid, Evidence())
             if name == "lexical":
@@ -54,7 +55,7 @@ def passages(signals: dict[str, Signal], facts: dict[int, tuple[int, str]],
     return out
 
 
-def lifts(signals: dict[str, Signal], facts: dict[int, tuple[int, str]], judge: Judge,
+def lifts(signals: dict[str, Signal], facts: dict[int, tuple[int, str, str]], judge: Judge,
           reader: Any, allowed: Any = None) -> dict[int, tuple[int, float, int]]:
     """image chunk id -> (image item id, log-odds lent, the passage's chunk id), for the
     images embedded in passages over the floor; the best passage for each."""
