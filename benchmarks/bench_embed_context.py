@@ -21,24 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_common import SHARED, finish, machine  # first: offline settings
 
 from anyfind import Index  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
 NOUNS = {  # what a diary would call them: the class word is one of three
     "airplane": ["airplane", "jet", "plane"], "automobile": ["automobile", "car", "sedan"],
     "bird": ["bird", "sparrow", "robin"], "cat": ["cat", "kitten", "tabby"],
@@ -115,8 +107,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="anyfind-bench-embed-"))
-    result: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
-                                "cores": os.cpu_count(), "python": platform.python_version()},
+    result: dict = {"machine": machine(),
                     "photos": 10 * args.per_class}
     classes = sorted(NOUNS)
     made, truth = folders(work, args.per_class)
@@ -132,10 +123,7 @@ def main() -> None:
                     1000 * (time.perf_counter() - started) / (4 * len(classes)), 1)
             result[kind] = entry
             print(kind, json.dumps(entry), flush=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    finish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -17,25 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_common import SHARED, finish, machine  # first: offline settings
 
 from anyfind import Index  # noqa: E402
 from anyfind.extract.links import parse  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
 
 
@@ -58,8 +50,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="anyfind-bench-vault-"))
-    result: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
-                                "cores": os.cpu_count(), "python": platform.python_version()},
+    result: dict = {"machine": machine(),
                     "links": link_figures(args.vault)}
     print(json.dumps(result["links"]), flush=True)
     with Index.open(work / "idx", transcriber=None) as index:
@@ -105,10 +96,7 @@ def main() -> None:
             if flat_ranks else None,
             "flat_mean_rank_covering_both": round(statistics.mean(flat_ranks), 2)
             if flat_ranks else None}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    finish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import re
 import sys
@@ -34,16 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_common import ROOT, SHARED, finish, machine  # first: offline settings
+
 sys.path.insert(0, str(ROOT / "tests"))
 
 from anyfind import Index  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 
 
@@ -144,8 +138,7 @@ def main() -> None:
     with Index.open(work / "idx-warm") as index:
         index.add([warm])
 
-    result: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
-                                "cores": os.cpu_count(), "python": platform.python_version()},
+    result: dict = {"machine": machine(),
                     "video": {"minutes": round(duration / 60, 2), "slides": len(slides),
                               "size": "1280x720", "fps": 25,
                               "mb": round((folder / "lecture.mp4").stat().st_size / 1e6, 1)}}
@@ -189,10 +182,7 @@ def main() -> None:
         "decode_and_choose_s": round(looking, 1), "ocr_of_kept_frames_s": round(reading, 1),
         "decode_and_choose_share_of_full": round(looking / result["full"]["seconds"], 3)}
     result["one_hour_minutes_estimate"] = round(result["full"]["seconds"] * 60 / duration, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    finish(result, args.out)
 
 
 if __name__ == "__main__":

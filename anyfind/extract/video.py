@@ -94,8 +94,7 @@ def read_frames(path: Path, ctx: Any, size: int | None, shrink: bool = True
     def finish(frame: Frame) -> None:
         try:
             if engine is not None:
-                frame.meta["ocr"] = read_pixels(engine, frame.image, where=f"the frame at "
-                                                f"{frame.start:.0f} s")
+                frame.meta["ocr"] = _read(engine, frame.image, frame)
             # hundreds are held until chunked: small, or packed losslessly
             frame.image = shrunk(frame.image, need) if shrink else _png(frame.image)
         finally:
@@ -138,8 +137,7 @@ class DecodedFrames:
         """OCR each frame not read yet (an OCR actor)."""
         for f in self.frames:
             if "ocr" not in f.meta:
-                f.meta["ocr"] = read_pixels(engine, _image(f.image),
-                                            where=f"the frame at {f.start:.0f} s")
+                f.meta["ocr"] = _read(engine, _image(f.image), f)
 
     def unpacked(self, ctx: Any) -> tuple[list[Frame], str | None, dict[str, Any] | None]:
         """As read_frames gives them: pictures decoded and shrunk, read by OCR if they
@@ -150,9 +148,14 @@ class DecodedFrames:
         for f in self.frames:
             image, meta = _image(f.image), dict(f.meta)
             if engine is not None and "ocr" not in meta:
-                meta["ocr"] = read_pixels(engine, image, where=f"the frame at {f.start:.0f} s")
+                meta["ocr"] = _read(engine, image, f)
             out.append(Frame(f.start, f.end, shrunk(image, need), f.why, meta))
         return out, self.error, self.picture
+
+
+def _read(engine: Any, image: Any, frame: Frame) -> dict[str, Any]:
+    """What OCR reads in a kept frame (its errors name the frame's time)."""
+    return read_pixels(engine, image, where=f"the frame at {frame.start:.0f} s")
 
 
 def _png(image: Any) -> bytes:
