@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .errors import AnyfindError, IndexLocked
 from .fsutil import remove_temp_files
@@ -22,10 +24,15 @@ LOCKED_FOLDERS = ("vectors", "lexical", "thumbnails")
 
 
 class WriteLock:
-    def __init__(self, directory: Path):
+    """`shared`: makes the lock a store reached from other folders needs besides this
+    folder's (store/writer_lock.py), or None; taken after the folder's, released before."""
+
+    def __init__(self, directory: Path, shared: Callable[[], Any] | None = None):
         self.path = Path(directory) / "write.lock"
+        self.shared = shared
         self._fd: int | None = None
         self._dir_fd: int | None = None
+        self._held_shared: Any = None
         self._depth = 0
 
     def _locked(self) -> IndexLocked:
@@ -69,6 +76,16 @@ class WriteLock:
             os.close(dir_fd)
             raise problem
         self._dir_fd = dir_fd
+        held = self.shared() if self.shared is not None else None
+        if held is not None:
+            try:
+                held.acquire()
+            except BaseException:
+                self._dir_fd = None
+                os.close(fd)
+                os.close(dir_fd)
+                raise
+        self._held_shared = held
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -82,6 +99,9 @@ class WriteLock:
         self._depth -= 1
         if self._depth > 0:
             return
+        held, self._held_shared = self._held_shared, None
+        if held is not None:
+            held.release()
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None

@@ -168,3 +168,62 @@ def test_two_indexes_share_a_database_through_their_own_schemas(tmp_path, postgr
         assert {Path(r.path).name for r in b.search("volcano", k=5)} <= {"volcano.md",
                                                                           "desert.md"}
     assert paths_found(tmp_path / "A", "glacier") <= {"lighthouse.md", "glacier.md"}
+
+
+# -- one writer per cluster index, whatever folder it writes through ---------------------
+def _second_folder(first: Path, second: Path) -> Path:
+    """Another folder of the same cluster index: a replica's or another machine's copy of
+    the config (docs/SCALE.md)."""
+    second.mkdir()
+    for name in ("config.json", "secrets.json"):
+        if (first / name).exists():
+            (second / name).write_bytes((first / name).read_bytes())
+    return second
+
+
+def test_two_folders_of_one_postgres_index_never_write_at_once(tmp_path, postgres_url):  # noqa: F811
+    from anyfind.errors import IndexLocked
+
+    docs = notes(tmp_path / "docs", ["lighthouse", "glacier"])
+    with Index.open(tmp_path / "A", store_url=postgres_url, tagger=False,
+                    transcriber=None) as a:
+        a.add([docs])
+        other = _second_folder(tmp_path / "A", tmp_path / "A2")
+        notes(docs, ["harbour"])
+        with a.lock:  # the writer of folder A is at work
+            done = cli("sync", "--index", str(other))
+            assert done.returncode != 0
+            assert "being written by another process" in done.stderr
+            assert f"pid {__import__('os').getpid()}" in done.stderr  # the holder, named
+            assert "Traceback" not in done.stderr and "IntegrityError" not in done.stderr
+            with Index.open(other, create=False) as b, pytest.raises(IndexLocked):
+                b.sync()
+    # the lock went with its holder: the other folder writes now, and A sees it
+    done = cli("sync", "--index", str(other))
+    assert done.returncode == 0, done.stderr
+    assert "harbour.md" in paths_found(tmp_path / "A", "harbour")
+
+
+def test_two_folders_of_one_shared_sqlite_store_never_write_at_once(tmp_path):
+    from anyfind.errors import IndexLocked
+
+    shared = f"sqlite:///{tmp_path / 'shared' / 'meta.db'}"
+    (tmp_path / "shared").mkdir()
+    docs = notes(tmp_path / "docs", ["lighthouse", "glacier"])
+    with Index.open(tmp_path / "A", store_url=shared, tagger=False, transcriber=None) as a:
+        a.add([docs])
+        other = _second_folder(tmp_path / "A", tmp_path / "A2")
+        with a.lock, Index.open(other, create=False) as b:
+            with pytest.raises(IndexLocked, match="another index folder"):
+                b.sync()
+    with Index.open(other, create=False) as b:
+        b.sync()  # free again
+
+
+def test_a_missing_postgres_database_is_one_line(tmp_path, postgres_url):  # noqa: F811
+    missing = postgres_url.replace("/t", "/nosuchdb_t", 1)
+    docs = notes(tmp_path / "docs", ["lighthouse"])
+    done = cli("index", str(docs), "--index", str(tmp_path / "X"), "--store-url", missing)
+    assert done.returncode != 0
+    assert "cannot use the metadata database" in done.stderr and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -86,7 +86,7 @@ class OpenIndex:
         self.device = device
         self.concurrent = concurrent
         self.secrets = SecretFile(self.path)
-        self.lock = WriteLock(self.path)
+        self.lock = WriteLock(self.path, shared=self._database_lock)
         if concurrent:
             from ..encoders.serialised import MODELS
 
@@ -206,6 +206,15 @@ class OpenIndex:
         url = restore_uri_secrets(self.config.store_url, self.secrets.get("store_url"))
         return expand_env(url)
 
+    def _database_lock(self):
+        """The writer lock held in the store itself (several folders reach one cluster
+        index), or None where the folder's lock is enough."""
+        if not self.config.store_url:
+            return None
+        from ..store.writer_lock import database_lock
+
+        return database_lock(self.store_url(), self.path)
+
     @property
     def store(self) -> Store:
         """The metadata store (SQLAlchemy): every write, filters, any database URL."""
@@ -244,11 +253,16 @@ class OpenIndex:
         more (truncated, overwritten): never a traceback, never an empty answer."""
         from sqlalchemy.exc import DatabaseError
 
+        from ..store.db_errors import unreachable
+
         try:
             return make(self.store_url())
         except DatabaseError as exc:
             text = str(exc.orig if getattr(exc, "orig", None) is not None else exc)
             if not any(s in text for s in CORRUPT):
+                said = unreachable(exc, self.store_url())
+                if said is not None:
+                    raise said from None
                 raise
             from ..errors import IndexDamaged
 
