@@ -40,7 +40,9 @@ class AnyfindGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AnyfindError as exc:
-            raise click.ClickException(str(exc)) from exc
+            from .secrets import mask_uris_in
+
+            raise click.ClickException(mask_uris_in(str(exc))) from exc
         except KeyboardInterrupt:
             click.echo("interrupted: committed work is kept; run the command again to resume",
                        err=True)

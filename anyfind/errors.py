@@ -107,5 +107,7 @@ def one_line(exc: BaseException, limit: int = 500) -> str:
     else:
         message = str(exc)
         text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    text = " ".join(text.split())
+    from .secrets import mask_uris_in  # here: secrets imports this module
+
+    text = mask_uris_in(" ".join(text.split()))
     return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -112,12 +112,12 @@ class ObjectStoreConnector(Connector):
     def __init__(self, uri: str, **options: Any):
         super().__init__(uri, **options)
         if "://" not in uri:
-            raise ConfigError(f"not an object store URL: {uri}")
+            raise ConfigError(f"not an object store URL: {mask_uri(uri)}")
         self.protocol, _, self.root = uri.partition("://")
         self.protocol = self.protocol.lower()
         self.root = self.root.strip("/")
         if not self.root:
-            raise ConfigError(f"{uri}: name a bucket (and optionally a prefix)")
+            raise ConfigError(f"{mask_uri(uri)}: name a bucket (and optionally a prefix)")
         opts = dict(options.get("storage_options") or {})
         if options.get("endpoint_url"):
             opts["endpoint_url"] = options["endpoint_url"]

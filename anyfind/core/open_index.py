@@ -31,7 +31,7 @@ from ..config import IndexConfig, SpaceConfig
 from ..connectors import connector_for
 from ..encoders.space import Space
 from ..encoders.tag_vectors import TagVectors
-from ..errors import one_line
+from ..errors import AnyfindError, one_line
 from ..iofaults import storage_errno, unwritable
 from ..lock import WriteLock
 from ..secrets import SecretFile, expand_env, restore_uri_secrets
@@ -456,6 +456,20 @@ class OpenIndex:
         secrets.json, `${ENV}` references expanded (config.json holds it masked)."""
         uri = restore_uri_secrets(self.config.vector_store, self.secrets.get("vector_store"))
         return expand_env(uri)
+
+    def service_secrets(self) -> list[str]:
+        """The credentials of the index's own services (database, vector store), for
+        redacting any message that might quote them."""
+        from ..secrets import secret_values
+
+        found: list[str] = []
+        for uri in (self.store_url if self.config.store_url else None,
+                    self.vector_store_uri if self.config.vector_store else None):
+            try:
+                found += secret_values(uri(), {}) if uri is not None else []
+            except AnyfindError:  # an unset ${ENV}: nothing literal to hide
+                continue
+        return found
 
     def vectors(self, name: str) -> VectorStore:
         """One space's vectors, caught up with the store. Concurrent: copy-on-write, so a

@@ -120,10 +120,10 @@ def sync_source(opened: OpenIndex, row: dict[str, Any], spec: SourceSpec | None,
     name = row["name"]
     shown = mask_uri(row["uri"])
     connector = None
-    secrets: list[str] = []
+    secrets: list[str] = opened.service_secrets()
     try:
         connector = opened.connector(row, spec)
-        secrets = connector.secrets
+        secrets = connector.secrets + secrets
         shown = connector.describe()
         log.info("syncing source %s (%s) %s", name, row["kind"], shown)
         report = Pipeline(opened, progress=progress).sync(row["id"], connector, retry_errors)

@@ -95,17 +95,19 @@ def _fastapi(**kwargs: Any) -> FastAPI:
 
 
 def _error_handlers(app: FastAPI) -> None:
+    from ..secrets import mask_uris_in  # a service URI in a message is shown masked
+
     @app.exception_handler(QueryError)
     async def bad_query(_: Request, exc: QueryError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": mask_uris_in(str(exc))}, status_code=400)
 
     @app.exception_handler(MissingExtra)
     async def missing_extra(_: Request, exc: MissingExtra) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=501)
+        return JSONResponse({"detail": mask_uris_in(str(exc))}, status_code=501)
 
     @app.exception_handler(AnyfindError)
     async def domain_error(_: Request, exc: AnyfindError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": mask_uris_in(str(exc))}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

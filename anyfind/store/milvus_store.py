@@ -103,25 +103,28 @@ def search_params_for(index_type: str, params: dict[str, Any], k: int,
 def split_query(uri: str) -> tuple[str, dict[str, str]]:
     """A vector-store URI without its query, and the query's parameters: `prefix` (the
     collections' name prefix, so several indexes share one server) and `token`."""
-    from urllib.parse import parse_qsl
+    from ..secrets import query_params
 
-    base, _, query = uri.partition("?")
-    return base, dict(parse_qsl(query))
+    # Not a split at the first "?": a password may hold one (secrets.py reads logins).
+    return query_params(uri)
 
 
 def client_uri(uri: str) -> str:
     """What MilvusClient takes for an anyfind vector-store URI."""
     uri = split_query(uri)[0]
     if uri.startswith("milvus-lite://"):
-        path = uri[len("milvus-lite://"):]
+        from ..secrets import without_login
+
+        # A local file has no login: a user-info written anyway is dropped, never sent.
+        path = without_login(uri)[len("milvus-lite://"):]
         if not path.startswith("/"):
-            raise ConfigError(f"{uri}: Milvus Lite needs an absolute path "
+            raise ConfigError(f"{mask_uri(uri)}: Milvus Lite needs an absolute path "
                               "(milvus-lite:///ABS/PATH.db)")
         return path
     for scheme, http in (("milvus+https://", "https://"), ("milvus://", "http://")):
         if uri.startswith(scheme):
             return http + uri[len(scheme):]
-    raise ConfigError(f"not a Milvus URI: {uri} (milvus://HOST:PORT, milvus+https://HOST:PORT "
+    raise ConfigError(f"not a Milvus URI: {mask_uri(uri)} (milvus://HOST:PORT, milvus+https://HOST:PORT "
                       "or milvus-lite:///ABS/PATH.db)")
 
 
