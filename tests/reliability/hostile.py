@@ -32,6 +32,42 @@ def _rezip(path: Path, member: str, size: int, head: bytes, tail: bytes) -> None
                 dst.write(block)
 
 
+def rezip_member(path: Path, member: str, data: bytes) -> Path:
+    """Rewrite the zip at `path` with `member` holding `data` (deflated, EPUB rules kept)."""
+    with zipfile.ZipFile(path) as zf:
+        parts = {n: zf.read(n) for n in zf.namelist() if n != member}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        if "mimetype" in parts:  # an EPUB's first member, stored
+            zf.writestr("mimetype", parts.pop("mimetype"), compress_type=zipfile.ZIP_STORED)
+        for name, body in parts.items():
+            zf.writestr(name, body)
+        zf.writestr(member, data)
+    return path
+
+
+def tag_dense_epub(path: Path, megabytes: float) -> Path:
+    """An EPUB whose chapter is `megabytes` of `<i>x</i>`: ~1,000 times smaller packed,
+    under the zip guard's ratio (the markup, not the container, is the bomb)."""
+    make_epub(path, ["Dense."])
+    with zipfile.ZipFile(path) as zf:
+        member = next(n for n in zf.namelist() if n.endswith("ch1.xhtml"))
+    unit = b"<i>x</i>"
+    body = unit * int(megabytes * (1 << 20) / len(unit))
+    return rezip_member(path, member, b"<html><body><p>" + body + b"</p></body></html>")
+
+
+def run_dense_docx(path: Path, megabytes: float) -> Path:
+    """A DOCX (made by python-docx) whose one paragraph is `megabytes` of one-letter runs."""
+    from makers import make_docx
+
+    make_docx(path, "Dense", ["x"])
+    unit = b"<w:r><w:t>x</w:t></w:r>"
+    body = unit * int(megabytes * (1 << 20) / len(unit))
+    return rezip_member(path, "word/document.xml", (
+        b'<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/'
+        b'wordprocessingml/2006/main"><w:body><w:p>' + body + b"</w:p></w:body></w:document>"))
+
+
 def pptx_bomb(path: Path, size: int = 200 << 20) -> Path:
     """A PPTX (made by python-pptx) whose one slide unpacks to `size` bytes."""
     from pptx import Presentation

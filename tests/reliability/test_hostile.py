@@ -27,7 +27,9 @@ from hostile import (
     http_server,
     make_epub,
     pptx_bomb,
+    run_dense_docx,
     spread_bomb,
+    tag_dense_epub,
     tag_dense_html,
 )
 from hypothesis import HealthCheck, given, settings
@@ -209,6 +211,34 @@ def test_tag_dense_html_is_extracted_in_bounded_memory(tmp_path):
         grown_mb, chars = map(int, out.stdout.split())
         assert chars > 2_000_000  # the text is all there ("x x x ...")
         assert grown_mb < 300, (tag, grown_mb)
+
+
+_GROWTH = (
+    "import resource, sys; from anyfind.connectors.base import Blob\n"
+    "from anyfind.extract import extract\n"
+    "from pathlib import Path\n"
+    "extract(Blob.from_bytes(b'<p>x</p>', path='w.html'))\n"
+    "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "text = extract(Blob.from_bytes(Path(sys.argv[1]).read_bytes(), path=sys.argv[1])).text\n"
+    "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "print((after - before) // 1024, len(text))\n")
+
+
+@pytest.mark.parametrize("make,megabytes,cap_mb", [
+    (tag_dense_epub, 24, 250),  # was ~1 GB (ebooklib's get_content built a tree)
+    (run_dense_docx, 16, 100),  # was ~340 MB (python-docx's tree of document.xml)
+])
+def test_markup_dense_documents_are_read_in_memory_bound_by_their_text(
+        tmp_path, make, megabytes, cap_mb):
+    """A zip-based document under the zip guard's ratio whose markup is the bomb (a
+    chapter or a paragraph of one-letter elements): memory follows the text it yields."""
+    path = make(tmp_path / f"dense.{make.__name__.split('_')[-1]}", megabytes)
+    assert path.stat().st_size < 200_000  # a small file
+    out = subprocess.run([sys.executable, "-c", _GROWTH, str(path)], capture_output=True,
+                         text=True, timeout=300, check=True)
+    grown_mb, chars = map(int, out.stdout.split())
+    assert chars > megabytes * (1 << 20) // 25  # the text is all there ("xxxx...")
+    assert grown_mb < cap_mb, (path.name, grown_mb)
 
 
 def test_a_fifo_swapped_in_after_the_scan_is_an_error_not_a_hang(tmp_path):
