@@ -70,6 +70,10 @@ def floor_effect(search, queries: dict[str, str], relevant: dict[str, set[str]])
 
 
 CIFAR = Path("/work/shared/data/cifar10-test")
+# Subjects no CIFAR-10 photo shows: every result of such a query is unrelated, and what
+# the floor shows of them is the price of what it keeps (ten shown without it).
+ABSENT = ["volcano", "piano", "bicycle", "birthday cake", "laptop", "pizza", "guitar",
+          "suspension bridge", "tax form", "wedding dress"]
 
 
 def photos(work: Path, classes: list[str], per_class: int) -> dict:
@@ -96,6 +100,8 @@ def photos(work: Path, classes: list[str], per_class: int) -> dict:
             queries = {c: template.format(c) for c in classes}
             relevant = {c: {n for n in everything if n.startswith(c + "_")} for c in classes}
             out[label] = floor_effect(search, queries, relevant)
+            out[label]["absent_subject_shown_per_query"] = round(sum(
+                len(search(template.format(a), True)) for a in ABSENT) / len(ABSENT), 2)
             print(f"  {name:16} {label:14} {json.dumps(out[label])}", flush=True)
         return out
     finally:

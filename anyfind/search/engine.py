@@ -133,6 +133,7 @@ class _Pass:
     terms: list[str] | None
     judge: Judge
     pending: Any = None
+    specificity: Any = None  # search/specific.py, made when something is under the floor
 
 
 @dataclass
@@ -369,7 +370,7 @@ class Searcher:
             signals.update(self.extra_signals(q, depth))
             ranked = self._rank(signals, q, judge=judge, allowed=allowed,
                                 context=q.embed_context and q.text is not None)
-            kept = [r for r in ranked if judge.kept(r.evidence)] if floor else ranked
+            kept = self._over_floor(q, inputs, ranked, want) if floor else ranked
             # Deeper only while some signal was cut at `depth` (it may hold more items),
             # and, under the floor, while what lies deeper could still pass it.
             if len(kept) >= want or not any(
@@ -377,6 +378,42 @@ class Searcher:
                     for name, sig in signals.items()):
                 return ranked, kept, signals
             depth *= 4
+
+    def _over_floor(self, q: Query, inputs: _Pass, ranked: list[Ranked], want: int
+                    ) -> list[Ranked]:
+        """The results shown: over the floor, or under it but related to the query's
+        subject and not only to its form (search/specific.py), looked at for the first
+        `4 x want` under it."""
+        judge = inputs.judge
+        shown = [judge.kept(r.evidence) for r in ranked]
+        under = [r for r, ok in zip(ranked, shown, strict=True)
+                 if not ok and r.evidence.dense_chunks][:4 * want]
+        if under and q.text is not None:
+            if inputs.specificity is None:
+                inputs.specificity = self._specificity(q.text, inputs.vectors)
+            by_space: dict[str, list[int]] = {}
+            for r in under:
+                for space, cid in r.evidence.dense_chunks.items():
+                    by_space.setdefault(space, []).append(cid)
+            with profile.stage("floor"):
+                related = {space: inputs.specificity.specific(space, ids)
+                           for space, ids in by_space.items()}
+            for i, r in enumerate(ranked):
+                if not shown[i] and any(cid in related.get(space, ())
+                                        for space, cid in r.evidence.dense_chunks.items()):
+                    shown[i] = True
+        return [r for r, ok in zip(ranked, shown, strict=True) if ok]
+
+    def _specificity(self, text: str, vectors: dict[str, np.ndarray]):
+        from .specific import Specificity
+
+        spaces = {n: v for n, v in vectors.items()
+                  if "text" in self.opened.spaces[n].query_encoder.modalities}
+
+        def encode(space: str, texts: list[str]) -> np.ndarray:
+            return self.opened.spaces[space].query_encoder.encode_query(texts, "text")
+
+        return Specificity(text, spaces, encode, self.opened.chunk_vectors)
 
     def _feedback(self, q: Query, first: _Pass, kept: list[Ranked], signals: dict[str, Signal]
                   ) -> _Pass:
@@ -533,6 +570,7 @@ class Searcher:
                     ev.lexical = score
                 elif name in self.opened.spaces:
                     ev.dense[name] = (score, facts[cid][1])
+                    ev.dense_chunks[name] = cid
                 if kk not in best or len(order) < best[kk][0]:
                     best[kk] = (len(order), cid)
                 order.append((kk, score))

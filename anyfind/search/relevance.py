@@ -55,6 +55,7 @@ class Evidence:
     """What each signal said of one result (a key: an item or a chunk)."""
 
     dense: dict[str, tuple[float, str | None]] = field(default_factory=dict)  # space -> (cosine, modality)
+    dense_chunks: dict[str, int] = field(default_factory=dict)  # space -> the chunk that cosine is of
     lexical: float | None = None  # raw BM25 / rank
     ranks: dict[str, int] = field(default_factory=dict)  # signal -> rank from 1
     # An embedded image's evidence from the note passage around its embed: log-odds added
