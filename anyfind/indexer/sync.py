@@ -78,12 +78,17 @@ def add_documents(opened: OpenIndex, source: str, records: Iterable[Any], *,
         return Pipeline(opened, progress=progress).sync(source_id, RecordsConnector(uri, records))
 
 
+MAX_FOLDER_NAME = 180
+
+
 def _source_name_for(opened: OpenIndex, root: Path) -> str:
     existing = {s["name"]: s for s in opened.store.sources()}
     for s in existing.values():
         if s["kind"] == "filesystem" and s["uri"] in (str(root), folder_uri(root)):
             return s["name"]
-    base = display_path(root.name) or "root"
+    # A source name is at most 200 characters in the store (PostgreSQL enforces it, a
+    # folder's name may hold 255 bytes): room is left for the "-N" of a second folder.
+    base = (display_path(root.name) or "root")[:MAX_FOLDER_NAME]
     name, n = base, 2
     while name in existing:
         name, n = f"{base}-{n}", n + 1

@@ -23,7 +23,8 @@ class Allowed:
 
         self.filters = filters
         self.store = store
-        self.sql = store.allowed_chunks(condition(filters.clauses, store.engine.dialect.name))
+        self.sql = store.allowed_chunks(condition(filters.clauses, store.engine.dialect.name,
+                                                     getattr(store, "fold_collation", None)))
         self._ids: np.ndarray | None = None
         self._expression: str | None | bool = False  # False: not worked out yet
         self._lock = threading.Lock()

@@ -7,8 +7,8 @@ expression cannot say the same way returns None, and that query's dense search i
 restricted by allowed ids read from the metadata store instead (still correct, only
 slower): the vault filters (`tag:`, `linked:`, `in:`: relations are in the metadata
 store), a glob with a wildcard anywhere but at its end, a relative or wildcard `path:`,
-an extension with a dot, a value with a quote or a backslash, a path past the field's
-length. A prefix is a range of strings (`"ab" <= f < "ac"`), exact in UTF-8 order.
+an extension with a dot, a value with a quote or a backslash, a value as long as its
+field (stored values past it are cut). A prefix is a range of strings (`"ab" <= f < "ac"`), exact in UTF-8 order.
 """
 
 from __future__ import annotations
@@ -53,6 +53,17 @@ def _int64(rounding, bound: float) -> int:
     return INT64_MAX if bound >= INT64_MAX else int(rounding(bound))
 
 
+def _fits(field: str, value: str) -> str:
+    """The value, when the field's stored values can be compared with it: a stored value
+    past the field's length is cut (store/filter_fields.py, at a character boundary, so up
+    to 3 bytes short), and a value that long could equal a longer one's cut form; such a
+    filter is answered from the metadata store (a 100-character `ext:` missed and its
+    negation kept everything)."""
+    if len(value.encode()) >= FIELDS[field][1] - 3:
+        raise _Unsayable(value)
+    return value
+
+
 def _literal(value: str) -> str:
     if any(ch in value for ch in '"\\') or not value.isprintable():
         raise _Unsayable(value)
@@ -73,7 +84,7 @@ def _prefix(field: str, value: str) -> str:
 def _glob(field: str, pattern: str) -> str:
     """Equality, or a prefix match for a glob whose only wildcard is a final '*'."""
     pattern = pattern.lower()
-    body = pattern.rstrip("*")
+    body = _fits(field, pattern.rstrip("*"))
     if "*" in body or "?" in body:
         raise _Unsayable(pattern)
     if body != pattern:
@@ -92,7 +103,7 @@ def _condition(c: Clause) -> str:
     if k == "ext":
         if any("." in v for v in vals):
             raise _Unsayable(k)
-        return f"ext in [{', '.join(_literal(v.lower()) for v in vals)}]"
+        return f"ext in [{', '.join(_literal(_fits('ext', v.lower())) for v in vals)}]"
     if k == "path":
         pattern = vals[0].rstrip("/") or "/"
         if not pattern.startswith("/") or any(ch in pattern for ch in "*?"):
@@ -104,7 +115,7 @@ def _condition(c: Clause) -> str:
     if k == "lang":
         forms = []
         for v in vals:
-            v = v.lower().replace("_", "-")
+            v = _fits("lang", v.lower().replace("_", "-"))
             forms.append(f"lang == {_literal(v)} or {_prefix('lang', v + '-')}")
         return " or ".join(f"({f})" for f in forms)
     if k in ("after", "before", "date"):

@@ -29,12 +29,14 @@ from ..store.sqltext import like_escape
 from .filters import NAME_KEYS, Clause, glob_to_like
 
 
-def condition(clauses: Sequence[Clause], dialect: str) -> ColumnElement[bool]:
-    """Every clause must hold; repeated name keys are alternatives (OR)."""
+def condition(clauses: Sequence[Clause], dialect: str, collation: str | None = None
+              ) -> ColumnElement[bool]:
+    """Every clause must hold; repeated name keys are alternatives (OR). `collation`:
+    the one case folding follows (Store.fold_collation)."""
     parts: list[ColumnElement[bool]] = []
     by_key: dict[tuple[str, bool], list[ColumnElement[bool]]] = {}
     for c in clauses:
-        cond = _condition(c, dialect)
+        cond = _condition(c, dialect, collation)
         if c.key in NAME_KEYS:
             by_key.setdefault((c.key, c.negated), []).append(cond)
         else:
@@ -45,19 +47,25 @@ def condition(clauses: Sequence[Clause], dialect: str) -> ColumnElement[bool]:
     return and_(true(), *parts)
 
 
-def _like(col, pattern: str) -> ColumnElement[bool]:
-    return func.lower(col).like(pattern, escape="\\")
+def _like(col, pattern: str, collation: str | None) -> ColumnElement[bool]:
+    """The column case-folded as Python folds the pattern (str.lower): SQLite's lower()
+    is Python's on anyfind's connections (store/metadata.py); PostgreSQL folds under the
+    store's ICU collation (full Unicode case mapping, as Python's) where it has one."""
+    folded = func.lower(col.collate(collation) if collation else col)
+    return folded.like(pattern, escape="\\")
 
 
-def _path_condition(pattern: str) -> ColumnElement[bool]:
+
+def _path_condition(pattern: str, collation: str | None) -> ColumnElement[bool]:
     """Absolute patterns anchor at the start; others may start after any '/'. A pattern
-    without wildcards also matches everything under it as a folder."""
+    without wildcards also matches everything under it as a folder (`path:/`: every
+    absolute path)."""
     pattern = pattern.rstrip("/") or "/"
     like = glob_to_like(pattern)
-    forms = [like] if any(c in pattern for c in "*?") else [like, like + "/%"]
+    forms = [like] if any(c in pattern for c in "*?") else [like, like.rstrip("/") + "/%"]
     if not pattern.startswith("/"):
         forms += ["%/" + f for f in forms]
-    return or_(*(_like(Item.path, f) for f in forms))
+    return or_(*(_like(Item.path, f, collation) for f in forms))
 
 
 def item_date(dialect: str) -> ColumnElement[Any]:
@@ -82,25 +90,25 @@ def item_language(dialect: str) -> ColumnElement[Any]:
     return literal_column("NULL")
 
 
-def _condition(c: Clause, dialect: str) -> ColumnElement[bool]:
+def _condition(c: Clause, dialect: str, collation: str | None) -> ColumnElement[bool]:
     """The clause as SQL, never NULL (so that NOT works on items lacking the field)."""
     k, vals = c.key, c.values
     if k == "modality":
         return and_(Item.modality.isnot(None), Item.modality.in_(vals))
     if k == "media":
         return and_(Item.media_type.isnot(None),
-                    or_(*(_like(Item.media_type, glob_to_like(v)) for v in vals)))
+                    or_(*(_like(Item.media_type, glob_to_like(v), collation) for v in vals)))
     if k == "source":
-        return or_(*(_like(Source.name, glob_to_like(v)) for v in vals))
+        return or_(*(_like(Source.name, glob_to_like(v), collation) for v in vals))
     if k == "ext":
-        return or_(*(_like(Item.path, "%." + like_escape(v)) for v in vals))
+        return or_(*(_like(Item.path, "%." + like_escape(v.lower()), collation) for v in vals))
     if k == "path":
-        return _path_condition(vals[0])
+        return _path_condition(vals[0], collation)
     if k == "lang":
         # pt_BR and pt-BR are one language: both sides compare with '-' (as the Milvus
         # fields do, store/filter_fields.py).
         raw = item_language(dialect)
-        lang = func.replace(func.lower(raw), "_", "-")
+        lang = func.replace(func.lower(raw.collate(collation) if collation else raw), "_", "-")
         forms = []
         for v in vals:
             v = v.lower().replace("_", "-")

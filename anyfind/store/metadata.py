@@ -24,6 +24,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import OperationalError
@@ -91,13 +92,25 @@ def _rebase(value: str, old: str, new: str) -> str:
     return new + value[len(old):] if value.startswith(old) else value
 
 
+def fold_like_python(dbapi_conn) -> None:
+    """SQLite's lower() folds ASCII only: "ÄRGER.TXT" stayed upper-case and `path:ärger*`
+    found nothing where Milvus (whose fields Python lower-cases) found it. On anyfind's
+    connections it is Python's str.lower, as the filters' values are folded."""
+    dbapi_conn.create_function("lower", 1, _fold, deterministic=True)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    fold_like_python(dbapi_conn)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _fold(value):
+    return value.lower() if isinstance(value, str) else value
 
 
 def make_engine(url: str) -> Engine:
@@ -163,6 +176,21 @@ class Store:
             with self.engine.connect() as conn:
                 self._read_flags(conn)
         self.lexical = LexicalIndex(self.engine)
+        self.fold_collation = self._fold_collation()
+
+    def _fold_collation(self) -> str | None:
+        """The collation filters fold case under: PostgreSQL's ICU root locale where the
+        server has ICU (its lower() is then full Unicode case mapping, as Python's; a
+        libc "C" locale folds ASCII only); None elsewhere (SQLite folds with Python)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(text(
+                    "SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'")).first()
+        except Exception:  # noqa: BLE001 (folding falls back to the database's locale)
+            return None
+        return "und-x-icu" if found else None
 
     def _open_read_only(self, exc: OperationalError) -> None:
         """Searching a full or read-only disk still works (store/readonly.py)."""

@@ -28,6 +28,9 @@ def sqlite_file(url: str) -> Path | None:
 
 
 def _connect_args(dbapi_conn, _record) -> None:
+    from .metadata import fold_like_python
+
+    fold_like_python(dbapi_conn)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA query_only=ON")
     cur.execute("PRAGMA busy_timeout=30000")
