@@ -770,6 +770,54 @@ def sources_remove(name, index_name, config_file) -> None:
     click.echo(f"removed source {name} ({n} items)")
 
 
+SERVICE_KEYS = ("store-url", "vector-store", "executor", "ray-address")  # core/services.py
+
+
+@cli.group(name="config")
+def config_group() -> None:
+    """Where an index's services are: show them, change a URL or its credentials."""
+
+
+@config_group.command("show")
+@index_option
+@json_option
+def config_show(index_name, as_json) -> None:
+    """The metadata database, the vector store and the executor, credentials masked."""
+    from .secrets import mask_uri
+
+    with _open(index_name) as idx:
+        cfg = idx.config
+        shown = {"store-url": mask_uri(cfg.store_url) if cfg.store_url else
+                 f"sqlite (meta.db in {idx.path})",
+                 "vector-store": mask_uri(cfg.vector_store or "faiss"),
+                 "executor": cfg.executor,
+                 "ray-address": str(cfg.executor_options.get("address") or "")}
+    if as_json:
+        _emit_json(shown)
+        return
+    for key, value in shown.items():
+        click.echo(f"{key}: {value}")
+
+
+@config_group.command("set")
+@click.argument("key", type=click.Choice(SERVICE_KEYS))
+@click.argument("value")
+@index_option
+@json_option
+def config_set(key, value, index_name, as_json) -> None:
+    """Change where a service is or its credentials. The new one is checked first (it
+    answers, holds this index, takes the credentials); what changed is said, masked.
+    `${ENV}` references stay references; literals go to secrets.json."""
+    from .core.services import change
+
+    with _open(index_name) as idx:
+        done = change(idx.opened, key, value)
+    if as_json:
+        _emit_json({"key": done.key, "before": done.before, "after": done.after})
+    else:
+        click.echo(done.said())
+
+
 @cli.command()
 @click.argument("names", nargs=-1)
 @index_option

@@ -84,6 +84,10 @@ class Index:
             config.check_models(wanted)
             _mark_index_dir(path)
             index = cls(path, config, device, concurrent=concurrent)
+            if store_url or settings.get("vector_store"):  # kept, adopted or refused
+                from .core.services import given_again
+
+                given_again(index.opened, store_url, settings.get("vector_store"))
             want = _precision_wanted(precision, onnx_int8, config.document_precision)
             if want != config.document_precision:
                 index.opened.set_document_precision(want)

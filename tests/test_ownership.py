@@ -227,3 +227,65 @@ def test_a_missing_postgres_database_is_one_line(tmp_path, postgres_url):  # noq
     assert done.returncode != 0
     assert "cannot use the metadata database" in done.stderr and "does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- changing a service: a failed first run, a moved database, new credentials ------------
+def test_a_first_run_on_a_missing_database_is_corrected_by_the_next(tmp_path, postgres_url):  # noqa: F811
+    docs = notes(tmp_path / "docs", ["lighthouse", "glacier"])
+    wrong = postgres_url.replace("/t", "/nosuchdb_t", 1)
+    done = cli("index", str(docs), "--index", str(tmp_path / "X"), "--store-url", wrong)
+    assert done.returncode != 0 and "does not exist" in done.stderr
+    # the corrected URL on the next run is used (the first claimed nothing), not ignored
+    done = cli("index", str(docs), "--index", str(tmp_path / "X"), "--store-url", postgres_url)
+    assert done.returncode == 0, done.stderr
+    assert "glacier.md" in paths_found(tmp_path / "X", "glacier")
+    # once the index holds data there, another URL is refused with the way to change it
+    other = postgres_url.replace("/t", "/elsewhere_t", 1)
+    done = cli("index", str(docs), "--index", str(tmp_path / "X"), "--store-url", other)
+    assert done.returncode != 0 and "anyfind config set store-url" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_config_set_checks_the_new_database_and_says_what_changed(tmp_path, postgres_url,  # noqa: F811
+                                                                   postgres_server):  # noqa: F811
+    psycopg, sock = postgres_server
+    docs = notes(tmp_path / "docs", ["lighthouse", "glacier"])
+    with Index.open(tmp_path / "A", store_url=postgres_url, tagger=False,
+                    transcriber=None) as a:
+        a.add([docs])
+    # the same database under another URL (a moved server, new connection settings)
+    moved = f"{postgres_url}&application_name=anyfind-moved"
+    done = cli("config", "set", "store-url", moved, "--index", str(tmp_path / "A"))
+    assert done.returncode == 0, done.stderr
+    assert "store-url:" in done.stdout and "->" in done.stdout
+    assert json.loads((tmp_path / "A" / "config.json").read_text())["store_url"] == moved
+    assert "glacier.md" in paths_found(tmp_path / "A", "glacier")
+    # an empty database would lose the index: refused, nothing changed
+    empty = f"e{__import__('time').time_ns()}"
+    with psycopg.connect(host=str(sock), user="anyfind", dbname="postgres",
+                         autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {empty}")
+    done = cli("config", "set", "store-url", f"postgresql+psycopg://anyfind@/{empty}?host={sock}",
+               "--index", str(tmp_path / "A"))
+    assert done.returncode != 0 and "holds no anyfind index" in done.stderr
+    assert json.loads((tmp_path / "A" / "config.json").read_text())["store_url"] == moved
+    shown = cli("config", "show", "--index", str(tmp_path / "A"), "--json")
+    assert json.loads(shown.stdout)["store-url"] == moved
+
+
+def test_config_set_persists_the_ray_address_and_refuses_an_empty_vector_store(tmp_path):
+    from anyfind.cli import SERVICE_KEYS
+    from anyfind.core.services import KEYS
+
+    assert KEYS == SERVICE_KEYS  # one list of what `config set` changes
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    docs = notes(tmp_path / "docs", ["lighthouse"])
+    with Index.open(tmp_path / "A", store_url=f"sqlite:///{shared / 'meta.db'}",
+                    tagger=False, transcriber=None) as a:
+        a.add([docs])
+    done = cli("config", "set", "ray-address", "ray://head:10001", "--index", str(tmp_path / "A"))
+    assert done.returncode == 0 and "ray-address: (none) -> ray://head:10001" in done.stdout
+    done = cli("config", "set", "vector-store", "milvus-lite:///x.db", "--index",
+               str(tmp_path / "A"))
+    assert done.returncode != 0 and "would start empty" in done.stderr

@@ -424,10 +424,11 @@ class OpenIndex:
                                  factory=cfg.faiss, mmap=mmap, load=load, model=model_tag(cfg),
                                  owner=self.config.index_id)
 
-    def check_vector_services(self) -> None:
+    def check_vector_services(self, strict: bool = False) -> None:
         """Before a run writes anything: each space's vector service is this index's and
         holds its model's vectors, and accepts the credentials (IndexDamaged, ConfigError
-        raised); one that does not answer now is left to the outbox (the run goes on)."""
+        raised); one that does not answer now is left to the outbox (the run goes on), or
+        raised when `strict` (a change of service is checked before it is kept)."""
         if not self.shares_vectors:
             return
         from ..errors import ConfigError, IndexDamaged, ServiceUnreachable
@@ -437,6 +438,8 @@ class OpenIndex:
                 try:
                     self.vector_store(name, load=True)
                 except ServiceUnreachable as exc:
+                    if strict:
+                        raise
                     log.warning("%s: its vectors wait in the outbox", one_line(exc))
                 except (IndexDamaged, ConfigError):
                     raise  # another index's, another model's, or credentials refused
@@ -780,6 +783,27 @@ class OpenIndex:
         return connector
 
     # -- lifetime ----------------------------------------------------------------------------
+    def forget_services(self) -> None:
+        """Drop what was opened on the services, after their URLs changed: the next use
+        opens the new ones."""
+        with self._open_lock:
+            for vs in self._vectors.values():
+                close = getattr(vs, "close", None)
+                if close is not None:
+                    close()
+            self._vectors.clear()
+            self._bm25 = None
+            self.__dict__.pop("shares_vectors", None)
+            if self._lexical is not None:
+                self._lexical.close()
+                self._lexical = None
+            if self._reader is not None and self._reader is not self._store:
+                self._reader.close()
+            self._reader = None
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.close()
