@@ -82,9 +82,10 @@ class _URI:
 
 
 def _userinfo_end(after: str, web: bool) -> int | None:
-    """Where the user-info ends (its "@"), or None. A web URL follows RFC 3986 (no "/",
-    "?" or "#" before it). Elsewhere, as database drivers read URLs, a password may hold
-    any character, "@" too: the user-info ends at the first "@" followed by a host, whose
+    """Where the user-info ends (its "@"), or None. As database drivers read URLs, a
+    password may hold any character, "@" too (in a web URL not "/": an "@" after one is a
+    path's; a raw "?" or "#" there is masked all the same): the user-info ends at the
+    first "@" followed by a host, whose
     user part holds no "/", "?" or "#" (else the "@" is in a path or a query) and whose
     password does not hold a query (`?key=`: then the "@" is in a query value)."""
     at = after.find("@")
@@ -92,7 +93,7 @@ def _userinfo_end(after: str, web: bool) -> int | None:
         user, colon, password = after[:at].partition(":")
         if any(c in user for c in "/?#"):
             return None
-        if web and any(c in password for c in "/?#"):
+        if web and "/" in password:  # a path's "@" (a "/" in a password is %2F there)
             return None
         tail = re.split(r"[/?#]", after[at + 1:], maxsplit=1)[0]
         if _HOST.fullmatch(tail) and not re.search(r"\?[^=&]*=", password):
@@ -129,7 +130,14 @@ def _pairs(query: str) -> list[tuple[str, str, str | None]]:
 
 
 def _secret_value(key: str, raw: str | None) -> bool:
-    return raw is not None and is_secret_key(key) and not is_reference(unquote_plus(raw))
+    return raw is not None and is_secret_key(key) and not is_reference(unquote_plus(raw)) \
+        and not _masked_already(raw)
+
+
+def _masked_already(raw: str) -> bool:
+    """A value masked before, as a message quotes it ("...?token=***: refused"): masking
+    the message again keeps its punctuation."""
+    return raw.startswith(MASK) and not raw[len(MASK):].strip(":,.;)]")
 
 
 def _query_secrets(query: str | None) -> dict[str, str]:

@@ -608,3 +608,29 @@ def test_a_v5_store_gains_the_outbox_origin_and_keeps_its_rows(tmp_path):
     assert LATEST >= 6  # v6 (the outbox's origin) ran, and every step after it
     assert again.outbox_since(SPACE, 0, 100) == waiting and all(r[3] is None for r in waiting)
     again.close()
+
+
+def test_a_milvus_lite_file_held_by_another_process_is_one_sentence(tmp_path):
+    """Milvus Lite serves one process: a second one (a search while `anyfind serve` runs)
+    is told who holds the file, in one line, not a DataDirLockedError traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from anyfind import Index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tides.md").write_text("# Tides\n\nThe Moon raises the tides twice a day.")
+    root = Path(__file__).resolve().parents[1]
+    with Index.open(tmp_path / "idx", tagger=False, transcriber=None,
+                    vector_store=f"milvus-lite://{tmp_path / 'v.db'}") as idx:
+        idx.add([docs])
+        assert idx.search("tides", k=1)  # this process holds the Lite file now
+        done = subprocess.run([sys.executable, "-m", "anyfind", "search", "tides", "--index",
+                               str(tmp_path / "idx")], capture_output=True, text=True,
+                              cwd=root, timeout=300)
+    assert done.returncode != 0
+    assert f"in use by process {os.getpid()}" in done.stderr
+    assert "Traceback" not in done.stderr and "DataDirLockedError" not in done.stderr

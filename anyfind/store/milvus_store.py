@@ -143,6 +143,46 @@ def _listening(url: str) -> bool:
         return False
 
 
+def lite_holder(path: Path) -> str | None:
+    """Who holds a Milvus Lite data folder's lock ("process 4242 (anyfind serve ...)"), or
+    None when nobody else does (this process may: pymilvus shares one server per file in a
+    process). Milvus Lite takes an flock on <path>/LOCK; trying it ourselves (and letting
+    go at once) says whether it is held, /proc says by whom."""
+    import fcntl
+    import os
+
+    lock = path / "LOCK"
+    if not lock.exists():
+        return None
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    mine = {str(os.getpid())}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if not any(os.readlink(link) == str(lock) for link in (proc / "fd").iterdir()):
+                continue
+            parent = next((line.split()[1] for line in (proc / "status").read_text()
+                           .splitlines() if line.startswith("PPid:")), "")
+            if proc.name in mine or parent in mine:
+                return None  # this process (or its Lite server): its client is shared
+            command = " ".join((proc / "cmdline").read_bytes().replace(b"\0", b" ")
+                               .decode(errors="replace").split())
+            return f"process {proc.name} ({command[:120]})"
+        except OSError:
+            continue
+    return None  # let go meanwhile, or not ours to see: pymilvus says what it finds
+
+
 def connect(uri: str, token: str | None = None):
     """A MilvusClient for an anyfind Milvus URI; ConfigError (one line naming the masked
     URI) when it cannot connect."""
@@ -150,6 +190,12 @@ def connect(uri: str, token: str | None = None):
     target = client_uri(uri)
     if target.startswith("/"):
         Path(target).parent.mkdir(parents=True, exist_ok=True)
+        held_by = lite_holder(Path(target))
+        if held_by is not None:
+            raise ConfigError(
+                f"the Milvus Lite file {target} is in use by {held_by}: Milvus Lite serves one "
+                "process at a time (stop that one, or keep the vectors in a Milvus server for "
+                "several processes, docs/SCALE.md)")
     try:
         return pymilvus.MilvusClient(target, token=token or "")
     except Exception as exc:  # noqa: BLE001 (one line naming the URI)
