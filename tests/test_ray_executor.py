@@ -283,3 +283,18 @@ def test_a_worker_view_without_the_index_folder_removes_its_scratch_folder():
     del view
     gc.collect()
     assert not scratch.exists()
+
+
+@pytest.mark.slow  # Ray's client retries an unauthenticated connection for ~20 s
+def test_a_missing_ray_token_is_said_as_such_in_one_line(ray_cluster, corpus, tmp_path):
+    """Without the cluster's token Ray printed twenty InvalidAuthToken lines, then "cannot
+    reach the Ray cluster ... ConnectionError" (a network fault, it read): one sentence
+    that names the token now."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    run = subprocess.run(ANYFIND + ["index", str(corpus), "--index", str(tmp_path / "idx"),
+                                    "-q", "--ray-address", ray_cluster],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 1
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert "refused this process (no token)" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]

@@ -17,10 +17,12 @@ node's GCS; "ray://HOST:10001" Ray Client. Chunk batches handed to `encode` dire
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -90,6 +92,27 @@ def passed_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV)}
 
 
+@contextlib.contextmanager
+def _native_stderr():
+    """What native code writes to file descriptor 2 meanwhile (Ray's C++ core retries an
+    unauthenticated connection with twenty warning lines, and prints an E-line on every
+    connect): kept, and handed over in the yielded list once the block is left, instead
+    of shown."""
+    said: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield said
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said.append(sink.read(1 << 20).decode(errors="replace"))
+
+
 class RayExecutor(EncodingExecutor):
     name = "ray"
     distributed = True
@@ -155,16 +178,22 @@ class RayExecutor(EncodingExecutor):
                 self._probe(*host_port)
             kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False,
                                       "runtime_env": {"env_vars": passed_env()}}
-            try:
-                if self.address is None:
-                    ray.init(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
-                             include_dashboard=False, **kwargs)
-                    self._started = True
+            with _native_stderr() as said:  # Ray's core logs to fd 2 itself
+                try:
+                    if self.address is None:
+                        ray.init(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+                                 include_dashboard=False, **kwargs)
+                        self._started = True
+                    else:
+                        ray.init(address=self.address, **kwargs)
+                except Exception as exc:
+                    failure: Exception | None = exc
                 else:
-                    ray.init(address=self.address, **kwargs)
-            except Exception as exc:
-                raise ExecutorError(f"cannot reach the Ray cluster at {self.where()}: "
-                                    f"{one_line(exc)}") from None
+                    failure = None
+            if failure is not None:
+                raise ExecutorError(self._refused("".join(said), failure)) from None
+            if "".join(said).strip():
+                log.debug("ray.init said: %s", "".join(said))
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)
         # Warnings about choices made on purpose: its bars are off (one bar: the sync's),
@@ -174,6 +203,17 @@ class RayExecutor(EncodingExecutor):
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the sync's own bar is the one progress bar
         self.connected = True
+
+    def _refused(self, said: str, exc: Exception) -> str:
+        """One sentence for a failed ray.init: a refused token says so (Ray's own words are
+        twenty 'InvalidAuthToken' lines, then a ConnectionError that reads as a network
+        fault), anything else names the cluster and the error."""
+        if "InvalidAuthToken" in said or "Unauthenticated" in said:
+            given = "a wrong token" if os.environ.get("RAY_AUTH_TOKEN") else "no token"
+            return (f"the Ray cluster at {self.where()} refused this process ({given}): set "
+                    "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's token in the "
+                    "environment of anyfind (docs/SCALE.md, 'Indexing on Ray')")
+        return f"cannot reach the Ray cluster at {self.where()}: {one_line(exc)}"
 
     def _probe(self, host: str, port: int) -> None:
         """Fail in seconds where ray.init would retry for minutes."""
