@@ -8,9 +8,10 @@ StorageError: one sentence, and the index as it was after its last commit."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,18 @@ class WriteLock:
             fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
             os.close(self._dir_fd)
             self._dir_fd = None
+
+    @contextlib.contextmanager
+    def folder_only(self) -> Iterator[WriteLock]:
+        """The folder's lock without the store's: for what only this folder holds (its
+        config.json, its ONNX export), so a replica folder of a cluster index never waits
+        for, nor blocks, the index's writer."""
+        shared, self.shared = self.shared, None
+        try:
+            with self:
+                yield self
+        finally:
+            self.shared = shared
 
     def __enter__(self) -> WriteLock:
         self.acquire()

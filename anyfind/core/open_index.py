@@ -150,7 +150,7 @@ class OpenIndex:
         from ..encoders.precision import check_precision
 
         value = check_precision(value)
-        with self.lock:  # config.json has one writer at a time, like the rest
+        with self.lock.folder_only():  # config.json has one writer at a time
             self.config.document_precision = value
             self.config.onnx_int8 = value == "int8"
             self.save_config()
@@ -706,7 +706,7 @@ class OpenIndex:
         force), under the write lock. One ExportResult per space; never raises for one."""
         from ..encoders.export import export_index
 
-        with self.lock:
+        with self.lock.folder_only():  # the folder's own files: the store is not written
             results = export_index(self, force=force, int8=int8, spaces=spaces)
         for result in results:  # queries of this process take the new export from now on
             if result.status == "exported" and result.space in self.spaces:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import tempfile
 import wave
 from pathlib import Path
@@ -12,6 +14,8 @@ from .engine import Query, Searcher
 
 if TYPE_CHECKING:
     from ..core import OpenIndex
+
+log = logging.getLogger("anyfind.server")
 
 
 def warm(opened: OpenIndex) -> list[str]:
@@ -24,6 +28,8 @@ def warm(opened: OpenIndex) -> list[str]:
         Searcher(opened).search(Query(text="warm up", k=1))
     except Exception:  # noqa: BLE001 - an empty index still serves
         pass
+    if _export_missing(opened):
+        warmed.append("onnx export")
     if opened.config.tagger and opened.tagger is not None:
         from PIL import Image
 
@@ -36,6 +42,27 @@ def warm(opened: OpenIndex) -> list[str]:
             opened.transcriber.transcribe(str(clip))
         warmed.append("transcriber")
     return warmed
+
+
+def _export_missing(opened: OpenIndex) -> bool:
+    """A server whose queries went to torch for want of an ONNX export (a replica started
+    from a copied config.json) makes the export once, now that torch is loaded anyway:
+    its queries then run on onnxruntime, as the writer's do (docs/SCALE.md). Not where
+    exports are off or the folder cannot be written; never fails the start."""
+    from ..encoders.query import exports_off
+
+    torch = [n for n, s in opened.spaces.items() if s.queries_use_torch]
+    if not torch or exports_off() or not os.access(opened.path, os.W_OK):
+        return False
+    try:
+        results = opened.export_onnx(spaces=torch)
+    except Exception as exc:  # noqa: BLE001 (queries stay on torch; the log says why)
+        log.warning("no ONNX export for this server's queries: %s", exc)
+        return False
+    for r in results:
+        if r.status != "exported":
+            log.warning("ONNX export of space '%s' %s: %s", r.space, r.status, r.reason)
+    return any(r.status == "exported" for r in results)
 
 
 def write_silence(path: Path, seconds: float = 0.5, rate: int = 16000) -> None:

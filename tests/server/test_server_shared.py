@@ -64,3 +64,33 @@ def test_models_are_wrapped_and_searches_run_from_many_threads(small_index):
             t.join(300)
         assert not errors, errors[:3]
         assert len(tops) == 80 and all(tops)
+
+
+@pytest.mark.slow  # one ONNX export of MiniLM (~20 s here)
+def test_a_replica_makes_its_own_onnx_export_at_start(tmp_path, monkeypatch):
+    """docs/SCALE.md: a replica started from a copied config makes the export itself. It
+    did not: each encoded its queries with torch. Now the start-up warm-up writes it once
+    and the queries after it run on onnxruntime."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from anyfind import Index
+    from anyfind.server import create_app
+
+    monkeypatch.setenv("ANYFIND_ONNX_EXPORT", "auto")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tides.md").write_text("# Tides\n\nThe Moon raises the tides twice a day.")
+    with Index.open(tmp_path / "writer", tagger=False, transcriber=None) as idx:
+        idx.add([docs])  # the library writes no export
+    replica = tmp_path / "replica"
+    shutil.copytree(tmp_path / "writer", replica)
+    shutil.rmtree(replica / "onnx", ignore_errors=True)
+    app = create_app(replica)
+    with TestClient(app) as client:
+        assert "onnx export" in app.state.warmed
+        assert (replica / "onnx" / "text" / "export.json").exists()
+        hits = client.get("/api/search", params={"q": "lunar tides"}).json()
+        assert hits["results"] and hits["results"][0]["path"].endswith("tides.md")
+        assert not app.state.index.opened.spaces["text"].queries_use_torch
