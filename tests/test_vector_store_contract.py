@@ -296,6 +296,27 @@ def test_an_unreachable_milvus_is_one_line_naming_it_without_its_token(tmp_path,
         assert idx.status()["vector_store"] == "milvus://127.0.0.1:1?token=***"
 
 
+def test_a_token_from_the_environment_names_the_service_once(tmp_path, corpus, monkeypatch):
+    """The URI kept with `${MILVUS_TOKEN}` was printed twice in one error (as its reference,
+    then masked), and the CLI printed the whole line twice (a log line, then the report)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("pymilvus")
+    monkeypatch.setenv("MILVUS_TOKEN", "root:s3cret")
+    done = subprocess.run(
+        [sys.executable, "-m", "anyfind", "index", str(corpus), "--index", str(tmp_path / "idx"),
+         "-q", "--no-tags", "--no-audio", "--vector-store",
+         "milvus://127.0.0.1:1?token=${MILVUS_TOKEN}"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    out = done.stdout + done.stderr
+    assert "s3cret" not in out and "cannot reach Milvus" in out
+    lines = [ln for ln in out.splitlines() if "cannot reach Milvus" in ln]
+    assert len(lines) == 1, lines  # said once, in the report
+    assert lines[0].count("milvus://127.0.0.1:1") == 1, lines[0]
+
+
 def test_wrong_milvus_credentials_are_one_line_and_lose_nothing(tmp_path, corpus,
                                                                 milvus_server):
     """The test server requires credentials: a wrong password is said as such (the URI

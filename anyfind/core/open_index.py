@@ -440,7 +440,8 @@ class OpenIndex:
                 except ServiceUnreachable as exc:
                     if strict:
                         raise
-                    log.warning("%s: its vectors wait in the outbox", one_line(exc))
+                    # INFO: the sync's report says it (once, at the end)
+                    log.info("%s: its vectors wait in the outbox", one_line(exc))
                 except (IndexDamaged, ConfigError):
                     raise  # another index's, another model's, or credentials refused
                 except Exception as exc:  # noqa: BLE001 (a service going away: the outbox)

@@ -137,7 +137,8 @@ def sync_source(opened: OpenIndex, row: dict[str, Any], spec: SourceSpec | None,
     except VectorsPending as pending:  # the items are in; their vector store is behind
         message = redact(f"items written, their vectors pending (the next sync catches "
                          f"them up): {_vector_store_failure(opened, pending.cause)}", secrets)
-        log.warning("source %s (%s): %s", name, shown, message)
+        # INFO: the report carries it (the CLI prints it once, at the end)
+        log.info("source %s (%s): %s", name, shown, message)
         opened.store.set_source_state(row["id"], {**connector.sync_state(),
                                                   "last_error": message,
                                                   "failed_at": time.time()})
@@ -149,7 +150,7 @@ def sync_source(opened: OpenIndex, row: dict[str, Any], spec: SourceSpec | None,
         if opened.storage_failed(exc) or isinstance(exc, ExecutorError):
             raise  # the index cannot be written, or nothing can encode: no later source could
         message = redact(one_line(exc), secrets)
-        log.warning("source %s (%s) failed: %s", name, shown, message)
+        log.info("source %s (%s) failed: %s", name, shown, message)  # in the report
         state = {**(row.get("state") or {}), "last_error": message, "failed_at": time.time()}
         opened.store.set_source_state(row["id"], state, synced=False)
         report = SyncReport(failed_sources=[name])
@@ -310,6 +311,11 @@ def reread_pixels(opened: OpenIndex, engine: str | None = None, *, progress: boo
 def _vector_store_failure(opened: OpenIndex, cause: BaseException) -> str:
     """One line that names the vector store (a service's client errors often do not):
     "Milvus at milvus://HOST:PORT?token=***: failed to connect ..."."""
+    from ..secrets import query_params
+
     where = mask_uri(opened.config.vector_store or "faiss")
     text = getattr(cause, "message", None) or one_line(cause)  # pymilvus: its own sentence
-    return text if where in text else f"the vector store {where}: {text}"
+    # Named already (our errors name it masked, with its token's value, not its ${ENV}
+    # reference as config.json keeps it): not twice.
+    base = mask_uri(query_params(opened.config.vector_store or "faiss")[0])
+    return text if where in text or base in text else f"the vector store {where}: {text}"

@@ -35,6 +35,7 @@ id sets, as `check --repair` does. Searching processes never write to it.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,10 @@ def connect(uri: str, token: str | None = None):
     """A MilvusClient for an anyfind Milvus URI; ConfigError (one line naming the masked
     URI) when it cannot connect."""
     pymilvus = require("pymilvus", "milvus")
+    # pymilvus logs each failed call itself, traceback included ("[ERROR] ... collection
+    # not loaded" after a server restart, which load_if_released recovers): anyfind says
+    # what went wrong once, in its own words, so its logger keeps only the critical.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     target = client_uri(uri)
     if target.startswith("/"):
         Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -272,11 +277,9 @@ def delete_ids(client, collection: str, ids) -> None:
 def all_ids(client, collection: str) -> np.ndarray:
     """Every primary key of a collection, listed in batches (the one full scan: a
     collection without a mark, `check --repair`)."""
-    import logging
-
     quiet = logging.getLogger("pymilvus")  # Milvus Lite has no mvccTs: a warning per call
     level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    quiet.setLevel(max(level, logging.ERROR))
     out: list[int] = []
     try:
         it = client.query_iterator(collection, batch_size=BATCH, filter="id >= 0",
