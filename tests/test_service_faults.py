@@ -72,3 +72,36 @@ def test_postgres_restarted_mid_sync_resumes_with_nothing_lost(tmp_path, postgre
         assert_whole(idx)
         again = idx.sync()
         assert again.unchanged == N_FILES and again.added == 0
+
+
+def test_a_server_answers_the_first_search_after_a_postgres_restart(tmp_path, postgres_server,  # noqa: F811
+                                                                    postgres_url):  # noqa: F811
+    """A replica after a PostgreSQL restart answered one plain-text 500 (a traceback in the
+    lexical search) before recovering: the first search after it is answered as before,
+    and any error is JSON."""
+    from fastapi.testclient import TestClient
+
+    from anyfind import Index
+    from anyfind.server import create_app
+
+    _, root = postgres_server
+    pg_ctl = _pg_bin("pg_ctl")
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    write_notes(tmp_path / "notes")
+    with Index.open(tmp_path / "idx", tagger=False, transcriber=None,
+                    store_url=postgres_url) as idx:
+        idx.add([tmp_path / "notes"])
+    with TestClient(create_app(tmp_path / "idx", warm=False)) as client:
+        before = client.get("/api/search", params={"q": "espresso crema", "k": 3})
+        assert before.status_code == 200
+        subprocess.run(prefix + [pg_ctl, "-D", str(root / "data"), "-m", "immediate", "-l",
+                                 str(root / "log"), "-w", "-t", "120", "restart"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
+        answers = {}
+        for mode in ("hybrid", "lexical", "dense"):
+            after = client.get("/api/search", params={"q": "espresso crema", "k": 3,
+                                                      "mode": mode})
+            assert after.headers["content-type"].startswith("application/json"), after.text
+            assert after.status_code == 200, (mode, after.text)
+            answers[mode] = [r["path"] for r in after.json()["results"]]
+        assert answers["hybrid"] == [r["path"] for r in before.json()["results"]]
