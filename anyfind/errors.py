@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .masking import mask_uris_in  # each message masks the URIs it quotes
+
 
 class AnyfindError(Exception):
     """Base class of every error anyfind raises on purpose."""
@@ -107,7 +109,5 @@ def one_line(exc: BaseException, limit: int = 500) -> str:
     else:
         message = str(exc)
         text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    from .secrets import mask_uris_in  # here: secrets imports this module
-
     text = mask_uris_in(" ".join(text.split()))
     return text if len(text) <= limit else text[:limit - 3] + "..."

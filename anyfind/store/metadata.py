@@ -37,7 +37,7 @@ from .migrations import migrate
 from .outbox import HELD, HeldVector, VectorChanges
 from .reader import passage_around
 from .schema import Chunk, Embedding, Item, Relation, Source, Space, VectorOutbox
-from .sqltext import like_escape
+from .sqltext import fold_like_python, like_escape
 
 Parent = aliased(Item, name="parent")
 
@@ -92,13 +92,6 @@ def _rebase(value: str, old: str, new: str) -> str:
     return new + value[len(old):] if value.startswith(old) else value
 
 
-def fold_like_python(dbapi_conn) -> None:
-    """SQLite's lower() folds ASCII only: "ÄRGER.TXT" stayed upper-case and `path:ärger*`
-    found nothing where Milvus (whose fields Python lower-cases) found it. On anyfind's
-    connections it is Python's str.lower, as the filters' values are folded."""
-    dbapi_conn.create_function("lower", 1, _fold, deterministic=True)
-
-
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     fold_like_python(dbapi_conn)
     cur = dbapi_conn.cursor()
@@ -107,10 +100,6 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
-
-
-def _fold(value):
-    return value.lower() if isinstance(value, str) else value
 
 
 def make_engine(url: str) -> Engine:

@@ -17,6 +17,8 @@ from urllib.parse import quote
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from .sqltext import fold_like_python
+
 
 def sqlite_file(url: str) -> Path | None:
     """The database file of a sqlite:/// URL, if it is one that exists."""
@@ -28,8 +30,6 @@ def sqlite_file(url: str) -> Path | None:
 
 
 def _connect_args(dbapi_conn, _record) -> None:
-    from .metadata import fold_like_python
-
     fold_like_python(dbapi_conn)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA query_only=ON")
