@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy import Connection, create_engine, event, func, select
 from sqlalchemy.pool import NullPool
 
+from ..store.held import matrix_of
 from ..store.schema import Embedding, Space
 
 
@@ -91,12 +92,6 @@ class SnapshotVectors:
                 ) -> tuple[np.ndarray, np.ndarray]:
         q = select(Embedding.chunk_id, Embedding.vector).where(Embedding.space == space)
         wanted = None if ids is None else {int(i) for i in ids}
-        out_ids, blobs = [], []
-        for cid, blob in self.conn.execute(q.order_by(Embedding.chunk_id)):
-            if (wanted is None or cid in wanted) and len(blob):  # empty: held by the service
-                out_ids.append(cid)
-                blobs.append(blob)
-        if not blobs:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32)
-        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
-        return np.asarray(out_ids, dtype=np.int64), matrix
+        rows = self.conn.execute(q.order_by(Embedding.chunk_id))
+        return matrix_of(((cid, blob) for cid, blob in rows
+                          if wanted is None or cid in wanted), dim)

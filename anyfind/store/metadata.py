@@ -32,9 +32,10 @@ from sqlalchemy.orm import aliased
 
 from ..crashpoints import crash_point
 from . import outbox
+from .held import HELD, is_held, matrix_of
 from .lexical import LexicalIndex
 from .migrations import migrate
-from .outbox import HELD, HeldVector, VectorChanges
+from .outbox import HeldVector, VectorChanges
 from .reader import passage_around
 from .schema import Chunk, Embedding, Item, Relation, Source, Space, VectorOutbox
 from .sqltext import fold_like_python, like_escape
@@ -670,7 +671,7 @@ class Store:
                 Embedding.chunk_id.in_(ids))
             for cid, space, blob in conn.execute(q):
                 vecs.setdefault(cid, {})[space] = (
-                    HeldVector(int(cid)) if blob == HELD else np.frombuffer(blob, dtype=np.float32))
+                    HeldVector(int(cid)) if is_held(blob) else np.frombuffer(blob, dtype=np.float32))
         return [
             ChunkRecord(ordinal=r.ordinal, modality=r.modality, text=r.text, char_start=r.char_start,
                         char_end=r.char_end, page=r.page, start_s=r.start_s, end_s=r.end_s,
@@ -787,8 +788,7 @@ class Store:
                 ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of a space, all of it or the given chunk ids; a vector the
         vector service holds instead (store/outbox.py) is not among them."""
-        out_ids: list[int] = []
-        blobs: list[bytes] = []
+        rows: list = []
         with self.engine.connect() as conn:
             if ids is None:
                 batches = [None]
@@ -799,14 +799,8 @@ class Store:
                 q = select(Embedding.chunk_id, Embedding.vector).where(Embedding.space == space)
                 if part is not None:
                     q = q.where(Embedding.chunk_id.in_(part))
-                for cid, blob in conn.execute(q.order_by(Embedding.chunk_id)):
-                    if blob != HELD:
-                        out_ids.append(cid)
-                        blobs.append(blob)
-        if not blobs:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32)
-        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
-        return np.asarray(out_ids, dtype=np.int64), matrix
+                rows += conn.execute(q.order_by(Embedding.chunk_id)).all()
+        return matrix_of(rows, dim)
 
     def held_vectors(self, space: str, ids: Sequence[int]) -> list[int]:
         """Which of these chunks have a vector in the space that only the vector service

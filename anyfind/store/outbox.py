@@ -18,7 +18,7 @@ mark) beside its vectors; the order of writes makes a crash anywhere harmless:
 - a `u` for a chunk deleted since reads no vector and deletes instead.
 
 The metadata store keeps a vector only until the service has it: once a row is applied
-the writer empties its blob (`HELD`), so at 10^9 chunks the vectors live in one place,
+the writer empties its blob (`HELD`, store/held.py), so at 10^9 chunks the vectors live in one place,
 the service, and the store keeps (chunk id, space) for the outbox and `check`. A copy of
 an item whose vectors are held (the same content found at another path) records where
 each vector is (`origin`): the service copies its own row.
@@ -45,7 +45,6 @@ FLAG = "vector_outbox"  # meta key: "on" when the index keeps an outbox
 LEXICAL_FLAG = "lexical_outbox"  # meta key: "on" when chunk texts go to a BM25 service too
 LEXICAL = "_lexical"  # the pseudo-space of the BM25 collection (store/milvus_lexical.py)
 UPSERT, DELETE = "u", "d"
-HELD = b""  # an embeddings row's blob once the vector service holds the vector
 
 
 @dataclass(frozen=True)

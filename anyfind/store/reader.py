@@ -25,6 +25,7 @@ from urllib.parse import quote
 import numpy as np
 
 from .fts import fts5_match, fts5_reference
+from .held import STORED_SQL, matrix_of
 
 # migrations.LATEST without importing SQLAlchemy; tests/test_coldpath_store.py keeps
 # them equal.
@@ -176,19 +177,14 @@ class SQLiteReader:
                 ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of a space, all of it or the given chunk ids (as Store.vectors:
         not those only the vector service holds, whose blob is empty)."""
-        rows: list[tuple] = []
         if ids is None:
             rows = self.query("SELECT chunk_id, vector FROM embeddings WHERE space = ? "
-                              "AND length(vector) > 0 ORDER BY chunk_id", (space,))
+                              f"AND {STORED_SQL} ORDER BY chunk_id", (space,))
         else:
             rows = self.query("SELECT chunk_id, vector FROM embeddings WHERE space = ? AND "
-                              f"chunk_id IN {_IDS} AND length(vector) > 0 ORDER BY chunk_id",
+                              f"chunk_id IN {_IDS} AND {STORED_SQL} ORDER BY chunk_id",
                               (space, _ids(ids)))
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32)
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        return (np.asarray([r[0] for r in rows], dtype=np.int64),
-                matrix.reshape(len(rows), -1))
+        return matrix_of(rows, dim)
 
     def chunk_stamp(self) -> tuple[int, int]:
         """(the chunks' AUTOINCREMENT high-water mark, how many there are): any change to
