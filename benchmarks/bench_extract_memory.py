@@ -1,6 +1,6 @@
 """Peak memory and time of each extractor on adversarial inputs, one fresh process each.
 
-    .venv/bin/python benchmarks/bench_extract_memory.py [--out docs/bench_extract_memory.json]
+    .venv/bin/python benchmarks/bench_extract_memory.py [--out benchmarks/results/bench_extract_memory.json]
 
 Every input is made here (tests/reliability/hostile.py and badinputs.py build them): tag-dense
 HTML, deeply nested HTML, zip bombs in PPTX / EPUB / DOCX, a member-count bomb, a CSV
