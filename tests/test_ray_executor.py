@@ -121,6 +121,9 @@ def test_ray_gives_the_local_items_chunks_and_vectors(ray_cluster, ray_driver, c
         report = idx.add([corpus_root])
         assert report.executor == "ray" and report.workers >= 3 and report.nodes == 1
         assert "encoded by ray: " in report.summary()
+        # how the workers encoded documents, as a local run says it (it was left out)
+        assert report.precision.get("text") in ("fp32", "bf16", "fp16", "onnx", "int8")
+        assert f"text {report.precision['text']}" in report.summary()
         errors = {Path(e["path"]).name: e["error"] for e in report.errors}
         assert set(errors) == {"scan.pdf"}  # per item, as locally (empty.txt: skipped)
         hits = idx.search("when is the rocket launch", k=3)
@@ -230,6 +233,8 @@ def test_a_driver_killed_mid_run_resumes_from_the_last_batch(ray_cluster, corpus
     done = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert '"executor": "ray"' in done.stdout
+    # Ray's native lines (a core_worker E-line on every run) stay off the terminal
+    assert "core_worker" not in done.stderr and "gcs_client" not in done.stderr, done.stderr
     assert_same(snapshot(path), local_reference)  # no item twice, none missing
 
 

@@ -137,8 +137,9 @@ class Bf16Documents(Encoder):
         with _cpu_bf16():
             return self.inner.encode_documents(inputs, modality)
 
-    def encode_query(self, inputs: Sequence[Any], modality: str = "text") -> np.ndarray:
-        return self.fp32.encode_query(inputs, modality)
+    def encode_query(self, inputs: Sequence[Any], modality: str = "text", *,
+                     one_query: bool = False) -> np.ndarray:
+        return self.fp32.encode_query(inputs, modality, one_query=one_query)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,11 @@ class EncodingExecutor(ABC):
         """Each row through every stage, on the executor's workers; the rows that come out,
         as they come (in no particular order). Only where `distributed`."""
         raise NotImplementedError(f"the {self.name} executor runs in this process")
+
+    def native_output_kept(self) -> contextlib.AbstractContextManager:
+        """While a run's items go through it: what native code of the executor writes to
+        the terminal is kept off it (Ray's core worker lines); nothing here."""
+        return contextlib.nullcontext()
 
     def shares_files(self) -> bool:
         """Whether its workers see this machine's files (all of them run on it)."""

@@ -113,6 +113,32 @@ def _native_stderr():
             said.append(sink.read(1 << 20).decode(errors="replace"))
 
 
+@contextlib.contextmanager
+def _native_lines_kept() -> Iterator[None]:
+    """File descriptor 2 goes to a file meanwhile and Python's sys.stderr to the terminal:
+    the progress bar and anyfind's messages are shown, the core worker's lines ("Actor
+    with class name ... has constructor arguments in the object store", on every run) are
+    not; they go to the log at DEBUG."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace")
+    python_stderr = sys.stderr
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        sys.stderr = terminal
+        try:
+            yield
+        finally:
+            terminal.flush()
+            sys.stderr = python_stderr
+            os.dup2(saved, 2)
+            os.close(saved)
+            terminal.close()
+            sink.seek(0)
+            if said := sink.read(1 << 20).decode(errors="replace").strip():
+                log.debug("the cluster's native output during the run: %s", said)
+
+
 class RayExecutor(EncodingExecutor):
     name = "ray"
     distributed = True
@@ -203,6 +229,9 @@ class RayExecutor(EncodingExecutor):
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the sync's own bar is the one progress bar
         self.connected = True
+
+    def native_output_kept(self):
+        return _native_lines_kept()
 
     def _refused(self, said: str, exc: Exception) -> str:
         """One sentence for a failed ray.init: a refused token says so (Ray's own words are

@@ -25,6 +25,7 @@ segments of bounded size.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import mimetypes
@@ -76,6 +77,7 @@ class Done:
     item: Prepared
     thumbnails: dict[str, bytes] = field(default_factory=dict)
     task: Task | None = None  # kept while the item waits for a transcriber
+    encoded_with: dict[str, str] = field(default_factory=dict)  # space -> its documents' precision
 
 
 @dataclass
@@ -240,6 +242,9 @@ def space_stage(spec: WorkerSpec, name: str, last: bool):
         crash_point("ray.encode")
         items = [i for d in rows for i in d.item.tree()]
         embed_chunks(items, executor)
+        if space.document_precision:  # how this worker encoded (the summary says it)
+            for d in rows:
+                d.encoded_with[name] = space.document_precision
         if last:  # the pixels have served every model: they need not travel back
             for i in items:
                 i.images = {}
@@ -324,6 +329,9 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
                       opened.device, decode)
     stages = stages_for(opened, spec, connector if portable else None, pictures)
     report.executor = executor.name
+    # Before the bar: it writes to the terminal, the cluster's native lines do not.
+    quiet = contextlib.ExitStack()
+    quiet.enter_context(executor.native_output_kept())
     bar = tqdm(total=len(todo), unit="item", desc="indexing", disable=not pipeline.progress,
                dynamic_ncols=True, leave=False)
     thumbnails = opened.thumbnails
@@ -340,6 +348,8 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
                     continue
                 seen.add(done.n)
                 report.workers, report.nodes = executor.workers, executor.nodes
+                for space, how in done.encoded_with.items():  # as the local summary says
+                    report.precision.setdefault(space, how)
                 for digest, jpeg in done.thumbnails.items():
                     thumbnails.write_bytes(digest, jpeg)
                 if done.item.deferred:  # no stage held its model: never expected
@@ -362,3 +372,4 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
                 bar.update(len(group))
     finally:
         bar.close()
+        quiet.close()

@@ -137,9 +137,10 @@ class Pipeline:
             raise VectorsPending(report, exc) from exc
         calibration.refresh(self.opened)  # what scores mean: refitted when the corpus moved
         report.seconds = time.perf_counter() - started
-        if report.chunks:  # the spaces whose documents this process encoded, and how
-            report.precision = {n: s.document_precision for n, s in self.opened.spaces.items()
-                                if s.document_precision}
+        if report.chunks:  # the spaces whose documents were encoded, and how (on a cluster:
+            for n, s in self.opened.spaces.items():  # as its workers said, kept first)
+                if s.document_precision:
+                    report.precision.setdefault(n, s.document_precision)
         return report
 
     def _hash_all(self, connector: Connector, refs: list[ItemRef], cap: int

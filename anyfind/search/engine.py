@@ -410,8 +410,9 @@ class Searcher:
         spaces = {n: v for n, v in vectors.items()
                   if "text" in self.opened.spaces[n].query_encoder.modalities}
 
-        def encode(space: str, texts: list[str]) -> np.ndarray:
-            return self.opened.spaces[space].query_encoder.encode_query(texts, "text")
+        def encode(space: str, texts: list[str]) -> np.ndarray:  # threads of one query
+            return self.opened.spaces[space].query_encoder.encode_query(texts, "text",
+                                                                         one_query=True)
 
         return Specificity(text, spaces, encode, self.opened.chunk_vectors)
 

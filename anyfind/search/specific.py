@@ -46,13 +46,13 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # calibration's off-topic queries (subjects said plainly) are its null already, and the
 # floor alone decides.
 FORM_ONLY = frozenset("""
-photo photos photograph photographs picture pictures pic pics image images shot shots
+photo photos photograph photographs picture pictures pic pics image images
 snapshot snapshots screenshot screenshots scan scans scanned video videos clip clips
-recording recordings footage movie film audio sound podcast lecture lectures talk slide
+recording recordings footage audio podcast lecture lectures slide
 slides document documents doc docs file files note notes page pages article articles
 paper papers text report reports email emails mail message messages letter letters
 show find search looking look something thing things stuff kind sort type
-""".split())
+""".split())  # not "shot", "film", "sound", "talk": as often what a query is about
 FORM_WORDS = FORM_ONLY | STOP_WORDS
 
 
