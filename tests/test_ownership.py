@@ -271,6 +271,13 @@ def test_config_set_checks_the_new_database_and_says_what_changed(tmp_path, post
     assert json.loads((tmp_path / "A" / "config.json").read_text())["store_url"] == moved
     shown = cli("config", "show", "--index", str(tmp_path / "A"), "--json")
     assert json.loads(shown.stdout)["store-url"] == moved
+    # the URL kept stopped working (a database renamed, a password rotated): set mends it
+    config = json.loads((tmp_path / "A" / "config.json").read_text())
+    config["store_url"] = postgres_url.replace("/t", "/gone_t", 1)
+    (tmp_path / "A" / "config.json").write_text(json.dumps(config))
+    done = cli("config", "set", "store-url", postgres_url, "--index", str(tmp_path / "A"))
+    assert done.returncode == 0, done.stderr
+    assert "glacier.md" in paths_found(tmp_path / "A", "glacier")
 
 
 def test_config_set_persists_the_ray_address_and_refuses_an_empty_vector_store(tmp_path):

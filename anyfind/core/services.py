@@ -85,7 +85,9 @@ def change(opened: OpenIndex, key: str, value: str) -> Change:
     or ServiceUnreachable: nothing changed)."""
     if key not in KEYS:
         raise ConfigError(f"unknown setting '{key}' (one of {', '.join(KEYS)})")
-    with opened.lock:
+    # The folder's lock only: the store's would need the URL being replaced to work (a
+    # changed password is the reason to be here), and each folder keeps its own config.
+    with opened.lock.folder_only():
         if key == "store-url":
             _check_store(opened, value)
             return _put(opened, "store_url", value)
