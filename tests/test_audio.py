@@ -498,3 +498,38 @@ def test_a_query_clip_is_bounded_before_and_while_decoding(long_noise, transcrib
     with Index.open(tmp_path / "idx", tagger=False) as idx:
         with pytest.raises(QueryError, match="at most 120 s"):
             idx.search(audio=str(long_noise))
+
+
+def test_a_stopping_process_cancels_a_spoken_query(media, transcriber, tmp_path, monkeypatch):
+    """SIGTERM waited for a spoken query's transcription (up to 120 s of sound). The
+    index's `stopping` event (set by `anyfind serve` on SIGTERM) cancels it at its next
+    step: before the first block, or once a block has decoded."""
+    import threading
+
+    from anyfind import Index
+    from anyfind.audio import transcribe as module
+    from anyfind.audio.transcribe import Cancelled
+    from anyfind.errors import QueryError
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        transcriber.transcribe(media["repeated"], cancelled=stop)
+    later = threading.Event()
+    blocks = module.decode_blocks
+
+    def first_then_stop(path):
+        for i, block in enumerate(blocks(path)):
+            yield block
+            if i == 0:
+                later.set()  # the shutdown arrives while the clip is being read
+
+    monkeypatch.setattr(module, "decode_blocks", first_then_stop)
+    with pytest.raises(Cancelled):
+        transcriber.transcribe(media["repeated"], cancelled=later)
+    monkeypatch.undo()
+    with Index.open(tmp_path / "idx", tagger=False) as idx:
+        assert idx.search(audio=str(media["wav"])) is not None  # a query as usual
+        idx.opened.stopping.set()
+        with pytest.raises(QueryError, match="server is stopping"):
+            idx.search(audio=str(media["wav"]))

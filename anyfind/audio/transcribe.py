@@ -38,6 +38,10 @@ class TooLong(ExtractionError):
     """A recording over the `max_seconds` its caller allows (a query clip)."""
 
 
+class Cancelled(ExtractionError):
+    """The caller gave up on the transcription (a server shutting down, mid-query)."""
+
+
 def resolve_model(model: str | None) -> tuple[str, Path | None]:
     """(name, local folder): a folder path, the bundled tiny.en, or a faster-whisper name
     that faster-whisper itself fetches (folder None)."""
@@ -172,11 +176,13 @@ class Transcriber:
         checksum = file_checksum(weights) if weights and weights.is_file() else None
         return {"engine": "faster-whisper", "model": self.model_name, "checksum": checksum}
 
-    def transcribe(self, path: str | Path, max_seconds: float | None = None) -> Transcript:
+    def transcribe(self, path: str | Path, max_seconds: float | None = None,
+                   cancelled: threading.Event | None = None) -> Transcript:
         """Transcribe a file. Recordings over window_seconds go in consecutive windows cut
         at quiet points, so memory stays at about one window. `max_seconds`: an
         ExtractionError once more sound than that has decoded (a query clip whose header
-        says less than it holds)."""
+        says less than it holds). `cancelled`: once set, Cancelled is raised at the next
+        block decoded or segment heard (a shutdown does not wait for the rest)."""
         model = self._load()
         english_only = not model.model.is_multilingual
         window = int(self.window_seconds * SAMPLE_RATE)
@@ -185,7 +191,9 @@ class Transcriber:
         state = {"language": "en" if english_only else self.language}
         pending: list[np.ndarray] = []
         n_pending = offset = 0
+        state["cancelled"] = cancelled  # per call: a shared transcriber serves many
         for block in decode_blocks(path):
+            _check(cancelled)
             pending.append(block)
             n_pending += block.size
             if max_seconds is not None and (offset + n_pending) / SAMPLE_RATE > max_seconds:
@@ -224,11 +232,12 @@ class Transcriber:
             word_timestamps=self.word_timestamps,
             condition_on_previous_text=False,  # avoids repetition loops on long audio
         )
-        found = [
-            TimedSegment(offset + float(p.start), offset + float(p.end), p.text.strip())
-            for p in pieces
-            if p.text.strip()
-        ]
+        found = []
+        for p in pieces:  # a generator: each segment is decoded as it is asked for
+            _check(state.get("cancelled"))
+            if p.text.strip():
+                found.append(TimedSegment(offset + float(p.start), offset + float(p.end),
+                                          p.text.strip()))
         if found and state["language"] is None:
             state["language"] = info.language  # detected once, then kept for later windows
         return found
@@ -244,3 +253,8 @@ def _tidy(segments: list[TimedSegment], duration: float) -> list[TimedSegment]:
         out.append(TimedSegment(round(start, 3), round(end, 3), s.text))
         last = start
     return out
+
+
+def _check(cancelled: threading.Event | None) -> None:
+    if cancelled is not None and cancelled.is_set():
+        raise Cancelled("stopped: the transcription was cancelled")

@@ -101,6 +101,9 @@ class OpenIndex:
         self._bm25: _BM25 | None = None  # what lexical_service_why found
         self._open_lock = threading.RLock()
         self._catch_up_lock = threading.Lock()
+        # Set when the process is stopping (a server's SIGTERM): long query work (a spoken
+        # query's transcription) gives up at its next step instead of holding the exit.
+        self.stopping = threading.Event()
         self._one_shot = False
         self.spaces: dict[str, Space] = {n: self._space(cfg) for n, cfg in config.spaces.items()}
         self._vectors: dict[str, VectorStore] = {}

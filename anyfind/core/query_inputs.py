@@ -92,7 +92,7 @@ def transcribe_query(opened: OpenIndex, audio: Any) -> str:
     """The words of a spoken clip (a path to a regular file: a FIFO would block the
     decoder's open forever), at most MAX_QUERY_SECONDS long: its header is checked before
     anything decodes, and the decoding stops there whatever the header said."""
-    from ..audio.transcribe import TooLong
+    from ..audio.transcribe import Cancelled, TooLong
     from ..extract.audio_decode import probe
 
     check_regular(audio)
@@ -101,10 +101,14 @@ def transcribe_query(opened: OpenIndex, audio: Any) -> str:
         raise QueryError(f"a spoken query is at most {MAX_QUERY_SECONDS:g} s "
                          f"(this clip: {declared:.0f} s)")
     try:
-        return opened.transcriber.transcribe(str(audio), max_seconds=MAX_QUERY_SECONDS).text
+        return opened.transcriber.transcribe(str(audio), max_seconds=MAX_QUERY_SECONDS,
+                                             cancelled=opened.stopping).text
     except TooLong:
         raise QueryError(f"a spoken query is at most {MAX_QUERY_SECONDS:g} s (this clip "
                          "holds more than its header says)") from None
+    except Cancelled:
+        raise QueryError("the server is stopping: the spoken query was not finished "
+                         "(send it again)") from None
 
 
 def image_tag_vector(opened: OpenIndex, encoder: Any, image: Any):

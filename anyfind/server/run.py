@@ -30,8 +30,17 @@ def serve(index: str | os.PathLike | None = None, *, host: str = "127.0.0.1", po
                                            if not is_loopback(host) else "this machine only")
     click.echo(f"anyfind: serving {app.state.index.path} at http://{shown}:{port}/ ({note}); "
                "loading models...", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
-                proxy_headers=False)
+    stopping = app.state.index.opened.stopping
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            # SIGTERM / Ctrl-C: uvicorn lets requests in flight finish; a spoken query's
+            # transcription (up to 120 s of sound) gives up at its next step instead.
+            stopping.set()
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                          server_header=False, proxy_headers=False)).run()
 
 
 @contextlib.contextmanager
