@@ -500,7 +500,7 @@ def test_a_query_clip_is_bounded_before_and_while_decoding(long_noise, transcrib
             idx.search(audio=str(long_noise))
 
 
-def test_a_stopping_process_cancels_a_spoken_query(media, transcriber, tmp_path, monkeypatch):
+def test_a_stopping_process_or_a_deadline_cancels_a_spoken_query(media, transcriber, tmp_path, monkeypatch):
     """SIGTERM waited for a spoken query's transcription (up to 120 s of sound). The
     index's `stopping` event (set by `anyfind serve` on SIGTERM) cancels it at its next
     step: before the first block, or once a block has decoded."""
@@ -532,4 +532,11 @@ def test_a_stopping_process_cancels_a_spoken_query(media, transcriber, tmp_path,
         assert idx.search(audio=str(media["wav"])) is not None  # a query as usual
         idx.opened.stopping.set()
         with pytest.raises(QueryError, match="server is stopping"):
+            idx.search(audio=str(media["wav"]))
+        idx.opened.stopping.clear()
+        # and a deadline: past it the query is an error, the model free for the next
+        from anyfind.core import query_inputs
+
+        monkeypatch.setattr(query_inputs, "QUERY_AUDIO_DEADLINE", 0.0)
+        with pytest.raises(QueryError, match="took over 0 s to transcribe"):
             idx.search(audio=str(media["wav"]))

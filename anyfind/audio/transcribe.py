@@ -177,12 +177,13 @@ class Transcriber:
         return {"engine": "faster-whisper", "model": self.model_name, "checksum": checksum}
 
     def transcribe(self, path: str | Path, max_seconds: float | None = None,
-                   cancelled: threading.Event | None = None) -> Transcript:
+                   cancelled: threading.Event | Any = None) -> Transcript:
         """Transcribe a file. Recordings over window_seconds go in consecutive windows cut
         at quiet points, so memory stays at about one window. `max_seconds`: an
         ExtractionError once more sound than that has decoded (a query clip whose header
-        says less than it holds). `cancelled`: once set, Cancelled is raised at the next
-        block decoded or segment heard (a shutdown does not wait for the rest)."""
+        says less than it holds). `cancelled` (anything with is_set(): an Event, a
+        deadline): once set, Cancelled is raised at the next block decoded or segment
+        heard (a shutdown or a deadline does not wait for the rest)."""
         model = self._load()
         english_only = not model.model.is_multilingual
         window = int(self.window_seconds * SAMPLE_RATE)

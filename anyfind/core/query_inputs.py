@@ -4,6 +4,7 @@ path or an http(s) URL) and a spoken clip (transcribed by the index's one transc
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExtractionError, QueryError
@@ -86,6 +87,22 @@ def read_query_image(opened: OpenIndex, picture: Any) -> str | None:
 
 
 MAX_QUERY_SECONDS = 120.0  # a spoken query: a question, not a recording to index
+# Wall-clock time its transcription may take (120 s of sound takes ~10 s here on 2 cores
+# with tiny.en): past it, the query is an error and the model is free for the next one.
+QUERY_AUDIO_DEADLINE = 60.0
+
+
+class _Until:
+    """Set once the process stops or the deadline passes (what transcribe() polls)."""
+
+    def __init__(self, stopping, seconds: float):
+        self.stopping, self.deadline = stopping, time.monotonic() + seconds
+
+    def is_set(self) -> bool:
+        return self.stopping.is_set() or self.late()
+
+    def late(self) -> bool:
+        return time.monotonic() > self.deadline
 
 
 def transcribe_query(opened: OpenIndex, audio: Any) -> str:
@@ -100,13 +117,17 @@ def transcribe_query(opened: OpenIndex, audio: Any) -> str:
     if declared and declared > MAX_QUERY_SECONDS:
         raise QueryError(f"a spoken query is at most {MAX_QUERY_SECONDS:g} s "
                          f"(this clip: {declared:.0f} s)")
+    until = _Until(opened.stopping, QUERY_AUDIO_DEADLINE)
     try:
         return opened.transcriber.transcribe(str(audio), max_seconds=MAX_QUERY_SECONDS,
-                                             cancelled=opened.stopping).text
+                                             cancelled=until).text
     except TooLong:
         raise QueryError(f"a spoken query is at most {MAX_QUERY_SECONDS:g} s (this clip "
                          "holds more than its header says)") from None
     except Cancelled:
+        if until.late() and not opened.stopping.is_set():
+            raise QueryError(f"the spoken query took over {QUERY_AUDIO_DEADLINE:g} s to "
+                             "transcribe: send a shorter clip") from None
         raise QueryError("the server is stopping: the spoken query was not finished "
                          "(send it again)") from None
 
