@@ -165,8 +165,13 @@ def check_vector_service(vs, snap: SnapshotVectors, report: CheckReport,
             problem = f"lacks {missing} of {len(ids)} ids sampled from the store"
     if problem:
         later = "caught up by the next sync" if pending else "`anyfind check --repair` fixes it"
-        report.add("vector-store-mismatch", WARNING, f"the vector store of space '{space}' "
-                   f"({vs.describe()}) {problem} ({later})", repair="catch it up")
+        # Behind by what the outbox still holds: a lag. Short of vectors with nothing
+        # pending (a deleted Milvus Lite segment, a collection restored from an older
+        # backup): searches miss those chunks until it is repaired, an error.
+        lost = have_n < want_n and not pending
+        report.add("vector-store-mismatch", ERROR if lost else WARNING,
+                   f"the vector store of space '{space}' ({vs.describe()}) {problem} "
+                   f"({later})", repair="catch it up")
         stats["save"] = True
     elif vs.generation != gen:
         report.add("vector-store-stale", WARNING, f"the vector store of space '{space}' reflects "

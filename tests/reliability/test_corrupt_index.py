@@ -53,3 +53,33 @@ def test_every_command_says_the_damage_in_one_line(pristine, tmp_path, how, said
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         assert said in done.stdout + done.stderr, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_a_deleted_milvus_lite_segment_is_an_error_that_repair_and_sync_mend(tmp_path):
+    """A Milvus Lite data file deleted under the index: `check` said ok (a warning) and a
+    sync re-embedded nothing. Now it is an error naming the repair; repair and a sync
+    bring every vector back. (Each step in its own process: Milvus Lite keeps a file's
+    data in memory for as long as the process that opened it lives.)"""
+    pytest.importorskip("pymilvus")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(21):
+        (docs / f"n{i}.md").write_text(f"# Note {i}\n\nHarbour log entry {i}: tides, gulls.")
+    lite, idx = tmp_path / "v.db", str(tmp_path / "idx")
+    done = anyfind("index", str(docs), "--index", idx, "-q", "--no-tags", "--no-audio",
+                   "--vector-store", f"milvus-lite://{lite}")
+    assert done.returncode == 0, done.stderr
+    segments = [p for p in lite.rglob("*") if p.is_file() and "/data/" in str(p)]
+    assert segments, sorted(str(p) for p in lite.rglob("*"))
+    for p in segments:
+        p.unlink()
+    checked = anyfind("check", "--index", idx)
+    assert checked.returncode != 0, checked.stdout
+    assert "vector-store-mismatch" in checked.stdout and "--repair" in checked.stdout
+    repaired = anyfind("check", "--repair", "--index", idx)  # the rest is the sync's
+    assert "re-encoded by the next sync" in repaired.stdout + repaired.stderr
+    again = anyfind("sync", "--index", idx, "--json")
+    assert again.returncode == 0 and '"updated": 21' in again.stdout, again.stdout
+    assert anyfind("check", "--index", idx).returncode == 0
+    with Index.open(idx, create=False) as index:
+        assert len(index.search("harbour gulls", k=30, mode="dense", floor=False)) == 21
