@@ -359,7 +359,7 @@ class Synth:
 def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], args
                   ) -> list[dict[str, Any]]:
     from anyfind import Index
-    from anyfind.store.vectors import exact_search
+    from anyfind.store.faiss_store import exact_search
 
     real_ids, real_vecs = real_index.store.vectors("text")
     real_texts = {c["id"]: c["text"] for c in _all_chunks(real_index)}
@@ -397,7 +397,7 @@ def bench_queries(work: Path, real_index, queries: list[str], sizes: list[int], 
         qvecs = [encoder.encode_query([q], "text")[0] for q in qs]
         depth = 50  # what the searcher asks FAISS for with k=10: max(50, 5k)
         faiss_t, faiss_all_t = [], []
-        # VectorIndex.search runs one query on one OpenMP thread; vi.index.search is FAISS
+        # FaissVectorStore.search runs one query on one OpenMP thread; vi.index.search is FAISS
         # itself with every thread. Alternating which goes first: the second finds the
         # same inverted lists in the cache.
         calls = [(faiss_t, vi.search), (faiss_all_t, vi.index.search)]
@@ -636,7 +636,7 @@ def table(res: dict[str, Any]) -> str:
         "",
         "2. warm query latency, k=10 (ms): `Index.search` end to end (hybrid = the default: "
         "dense + lexical, fused; dense = FAISS only), the query encoding alone, FAISS alone "
-        "(one query; `VectorIndex.search` = 1 OpenMP thread, `all` = FAISS with every thread)",
+        "(one query; `FaissVectorStore.search` = 1 OpenMP thread, `all` = FAISS with every thread)",
         "| chunks | FAISS index | torch threads for a query | hybrid p50 | hybrid p95 | "
         "dense p50 | dense p95 | encode p50 | FAISS top-50 p50 / p95 | recall@10 vs exact |",
         "|---:|---|---|---:|---:|---:|---:|---:|---|---:|",

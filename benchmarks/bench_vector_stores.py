@@ -33,9 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from anyfind.store.faiss_store import FaissVectorStore, exact_search  # noqa: E402
 from anyfind.store.filter_fields import DEFAULTS  # noqa: E402
 from anyfind.store.milvus_store import MilvusVectorStore  # noqa: E402
-from anyfind.store.vectors import FaissVectorStore, exact_search  # noqa: E402
 
 DIM = 384
 BATCH = 10_000

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import insert, update
 
 from anyfind.errors import ConfigError
+from anyfind.store.faiss_store import FaissVectorStore, exact_search
 from anyfind.store.metadata import Store, make_engine
 from anyfind.store.migrations import LATEST, MIGRATIONS
 from anyfind.store.reader import STORE_SCHEMA, SQLiteReader, sqlite_path
 from anyfind.store.schema import Chunk, Item, Meta, Source
-from anyfind.store.vectors import VectorIndex, exact_search
 from tests import test_vectors
 from tests.test_vectors import DIM, SPACE, uniform
 
@@ -144,15 +144,15 @@ def test_search_reads_through_sqlite3_at_the_current_schema(lexical_index):
 FACTORIES = ["Flat", "IVF16,Flat"]
 
 
-def _saved(tmp_path, store, factory: str) -> VectorIndex:
-    vi = VectorIndex(tmp_path / "vectors", SPACE, DIM, factory)
+def _saved(tmp_path, store, factory: str) -> FaissVectorStore:
+    vi = FaissVectorStore(tmp_path / "vectors", SPACE, DIM, factory)
     vi.catch_up(store)
     vi.save()
     return vi
 
 
-def _opened(tmp_path, factory: str, mmap: bool) -> VectorIndex:
-    vi = VectorIndex(tmp_path / "vectors", SPACE, DIM, factory)
+def _opened(tmp_path, factory: str, mmap: bool) -> FaissVectorStore:
+    vi = FaissVectorStore(tmp_path / "vectors", SPACE, DIM, factory)
     assert vi.load(mmap=mmap)
     return vi
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from anyfind.store.vectors import VectorIndex, exact_search, omp_threads
+from anyfind.store.faiss_store import FaissVectorStore, exact_search, omp_threads
 
 QUERIES = ["chip shortage delaying deliveries", "how long to pull an espresso shot",
            "why does the moon drift away", "paid holiday carried over", "tomato blight",
@@ -115,7 +115,7 @@ def test_one_faiss_query_on_one_thread_matches_the_batch_search(tmp_path, factor
     vecs = rng.standard_normal((2000, 32)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     ids = np.arange(10, 2010, dtype=np.int64)
-    vi = VectorIndex(tmp_path, "text", 32, factory)
+    vi = FaissVectorStore(tmp_path, "text", 32, factory)
     vi.rebuild(ids, vecs, generation=1)
     if factory.startswith("IVF"):
         faiss.extract_index_ivf(vi.index).nprobe = 16  # every list: exact

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from test_vectors import DIM, SPACE, StoreWriter, normalise, sparse_ids, uniform
 
+from anyfind.store.faiss_store import exact_search
 from anyfind.store.metadata import Store
 from anyfind.store.vector_store import VectorStore, open_vector_store, vector_stores
-from anyfind.store.vectors import exact_search
 
 # Every registered backend, and Milvus twice: Milvus Lite (the registry's default for
 # "milvus") and a real Milvus standalone server process on loopback.

@@ -1,4 +1,4 @@
-"""VectorIndex (FAISS) against the NumPy oracle, and its crash recovery against a real Store."""
+"""FaissVectorStore (FAISS) against the NumPy oracle, and its crash recovery against a real Store."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anyfind.store import vectors as vectors_mod
+from anyfind.store import faiss_store
+from anyfind.store.faiss_store import FaissVectorStore, choose_factory, exact_search
 from anyfind.store.metadata import ChunkRecord, ItemRecord, Store
-from anyfind.store.vectors import VectorIndex, choose_factory, exact_search
 
 DIM = 64
 SPACE = "text"
@@ -43,8 +43,8 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth, strict=True)]))
 
 
-def new_index(tmp_path: Path, factory: str = "auto", dim: int = DIM) -> VectorIndex:
-    return VectorIndex(tmp_path / "vectors", SPACE, dim, factory)
+def new_index(tmp_path: Path, factory: str = "auto", dim: int = DIM) -> FaissVectorStore:
+    return FaissVectorStore(tmp_path / "vectors", SPACE, dim, factory)
 
 
 # -- oracle ------------------------------------------------------------------------------
@@ -52,11 +52,11 @@ def new_index(tmp_path: Path, factory: str = "auto", dim: int = DIM) -> VectorIn
 
 def test_choose_factory_by_size():
     assert choose_factory(0, DIM) == "Flat"
-    assert choose_factory(vectors_mod.FLAT_MAX, DIM) == "Flat"
+    assert choose_factory(faiss_store.FLAT_MAX, DIM) == "Flat"
     big = choose_factory(1_000_000, DIM)
     assert big.startswith("IVF") and big.endswith(",Flat")
     assert int(big[3:].split(",")[0]) == 4000  # 4 * sqrt(n)
-    assert choose_factory(vectors_mod.FLAT_MAX + 1, DIM) == "IVF894,Flat"
+    assert choose_factory(faiss_store.FLAT_MAX + 1, DIM) == "IVF894,Flat"
 
 
 def test_flat_equals_oracle_exactly(tmp_path):
@@ -272,7 +272,7 @@ def writer(store):
     return StoreWriter(store, np.random.default_rng(7))
 
 
-def assert_mirrors(vi: VectorIndex, store: Store) -> None:
+def assert_mirrors(vi: FaissVectorStore, store: Store) -> None:
     want = np.sort(store.vector_ids(SPACE))
     np.testing.assert_array_equal(np.sort(vi.ids()), want)
     assert len(vi) == len(want) and vi.generation == store.generation(SPACE)
@@ -282,7 +282,7 @@ def assert_mirrors(vi: VectorIndex, store: Store) -> None:
     np.testing.assert_array_equal(found[:, 0], ids)
 
 
-def reopen(tmp_path: Path, factory: str) -> VectorIndex:
+def reopen(tmp_path: Path, factory: str) -> FaissVectorStore:
     vi = new_index(tmp_path, factory)
     vi.load()
     return vi
@@ -363,7 +363,7 @@ def test_catch_up_empty_store(tmp_path, store, writer):
 
 def test_catch_up_grows_flat_into_ivf(tmp_path, store, writer, monkeypatch):
     """With factory auto, crossing the size threshold rebuilds the index as IVF."""
-    monkeypatch.setattr(vectors_mod, "FLAT_MAX", 300)
+    monkeypatch.setattr(faiss_store, "FLAT_MAX", 300)
     writer.write(100)
     vi = new_index(tmp_path)
     vi.catch_up(store)

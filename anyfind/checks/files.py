@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..fsutil import TEMP_GLOB
-from ..store.vectors import VectorIndex
+from ..store.faiss_store import FaissVectorStore
 from .report import ERROR, WARNING, CheckReport
 from .snapshot import SnapshotVectors
 
@@ -35,7 +35,7 @@ def check_temp_files(root: Path, report: CheckReport) -> list[Path]:
     return found
 
 
-def _sidecar(vi: VectorIndex) -> dict[str, Any] | None:
+def _sidecar(vi: FaissVectorStore) -> dict[str, Any] | None:
     try:
         data = json.loads(vi.sidecar.read_text())
     except (OSError, ValueError):
@@ -43,7 +43,7 @@ def _sidecar(vi: VectorIndex) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def load_vector_file(vi: VectorIndex) -> str:
+def load_vector_file(vi: FaissVectorStore) -> str:
     """Read a space's file: "ok", "missing" or "unreadable". Done before the store snapshot
     is taken, so the snapshot is at least as new as the file (files are saved after the
     commits they reflect) and a file can be judged against it."""
@@ -52,7 +52,7 @@ def load_vector_file(vi: VectorIndex) -> str:
     return "ok" if _sidecar(vi) is not None and vi.load() else "unreadable"
 
 
-def check_vector_file(vi: VectorIndex, state: str, snap: SnapshotVectors, report: CheckReport
+def check_vector_file(vi: FaissVectorStore, state: str, snap: SnapshotVectors, report: CheckReport
                       ) -> dict[str, Any]:
     """Findings for one space's file; returns stats, with "rebuild": True when damaged."""
     space = vi.space
@@ -102,7 +102,7 @@ def check_vector_file(vi: VectorIndex, state: str, snap: SnapshotVectors, report
     return stats
 
 
-def _same_vectors(vi: VectorIndex, snap: SnapshotVectors, batch: int = 4096) -> bool:
+def _same_vectors(vi: FaissVectorStore, snap: SnapshotVectors, batch: int = 4096) -> bool:
     ids, matrix = snap.vectors(vi.space, dim=vi.dim)
     if not len(ids) or matrix.shape[1] != vi.dim:
         return True
@@ -117,7 +117,7 @@ def _same_vectors(vi: VectorIndex, snap: SnapshotVectors, batch: int = 4096) -> 
     return True
 
 
-def repair_vector_file(vi: VectorIndex, store: Store, rebuild: bool) -> None:
+def repair_vector_file(vi: FaissVectorStore, store: Store, rebuild: bool) -> None:
     """Rebuild (or catch up) one space's file from the store and save it atomically."""
     if rebuild:
         gen = store.generation(vi.space)

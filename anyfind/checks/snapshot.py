@@ -44,7 +44,7 @@ def snapshot(url) -> Iterator[Connection]:
 
 
 class SnapshotVectors:
-    """The three Store methods VectorIndex.catch_up uses, read from one snapshot."""
+    """The three Store methods FaissVectorStore.catch_up uses, read from one snapshot."""
 
     def __init__(self, conn: Connection):
         self.conn = conn

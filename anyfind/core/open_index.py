@@ -118,7 +118,7 @@ class OpenIndex:
         self._executor_choice: tuple[str, dict[str, Any]] | None = None
         self.tag_vectors = TagVectors()
         self.config_files: list[Path] = []  # more TOML files declaring sources
-        # Searches may map vector files instead of reading them (store/vectors.py).
+        # Searches may map vector files instead of reading them (store/faiss_store.py).
         self.map_vectors = False
 
     # -- settings made after opening ---------------------------------------------------------

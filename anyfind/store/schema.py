@@ -110,7 +110,7 @@ class Chunk(Base):
 
 class Embedding(Base):
     """The vectors themselves. The store is their source of truth; FAISS files are a
-    derived, rebuildable cache (see store/vectors.py). An index whose vectors live in a
+    derived, rebuildable cache (see store/faiss_store.py). An index whose vectors live in a
     service (Milvus) keeps each only until the service has it: then the blob is empty
     (store/outbox.py)."""
 

@@ -115,7 +115,7 @@ class VectorStore(ABC):
 
 
 vector_stores: Registry[Any] = Registry("vector store", "anyfind.vector_stores")
-vector_stores.register("faiss", "anyfind.store.vectors:FaissVectorStore")
+vector_stores.register("faiss", "anyfind.store.faiss_store:FaissVectorStore")
 vector_stores.register("milvus", "anyfind.store.milvus_store:MilvusVectorStore")
 
 

@@ -14,7 +14,7 @@ from crashkit import copy_index
 from procs import anyfind, text_corpus
 
 from anyfind import Index
-from anyfind.store.vectors import VectorIndex
+from anyfind.store.faiss_store import FaissVectorStore
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +100,8 @@ def test_missing_and_malformed_vectors_are_re_embedded_by_the_next_sync(damaged,
         assert idx.check().findings == []
 
 
-def _file(index: Path) -> VectorIndex:
-    vi = VectorIndex(index / "vectors", "text", 384)
+def _file(index: Path) -> FaissVectorStore:
+    vi = FaissVectorStore(index / "vectors", "text", 384)
     assert vi.load()
     return vi
 

@@ -360,4 +360,3 @@ class FaissVectorStore(VectorStore):
         return scores[:, keep], ids[:, keep]
 
 
-VectorIndex = FaissVectorStore  # the name it had before the vector-store seam
