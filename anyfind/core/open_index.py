@@ -123,27 +123,17 @@ class OpenIndex:
 
     # -- settings made after opening ---------------------------------------------------------
     @property
-    def one_shot_queries(self) -> bool:
-        """A process that encodes a query or two and exits (CLI search): ONNX sessions skip
-        weight pre-packing (built ~5x faster, each encode ~2x slower: a win for one query)."""
-        return self._one_shot
-
-    @one_shot_queries.setter
-    def one_shot_queries(self, value: bool) -> None:
-        self._one_shot = bool(value)
-        for space in self.spaces.values():
-            space.one_shot_queries = self._one_shot
-
-    @property
     def one_query(self) -> bool:
-        return self.map_vectors and self._one_shot
+        """A process that runs a query or two and exits (`anyfind search`): vector files
+        are mapped instead of read, and ONNX sessions skip weight pre-packing (built ~5x
+        faster, each encode ~2x slower: a win for one query). The one query-mode flag."""
+        return self._one_shot
 
     @one_query.setter
     def one_query(self, value: bool) -> None:
-        """A process that runs a query or two and exits (`anyfind search`): vector files
-        are mapped instead of read, ONNX sessions built the fastest way."""
-        self.map_vectors = bool(value)
-        self.one_shot_queries = bool(value)
+        self._one_shot = self.map_vectors = bool(value)
+        for space in self.spaces.values():
+            space.one_query = self._one_shot
 
     def save_config(self) -> None:
         self.config.save(self.path)
@@ -168,7 +158,7 @@ class OpenIndex:
         space = Space(cfg, device=self.device, index_dir=self.path, models=self.models,
                       precision=self.config.document_precision,
                       document_loader=self.export_document_encoder)
-        space.one_shot_queries = self._one_shot
+        space.one_query = self._one_shot
         return space
 
     def replace_space(self, name: str, cfg: SpaceConfig) -> Space:

@@ -179,16 +179,16 @@ class Encoder(ABC):
         return with_smaller_batches(self, lambda: self._run(items, modality, query=False))
 
     def encode_query(self, inputs: Sequence[Any], modality: str = "text", *,
-                     one_query: bool = False) -> np.ndarray:
+                     as_one_query: bool = False) -> np.ndarray:
         """Like encode_documents, for queries. One text query runs on `query_threads`
-        torch threads, and so does a batch that answers one query (`one_query`: the
+        torch threads, and so does a batch that answers one query (`as_one_query`: the
         floor's null queries, search/specific.py); the previous count is restored."""
         items = list(inputs)
 
         def call() -> np.ndarray:
             return with_smaller_batches(self, lambda: self._run(items, modality, query=True))
 
-        if modality != "text" or (len(items) != 1 and not one_query) or not self.uses_torch:
+        if modality != "text" or (len(items) != 1 and not as_one_query) or not self.uses_torch:
             return call()
         n = self.query_threads if self.query_threads is not None else query_threads_default()
         if n <= 0:

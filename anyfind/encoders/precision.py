@@ -138,8 +138,8 @@ class Bf16Documents(Encoder):
             return self.inner.encode_documents(inputs, modality)
 
     def encode_query(self, inputs: Sequence[Any], modality: str = "text", *,
-                     one_query: bool = False) -> np.ndarray:
-        return self.fp32.encode_query(inputs, modality, one_query=one_query)
+                     as_one_query: bool = False) -> np.ndarray:
+        return self.fp32.encode_query(inputs, modality, as_one_query=as_one_query)
 
 
 @contextlib.contextmanager

@@ -60,7 +60,7 @@ class Space:
         self._small_sync = False  # plan_documents: a small sync in a process without torch
         self._pinned = False  # use_document_encoder: the caller's encoder stays
         self.models = models  # set (servers): every model call runs on this thread
-        self.one_shot_queries = False  # a process that encodes one query and exits
+        self.one_query = False  # a process that encodes one query and exits (OpenIndex.one_query)
         self._init_lock = threading.RLock()  # document_encoder takes encoder inside it
         self._encoder: Encoder | None = None
         self._document_encoder: Encoder | None = None
@@ -124,7 +124,7 @@ class Space:
             return None
         encoder, self.export_problem = load_export(self.index_dir, self.name,
                                                    self.config.identity, self.config.dim,
-                                                   one_shot=self.one_shot_queries)
+                                                   one_shot=self.one_query)
         return encoder
 
     @property

@@ -412,7 +412,7 @@ class Searcher:
 
         def encode(space: str, texts: list[str]) -> np.ndarray:  # threads of one query
             return self.opened.spaces[space].query_encoder.encode_query(texts, "text",
-                                                                         one_query=True)
+                                                                         as_one_query=True)
 
         return Specificity(text, spaces, encode, self.opened.chunk_vectors)
 
