@@ -5,11 +5,8 @@ a short query but an unrelated photo's tag vector 0.2-0.4; a CLIP space has its 
 scale again. So each space learns, from the index's own data, the similarity of a
 query-like text to chunks it has nothing to do with, per chunk modality:
 
-- pseudo-queries: short word windows (2-8 words) cut from a sample of the index's chunks
-  (an image's tags are its words), encoded as queries. The sample is chosen by content
-  (a hash of each chunk's item content and place), not by chunk id, so two builds of one
-  corpus that numbered its chunks otherwise (a Ray sync) fit the same scales; an index
-  past LIST_BELOW chunks probes random ids instead (it is never listed);
+- pseudo-queries: short word windows (2-8 words) cut from a random sample of the
+  index's chunks (an image's tags are its words), encoded as queries;
 - background: their cosines to sampled chunks of *other* items. Its centre and spread
   come from its lower half (median, and MAD below the median), so the related pairs
   that a sample of a real corpus always holds (two notes on coffee) fatten only the
@@ -30,7 +27,6 @@ number of chunks moved by 10 % or a space's model changed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -201,19 +197,15 @@ LIST_BELOW = 200_000  # chunks: their ids are listed (1.6 MB) and sampled; probe
 
 
 def sample_chunk_ids(reader, n: int, rng: np.random.Generator,
-                     list_below: int = LIST_BELOW,
-                     keys: dict[int, str] | None = None) -> np.ndarray:
+                     list_below: int = LIST_BELOW) -> np.ndarray:
     """Up to n distinct chunk ids at random, sorted. A large index is never listed (10^9
     ids are 8 GB): random ids up to the highest are probed in batches and the existing
     ones kept, each existing chunk as likely as any other (ids are never reused, so the
     gaps are deletions)."""
     top, count = reader.chunk_stamp()
     if count <= list_below:
-        # By content, not by id: two builds of one corpus (a Ray sync numbers chunks in
-        # the order they come back) sample the same chunks and fit the same scales.
-        keyed = sorted((keys if keys is not None else dict(reader.chunk_content_keys()))
-                       .items(), key=lambda kv: (_content_rank(kv[1]), kv[1]))
-        return np.sort(np.asarray([c for c, _ in keyed[:n]], dtype=np.int64))
+        ids = np.asarray(reader.chunk_ids(), dtype=np.int64)
+        return np.sort(rng.choice(ids, n, replace=False)) if len(ids) > n else ids
     found: set[int] = set()
     for _ in range(20):  # each round expects to find what is missing
         need = n - len(found)
@@ -226,19 +218,11 @@ def sample_chunk_ids(reader, n: int, rng: np.random.Generator,
     return np.sort(rng.choice(ids, n, replace=False)) if len(ids) > n else ids
 
 
-def _content_rank(key: str) -> bytes:
-    return hashlib.blake2b(key.encode(), digest_size=8).digest()
-
-
 def fit(opened: OpenIndex, chunks: int, seed: int = 0) -> Calibration:
     rng = np.random.default_rng(seed)
     reader = opened.reader
-    keys = dict(reader.chunk_content_keys()) if reader.chunk_stamp()[1] <= LIST_BELOW else None
-    ids = sample_chunk_ids(reader, SAMPLE_CHUNKS, rng, keys=keys)
+    ids = sample_chunk_ids(reader, SAMPLE_CHUNKS, rng)
     rows = reader.chunk_rows(ids.tolist()) if len(ids) else {}
-    if keys is not None:  # pseudo-queries cut in content order too (rows come in id order)
-        rows = dict(sorted(rows.items(), key=lambda kv: (_content_rank(keys.get(kv[0], "")),
-                                                          keys.get(kv[0], ""), kv[0])))
     queries, origins = pseudo_queries(rows, rng)
     spaces: dict[str, dict[str, Scale]] = {}
     for name, space in opened.spaces.items():

@@ -860,14 +860,6 @@ class Store:
         with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
 
-    def chunk_content_keys(self) -> list[tuple[int, str]]:
-        """(chunk id, what it is by content: its item's content hash, else its URI, and its
-        place in the item), for every chunk (as SQLiteReader.chunk_content_keys)."""
-        q = select(Chunk.id, func.coalesce(Item.content_hash, Item.uri), Chunk.ordinal).join(
-            Item, Item.id == Chunk.item_id)
-        with self.engine.connect() as conn:
-            return [(int(c), f"{k}#{o}") for c, k, o in conn.execute(q)]
-
     def chunk_texts(self, chunk_ids: Sequence[int]) -> list[tuple[int, str | None]]:
         """(chunk id, its text) for the chunks that exist."""
         ids = [int(i) for i in chunk_ids]

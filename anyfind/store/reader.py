@@ -196,13 +196,6 @@ class SQLiteReader:
         rows = self.query("SELECT id FROM chunks ORDER BY id")
         return np.asarray([r[0] for r in rows], dtype=np.int64)
 
-    def chunk_content_keys(self) -> list[tuple[int, str]]:
-        """(chunk id, what it is by content: its item's content hash, else its URI, and its
-        place in the item), for every chunk: the same in every build of one corpus."""
-        rows = self.query("SELECT c.id, COALESCE(i.content_hash, i.uri), c.ordinal FROM "
-                          "chunks c JOIN items i ON i.id = c.item_id")
-        return [(int(c), f"{k}#{o}") for c, k, o in rows]
-
     def chunk_texts(self, chunk_ids: Sequence[int]) -> list[tuple[int, str | None]]:
         return self.query(f"SELECT id, text FROM chunks WHERE id IN {_IDS}", (_ids(chunk_ids),))
 
