@@ -217,6 +217,7 @@ def test_ray_into_postgresql_and_milvus(ray_cluster, ray_driver, corpus_root, lo
         assert idx.check().ok
 
 
+@pytest.mark.slow  # ~60 s: CI time (the local executor's kill-and-resume runs by default)
 def test_a_driver_killed_mid_run_resumes_from_the_last_batch(ray_cluster, corpus_root,
                                                              local_reference, tmp_path):
     path = tmp_path / "idx"

@@ -92,7 +92,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, cwd=cwd, timeout=300, env=env)
 
 
-@settings(max_examples=3, deadline=None, phases=[Phase.generate],  # a shrink: minutes
+@settings(max_examples=2, deadline=None, phases=[Phase.generate],  # a shrink: minutes
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pw=PASSWORD, tok=TOKEN)
 def test_no_file_or_output_of_an_index_holds_a_credential(tmp_path_factory, pw, tok):
