@@ -115,28 +115,24 @@ def _native_stderr():
 
 @contextlib.contextmanager
 def _native_lines_kept() -> Iterator[None]:
-    """File descriptor 2 goes to a file meanwhile and Python's sys.stderr to the terminal:
-    the progress bar and anyfind's messages are shown, the core worker's lines ("Actor
-    with class name ... has constructor arguments in the object store", on every run) are
-    not; they go to the log at DEBUG."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    terminal = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace")
+    """As _native_stderr, with Python's sys.stderr still on the terminal: the progress
+    bar and anyfind's messages are shown, the core worker's lines ("Actor with class name
+    ... has constructor arguments in the object store", on every run) are not; they go to
+    the log at DEBUG."""
+    terminal = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
     python_stderr = sys.stderr
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        sys.stderr = terminal
-        try:
-            yield
-        finally:
-            terminal.flush()
-            sys.stderr = python_stderr
-            os.dup2(saved, 2)
-            os.close(saved)
-            terminal.close()
-            sink.seek(0)
-            if said := sink.read(1 << 20).decode(errors="replace").strip():
-                log.debug("the cluster's native output during the run: %s", said)
+    try:
+        with _native_stderr() as said:
+            sys.stderr = terminal
+            try:
+                yield
+            finally:
+                terminal.flush()
+                sys.stderr = python_stderr
+    finally:
+        terminal.close()
+    if text := "".join(said).strip():
+        log.debug("the cluster's native output during the run: %s", text)
 
 
 class RayExecutor(EncodingExecutor):
