@@ -6,7 +6,7 @@ on the same units, the same queries, judged the same way.
 
 DATASET_DIR: BEIR collections (default: /work/shared/data/cisi-beir and the packaged
 Cranfield). Each document (title + text) is one chunk on both sides: PostgreSQL through
-anyfind's own Store and LexicalIndex (a generated tsvector, 'english', ts_rank_cd over
+anyfind's own Store and FullTextSQL (a generated tsvector, 'english', ts_rank_cd over
 the query's terms OR'ed, as a search does), Milvus through pymilvus's BM25 function
 (an English analyzer: see ANALYZER, which Milvus Lite applies only in part). The server
 is a throw-away cluster (initdb), the Milvus side is Milvus Lite 3.2 (the PyPI `milvus`

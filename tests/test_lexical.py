@@ -38,7 +38,7 @@ def assert_fts_consistent(store: Store) -> None:
 def assert_filter_after_match(store: Store, allowed) -> None:
     """SQLite must apply a filter to the rows FTS5's MATCH found, not hand FTS5 the allowed
     ids as rowid lookups (one full-text query per id: seconds at 100k chunks). Checked on
-    the statement LexicalIndex really runs, through SQLite's own query plan."""
+    the statement FullTextSQL really runs, through SQLite's own query plan."""
     from sqlalchemy import event
 
     seen: list[tuple[str, object]] = []

@@ -34,10 +34,11 @@ def both(index: Index, words: str) -> tuple[set[str], set[str]]:
 def assert_cache_matches_store(index: Index) -> None:
     lex = index.lexical
     assert lex.backend() == "tantivy"
-    state = lex.cache.state()
+    cache = lex.answering().cache
+    state = cache.state()
     assert state["stamp"] == list(index.reader.chunk_stamp())
-    lex.cache._open()[0].reload()
-    assert lex.cache._open()[0].searcher().num_docs == index.reader.chunk_stamp()[1]
+    cache._open()[0].reload()
+    assert cache._open()[0].searcher().num_docs == index.reader.chunk_stamp()[1]
     for words in QUERIES:
         found, fts = both(index, words)
         assert found == fts, words
@@ -80,7 +81,7 @@ def test_a_stale_cache_is_not_used(tmp_path, corpus):
         index.add([corpus])
         (item,) = index.store.item_ids_by_path([str(corpus / "garden" / "tomatoes.md")])
         index.store.delete_items([item])  # the store moves on, the cache does not (yet)
-        assert index.lexical.backend() == "sqlite"
+        assert index.lexical.backend() == "fts5"
         assert index.search("tomatoes", mode="lexical") == []
         # A delete rebuilds the cache: tantivy would keep the deleted chunk's statistics.
         assert index.opened.refresh_lexical() == "rebuilt"
@@ -99,7 +100,7 @@ def test_repeated_terms_weigh_once_per_repetition(tmp_path, corpus):
 
 
 def test_filters_restrict_the_cache_to_the_allowed_chunks(tmp_path, corpus, monkeypatch):
-    from anyfind.search.filter_sql import condition
+    from anyfind.search.allowed import Allowed
     from anyfind.search.filters import parse_filters
 
     with Index.open(tmp_path / "idx") as index:
@@ -110,11 +111,11 @@ def test_filters_restrict_the_cache_to_the_allowed_chunks(tmp_path, corpus, monk
         terms = query_terms("semiconductor holiday tomatoes moon espresso revenue")
         everything = dict(index.lexical.search(terms, 100))
         for spec in ("ext:pdf", "ext:md,txt", "path:/nowhere"):
-            sel = index.store.allowed_chunks(condition(parse_filters(spec).clauses, "sqlite"))
-            ids = index.store.chunk_ids(sel)
+            allowed = Allowed(index.store, parse_filters(spec))
+            ids = allowed.ids()
             assert index.lexical.backend() == "tantivy"
-            cached = index.lexical.search(terms, 100, sel, ids)
-            fts = index.store.lexical.search(terms, 100, sel)
+            cached = index.lexical.search(terms, 100, allowed)
+            fts = index.store.lexical.search(terms, 100, allowed.sql)
             assert {c for c, _ in cached} == {c for c, _ in fts}, spec
             assert {c for c, _ in cached} == set(everything) & set(ids.tolist()), spec
             for cid, score in cached:  # the filter adds nothing to BM25
@@ -127,7 +128,8 @@ def test_the_fts5_switch_uses_the_store(tmp_path, corpus, monkeypatch):
         index.add([corpus])
     monkeypatch.setenv(ENV, "fts5")
     with Index.open(tmp_path / "idx") as index:
-        assert index.lexical.cache is None and index.lexical.backend() == "sqlite"
+        assert [b.name for b in index.lexical.chain] == ["fts5"]
+        assert index.lexical.backend() == "fts5"
         assert [os.path.basename(r.path) for r in index.search("blight", mode="lexical")] == [
             "tomatoes.md"]
 
@@ -153,7 +155,7 @@ def test_a_damaged_cache_is_rebuilt(tmp_path, corpus, damage):
             if f.name not in ("state.json", "ids.npy"):
                 f.unlink()
     with Index.open(tmp_path / "idx") as index:
-        assert index.lexical.backend() == "sqlite"  # FTS5 answers meanwhile, correctly
+        assert index.lexical.backend() == "fts5"  # FTS5 answers meanwhile, correctly
         assert "lexical-cache" in index.check().codes()
         assert [os.path.basename(r.path) for r in index.search("blight", mode="lexical")] == [
             "tomatoes.md"]

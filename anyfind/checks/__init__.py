@@ -26,7 +26,7 @@ from .files import (
     load_vector_file,
     repair_vector_file,
 )
-from .lexical import check_lexical, check_lexical_cache, check_lexical_service, rebuild_lexical
+from .lexical import check_lexical, check_lexical_backends, rebuild_lexical
 from .report import ERROR, WARNING, CheckReport, Finding
 from .snapshot import SnapshotVectors, snapshot
 from .store import check_store, repair_store
@@ -84,9 +84,7 @@ def _inspect(index: OpenIndex) -> tuple[CheckReport, dict[str, Any]]:
             Item.status == "error")).scalar_one()
         report.stats["chunks"] = conn.execute(select(func.count()).select_from(Chunk)).scalar_one()
         plan["lexical"] = check_lexical(conn, index.store.engine, report)
-        plan["lexical_cache"] = check_lexical_cache(conn, index.path, report)
-        plan["lexical_service"] = index.store.lexical_outbox and check_lexical_service(
-            conn, index.lexical_service(), report)
+        plan["lexical_backends"] = check_lexical_backends(conn, index.lexical, report)
         bad_sizes = {space for space, _ in plan["store"].get("bad_size", [])}
         spaces: dict[str, Any] = {}
         for name, (vi, state) in files.items():
@@ -130,11 +128,11 @@ def _repair(index: OpenIndex, report: CheckReport, plan: dict[str, Any],
     if plan["lexical"]:
         with index.store.engine.begin() as conn:
             rebuild_lexical(conn)
-    if plan["lexical_cache"] or store_plan:
+    if store_plan:
         index.refresh_lexical()
-    if plan.get("lexical_service"):
+    for backend in plan["lexical_backends"]:
         try:
-            index.lexical_service().reconcile(index.store)
+            backend.reconcile(index.store)
         except IndexDamaged as exc:  # never delete what the store cannot explain
             refused.add("service-unexplained", ERROR, str(exc))
     index.forget_vectors()  # in-memory copies are stale now

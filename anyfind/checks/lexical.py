@@ -2,7 +2,8 @@
 table over `chunks` kept in step by triggers (migration v2). Checked with FTS5's own
 integrity-check against its content table; repaired by rebuilding it from the chunks
 (no model involved). PostgreSQL's lexical index is a generated column: nothing to check.
-The tantivy cache beside a SQLite store is compared with the chunks it should hold."""
+The backends in front of the store's (the tantivy cache, BM25 in Milvus) check themselves
+against the chunks they should hold."""
 
 from __future__ import annotations
 
@@ -52,62 +53,26 @@ def rebuild_lexical(conn: Connection) -> None:
     conn.execute(text(f'INSERT INTO "{TABLE}"("{TABLE}") VALUES (\'rebuild\')'))
 
 
-def check_lexical_cache(conn: Connection, index_path, report: CheckReport) -> bool:
-    """The tantivy cache beside a SQLite store (store/lexical_cache.py), when there is one:
-    True when it is behind the snapshot's chunks or damaged. Never an error: searches use
-    FTS5 meanwhile, and the next sync (or --repair) brings it up to date."""
-    from ..store.lexical_cache import LexicalCache, available
-    from ..store.reader import CHUNK_STAMP_SQL
+def check_lexical_backends(conn: Connection, lexical, report: CheckReport) -> list:
+    """Each lexical backend in front of the store's full text (the tantivy cache, a BM25
+    service: `lexical.backends()` less the store's) against the snapshot's chunks, with
+    its own `check` (store/lexical_store.py). Never an error: the store's full text
+    answers for a derived cache meanwhile, and the next sync (or --repair) brings a
+    backend up to date. Returns those `--repair` should compare whole."""
+    from .snapshot import SnapshotChunks
 
-    if conn.dialect.name != "sqlite" or not available():
-        return False
-    seq, rows = (conn.exec_driver_sql(sql).first() for sql in CHUNK_STAMP_SQL)
-    count = int(rows[0])
-    stamp = [int(seq[0]) if seq else 0, count]
-    cache = LexicalCache(index_path)
-    state = cache.state()
-    problem = None
-    if not cache.dir.exists():
-        if not count:  # nothing indexed yet
-            return False
-        problem = "it is missing"
-    elif state is None:
-        problem = "it has no readable state"
-    elif state.get("stamp") != stamp:
-        problem = f"it holds the chunks as of {state.get('stamp')}, the store is at {stamp}"
-    else:
-        try:
-            docs = cache.documents()
-        except Exception as exc:  # noqa: BLE001 (tantivy's own error says what is damaged)
-            problem = f"it cannot be read: {type(exc).__name__}: {exc}"
-        else:
-            if docs != count:
-                problem = f"it holds {docs} chunks, the store {count}"
-    if problem:
-        report.add("lexical-cache", WARNING, f"the tantivy lexical cache is not current "
-                   f"({problem}); lexical searches use FTS5 until it is",
-                   repair="bring it up to date from the chunks")
-    return problem is not None
-
-
-def check_lexical_service(conn: Connection, service, report: CheckReport) -> bool:
-    """A cluster index's BM25 collection (store/milvus_lexical.py) against the store: its
-    count against the chunks with text, less the outbox rows still to apply. True when
-    `--repair` should compare it whole."""
-    from sqlalchemy import func, select
-
-    from ..store import outbox
-    from ..store.schema import Chunk
-
-    if service is None or not service.exists():
-        return False
-    want = conn.execute(select(func.count()).where(Chunk.text != "")).scalar_one()
-    have = service.count()
-    pending = outbox.pending(conn, outbox.LEXICAL, service.mark or 0)
-    report.stats["lexical_service"] = {"store": int(want), "service": have, "pending": pending}
-    if have == want or pending:
-        return False  # equal, or the next sync applies what differs
-    report.add("lexical-service-mismatch", WARNING, f"the BM25 collection ({service.describe()}) "
-               f"holds {have} chunks, the store {want} with text", abs(want - have),
-               repair="compare it whole")
-    return True
+    source = SnapshotChunks(conn)
+    store = lexical.store_backend
+    found = []
+    for backend in lexical.backends():
+        if backend is store:
+            continue
+        problem = backend.check(source)
+        if problem is None:
+            continue
+        meanwhile = (f"; lexical searches use {store.describe()} until it is"
+                     if backend.derived else "")
+        report.add(backend.check_code, WARNING, f"the {backend.describe()} lexical index is "
+                   f"not current ({problem}){meanwhile}", repair="compare it with the chunks")
+        found.append(backend)
+    return found

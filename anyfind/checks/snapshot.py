@@ -15,7 +15,7 @@ from sqlalchemy import Connection, create_engine, event, func, select
 from sqlalchemy.pool import NullPool
 
 from ..store.held import matrix_of
-from ..store.schema import Embedding, Space
+from ..store.schema import Chunk, Embedding, Space
 
 
 @contextlib.contextmanager
@@ -41,6 +41,27 @@ def snapshot(url) -> Iterator[Connection]:
             tx.rollback()
     finally:
         engine.dispose()
+
+
+class SnapshotChunks:
+    """What a lexical backend's `check` reads of the store (store/lexical_store.py), from
+    one snapshot."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def chunk_stamp(self) -> tuple[int, int]:
+        from ..store.metadata import chunk_stamp_of
+
+        return chunk_stamp_of(self.conn)
+
+    def text_chunk_count(self) -> int:
+        return int(self.conn.execute(select(func.count()).where(Chunk.text != "")).scalar_one())
+
+    def outbox_pending(self, space: str, after: int) -> int:
+        from ..store import outbox
+
+        return outbox.pending(self.conn, space, after)
 
 
 class SnapshotVectors:

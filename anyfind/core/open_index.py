@@ -36,14 +36,10 @@ from ..iofaults import storage_errno, unwritable
 from ..lock import WriteLock
 from ..secrets import SecretFile, expand_env, restore_uri_secrets
 from ..sources import CONFIG_NAME, SourceSpec, load_config, runtime_form
+from ..store.deployment import Deployment
+from ..store.lexical_store import LexicalPlace, LexicalSearch
 from ..store.ownership import OWNER, Owner, decide, read_owner, write_owner
-from ..store.vector_store import (
-    VECTOR_DIR,
-    VectorStore,
-    backend_of,
-    open_vector_store,
-    vector_stores,
-)
+from ..store.vector_store import VECTOR_DIR, VectorStore, open_vector_store
 
 if TYPE_CHECKING:
     from ..executors import EncodingExecutor
@@ -97,7 +93,7 @@ class OpenIndex:
         self._store: Store | None = None
         self._calibration_checked = -1e9  # when the store's calibration was last compared
         self._reader: SQLiteReader | Store | None = None
-        self._lexical = None  # store.lexical_cache.Lexical
+        self._lexical: LexicalSearch | None = None
         self._bm25: _BM25 | None = None  # what lexical_service_why found
         self._open_lock = threading.RLock()
         self._catch_up_lock = threading.Lock()
@@ -202,7 +198,7 @@ class OpenIndex:
     def _database_lock(self):
         """The writer lock held in the store itself (several folders reach one cluster
         index), or None where the folder's lock is enough."""
-        if not self.config.store_url:
+        if not self.deployment.database_lock:
             return None
         from ..store.writer_lock import database_lock
 
@@ -219,7 +215,7 @@ class OpenIndex:
                     lexical = self.bm25_in_service  # the config's word first
                     store = self._open_store(Store)
                     self._own(store)
-                    if self.shares_vectors and not store.read_only and (
+                    if self.deployment.outbox and not store.read_only and (
                             not store.outbox or (lexical and not store.lexical_outbox)):
                         store.enable_outbox(lexical)  # before any write of this index's
                     self._store = store
@@ -301,35 +297,27 @@ class OpenIndex:
         except OSError as exc:  # a read-only replica folder: the store holds the claim
             log.warning("config.json not updated with the index id: %s", exc)
 
-    @property
-    def lexical(self):
-        """The full-text search of a query: the tantivy cache beside a SQLite store while
-        it is current, the store's own (FTS5, PostgreSQL) otherwise."""
-        if self._lexical is None:
-            from ..store.lexical_cache import lexical_for
+    @functools.cached_property
+    def deployment(self) -> Deployment:
+        """Where this index's parts live (store/deployment.py): the rules by service."""
+        return Deployment(self.config.store_url or "sqlite:///meta.db",
+                          self.config.vector_store or "faiss", bool(self.config.store_url))
 
+    @property
+    def lexical(self) -> LexicalSearch:
+        """The full-text search of a query: the first of the deployment's lexical backends
+        that is ready (store/lexical_store.py)."""
+        if self._lexical is None:
             with self._open_lock:
                 if self._lexical is None:
-                    self._lexical = lexical_for(
-                        self.path, self.reader, lambda: self.store.lexical,
-                        self.lexical_service_why if self.bm25_in_service else None)
+                    place = LexicalPlace(self.path, self.reader, lambda: self.store)
+                    self._lexical = self.deployment.lexical_search(
+                        place, self.reader.dialect, self.lexical_service_why)
         return self._lexical
 
-    @functools.cached_property
+    @property
     def bm25_in_service(self) -> bool:
-        """Whether words are searched with BM25 in the vector service (Milvus 2.5+): an
-        index whose vectors a service shares over a server store, whose own ranking has
-        no BM25 (a SQLite store keeps its tantivy BM25, which stems: docs/SCALE.md).
-        `?lexical=postgres` in the vector-store URI keeps PostgreSQL's full text."""
-        if not self.shares_vectors or self.store_url().startswith("sqlite"):
-            return False
-        from ..errors import ConfigError
-        from ..store.milvus_store import split_query
-
-        choice = split_query(self.config.vector_store or "")[1].get("lexical", "bm25")
-        if choice not in ("bm25", "postgres"):
-            raise ConfigError(f"?lexical={choice}: bm25 (words in Milvus) or postgres")
-        return choice == "bm25"
+        return self.deployment.bm25_in_service
 
     def lexical_service(self):
         """The BM25 collection (store/milvus_lexical.py), or None: not this index's, its
@@ -441,12 +429,11 @@ class OpenIndex:
                     log.warning("the vector store of space '%s' did not answer (%s): its "
                                 "vectors wait in the outbox", name, one_line(exc))
 
-    @functools.cached_property
+    @property
     def shares_vectors(self) -> bool:
         """Whether the vectors live in a service that processes share (Milvus): then only
         writers change them, from the store's outbox, and searches use them as they are."""
-        kind = backend_of(self.config.vector_store or "faiss")
-        return bool(getattr(vector_stores.get(kind), "shared", False))
+        return self.deployment.shares_vectors
 
     def vector_store_uri(self) -> str:
         """The vector store as configured, its credentials restored: a literal token from
@@ -687,7 +674,7 @@ class OpenIndex:
         """The index's files kept in its metadata store (calibration, thumbnails), when
         that store is a server: what lets a machine with only the config serve the index
         (store/index_files.py). None for a SQLite store."""
-        if self.store_url().startswith("sqlite"):
+        if not self.deployment.files_in_store:
             return None
         from ..store.index_files import IndexFiles
 
@@ -787,7 +774,7 @@ class OpenIndex:
                     close()
             self._vectors.clear()
             self._bm25 = None
-            self.__dict__.pop("shares_vectors", None)
+            self.__dict__.pop("deployment", None)
             if self._lexical is not None:
                 self._lexical.close()
                 self._lexical = None

@@ -1,8 +1,8 @@
 """A query's filters as each signal needs them, worked out only when one asks.
 
-Filters are SQL over the metadata store (filter_sql.py). The store's full-text search
-takes that select as it is; FAISS and the tantivy cache need the allowed chunk ids, read
-once per query; a vector service that keeps the item fields takes the filters as its own
+Filters are SQL over the metadata store (filter_sql.py). Each backend declares the form it
+takes: the store's full-text search takes that select as it is; FAISS and the tantivy
+cache need the allowed chunk ids, read once per query; a vector service that keeps the item fields takes the filters as its own
 boolean expression (filter_milvus.py), so a filtered search of a Milvus index reads no
 id list at all.
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..store.lexical_store import EXPRESSION, IDS, SELECT
 from .filters import Filters
 
 
@@ -46,6 +47,17 @@ class Allowed:
 
             self._expression = expression(self.filters.clauses)
         return self._expression  # type: ignore[return-value]
+
+    def for_lexical(self, form: str) -> Any:
+        """These filters in a lexical backend's form (store/lexical_store.py): the select,
+        the ids, or the expression; None when that backend cannot say them."""
+        if form == SELECT:
+            return self.sql
+        if form == IDS:
+            return self.ids()
+        if form == EXPRESSION:
+            return self.expression()
+        return None
 
     def for_vectors(self, vs) -> dict[str, Any]:
         """The keyword a vector store's `search` takes for these filters."""

@@ -84,16 +84,8 @@ def _quietly(fn, *args: Any) -> None:
 
 
 def _lexical(lex, terms: list[str], depth: int, allowed: Allowed | None) -> Signal:
-    with profile.stage("lexical"):
-        if allowed is None:
-            return lex.search(terms, depth)
-        # The tantivy cache needs the ids, Milvus BM25 the expression; the store's full
-        # text takes the select.
-        backend = lex.backend()
-        if backend == "milvus":
-            return lex.search(terms, depth, allowed.sql, where=allowed.expression())
-        ids = allowed.ids() if backend == "tantivy" else None
-        return lex.search(terms, depth, allowed.sql, ids)
+    with profile.stage("lexical"):  # the backend that answers takes the filters its way
+        return lex.search(terms, depth, allowed)
 
 
 @dataclass
@@ -262,7 +254,8 @@ class Searcher:
             if not q.terms:
                 raise QueryError("lexical search needs words (an image or a clip has none)")
             if not self.opened.lexical.available:
-                raise QueryError(f"lexical search is not available on {self.opened.lexical.dialect}")
+                raise QueryError("lexical search is not available on "
+                                 f"{self.opened.lexical.describe()}")
         if q.rerank and not q.text:
             raise QueryError("reranking needs a text query")
         return q

@@ -26,11 +26,10 @@ import json
 import math
 import os
 import shutil
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ import numpy as np
 
 from ..crashpoints import crash_point
 from ..fsutil import atomic_write_bytes, atomic_write_with
+from .lexical_store import IDS, LexicalStore, warn_once
 
 DIRNAME = "lexical"
 # Bump when the schema or the analyser changes: a cache of another format is rebuilt.
@@ -334,118 +334,71 @@ class LexicalCache:
             raise OSError(f"could not remove {self.dir}")
 
 
-class Lexical:
-    """What a search calls: the cache while it is current, else the store's full text
-    (the same query on FTS5, or PostgreSQL's)."""
+class TantivyLexical(LexicalStore):
+    """The lexical backend over the cache: BM25 with block-max WAND, filters as the allowed
+    chunk ids. Ready while the cache's stamp is the store's; a failure hands the query to
+    the store's own full text (`derived`)."""
 
-    def __init__(self, cache: LexicalCache | None, reader, store_lexical: Callable[[], Any],
-                 service: Callable[[], tuple[Any, str | None]] | None = None):
+    name = "tantivy"
+    filter_form = IDS
+    ranking = "bm25"
+    derived = True
+
+    def __init__(self, cache: LexicalCache, reader: Any):
         self.cache = cache
-        self.reader = reader
-        self.fallback = reader.lexical
-        self._store_lexical = store_lexical  # filters are SQL: the Store (SQLAlchemy) runs them
-        # () -> (the BM25 collection of a cluster index or None, why not): see
-        # store/milvus_lexical.py; it answers once its writer has filled it
-        self._service = service
-        self.dialect = self.fallback.dialect
-        self.available = self.fallback.available
+        self._reader = reader  # what the stamp is read from (a SQLiteReader or the Store)
 
-    def service(self):
-        """The BM25 service that answers now, or None."""
-        if self._service is None:
-            return None
-        found, _ = self._service()
-        return found if found is not None and found.exists() else None
+    @classmethod
+    def open(cls, place) -> TantivyLexical:
+        return cls(LexicalCache(place.index_dir), place.reader)
 
-    def backend(self) -> str:
-        """Which one answers a query now: "milvus", "tantivy" or the store's dialect."""
-        if self.service() is not None:
-            return "milvus"
-        if self.cache is not None and self.cache.current(self.reader.chunk_stamp()):
-            return "tantivy"
-        return self.dialect
+    def ready(self) -> bool:
+        return self.cache.current(self._reader.chunk_stamp())
 
-    def describe(self) -> str:
-        """One line for `anyfind status`: what answers lexical queries, and why."""
-        names = {"sqlite": "FTS5", "postgresql": "PostgreSQL full text"}
-        store = names.get(self.dialect, f"none ({self.dialect})")
-        if self._service is not None:
-            found = self.service()
-            if found is not None:
-                return found.describe()
-            why = self._service()[1] or "the BM25 collection is filled by the next sync"
-            return f"{store} ({why})"
-        if self.cache is None:
-            if self.dialect != "sqlite":
-                return store
-            why = ("ANYFIND_LEXICAL=fts5" if os.environ.get(ENV, "").lower() == "fts5"
-                   else "tantivy is not installed" if not available() else "no cache")
-            return f"{store} ({why})"
-        if self.backend() == "tantivy":
-            return "tantivy (current)"
-        return f"{store} (the tantivy cache is stale or missing: rebuilt by the next sync)"
-
-    def search(self, terms: Sequence[str], depth: int, allowed: Any = None,
-               allowed_ids: np.ndarray | None = None, where: str | None = None
+    def search(self, terms: Sequence[str], depth: int, allowed: Any = None
                ) -> list[tuple[int, float]]:
-        """Top `depth` (chunk id, score). Filters: `allowed`, a select of chunk ids (for
-        the store), `allowed_ids`, those ids (for the cache), `where`, a Milvus
-        expression (for the BM25 service; None: a filter it cannot evaluate)."""
-        filtered = allowed is not None or allowed_ids is not None
-        service = self.service()
-        if service is not None and (not filtered or where is not None):
-            return service.search(terms, depth, where)
-        if (not filtered or allowed_ids is not None) and self.backend() == "tantivy":
-            try:
-                return self.cache.search(terms, depth, allowed_ids)
-            except Exception as exc:  # noqa: BLE001 (the store answers the same query)
-                _warn_once(f"the lexical cache failed ({type(exc).__name__}: {exc}); "
-                           "searching FTS5 instead")
-        if not filtered:
-            return self.fallback.search(terms, depth)
-        if allowed is None:
-            raise ValueError("a filtered search needs the select of its chunk ids")
-        return self._store_lexical().search(terms, depth, allowed)
+        return self.cache.search(terms, depth, allowed)
 
     def reference(self, terms: Sequence[str]) -> float | None:
-        """The score of an average chunk holding each term once, on the scale of the
-        backend that answers `search` (given the allowed ids with a filter, as searches
-        do): what a lexical score is saturated against (search/relevance.py). None when
-        unknown."""
-        if not terms:
-            return None
+        return self.cache.reference(terms)
+
+    def describe(self) -> str:
+        return "tantivy"
+
+    def catch_up(self, source, checkpoint: bool = False) -> str:
+        """From the reader the stamp is read from, whatever `source` is: the cache is
+        current when its stamp equals the one `ready()` reads."""
+        return self.cache.catch_up(self._reader, checkpoint)
+
+    def check(self, source) -> str | None:
+        """Behind the source's chunks, or damaged; None when current (an index with no
+        chunks yet needs no cache)."""
+        stamp = list(source.chunk_stamp())
+        cache, state = self.cache, self.cache.state()
+        if not cache.dir.exists():
+            return "it is missing" if stamp[1] else None
+        if state is None:
+            return "it has no readable state"
+        if state.get("stamp") != stamp:
+            return f"it holds the chunks as of {state.get('stamp')}, the store is at {stamp}"
         try:
-            backend = self.backend()
-            if backend == "milvus":
-                return self.service().reference(terms)
-            if backend == "tantivy":
-                return self.cache.reference(terms)
-            if self.dialect == "sqlite":
-                return self.fallback.reference(terms)
-            return self._store_lexical().reference(terms)
-        except Exception as exc:  # noqa: BLE001 (scores fall back to a fixed saturation)
-            _warn_once(f"the lexical reference failed ({type(exc).__name__}: {exc})")
-            return None
+            docs = cache.documents()
+        except Exception as exc:  # noqa: BLE001 (tantivy's own error says what is damaged)
+            return f"it cannot be read: {type(exc).__name__}: {exc}"
+        return f"it holds {docs} chunks, the store {stamp[1]}" if docs != stamp[1] else None
 
     def close(self) -> None:
-        if self.cache is not None:
-            self.cache.close()
+        self.cache.close()
 
 
 ENV = "ANYFIND_LEXICAL"  # "fts5": searches skip the cache (comparisons, diagnosis)
 
 
-def lexical_for(index_dir: Path, reader, store_lexical: Callable[[], Any],
-                service: Callable[[], tuple[Any, str | None]] | None = None) -> Lexical:
-    """The lexical search of an index whose store `reader` reads (store/reader.py's
-    SQLiteReader gets the cache; the Store, for other databases, does not).
-    `store_lexical()`: the Store's LexicalIndex, for filtered queries without the cache;
-    `service()`: a cluster index's BM25 collection and why not (Lexical.__init__)."""
-    from .reader import SQLiteReader
-
-    use = (isinstance(reader, SQLiteReader) and os.environ.get(ENV, "").lower() != "fts5"
-           and available())
-    return Lexical(LexicalCache(index_dir) if use else None, reader, store_lexical, service)
+def wanted() -> str | None:
+    """None when a SQLite store gets the cache, else why not (one clause)."""
+    if os.environ.get(ENV, "").lower() == "fts5":
+        return f"{ENV}=fts5"
+    return None if available() else "tantivy is not installed"
 
 
 def catch_up(index_dir: Path, store_url: str, checkpoint: bool = False) -> str | None:
@@ -461,17 +414,8 @@ def catch_up(index_dir: Path, store_url: str, checkpoint: bool = False) -> str |
     try:
         return LexicalCache(index_dir).catch_up(reader, checkpoint)
     except Exception as exc:  # noqa: BLE001 (a derived cache: searches fall back to FTS5)
-        _warn_once(f"the lexical cache could not be updated ({type(exc).__name__}: {exc}); "
-                   "searches use FTS5 until the next sync")
+        warn_once(f"the lexical cache could not be updated ({type(exc).__name__}: {exc}); "
+                  "searches use FTS5 until the next sync")
         return None
     finally:
         reader.close()
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        print(f"anyfind: {message}", file=sys.stderr, flush=True)

@@ -32,8 +32,8 @@ from sqlalchemy.orm import aliased
 
 from ..crashpoints import crash_point
 from . import outbox
+from .fulltext_sql import FullTextSQL
 from .held import HELD, is_held, matrix_of
-from .lexical import LexicalIndex
 from .migrations import migrate
 from .outbox import HeldVector, VectorChanges
 from .reader import passage_around
@@ -152,10 +152,22 @@ def _vector_row(chunk_id: int, space: str, vec, changes: VectorChanges) -> dict[
             "vector": np.asarray(vec, dtype=np.float32).tobytes()}
 
 
+def chunk_stamp_of(conn) -> tuple[int, int]:
+    """`Store.chunk_stamp` on a connection (checks read it from their snapshot)."""
+    if conn.dialect.name == "sqlite":
+        from .reader import CHUNK_STAMP_SQL
+
+        seq, rows = (conn.exec_driver_sql(sql).first() for sql in CHUNK_STAMP_SQL)
+        return int(seq[0]) if seq else 0, int(rows[0])
+    top, count = conn.execute(select(func.max(Chunk.id), func.count(Chunk.id))).one()
+    return int(top or 0), int(count)
+
+
 class Store:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
         self.read_only = False  # opened read-only: the disk is full or cannot be written
         try:
             with self.engine.begin() as conn:
@@ -165,7 +177,7 @@ class Store:
             self._open_read_only(exc)
             with self.engine.connect() as conn:
                 self._read_flags(conn)
-        self.lexical = LexicalIndex(self.engine)
+        self.lexical = FullTextSQL(self.engine)
         self.fold_collation = self._fold_collation()
 
     def _fold_collation(self) -> str | None:
@@ -847,11 +859,16 @@ class Store:
         return marked
 
     def chunk_stamp(self) -> tuple[int, int]:
-        """(the highest chunk id, how many chunks): what the SQLite reader's stamp says,
-        for stores read through SQLAlchemy (the score calibration reads it)."""
+        """(the highest chunk id ever given, how many chunks): what the SQLite reader's
+        stamp says (on SQLite the same AUTOINCREMENT mark: the tantivy cache and the score
+        calibration compare them), the highest id present on other databases."""
         with self.engine.connect() as conn:
-            top, count = conn.execute(select(func.max(Chunk.id), func.count(Chunk.id))).one()
-        return int(top or 0), int(count)
+            return chunk_stamp_of(conn)
+
+    def text_chunk_count(self) -> int:
+        """How many chunks have text (what a BM25 service holds)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(Chunk.text != "")).scalar_one())
 
     def chunk_ids(self, query: Select | None = None) -> np.ndarray:
         """The chunk ids a select of them gives; all of them (in id order) without one."""

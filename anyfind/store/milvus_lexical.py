@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ import numpy as np
 from ..crashpoints import crash_point
 from ..secrets import mask_uri
 from .filter_fields import DEFAULTS
+from .lexical_store import EXPRESSION, LexicalStore
 from .milvus_store import (
     OWNER,
     add_filter_fields,
@@ -66,9 +68,16 @@ def bm25_support(version: str) -> str | None:
     return f"Milvus {version.lstrip('vV')} has no BM25 (2.5+)"
 
 
-class MilvusLexical:
+class MilvusLexical(LexicalStore):
     """The index's BM25 collection in Milvus, through its own MilvusClient (`open_lexical`).
-    Only writers change it; its mark is read when first seen and kept by the writer."""
+    Only writers change it; its mark is read when first seen and kept by the writer.
+    Filters are Milvus expressions over the item fields kept beside each chunk."""
+
+    name = "milvus"
+    filter_form = EXPRESSION
+    ranking = "bm25"
+    exact_scores = False  # Milvus Lite measured 0.95-1.10x textbook BM25 (length statistics)
+    check_code = "lexical-service-mismatch"
 
     def __init__(self, client: Any, uri: str, prefix: str = "anyfind_",
                  consistency: str = "Session", owner: str = ""):
@@ -129,10 +138,34 @@ class MilvusLexical:
     def describe(self) -> str:
         return f"Milvus BM25 ({mask_uri(self.uri)})"
 
+    @classmethod
+    def open(cls, place) -> MilvusLexical:
+        """The collection at the place's service URI (a ConfigError when its engine has
+        no BM25)."""
+        from ..errors import ConfigError
+
+        found, why = open_lexical(place.service_uri, owner=place.owner)
+        if found is None:
+            raise ConfigError(why or "no BM25 collection")
+        return found
+
+    def ready(self) -> bool:
+        return self.exists()
+
+    def check(self, source) -> str | None:
+        """Its count against the source's chunks with text, less the outbox rows still to
+        apply (the next sync applies those)."""
+        if not self.exists():
+            return None
+        want, have = source.text_chunk_count(), self.count()
+        if have == want or source.outbox_pending(LEXICAL, self.mark or 0):
+            return None
+        return f"it holds {have} chunks, the store {want} with text"
+
     # -- writes (the writer only) ---------------------------------------------------------------
-    def catch_up(self, store) -> bool:
+    def catch_up(self, store, checkpoint: bool = False) -> str:
         """Apply the store's outbox rows for the lexical collection after the mark; a
-        collection without a mark is compared whole (`reconcile`). True if it changed."""
+        collection without a mark is compared whole (`reconcile`)."""
         self._ensure()
         if self.mark is None:
             return self.reconcile(store)
@@ -148,9 +181,9 @@ class MilvusLexical:
         if changed:
             self.client.flush(self.collection)  # sealed and indexed: Lite searches 14x faster
             store.prune_outbox(LEXICAL, self.mark)
-        return changed
+        return "updated" if changed else "current"
 
-    def reconcile(self, store) -> bool:
+    def reconcile(self, store) -> str:
         """The chunk ids compared whole (a new collection, `check --repair`): the one full
         scan. The outbox head is read first, so nothing committed meanwhile is skipped."""
         self._ensure()
@@ -166,7 +199,7 @@ class MilvusLexical:
         self._save_mark()
         self.client.flush(self.collection)
         store.prune_outbox(LEXICAL, head)
-        return bool(len(extra) or len(missing))
+        return "updated" if len(extra) or len(missing) else "current"
 
     def _write(self, store, chunk_ids: Sequence[int]) -> None:
         """Rows read whole from the store; a chunk gone since, or without text, goes."""
@@ -192,10 +225,11 @@ class MilvusLexical:
         return all_ids(self.client, self.collection)
 
     # -- reads ----------------------------------------------------------------------------------
-    def search(self, terms: Sequence[str], depth: int, where: str | None = None
+    def search(self, terms: Sequence[str], depth: int, allowed: str | None = None
                ) -> list[tuple[int, float]]:
         """Top `depth` (chunk id, BM25 score) for the terms (OR'ed, as the store's full
-        text), best first; `where`: a filter expression over the item fields."""
+        text), best first; `allowed`: a filter expression over the item fields."""
+        where = allowed
         if not terms or depth <= 0 or not self.exists():
             return []
         hits = self.client.search(
@@ -215,10 +249,12 @@ class MilvusLexical:
         n = self._count_of("")
         if not n:
             return None
-        words = [t.replace("\\", "\\\\").replace("'", "\\'") for t in dict.fromkeys(terms)]
+        times = Counter(terms)  # a repeated word weighs once per repetition, as in `search`
+        words = [t.replace("\\", "\\\\").replace("'", "\\'") for t in times]
         # a round trip per word, side by side (a server answers each from its inverted index)
         counts = _pool().map(self._count_of, [f"TEXT_MATCH(text, '{w}')" for w in words])
-        return float(sum(np.log(1 + (n - df + 0.5) / (df + 0.5)) for df in counts))
+        return float(sum(k * np.log(1 + (n - df + 0.5) / (df + 0.5))
+                         for k, df in zip(times.values(), counts, strict=True)))
 
     def _count_of(self, where: str) -> int:
         """How many chunks match; kept a few minutes (a query's words recur, and a count

@@ -296,6 +296,7 @@ def all_ids(client, collection: str) -> np.ndarray:
 
 class MilvusVectorStore(VectorStore):
     shared = True
+    schemes = ("milvus", "milvus+https", "milvus-lite")
 
     def __init__(self, directory: Path, space: str, dim: int, factory: str = "auto",
                  uri: str | None = None, token: str | None = None, model: str = "",

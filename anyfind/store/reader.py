@@ -9,7 +9,7 @@ through plain sqlite3 when the store is a SQLite file at the current schema vers
 Everything else keeps using the Store (SQLAlchemy): writes, filters (SQL built from
 the filter syntax), PostgreSQL and other URLs, and a store at another schema version
 (an older one is migrated by the Store, a newer one refused there with one sentence).
-The SQL here mirrors Store and LexicalIndex; tests compare their answers.
+The SQL here mirrors Store and FullTextSQL; tests compare their answers.
 """
 
 from __future__ import annotations
@@ -83,11 +83,8 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len(prefix):])
 
 
-class _Lexical:
-    """FTS5 BM25 search, the same query as store.lexical.LexicalIndex on SQLite."""
-
-    dialect = "sqlite"
-    available = True
+class Fts5Reader:
+    """FTS5 BM25 search, the same query as store.fulltext_sql.FullTextSQL on SQLite."""
 
     def __init__(self, reader: SQLiteReader):
         self._reader = reader
@@ -108,12 +105,14 @@ class _Lexical:
 class SQLiteReader:
     """Read-only sqlite3 connections (one per thread) to a store file."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self.lexical = _Lexical(self)
+        self.lexical = Fts5Reader(self)
 
     @classmethod
     def open(cls, url: str) -> SQLiteReader | None:

@@ -49,6 +49,17 @@ class VectorStore(ABC):
     # backend that has them takes `where=`, a filter expression in its own language, in
     # `search` (search/filter_milvus.py), instead of a list of allowed ids.
     filter_fields: set[str] = frozenset()  # type: ignore[assignment]
+    # The URI schemes that name this backend in a config's `vector_store`
+    # (milvus://HOST:PORT): a plugin's class claims its own.
+    schemes: tuple[str, ...] = ()
+
+    @classmethod
+    def options_of(cls, uri: str) -> dict[str, str]:
+        """The options a vector-store URI carries in its query (`?prefix=...`), read with
+        the login grammar of masking.py (a password may hold a "?")."""
+        from ..masking import query_params
+
+        return query_params(uri)[1]
 
     @abstractmethod
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -131,12 +142,22 @@ def parse_vector_store(spec: str) -> tuple[str, dict[str, Any]]:
     return kind, {"uri": expand_env(spec) if "${" in spec else spec}
 
 
+# The built-ins' schemes, so that naming one imports no backend (each class declares them
+# too, in `schemes`; a plugin's are found by importing it).
+_BUILT_IN_SCHEMES = {"milvus": "milvus", "milvus+https": "milvus", "milvus-lite": "milvus"}
+
+
 def backend_of(spec: str) -> str:
     """The backend a config's `vector_store` names (nothing expanded or contacted)."""
     if "://" not in spec:
         return spec
-    if spec.split("://", 1)[0] in ("milvus", "milvus+https", "milvus-lite"):
-        return "milvus"
+    scheme = spec.split("://", 1)[0]
+    if scheme in _BUILT_IN_SCHEMES:
+        return _BUILT_IN_SCHEMES[scheme]
+    for name in vector_stores.names():
+        if name not in _BUILT_IN_SCHEMES.values() and name != "faiss" and \
+                scheme in getattr(vector_stores.get(name), "schemes", ()):
+            return name
     from ..errors import ConfigError
 
     raise ConfigError(f"unknown vector store {spec!r} (faiss, milvus://HOST:PORT, "

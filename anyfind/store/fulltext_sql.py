@@ -1,7 +1,8 @@
-"""Lexical (full-text) search over chunk text, per database dialect.
+"""The store's own full-text queries, per database dialect (the Store's `lexical`; the
+lexical backends over them are in store/fulltext.py).
 
 SQLite: the FTS5 table `chunks_fts` ranked by BM25. PostgreSQL: the generated `tsv`
-column ranked by ts_rank_cd. Both are created by migration v2 and maintained by the
+column ranked by ts_rank_cd. Filters are SQLAlchemy selects, taken as they are. Both are created by migration v2 and maintained by the
 database in the same transaction as the chunks. Terms arrive already tokenised
 (search/terms.py) and are passed quoted (FTS5) or as bound parameters (PostgreSQL), so no
 user text is ever parsed as query syntax.
@@ -21,7 +22,9 @@ _fts = table("chunks_fts", column("rowid"))
 _chunks = table("chunks", column("id"), column("tsv"))
 
 
-class LexicalIndex:
+class FullTextSQL:
+    """The full-text queries of a Store's database (SQLAlchemy)."""
+
     def __init__(self, engine: Engine):
         self.engine = engine
         self.dialect = engine.dialect.name
@@ -79,3 +82,4 @@ class LexicalIndex:
         return (select(_chunks.c.id, score)
                 .where(_chunks.c.tsv.op("@@")(query))
                 .order_by(score.desc(), _chunks.c.id))
+
