@@ -288,7 +288,7 @@ class Case:
     def patch_targets(self, index: Any) -> list[tuple[Any, str, str]]:
         from anyfind.core import OpenIndex
         from anyfind.encoders.tagger import ImageTagger
-        from anyfind.indexer import pipeline
+        from anyfind.indexer import batch_writer, pipeline
         from anyfind.store.thumbnails import Thumbnails
 
         targets = [
@@ -298,7 +298,7 @@ class Case:
             (pipeline.Pipeline, "_prepare", "workers: prepare items (decode, thumbnail)"),
             (Thumbnails, "write", "workers: thumbnails"),
             (pipeline.Pipeline, "_encode", "main: embed_chunks"),
-            (pipeline.Pipeline, "write_batch", "main: store write"),
+            (batch_writer.BatchWriter, "write_batch", "main: store write"),
             (OpenIndex, "refresh_vectors", "main: vector files"),
         ]
         with contextlib.suppress(ImportError):  # the split preprocessing, where the code has it

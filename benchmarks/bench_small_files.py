@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from anyfind import Index  # noqa: E402
 from anyfind.core import calibration  # noqa: E402
 from anyfind.core.open_index import OpenIndex  # noqa: E402
-from anyfind.indexer import pipeline  # noqa: E402
+from anyfind.indexer import batch_writer, pipeline  # noqa: E402
 
 
 class Stages:
@@ -40,7 +40,7 @@ class Stages:
 
     TARGETS = [(pipeline.Pipeline, "_hash_all", "hashing (worker threads)"),
                (pipeline.Pipeline, "_encode", "model (encode)"),
-               (pipeline.Pipeline, "write_batch", "store writes"),
+               (batch_writer.BatchWriter, "write_batch", "store writes"),
                (OpenIndex, "refresh_vectors", "vector files + lexical cache"),
                (calibration, "refresh", "score calibration")]
 

@@ -41,16 +41,16 @@ def assert_whole(idx) -> None:
 def test_postgres_restarted_mid_sync_resumes_with_nothing_lost(tmp_path, postgres_server,  # noqa: F811
                                                                postgres_url, monkeypatch):  # noqa: F811
     from anyfind import Index
-    from anyfind.indexer import pipeline
+    from anyfind.indexer import batch_writer
 
     _, root = postgres_server
     pg_ctl = _pg_bin("pg_ctl")
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    write_batch = pipeline.Pipeline.write_batch
+    write_batch = batch_writer.BatchWriter.write_batch
     calls = {"n": 0}
 
-    def write_then_restart(self, source_id, items, report):
-        write_batch(self, source_id, items, report)
+    def write_then_restart(self, items):
+        write_batch(self, items)
         calls["n"] += 1
         if calls["n"] == 1:  # one transaction committed: the database crashes and restarts
             # the server's output goes to its log: pipes it inherited would never close
@@ -59,7 +59,7 @@ def test_postgres_restarted_mid_sync_resumes_with_nothing_lost(tmp_path, postgre
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            timeout=180)
 
-    monkeypatch.setattr(pipeline.Pipeline, "write_batch", write_then_restart)
+    monkeypatch.setattr(batch_writer.BatchWriter, "write_batch", write_then_restart)
     write_notes(tmp_path / "notes")
     with Index.open(tmp_path / "idx", tagger=False, transcriber=None, store_url=postgres_url,
                     batch_chunks=8) as idx:

@@ -32,7 +32,6 @@ import mimetypes
 import pickle
 import shutil
 import tempfile
-import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
@@ -51,8 +50,7 @@ from .encode import embed_chunks, tag_images
 from .prepare import OCR, Prepared, Preparer
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline
-    from .report import SyncReport
+    from .batch_writer import BatchWriter
 
 SHIP_SEGMENT_BYTES = 256 << 20  # bytes shipped by the driver per executor run, at most
 
@@ -315,11 +313,13 @@ def _segments(connector, todo, ship: bool, cap: int):
         yield tasks
 
 
-def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
-                        report: SyncReport) -> None:
+def process_distributed(opened: OpenIndex, writer: BatchWriter, connector, todo,
+                        progress: bool = True) -> None:
+    """Read, extract and encode `todo` on the cluster's workers (the stages above); the
+    driver writes what comes back through the sync's batch writer, as the local path does."""
     from tqdm import tqdm
 
-    opened = pipeline.opened
+    report = writer.report
     executor = opened.executor
     shares = executor.shares_files()
     portable = _portable(connector, shares)
@@ -332,17 +332,13 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
     # Before the bar: it writes to the terminal, the cluster's native lines do not.
     quiet = contextlib.ExitStack()
     quiet.enter_context(executor.native_output_kept())
-    bar = tqdm(total=len(todo), unit="item", desc="indexing", disable=not pipeline.progress,
-               dynamic_ncols=True, leave=False)
+    writer.bar = bar = tqdm(total=len(todo), unit="item", desc="indexing", disable=not progress,
+                            dynamic_ncols=True, leave=False)
     thumbnails = opened.thumbnails
-    every = getattr(opened.config, "checkpoint_seconds", 60.0)
-    last_checkpoint = time.monotonic()
     seen: set[int] = set()
-    pipeline.ensure_spaces()
+    writer.ensure_spaces()
     try:
         for segment in _segments(connector, todo, not portable, opened.config.max_file_bytes):
-            group: list[Prepared] = []
-            size = 0
             for done in executor.run_items(segment, stages):
                 if done.n in seen:
                     continue
@@ -356,20 +352,9 @@ def process_distributed(pipeline: Pipeline, source_id: int, connector, todo,
                     done.item.status = "error"
                     done.item.error = f"no {done.item.waits_for} ran on the cluster"
                     done.item.chunks, done.item.children = [], []
-                group.append(done.item)
-                size += sum(len(i.chunks) for i in done.item.tree())
-                if size >= pipeline.batch_chunks:
-                    pipeline.write_batch(source_id, group, report)
-                    bar.update(len(group))
-                    bar.set_postfix(chunks=report.chunks, failed=report.failed,
-                                    workers=executor.workers, refresh=False)
-                    group, size = [], 0
-                if time.monotonic() - last_checkpoint >= every:
-                    opened.refresh_vectors(save=True, checkpoint=True)
-                    last_checkpoint = time.monotonic()
-            if group:
-                pipeline.write_batch(source_id, group, report)
-                bar.update(len(group))
+                writer.add(done.item, workers=executor.workers)
+                writer.checkpoint_if_due()
+            writer.flush(workers=executor.workers)
     finally:
         bar.close()
         quiet.close()

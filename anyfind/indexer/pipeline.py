@@ -20,7 +20,7 @@ from ..connectors.base import Connector, ItemRef, content_hash
 from ..core import calibration
 from ..crashpoints import crash_point
 from ..errors import one_line
-from ..store.metadata import ItemRecord, NewChild
+from .batch_writer import BATCH_CHUNKS, BatchWriter
 from .encode import encode_items
 from .planner import plan_sync
 from .prepare import Prepared, Preparer
@@ -30,12 +30,10 @@ from .report import SyncReport, VectorsPending
 if TYPE_CHECKING:
     from ..core import OpenIndex
 
-BATCH_CHUNKS = 256  # chunks per write transaction; at most this many decoded images held
 EMBED_WINDOW = 2048  # text chunks embedded together, sorted by length (less padding)
 IMAGE_WINDOW = 32  # images per window: one model batch, so decoding overlaps the forward
 FIRST_TEXT_WINDOW = 256  # chunks of the first text window (then doubling: _process)
 MIN_IMAGE_WINDOW = 4  # ... or fewer, down to this, when the model would wait for decodes
-CHECKPOINT_SECONDS = 60.0  # default: save vector files this often during a long sync
 _DONE = object()
 
 
@@ -54,6 +52,11 @@ class Pipeline:
         self.image_window = max(1, min(self.batch_chunks, IMAGE_WINDOW))
         self.workers = max(1, min(4, os.cpu_count() or 1))
         self.preparer = Preparer(opened, store=self.store)
+
+    def writer(self, source_id: int, report: SyncReport, bar=None) -> BatchWriter:
+        """The batch writer of this sync (batch_writer.py): the local and the Ray paths
+        write through it alike."""
+        return BatchWriter(self.opened, source_id, report, bar, self.batch_chunks)
 
     # -- planning ------------------------------------------------------------------------
     def sync(self, source_id: int, connector: Connector, retry_errors: bool = False) -> SyncReport:
@@ -109,7 +112,8 @@ class Pipeline:
             if row is None:
                 twin = twins.get(digest)
                 if twin is not None:
-                    self.store.copy_item(twin, self._record(source_id, ref, digest, None))
+                    self.store.copy_item(twin, self.writer(source_id, report).record(
+                        ref, digest, None))
                     crash_point("sync.copied")
                     report.copied += 1
                     report.added += 1
@@ -122,7 +126,7 @@ class Pipeline:
             report.removed = len(plan.deleted)
 
         if failed_early:
-            self.write_batch(source_id, failed_early, report)
+            self.writer(source_id, report).write_batch(failed_early)
         for space in self.opened.spaces.values():  # a small sync may skip loading torch
             space.plan_documents(len(todo))
         self._process(source_id, connector, todo, report)
@@ -192,7 +196,8 @@ class Pipeline:
         if self.executor.distributed:
             from .distributed import process_distributed
 
-            process_distributed(self, source_id, connector, todo, report)
+            process_distributed(self.opened, self.writer(source_id, report), connector, todo,
+                                self.progress)
             return
         from tqdm import tqdm
 
@@ -203,6 +208,7 @@ class Pipeline:
         worker.start()
         bar = tqdm(total=len(todo), unit="item", desc="indexing", disable=not self.progress,
                    dynamic_ncols=True, leave=False)
+        writer = self.writer(source_id, report, bar)
         # Two windows. Text waits for a whole window (sorted by length, it pads little);
         # items with images go in windows of one model batch, so the workers decode the
         # next batch while the model runs, and few decoded images are held at once.
@@ -218,8 +224,6 @@ class Pipeline:
         # starts once a few hundred chunks are read instead of idling while a whole 2,048-
         # chunk window is (most of a small folder), and reading overlaps encoding after.
         text_window = min(FIRST_TEXT_WINDOW, self.embed_window)
-        last_checkpoint = time.monotonic()
-        every = getattr(self.opened.config, "checkpoint_seconds", CHECKPOINT_SECONDS)
         try:
             while True:
                 item = q.get()
@@ -237,17 +241,15 @@ class Pipeline:
                 if n_text < text_window and not images_due:
                     continue
                 if n_text >= text_window:
-                    self._flush(source_id, text, report, bar)
+                    self._flush(text, writer)
                     text, n_text = [], 0
                     text_window = min(2 * text_window, self.embed_window)
                 else:
-                    self._flush(source_id, images, report, bar)
+                    self._flush(images, writer)
                     images, n_images = [], 0
-                if time.monotonic() - last_checkpoint >= every:
-                    self.opened.refresh_vectors(save=True, checkpoint=True)
-                    last_checkpoint = time.monotonic()
-            self._flush(source_id, images, report, bar)
-            self._flush(source_id, text, report, bar)
+                writer.checkpoint_if_due()
+            self._flush(images, writer)
+            self._flush(text, writer)
         finally:
             stop.set()
             bar.close()
@@ -257,100 +259,20 @@ class Pipeline:
                 except queue.Empty:
                     pass
 
-    def _flush(self, source_id: int, items: list[Prepared], report: SyncReport, bar) -> None:
+    def _flush(self, items: list[Prepared], writer: BatchWriter) -> None:
+        """Encode one window, then write it in batches (batch_writer.py)."""
         if not items:
             return
+        report, bar = writer.report, writer.bar
 
         def embedded(done: int, total: int) -> None:
             bar.set_postfix(chunks=report.chunks, failed=report.failed,
                             embedding=f"{done}/{total}")
 
-        self._encode([i for item in items for i in item.tree()], embedded)
-        # One transaction per ~batch_chunks chunks: an interruption loses at most one
-        # window's embeddings and never leaves an item half-written.
-        group: list[Prepared] = []
-        size = 0
-        for item in items:
-            group.append(item)
-            size += sum(len(i.chunks) for i in item.tree())
-            if size >= self.batch_chunks:
-                self.write_batch(source_id, group, report)
-                bar.update(len(group))
-                group, size = [], 0
-        if group:
-            self.write_batch(source_id, group, report)
-            bar.update(len(group))
-        bar.set_postfix(chunks=report.chunks, failed=report.failed, refresh=False)
+        self._encode([i for item in items for i in item.tree()], writer, embedded)
+        writer.add_all(items)
 
-    def _encode(self, items: list[Prepared], progress) -> None:
+    def _encode(self, items: list[Prepared], writer: BatchWriter, progress) -> None:
         """Tags for new images, then every chunk's vectors, from the executor."""
         encode_items(items, self.executor, progress)
-        self.ensure_spaces()
-
-    def ensure_spaces(self) -> None:
-        """Every space with a known dimension has its row in the store (before writing)."""
-        for name, space in self.opened.spaces.items():
-            if space.config.dim:
-                self.store.ensure_space(name, space.config.dim)
-
-    def _record(self, source_id: int, ref: ItemRef, digest, item: Prepared | None) -> ItemRecord:
-        return ItemRecord(
-            source_id=source_id, uri=ref.uri, path=ref.path,
-            modality=item.modality if item else None,
-            media_type=item.media_type if item else None,
-            size=ref.size, mtime=ref.mtime, fingerprint=ref.fingerprint, content_hash=digest,
-            status=item.status if item else "ok", error=item.error if item else None,
-            title=(item.title if item else None) or ref.metadata.get("title"),
-            meta={**ref.metadata, **(item.meta if item else {})},
-        )
-
-    def write_batch(self, source_id: int, items: list[Prepared], report: SyncReport) -> None:
-        """Prepared items (and their chunks, vectors, children) in one store transaction,
-        counted in the report; a changed item that failed keeps its last good version."""
-        entries = []
-        for item in items:
-            if item.status == "error":
-                report.failed += 1
-                report.errors.append({"path": item.ref.path, "error": item.error or ""})
-                if item.replace_id is not None:
-                    # A changed item that fails keeps its last good version (a network
-                    # blip or a half-written file must not cost its vectors); the error
-                    # is noted on it and the next sync tries again.
-                    self.store.note_error(item.replace_id, item.error or "")
-                    continue
-            for lost in ("frames_error", "transcript_error"):  # indexed, with a part lost
-                if item.meta.get(lost):
-                    report.errors.append({"path": item.ref.path,
-                                          "error": f"partly read: {item.meta[lost]}"})
-            entries.append((self._record(source_id, item.ref, item.content_hash, item),
-                            item.chunks, item.replace_id, self._children(source_id, item, report)))
-            if item.status == "error":
-                pass  # counted above; its record keeps the error
-            elif item.status == "skipped":
-                report.skipped += 1
-            elif item.replace_id is not None:
-                report.updated += 1
-            else:
-                report.added += 1
-            report.chunks += sum(1 for c in item.chunks if c.vectors)
-        self.store.write_items(entries)
-        crash_point("batch.committed")
-        if any("ocr" in i.meta or "ocr_pages" in i.meta for item in items for i in item.tree()):
-            self.opened.note_pixels_read()
-
-    def _children(self, source_id: int, item: Prepared, report: SyncReport) -> list[NewChild]:
-        """The items found inside `item`, ready to write under it; counted in the report
-        (attachments), a failed one as a failed item with its own error."""
-        out = []
-        for child in item.children:
-            if child.status == "error":
-                report.failed += 1
-                report.errors.append({"path": child.ref.path, "error": child.error or ""})
-            elif child.status == "skipped":
-                report.skipped += 1
-            report.attachments += 1
-            if not child.reused:
-                report.chunks += sum(1 for c in child.chunks if c.vectors)
-            out.append(NewChild(self._record(source_id, child.ref, child.content_hash, child),
-                                child.chunks, self._children(source_id, child, report)))
-        return out
+        writer.ensure_spaces()
