@@ -17,11 +17,8 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import math
 import shutil
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +34,11 @@ from ..lock import WriteLock
 from ..secrets import SecretFile, expand_env, restore_uri_secrets
 from ..sources import CONFIG_NAME, SourceSpec, load_config, runtime_form
 from ..store.deployment import Deployment
-from ..store.lexical_store import LexicalPlace, LexicalSearch
+from ..store.held import with_held
+from ..store.lexical_store import LexicalPlace, LexicalSearch, ServiceLookup
 from ..store.ownership import OWNER, Owner, decide, read_owner, write_owner
 from ..store.vector_store import VECTOR_DIR, VectorStore, open_vector_store
+from .lazy import built, built_once, forget
 
 if TYPE_CHECKING:
     from ..executors import EncodingExecutor
@@ -64,16 +63,6 @@ CORRUPT = ("malformed", "not a database", "file is encrypted", "invalid page",
            "database corruption")
 
 
-@dataclass(frozen=True)
-class _BM25:
-    """What opening a cluster index's BM25 collection found: it, or why not; `retry_at`:
-    when to try again (Milvus unreachable), never for an answer that stands."""
-
-    service: Any
-    why: str | None
-    retry_at: float = math.inf
-
-
 class OpenIndex:
     def __init__(self, path: Path, config: IndexConfig, device: str | None = None, *,
                  concurrent: bool = False):
@@ -91,10 +80,8 @@ class OpenIndex:
             self.models = None
         # Opened on first use: a search reads through `reader` and may never need `store`.
         self._store: Store | None = None
-        self._calibration_checked = -1e9  # when the store's calibration was last compared
         self._reader: SQLiteReader | Store | None = None
-        self._lexical: LexicalSearch | None = None
-        self._bm25: _BM25 | None = None  # what lexical_service_why found
+        self._bm25 = ServiceLookup(self._open_bm25, "the BM25 collection")
         self._open_lock = threading.RLock()
         self._catch_up_lock = threading.Lock()
         # Set when the process is stopping (a server's SIGTERM): long query work (a spoken
@@ -103,13 +90,8 @@ class OpenIndex:
         self._one_shot = False
         self.spaces: dict[str, Space] = {n: self._space(cfg) for n, cfg in config.spaces.items()}
         self._vectors: dict[str, VectorStore] = {}
-        self._chunker = None
-        self._context = None
-        self._tagger: Any = None
-        self._tagger_built = False
-        self._transcriber: Any = None
-        self._ocr_built: tuple[Any] | None = None  # (the OCR engine or None,) once resolved
-        self._image_inputs = None
+        # Built on first use, once (core/lazy.py): lexical, tagger, transcriber, ocr,
+        # chunker, image_inputs, the extract context.
         self._executor: EncodingExecutor | None = None
         self._executor_choice: tuple[str, dict[str, Any]] | None = None
         self.tag_vectors = TagVectors()
@@ -161,7 +143,7 @@ class OpenIndex:
         """A space with a new config (reindex with another model); its vectors go."""
         self.config.spaces[name] = cfg
         self.spaces[name] = self._space(cfg)
-        self._chunker = None
+        forget(self, "chunker")
         return self.spaces[name]
 
     def handles(self, modality: str | None) -> bool:
@@ -303,17 +285,13 @@ class OpenIndex:
         return Deployment(self.config.store_url or "sqlite:///meta.db",
                           self.config.vector_store or "faiss", bool(self.config.store_url))
 
-    @property
+    @built_once
     def lexical(self) -> LexicalSearch:
         """The full-text search of a query: the first of the deployment's lexical backends
         that is ready (store/lexical_store.py)."""
-        if self._lexical is None:
-            with self._open_lock:
-                if self._lexical is None:
-                    place = LexicalPlace(self.path, self.reader, lambda: self.store)
-                    self._lexical = self.deployment.lexical_search(
-                        place, self.reader.dialect, self.lexical_service_why)
-        return self._lexical
+        place = LexicalPlace(self.path, self.reader, lambda: self.store)
+        return self.deployment.lexical_search(place, self.reader.dialect,
+                                              self.lexical_service_why)
 
     @property
     def bm25_in_service(self) -> bool:
@@ -326,24 +304,14 @@ class OpenIndex:
 
     def lexical_service_why(self) -> tuple[Any, str | None]:
         """(the BM25 collection or None, why not)."""
-        found = self._bm25
-        if found is None or time.monotonic() >= found.retry_at:
-            found = self._bm25 = self._open_bm25()
-        return found.service, found.why
+        return self._bm25()
 
-    def _open_bm25(self) -> _BM25:
+    def _open_bm25(self) -> tuple[Any, str | None]:
         if not self.bm25_in_service:
-            return _BM25(None, None)
+            return None, None
         from ..store.milvus_lexical import open_lexical
 
-        with self._open_lock:
-            try:
-                return _BM25(*open_lexical(self.vector_store_uri(),
-                                           owner=self.config.index_id))
-            except Exception as exc:  # noqa: BLE001 (words are then searched in the store)
-                why = one_line(exc)
-                log.warning("the BM25 collection is not used: %s", why)
-                return _BM25(None, why, retry_at=time.monotonic() + 60)
+        return open_lexical(self.vector_store_uri(), owner=self.config.index_id)
 
     def refresh_lexical_service(self) -> None:
         """Apply the outbox's chunk texts to the BM25 collection (writers). An engine
@@ -357,7 +325,7 @@ class OpenIndex:
         service, _ = self.lexical_service_why()
         if service is not None:
             service.catch_up(store)
-        elif self._bm25.retry_at == math.inf:  # the engine has no BM25 (not: unreachable)
+        elif self._bm25.settled:  # the engine has no BM25 (not: unreachable)
             store.prune_outbox(LEXICAL, store.outbox_head(LEXICAL))
 
     @property
@@ -366,14 +334,8 @@ class OpenIndex:
         server store's copy replaces the folder's when newer (checked every 30 s)."""
         from .calibration import FILE, load
 
-        shared = self.index_files
-        now = time.monotonic()
-        if shared is not None and now >= self._calibration_checked + 30:
-            self._calibration_checked = now
-            try:
-                shared.fetch(FILE, self.path / FILE, if_newer=True)
-            except Exception as exc:  # noqa: BLE001 (scores fall back to the cached fit)
-                log.warning("the calibration in the store was not read: %s", one_line(exc))
+        if self.index_files is not None:
+            self.index_files.follow(FILE, self.path / FILE)
         return load(self.path)
 
     def refresh_lexical(self, checkpoint: bool = False) -> str | None:
@@ -476,13 +438,7 @@ class OpenIndex:
         got, matrix = self.reader.vectors(name, ids, dim=dim)
         if not self.shares_vectors or len(got) == len(ids):
             return got, matrix
-        held = self.vectors(name).fetch(np.setdiff1d(ids, got))
-        if not held:
-            return got, matrix
-        every = {**dict(zip(got.tolist(), matrix, strict=True)), **held}
-        order = sorted(every)
-        return (np.asarray(order, np.int64),
-                np.asarray([every[i] for i in order], np.float32).reshape(len(order), dim))
+        return with_held(got, matrix, self.vectors(name).fetch(np.setdiff1d(ids, got)), dim)
 
     def _shared_vectors(self, name: str) -> VectorStore:
         current = self._vectors.get(name)
@@ -525,44 +481,38 @@ class OpenIndex:
             shutil.rmtree(self.path / VECTOR_DIR, ignore_errors=True)
 
     # -- models ------------------------------------------------------------------------------
-    @property
+    @built_once
     def tagger(self):
         """The offline image tagger, when the index tags images."""
-        if not self._tagger_built and self.config.tagger:
-            with self._open_lock:
-                if not self._tagger_built:
-                    from ..encoders.tagger import get_tagger
+        if not self.config.tagger:
+            return None
+        from ..encoders.tagger import get_tagger
 
-                    tagger = (self.models.run(get_tagger, self.device) if self.models
-                              else get_tagger(self.device))
-                    if tagger is not None and self.models is not None:
-                        from ..encoders.serialised import Serialised
+        tagger = (self.models.run(get_tagger, self.device) if self.models
+                  else get_tagger(self.device))
+        if tagger is not None and self.models is not None:
+            from ..encoders.serialised import Serialised
 
-                        tagger = Serialised(tagger, self.models)
-                    self._tagger, self._tagger_built = tagger, True
-        return self._tagger
+            tagger = Serialised(tagger, self.models)
+        return tagger
 
-    @property
+    @built_once
     def transcriber(self):
         """The one Whisper transcriber: the index's settings, or (an index that does not
         index audio, asked a spoken query) the default model."""
-        if self._transcriber is None:
-            with self._open_lock:
-                if self._transcriber is None:
-                    from ..audio.transcribe import get_transcriber
+        from ..audio.transcribe import get_transcriber
 
-                    cfg = dict(self.config.transcriber or {})
-                    if self.device and "device" not in cfg:
-                        cfg["device"] = self.device
-                    cfg.setdefault("device", "auto")
-                    make = lambda: get_transcriber(**cfg)  # noqa: E731
-                    transcriber = self.models.run(make) if self.models else make()
-                    if self.models is not None:
-                        from ..encoders.serialised import Serialised
+        cfg = dict(self.config.transcriber or {})
+        if self.device and "device" not in cfg:
+            cfg["device"] = self.device
+        cfg.setdefault("device", "auto")
+        make = lambda: get_transcriber(**cfg)  # noqa: E731
+        transcriber = self.models.run(make) if self.models else make()
+        if self.models is not None:
+            from ..encoders.serialised import Serialised
 
-                        transcriber = Serialised(transcriber, self.models)
-                    self._transcriber = transcriber
-        return self._transcriber
+            transcriber = Serialised(transcriber, self.models)
+        return transcriber
 
     @property
     def executor(self) -> EncodingExecutor:
@@ -595,15 +545,13 @@ class OpenIndex:
         self._executor_choice = (kind, options)
         self._executor = None
 
-    @property
+    @built_once
     def image_inputs(self):
         """The image models' per-image preprocessing and decode size."""
-        if self._image_inputs is None:
-            from ..encoders.image_inputs import ImageInputs
-            from ..store.thumbnails import SIZE
+        from ..encoders.image_inputs import ImageInputs
+        from ..store.thumbnails import SIZE
 
-            self._image_inputs = ImageInputs(self._image_models, SIZE)
-        return self._image_inputs
+        return ImageInputs(self._image_models, SIZE)
 
     def _image_models(self) -> list:
         models = [self.tagger] if self.tagger is not None else []
@@ -611,17 +559,17 @@ class OpenIndex:
 
     def extract_context(self):
         """What extractors need beyond the bytes (core/extract_context.py)."""
-        if self._context is None:
-            from .extract_context import ExtractContext
+        return self._extract_context
 
-            audio = self.config.transcriber is not None
-            self._context = ExtractContext(lambda: self.transcriber if audio else None,
-                                           self.config.max_image_pixels,
-                                           self.image_inputs.decode_size,
-                                           self.config.extract_seconds,
-                                           self.config.max_item_chars,
-                                           lambda: self.ocr)
-        return self._context
+    @built_once
+    def _extract_context(self):
+        from .extract_context import ExtractContext
+
+        audio = self.config.transcriber is not None
+        return ExtractContext(lambda: self.transcriber if audio else None,
+                              self.config.max_image_pixels, self.image_inputs.decode_size,
+                              self.config.extract_seconds, self.config.max_item_chars,
+                              lambda: self.ocr)
 
     def set_ocr(self, choice: str) -> None:
         """Another OCR engine (or off) for this index, kept in config.json."""
@@ -630,8 +578,8 @@ class OpenIndex:
         resolve(choice)  # an unknown name is a ConfigError before anything changes
         self.config.ocr = choice
         self.save_config()
-        self._ocr_built = None
-        self._context = None
+        forget(self, "ocr")
+        forget(self, "_extract_context")
 
     def note_pixels_read(self) -> None:
         """The engine that read pixels in this index is recorded (config.ocr_read_with),
@@ -640,28 +588,22 @@ class OpenIndex:
             self.config.ocr_read_with = self.ocr.identity()
             self.save_config()
 
-    @property
+    @built_once
     def ocr(self):
         """The OCR engine the config names (ocr/), or None: off, or none installed; built
         once (its models load on its first read)."""
-        if self._ocr_built is None:
-            with self._open_lock:
-                if self._ocr_built is None:
-                    from ..ocr import ocr_engine, resolve
+        from ..ocr import ocr_engine, resolve
 
-                    name = resolve(self.config.ocr)
-                    self._ocr_built = (ocr_engine(name),) if name else (None,)
-        return self._ocr_built[0]
+        name = resolve(self.config.ocr)
+        return ocr_engine(name) if name else None
 
-    @property
+    @built_once
     def chunker(self):
-        if self._chunker is None:
-            from ..extract.chunking import Chunker
+        from ..extract.chunking import Chunker
 
-            enc = self.spaces["text"].encoder
-            budget = self.config.chunk_tokens or enc.max_tokens()
-            self._chunker = Chunker(enc.tokenizer(), budget, self.config.chunk_overlap)
-        return self._chunker
+        enc = self.spaces["text"].encoder
+        budget = self.config.chunk_tokens or enc.max_tokens()
+        return Chunker(enc.tokenizer(), budget, self.config.chunk_overlap)
 
     @property
     def thumbnails(self):
@@ -773,11 +715,12 @@ class OpenIndex:
                 if close is not None:
                     close()
             self._vectors.clear()
-            self._bm25 = None
+            self._bm25.forget()
             self.__dict__.pop("deployment", None)
-            if self._lexical is not None:
-                self._lexical.close()
-                self._lexical = None
+            lexical = built(self, "lexical")
+            if lexical is not None:
+                lexical.close()
+                forget(self, "lexical")
             if self._reader is not None and self._reader is not self._store:
                 self._reader.close()
             self._reader = None
@@ -788,8 +731,8 @@ class OpenIndex:
     def close(self) -> None:
         if self._executor is not None:
             self._executor.close()
-        if self._lexical is not None:
-            self._lexical.close()
+        if built(self, "lexical") is not None:
+            built(self, "lexical").close()
         if self._reader is not None and self._reader is not self._store:
             self._reader.close()
         if self._store is not None:

@@ -32,3 +32,15 @@ def matrix_of(rows: Iterable[tuple[int, bytes]], dim: int | None = None
         return np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32)
     matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
     return np.asarray(ids, dtype=np.int64), matrix
+
+
+def with_held(ids: np.ndarray, matrix: np.ndarray, held: dict[int, np.ndarray], dim: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The store's (ids, matrix) with the vectors only the service holds (`held`, read
+    back with its `fetch`) merged in, in id order."""
+    if not held:
+        return ids, matrix
+    every = {**dict(zip(ids.tolist(), matrix, strict=True)), **held}
+    order = sorted(every)
+    return (np.asarray(order, np.int64),
+            np.asarray([every[i] for i in order], np.float32).reshape(len(order), dim))

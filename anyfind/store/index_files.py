@@ -8,6 +8,8 @@ keeps copies as a cache, each with the stored copy's time as its mtime, so a new
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -17,10 +19,28 @@ from sqlalchemy import Engine, delete, insert, select
 from ..fsutil import atomic_write_bytes
 from .schema import IndexFile
 
+log = logging.getLogger("anyfind.index")
+
 
 class IndexFiles:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._polled: dict[str, float] = {}  # name -> when `follow` last compared it
+
+    def follow(self, name: str, target: Path, every: float = 30.0) -> None:
+        """Keep the cached copy `target` current with the stored one, comparing at most
+        every `every` seconds (a replica sees its writer's new calibration within that).
+        A store that does not answer leaves the cached copy as it is, with a warning."""
+        now = time.monotonic()
+        if now < self._polled.get(name, -math.inf) + every:
+            return
+        self._polled[name] = now
+        try:
+            self.fetch(name, target, if_newer=True)
+        except Exception as exc:  # noqa: BLE001 (the cached copy answers meanwhile)
+            from ..errors import one_line
+
+            log.warning("%s in the store was not read: %s", name, one_line(exc))
 
     def put(self, name: str, content: bytes) -> None:
         with self.engine.begin() as conn:

@@ -16,7 +16,11 @@ Search code calls `LexicalSearch` and never names a backend.
 
 from __future__ import annotations
 
+import logging
+import math
 import sys
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +30,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..registry import Registry
+
+log = logging.getLogger("anyfind.index")
 
 Hits = list[tuple[int, float]]  # (chunk id, score), best first
 
@@ -216,6 +222,52 @@ class LexicalSearch:
     def close(self) -> None:
         for backend in self.chain:
             backend.close()
+
+
+class ServiceLookup:
+    """A lexical service looked up when asked: (it, None) or (None, why not). A lookup
+    that raised (the service unreachable) is tried again after `retry_after` seconds; an
+    answer that stands (this engine has no BM25) is kept."""
+
+    def __init__(self, open_service: Callable[[], tuple[LexicalStore | None, str | None]],
+                 what: str, retry_after: float = 60.0):
+        self._open = open_service
+        self.what = what
+        self.retry_after = retry_after
+        self._lock = threading.Lock()
+        self._found: tuple[LexicalStore | None, str | None] | None = None
+        self._retry_at = math.inf
+
+    def __call__(self) -> tuple[LexicalStore | None, str | None]:
+        found = self._found
+        if found is None or time.monotonic() >= self._retry_at:
+            with self._lock:
+                if self._found is None or time.monotonic() >= self._retry_at:
+                    self._found = self._look()  # sets when to look again
+                found = self._found
+        return found
+
+    def _look(self) -> tuple[LexicalStore | None, str | None]:
+        from ..errors import one_line
+
+        try:
+            found = self._open()
+        except Exception as exc:  # noqa: BLE001 (words are then searched in the store)
+            why = one_line(exc)
+            log.warning("%s is not used: %s", self.what, why)
+            self._retry_at = time.monotonic() + self.retry_after
+            return None, why
+        self._retry_at = math.inf
+        return found
+
+    @property
+    def settled(self) -> bool:
+        """The last answer stands (not a lookup that failed and will be tried again)."""
+        return self._found is not None and self._retry_at == math.inf
+
+    def forget(self) -> None:
+        with self._lock:
+            self._found, self._retry_at = None, math.inf
 
 
 _warned: set[str] = set()
