@@ -94,7 +94,7 @@ def test_a_config_only_folder_opens_a_postgresql_index_with_its_calibration_and_
     with Index.open(writer, create=False) as idx:  # the writer refits (a forced refit)
         from anyfind.core import calibration as calib
 
-        calib.refresh(idx.opened, force=True)
+        calib.refresh(idx.opened.fit_inputs(), force=True)
         refit = (writer / "calibration.json").read_bytes()
     with Index.open(folder, create=False) as idx:
         assert idx.opened.calibration is not None

@@ -43,8 +43,8 @@ def test_a_sync_fits_the_calibration_from_the_index_itself(docs):
     assert -0.2 < scale.centre < 0.3 and 0 < scale.spread < 0.3
     assert scale.centre < scale.floor < scale.related
     assert calib.models == {"text": docs.spaces["text"].config.model}
-    assert not calibration.stale(docs.opened, calib.chunks)
-    assert calibration.stale(docs.opened, calib.chunks * 2)  # the corpus doubled: refit
+    assert not calibration.stale(docs.opened.fit_inputs(), calib.chunks)
+    assert calibration.stale(docs.opened.fit_inputs(), calib.chunks * 2)  # the corpus doubled: refit
 
 
 @given(st.floats(-1, 1), st.floats(-1, 1))
@@ -318,8 +318,8 @@ def test_copies_of_a_corpus_calibrate_alike(docs, tmp_path):
     """The fit depends on the data, not on where the index lives."""
     shutil.copytree(docs.path, tmp_path / "copy")
     with Index.open(tmp_path / "copy") as twin:
-        a = calibration.fit(docs.opened, 0).spaces["text"]["text"]
-        b = calibration.fit(twin.opened, 0).spaces["text"]["text"]
+        a = calibration.fit(docs.opened.fit_inputs(), 0).spaces["text"]["text"]
+        b = calibration.fit(twin.opened.fit_inputs(), 0).spaces["text"]["text"]
     assert a == b
 
 

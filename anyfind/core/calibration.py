@@ -33,14 +33,12 @@ import math
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .open_index import OpenIndex
 
 log = logging.getLogger("anyfind.calibration")
 
@@ -159,8 +157,19 @@ def load(index_dir: Path) -> Calibration | None:
     return calib
 
 
-def stale(opened: OpenIndex, chunks: int) -> bool:
-    calib = load(opened.path)
+@dataclass
+class FitInputs:
+    """What a fit reads, as plain inputs (the open index makes them: `fit_inputs()`)."""
+
+    folder: Path  # where calibration.json is cached
+    reader: Any  # the store's reads: chunk_stamp, chunk_ids, chunk_facts, chunk_rows
+    spaces: dict[str, Any]  # name -> encoders.space.Space (modalities, model, query encoder)
+    vectors: Callable[[str, list[int]], tuple[np.ndarray, np.ndarray]]  # (space, ids) -> (ids, matrix)
+    shared: Any = None  # store/index_files.IndexFiles: the copy servers with only the config read
+
+
+def stale(opened: FitInputs, chunks: int) -> bool:
+    calib = load(opened.folder)
     if calib is None:
         return chunks > 0
     if any(scale.off_topic is None for by in calib.spaces.values() for scale in by.values()):
@@ -172,25 +181,25 @@ def stale(opened: OpenIndex, chunks: int) -> bool:
 
 
 # -- fitting (syncs) ------------------------------------------------------------------------
-def refresh(opened: OpenIndex, force: bool = False) -> Calibration | None:
+def refresh(opened: FitInputs, force: bool = False) -> Calibration | None:
     """Refit when stale (or `force`); never fails a sync: a problem is logged and the
     old fit (or none) stays."""
     try:
         chunks = int(opened.reader.chunk_stamp()[1])
         if not force and not stale(opened, chunks):
-            return load(opened.path)
+            return load(opened.folder)
         calib = fit(opened, chunks)
-        path = opened.path / FILE
+        path = opened.folder / FILE
         content = json.dumps(calib.to_json(), indent=1).encode()
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(content)
         os.replace(tmp, path)
-        if (shared := opened.index_files) is not None:  # for servers with only the config
-            shared.put(FILE, content)
+        if opened.shared is not None:  # for servers with only the config
+            opened.shared.put(FILE, content)
         return calib
     except Exception as exc:  # noqa: BLE001 (scores fall back to raw cosines)
         log.warning("calibrating the scores failed: %s: %s", type(exc).__name__, exc)
-        return load(opened.path)
+        return load(opened.folder)
 
 
 LIST_BELOW = 200_000  # chunks: their ids are listed (1.6 MB) and sampled; probed above
@@ -218,7 +227,7 @@ def sample_chunk_ids(reader, n: int, rng: np.random.Generator,
     return np.sort(rng.choice(ids, n, replace=False)) if len(ids) > n else ids
 
 
-def fit(opened: OpenIndex, chunks: int, seed: int = 0) -> Calibration:
+def fit(opened: FitInputs, chunks: int, seed: int = 0) -> Calibration:
     rng = np.random.default_rng(seed)
     reader = opened.reader
     ids = sample_chunk_ids(reader, SAMPLE_CHUNKS, rng)
@@ -228,7 +237,7 @@ def fit(opened: OpenIndex, chunks: int, seed: int = 0) -> Calibration:
     for name, space in opened.spaces.items():
         if not queries or "text" not in space.modalities:
             continue
-        got, matrix = opened.chunk_vectors(name, ids.tolist())
+        got, matrix = opened.vectors(name, ids.tolist())
         if not len(got):
             continue
         # the encoder searches use (the ONNX export when current: a sync need not load torch)

@@ -338,6 +338,13 @@ class OpenIndex:
             self.index_files.follow(FILE, self.path / FILE)
         return load(self.path)
 
+    def fit_inputs(self):
+        """What the score calibration is fitted from (core/calibration.py: refresh, fit)."""
+        from .calibration import FitInputs
+
+        return FitInputs(self.path, self.reader, self.spaces, self.chunk_vectors,
+                         self.index_files)
+
     def refresh_lexical(self, checkpoint: bool = False) -> str | None:
         """Catch the tantivy cache up with the store (the writer, under its lock). A cache
         that cannot be written is left stale (searches use FTS5) with a warning."""

@@ -139,7 +139,7 @@ class Pipeline:
                 raise
             report.seconds = time.perf_counter() - started
             raise VectorsPending(report, exc) from exc
-        calibration.refresh(self.opened)  # what scores mean: refitted when the corpus moved
+        calibration.refresh(self.opened.fit_inputs())  # what scores mean: refitted when the corpus moved
         report.seconds = time.perf_counter() - started
         if report.chunks:  # the spaces whose documents were encoded, and how (on a cluster:
             for n, s in self.opened.spaces.items():  # as its workers said, kept first)
