@@ -7,7 +7,7 @@ In ONE run, on one index of 100k text chunks plus 10k images:
 1. The index: generated prose documents indexed for real (all-MiniLM-L6-v2 text space,
    the tiny CLIP checkpoint of the tests as the vision space, so text chunks have a
    vector in both spaces), 4 real photos, then perturbed copies of those real vectors
-   (cosine ~0.94 to their original) written through `Store.write_items` until the store
+   (cosine ~0.94 to their original) written through `MetadataStore.write_items` until the store
    holds 100k text chunks and 10k image chunks. The vector files are built and saved
    (IVF at this size), and both spaces are exported to ONNX (`export_index`).
 2. Cold: the median wall time of 10 `python -m anyfind search QUERY --index PATH` runs
@@ -120,7 +120,7 @@ def build_index(work: Path, args) -> tuple[Path, list[str], dict[str, Any]]:
 
 class Synthetic:
     """Text chunks (a vector in both spaces) and image chunks (vision only) whose vectors
-    are perturbed copies of the real ones, written through Store.write_items."""
+    are perturbed copies of the real ones, written through MetadataStore.write_items."""
 
     sigma = 0.35  # noise norm relative to a unit vector: cosine ~ 1/sqrt(1+s^2) ~ 0.94
 

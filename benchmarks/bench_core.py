@@ -11,7 +11,7 @@ All in ONE run, on the same texts:
    at 100k): `Index.search(query)` end to end (query encoding included), and FAISS alone.
    Only the real chunks of step 1 are embedded by the model; the rest are perturbed
    copies of their vectors (cosine ~0.94 to their original), written through
-   `Store.write_items` like any chunk, so the store, FAISS (Flat at 10k, IVF at 100k
+   `MetadataStore.write_items` like any chunk, so the store, FAISS (Flat at 10k, IVF at 100k
    via the size rule) and result assembly do real work at that size.
 3. Cold `anyfind search` wall time: `python -m anyfind search ... --index PATH` in a
    fresh process, median of 5, with a start-up breakdown.
@@ -743,7 +743,7 @@ def main() -> None:
             f"Only the {res['indexing']['chunks']} real chunks were embedded by the model; "
             "every other chunk is a perturbed copy of a real chunk's vector (Gaussian noise, "
             "cosine ~0.94 to its original, re-normalised) with that chunk's text, written "
-            "through Store.write_items. Queries are encoded by the real model.")
+            "through MetadataStore.write_items. Queries are encoded by the real model.")
         res["total_s"] = round(time.perf_counter() - started, 1)
     finally:
         if args.workdir is None:

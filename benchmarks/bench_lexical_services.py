@@ -6,7 +6,7 @@ on the same units, the same queries, judged the same way.
 
 DATASET_DIR: BEIR collections (default: /work/shared/data/cisi-beir and the packaged
 Cranfield). Each document (title + text) is one chunk on both sides: PostgreSQL through
-anyfind's own Store and FullTextSQL (a generated tsvector, 'english', ts_rank_cd over
+anyfind's own MetadataStore and FullTextSQL (a generated tsvector, 'english', ts_rank_cd over
 the query's terms OR'ed, as a search does), Milvus through pymilvus's BM25 function
 (an English analyzer: see ANALYZER, which Milvus Lite applies only in part). The server
 is a throw-away cluster (initdb), the Milvus side is Milvus Lite 3.2 (the PyPI `milvus`
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from anyfind.evaluate import load_beir  # noqa: E402
 from anyfind.search.metrics import evaluate_run  # noqa: E402
 from anyfind.search.terms import query_terms  # noqa: E402
-from anyfind.store.metadata import ChunkRecord, ItemRecord, Store  # noqa: E402
+from anyfind.store.metadata import ChunkRecord, ItemRecord, MetadataStore  # noqa: E402
 
 DATASETS = ["/work/shared/data/cisi-beir", str(ROOT / "benchmarks" / "data" / "cranfield-beir")]
 DEPTH = 100
@@ -98,7 +98,7 @@ def bench_postgres(url: str, data, milvus: Path) -> tuple[dict, dict]:
     """PostgreSQL's full text, and anyfind's BM25 collection (store/milvus_lexical.py,
     Milvus Lite at `milvus`) written from the same store's outbox, searched as a
     search does (the query's terms)."""
-    store = Store(url)
+    store = MetadataStore(url)
     store.enable_outbox(lexical=True)  # what a PostgreSQL + Milvus index turns on
     try:
         sid = store.ensure_source(data.name, "records", "bench")

@@ -1,11 +1,11 @@
 """What a cluster index's vectors cost PostgreSQL: the `embeddings` table (with its
 indexes) per chunk while the store keeps each vector, and once Milvus holds them and the
-store has let go of the blobs (store/outbox.py, `Store.hold_vectors`).
+store has let go of the blobs (store/outbox.py, `MetadataStore.hold_vectors`).
 
     python benchmarks/bench_pg_footprint.py [--chunks N] [--dim D] [--json OUT]
 
 A throw-away PostgreSQL cluster (initdb, as bench_lexical_services.py), N chunks of one
-item each written through anyfind's own Store with a D-d vector, then every vector held;
+item each written through anyfind's own MetadataStore with a D-d vector, then every vector held;
 sizes by pg_total_relation_size after VACUUM FULL (what the table settles to).
 """
 
@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_lexical_services import postgres  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from anyfind.store.metadata import ChunkRecord, ItemRecord, Store  # noqa: E402
+from anyfind.store.metadata import ChunkRecord, ItemRecord, MetadataStore  # noqa: E402
 
 
-def table_bytes(store: Store) -> int:
+def table_bytes(store: MetadataStore) -> int:
     with store.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
             "VACUUM FULL embeddings")
@@ -46,7 +46,7 @@ def main() -> None:
     args = ap.parse_args()
     url, stop = postgres()
     try:
-        store = Store(url)
+        store = MetadataStore(url)
         store.enable_outbox()
         store.ensure_space("text", args.dim)
         sid = store.ensure_source("bench", "records", "bench")

@@ -12,7 +12,7 @@ from sqlalchemy import insert, update
 
 from anyfind.errors import ConfigError
 from anyfind.store.faiss_store import FaissVectorStore, exact_search
-from anyfind.store.metadata import Store, make_engine
+from anyfind.store.metadata import MetadataStore, make_engine
 from anyfind.store.migrations import LATEST, MIGRATIONS
 from anyfind.store.reader import STORE_SCHEMA, SQLiteReader, sqlite_path
 from anyfind.store.schema import Chunk, Item, Meta, Source
@@ -89,8 +89,8 @@ def _v1_store(url: str) -> None:
 def test_reader_opens_only_the_current_schema(tmp_path):
     url = f"sqlite:///{tmp_path / 'meta.db'}"
     _v1_store(url)
-    assert SQLiteReader.open(url) is None  # the Store migrates it first
-    Store(url).close()
+    assert SQLiteReader.open(url) is None  # the MetadataStore migrates it first
+    MetadataStore(url).close()
     reader = SQLiteReader.open(url)
     assert reader is not None and reader.schema_version() == LATEST
     reader.close()
@@ -100,7 +100,7 @@ def test_reader_opens_only_the_current_schema(tmp_path):
     engine.dispose()
     assert SQLiteReader.open(url) is None
     with pytest.raises(ConfigError, match="newer"):
-        Store(url)
+        MetadataStore(url)
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_search_of_an_older_store_migrates_it(lexical_index):
     lexical_index.opened.config.index_id = ""  # its config, too, from before owner ids
     results = lexical_index.search("lighthouses", mode="lexical")
     assert [r.path for r in results] == ["/s/a.txt"]
-    assert lexical_index.opened._store is not None  # the reader declined, the Store migrated
+    assert lexical_index.opened._store is not None  # the reader declined, the MetadataStore migrated
 
 
 def test_search_of_a_newer_store_is_refused(lexical_index):
@@ -133,7 +133,7 @@ def test_search_of_a_newer_store_is_refused(lexical_index):
 
 def test_search_reads_through_sqlite3_at_the_current_schema(lexical_index):
     _v1_store(lexical_index.opened.store_url())
-    Store(lexical_index.opened.store_url()).close()  # migrated by an earlier writer
+    MetadataStore(lexical_index.opened.store_url()).close()  # migrated by an earlier writer
     results = lexical_index.search("fog horns", mode="lexical")
     assert [r.path for r in results] == ["/s/a.txt"]
     assert isinstance(lexical_index.reader, SQLiteReader) and lexical_index.opened._store is None

@@ -15,7 +15,7 @@ from sqlalchemy import insert, text
 
 from anyfind import Index
 from anyfind.search.terms import query_terms
-from anyfind.store.metadata import ChunkRecord, ItemRecord, Store, make_engine
+from anyfind.store.metadata import ChunkRecord, ItemRecord, MetadataStore, make_engine
 from anyfind.store.migrations import LATEST, MIGRATIONS, current_version
 from anyfind.store.schema import Chunk, Item, Meta, Source
 
@@ -26,7 +26,7 @@ def lexical_paths(index: Index, words: str) -> set[str]:
     return {os.path.basename(r["path"]) for r in rows.values()}
 
 
-def assert_fts_consistent(store: Store) -> None:
+def assert_fts_consistent(store: MetadataStore) -> None:
     """FTS5's own check: the index matches the chunks table exactly."""
     with store.engine.begin() as conn:
         conn.execute(text("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)"))
@@ -35,7 +35,7 @@ def assert_fts_consistent(store: Store) -> None:
     assert n_fts == n_chunks
 
 
-def assert_filter_after_match(store: Store, allowed) -> None:
+def assert_filter_after_match(store: MetadataStore, allowed) -> None:
     """SQLite must apply a filter to the rows FTS5's MATCH found, not hand FTS5 the allowed
     ids as rowid lookups (one full-text query per id: seconds at 100k chunks). Checked on
     the statement FullTextSQL really runs, through SQLite's own query plan."""
@@ -116,7 +116,7 @@ def test_migration_v2_backfills_a_v1_store(tmp_path):
         conn.execute(insert(Chunk).values(item_id=iid, ordinal=0, modality="text",
                                           text="Old notes about lighthouses and fog horns."))
     engine.dispose()
-    store = Store(url)
+    store = MetadataStore(url)
     with store.engine.connect() as conn:
         assert current_version(conn) == LATEST >= 2
     assert [cid for cid, _ in store.lexical.search(["lighthouse"], 10)] == [1]
@@ -129,7 +129,7 @@ def test_migration_v2_backfills_a_v1_store(tmp_path):
     'x" OR "y', '\\', '{a b}', 'a + b - c', "NEAR/3",
 ])
 def test_query_syntax_is_never_parsed(tmp_path, query):
-    store = Store(f"sqlite:///{tmp_path / 'meta.db'}")
+    store = MetadataStore(f"sqlite:///{tmp_path / 'meta.db'}")
     sid = store.ensure_source("s", "filesystem", "/s")
     store.write_items([(ItemRecord(sid, "u", "/s/u", "text", "text/plain", 1, 1.0, "f", None),
                         [ChunkRecord(0, "text", "a b c near and or not col val start it s y x unbalanced")],
@@ -141,7 +141,7 @@ def test_query_syntax_is_never_parsed(tmp_path, query):
 
 
 def test_stop_words_only_query_still_matches(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'meta.db'}")
+    store = MetadataStore(f"sqlite:///{tmp_path / 'meta.db'}")
     sid = store.ensure_source("s", "filesystem", "/s")
     store.write_items([(ItemRecord(sid, "u", "/s/u", "text", "text/plain", 1, 1.0, "f", None),
                         [ChunkRecord(0, "text", "To be or not to be")], None)])
@@ -203,7 +203,7 @@ def postgres_url(postgres_server):
 
 
 def test_postgres_full_text_search(postgres_url):
-    store = Store(postgres_url)
+    store = MetadataStore(postgres_url)
     try:
         sid = store.ensure_source(f"s{time.time_ns()}", "filesystem", "/s")
         texts = ["Tomatoes need eight hours of sunlight.", "The Moon raises the tides.",

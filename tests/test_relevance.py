@@ -217,7 +217,7 @@ def test_a_corpus_on_one_subject_keeps_its_true_matches(tmp_path):
         "roast.md": "Light roasts keep the fruity acidity of the bean; dark roasts taste bitter.",
         "milk.md": "Steaming milk for a latte: stretch it briefly, then swirl to a silky foam.",
         "water.md": "Brewing water should be soft and around 93 degrees Celsius for coffee.",
-        "storage.md": "Store coffee beans in an airtight jar away from light, not the fridge.",
+        "storage.md": "MetadataStore coffee beans in an airtight jar away from light, not the fridge.",
         "aeropress.md": "The AeroPress brews by immersion; press slowly after two minutes.",
         "decaf.md": "Decaffeinated coffee is made by washing caffeine out of green beans.",
         "crema.md": "Crema is the golden foam on top of an espresso shot, made of oils and CO2.",
@@ -330,9 +330,9 @@ def test_the_calibration_samples_a_large_index_without_listing_its_chunks(tmp_pa
     from test_vectors import StoreWriter
 
     from anyfind.core.calibration import sample_chunk_ids
-    from anyfind.store.metadata import Store
+    from anyfind.store.metadata import MetadataStore
 
-    store = Store(f"sqlite:///{tmp_path / 'meta.db'}")
+    store = MetadataStore(f"sqlite:///{tmp_path / 'meta.db'}")
     writer = StoreWriter(store, np.random.default_rng(5))
     writer.write(1_500)
     store.delete_items(writer.item_ids()[::3])  # gaps: a third of the items

@@ -1,6 +1,6 @@
 """The vector-store contract (anyfind/store/vector_store.py), run against every backend
 registered in `vector_stores`, with the NumPy exact search as the oracle and a real
-metadata Store as the source of truth. A new backend (Milvus next) arrives with these
+metadata MetadataStore as the source of truth. A new backend (Milvus next) arrives with these
 tests already written: add it to BACKENDS' registry and they run against it."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from test_vectors import DIM, SPACE, StoreWriter, normalise, sparse_ids, uniform
 
 from anyfind.store.faiss_store import exact_search
-from anyfind.store.metadata import Store
+from anyfind.store.metadata import MetadataStore
 from anyfind.store.vector_store import VectorStore, open_vector_store, vector_stores
 
 # Every registered backend, and Milvus twice: Milvus Lite (the registry's default for
@@ -37,7 +37,7 @@ def make(request, tmp_path):
 
 @pytest.fixture
 def meta(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'meta.db'}")
+    s = MetadataStore(f"sqlite:///{tmp_path / 'meta.db'}")
     yield s
     s.close()
 
@@ -192,7 +192,7 @@ def test_a_shared_store_follows_the_outbox_without_listing_ids(make, meta):
 
 
 def test_a_copy_of_held_vectors_is_made_by_the_service(make, meta):
-    """The same content at a new path is copied without a model (Store.copy_item); once
+    """The same content at a new path is copied without a model (MetadataStore.copy_item); once
     the service is the one holder of the source's vectors the copy names its origin, and
     the service copies its own rows, even when the source is deleted in the same batch
     and when the batch is applied twice (a writer killed before saving its mark)."""
@@ -614,7 +614,7 @@ def test_a_v5_store_gains_the_outbox_origin_and_keeps_its_rows(tmp_path):
     from anyfind.store.migrations import LATEST
 
     url = f"sqlite:///{tmp_path / 'meta.db'}"
-    store = Store(url)
+    store = MetadataStore(url)
     store.enable_outbox()
     StoreWriter(store, np.random.default_rng(3)).write(4)
     waiting = store.outbox_since(SPACE, 0, 100)
@@ -622,7 +622,7 @@ def test_a_v5_store_gains_the_outbox_origin_and_keeps_its_rows(tmp_path):
         conn.execute(text("ALTER TABLE vector_outbox DROP COLUMN origin"))
         conn.execute(text("UPDATE meta SET value = '5' WHERE key = 'schema_version'"))
     store.close()
-    again = Store(url)
+    again = MetadataStore(url)
     with again.engine.connect() as conn:
         assert conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")
                             ).scalar() == str(LATEST)

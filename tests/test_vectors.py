@@ -1,4 +1,4 @@
-"""FaissVectorStore (FAISS) against the NumPy oracle, and its crash recovery against a real Store."""
+"""FaissVectorStore (FAISS) against the NumPy oracle, and its crash recovery against a real MetadataStore."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from anyfind.store import faiss_store
 from anyfind.store.faiss_store import FaissVectorStore, choose_factory, exact_search
-from anyfind.store.metadata import ChunkRecord, ItemRecord, Store
+from anyfind.store.metadata import ChunkRecord, ItemRecord, MetadataStore
 
 DIM = 64
 SPACE = "text"
@@ -230,9 +230,9 @@ def test_save_of_empty_index_writes_nothing(tmp_path):
 
 
 class StoreWriter:
-    """Writes items with 1-3 chunks each, every chunk with a vector, through Store.write_items."""
+    """Writes items with 1-3 chunks each, every chunk with a vector, through MetadataStore.write_items."""
 
-    def __init__(self, store: Store, rng: np.random.Generator):
+    def __init__(self, store: MetadataStore, rng: np.random.Generator):
         self.store, self.rng = store, rng
         self.source = store.ensure_source("src", "filesystem", "/data")
         store.ensure_space(SPACE, DIM)
@@ -262,7 +262,7 @@ class StoreWriter:
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'meta.db'}")
+    s = MetadataStore(f"sqlite:///{tmp_path / 'meta.db'}")
     yield s
     s.close()
 
@@ -272,7 +272,7 @@ def writer(store):
     return StoreWriter(store, np.random.default_rng(7))
 
 
-def assert_mirrors(vi: FaissVectorStore, store: Store) -> None:
+def assert_mirrors(vi: FaissVectorStore, store: MetadataStore) -> None:
     want = np.sort(store.vector_ids(SPACE))
     np.testing.assert_array_equal(np.sort(vi.ids()), want)
     assert len(vi) == len(want) and vi.generation == store.generation(SPACE)

@@ -20,7 +20,7 @@ from .report import ERROR, WARNING, CheckReport
 from .snapshot import SnapshotVectors
 
 if TYPE_CHECKING:
-    from ..store.metadata import Store
+    from ..store.metadata import MetadataStore
 
 
 def temp_files(root: Path) -> list[Path]:
@@ -117,7 +117,7 @@ def _same_vectors(vi: FaissVectorStore, snap: SnapshotVectors, batch: int = 4096
     return True
 
 
-def repair_vector_file(vi: FaissVectorStore, store: Store, rebuild: bool) -> None:
+def repair_vector_file(vi: FaissVectorStore, store: MetadataStore, rebuild: bool) -> None:
     """Rebuild (or catch up) one space's file from the store and save it atomically."""
     if rebuild:
         gen = store.generation(vi.space)

@@ -65,7 +65,7 @@ class SnapshotChunks:
 
 
 class SnapshotVectors:
-    """The three Store methods FaissVectorStore.catch_up uses, read from one snapshot."""
+    """The three MetadataStore methods FaissVectorStore.catch_up uses, read from one snapshot."""
 
     def __init__(self, conn: Connection):
         self.conn = conn

@@ -42,7 +42,7 @@ from .lazy import built, built_once, forget
 
 if TYPE_CHECKING:
     from ..executors import EncodingExecutor
-    from ..store.metadata import Store
+    from ..store.metadata import MetadataStore
     from ..store.reader import SQLiteReader
 
 log = logging.getLogger("anyfind.index")
@@ -79,8 +79,8 @@ class OpenIndex:
         else:
             self.models = None
         # Opened on first use: a search reads through `reader` and may never need `store`.
-        self._store: Store | None = None
-        self._reader: SQLiteReader | Store | None = None
+        self._store: MetadataStore | None = None
+        self._reader: SQLiteReader | MetadataStore | None = None
         self._bm25 = ServiceLookup(self._open_bm25, "the BM25 collection")
         self._open_lock = threading.RLock()
         self._catch_up_lock = threading.Lock()
@@ -187,15 +187,15 @@ class OpenIndex:
         return database_lock(self.store_url(), self.path)
 
     @property
-    def store(self) -> Store:
+    def store(self) -> MetadataStore:
         """The metadata store (SQLAlchemy): every write, filters, any database URL."""
         if self._store is None:
             with self._open_lock:
                 if self._store is None:
-                    from ..store.metadata import Store
+                    from ..store.metadata import MetadataStore
 
                     lexical = self.bm25_in_service  # the config's word first
-                    store = self._open_store(Store)
+                    store = self._open_store(MetadataStore)
                     self._own(store)
                     if self.deployment.outbox and not store.read_only and (
                             not store.outbox or (lexical and not store.lexical_outbox)):
@@ -204,9 +204,9 @@ class OpenIndex:
         return self._store
 
     @property
-    def reader(self) -> SQLiteReader | Store:
+    def reader(self) -> SQLiteReader | MetadataStore:
         """What a search reads from: a sqlite3 reader when the store is a SQLite file at
-        the current schema (no SQLAlchemy on the cold path), else the Store itself."""
+        the current schema (no SQLAlchemy on the cold path), else the MetadataStore itself."""
         if self._reader is None:
             from .. import profile
             from ..store.reader import SQLiteReader
@@ -253,7 +253,7 @@ class OpenIndex:
         decide(Owner(owner_id, None, False), self.config.index_id, self.config.store_claimed,
                self._store_said())
 
-    def _own(self, store: Store) -> None:
+    def _own(self, store: MetadataStore) -> None:
         """Refuse another index's store (store/ownership.py); claim a new one, recording
         the claim in config.json, so an emptied or replaced store is noticed later."""
         from sqlalchemy.exc import IntegrityError

@@ -8,11 +8,11 @@ from ..errors import check_id
 from ..secrets import mask_uri
 
 if TYPE_CHECKING:
-    from ..store.metadata import Store
+    from ..store.metadata import MetadataStore
     from .open_index import OpenIndex
 
 
-def family_children(store: Store, item_id: int) -> list[dict[str, Any]]:
+def family_children(store: MetadataStore, item_id: int) -> list[dict[str, Any]]:
     """The items found inside this one, as shown by `anyfind show` and the API."""
     out = []
     for row in store.children_of(item_id):

@@ -110,11 +110,11 @@ def _check_store(opened: OpenIndex, url: str) -> None:
     """The new database answers and holds this index (or nothing, for an index that never
     wrote): a moved database, a new password."""
     from ..store.db_errors import unreachable
-    from ..store.metadata import Store
+    from ..store.metadata import MetadataStore
     from ..store.ownership import read_owner
 
     try:
-        store = Store(expand_env(url))
+        store = MetadataStore(expand_env(url))
     except Exception as exc:  # noqa: BLE001 (said in one line, nothing changed)
         said = unreachable(exc, expand_env(url))
         raise (said or ConfigError(f"cannot open {mask_uri(url)}: {exc}")) from None

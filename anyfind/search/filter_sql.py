@@ -32,7 +32,7 @@ from .filters import NAME_KEYS, Clause, glob_to_like
 def condition(clauses: Sequence[Clause], dialect: str, collation: str | None = None
               ) -> ColumnElement[bool]:
     """Every clause must hold; repeated name keys are alternatives (OR). `collation`:
-    the one case folding follows (Store.fold_collation)."""
+    the one case folding follows (MetadataStore.fold_collation)."""
     parts: list[ColumnElement[bool]] = []
     by_key: dict[tuple[str, bool], list[ColumnElement[bool]]] = {}
     for c in clauses:

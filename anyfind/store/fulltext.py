@@ -14,7 +14,7 @@ from .lexical_store import SELECT, Hits, LexicalStore
 
 class Fts5Lexical(LexicalStore):
     """FTS5's BM25 in a SQLite store: an unfiltered query through the fast sqlite3
-    reader (no SQLAlchemy on the cold path), a filtered one through the Store, which
+    reader (no SQLAlchemy on the cold path), a filtered one through the MetadataStore, which
     runs the filter's select."""
 
     name = "fts5"
@@ -22,8 +22,8 @@ class Fts5Lexical(LexicalStore):
     ranking = "bm25-fts5"
 
     def __init__(self, reader: Any, store: Any):
-        self._reader = reader  # SQLiteReader or Store: both have `.lexical`
-        self._store = store  # () -> the Store, opened when a filter needs it
+        self._reader = reader  # SQLiteReader or MetadataStore: both have `.lexical`
+        self._store = store  # () -> the MetadataStore, opened when a filter needs it
 
     @classmethod
     def open(cls, place) -> Fts5Lexical:
@@ -50,7 +50,7 @@ class PostgresLexical(LexicalStore):
     ranking = "cover-density"
 
     def __init__(self, store: Any):
-        self._store = store  # () -> the Store
+        self._store = store  # () -> the MetadataStore
 
     @classmethod
     def open(cls, place) -> PostgresLexical:

@@ -1,4 +1,4 @@
-"""The store's own full-text queries, per database dialect (the Store's `lexical`; the
+"""The store's own full-text queries, per database dialect (the MetadataStore's `lexical`; the
 lexical backends over them are in store/fulltext.py).
 
 SQLite: the FTS5 table `chunks_fts` ranked by BM25. PostgreSQL: the generated `tsv`
@@ -23,7 +23,7 @@ _chunks = table("chunks", column("id"), column("tsv"))
 
 
 class FullTextSQL:
-    """The full-text queries of a Store's database (SQLAlchemy)."""
+    """The full-text queries of a MetadataStore's database (SQLAlchemy)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine

@@ -346,7 +346,7 @@ class TantivyLexical(LexicalStore):
 
     def __init__(self, cache: LexicalCache, reader: Any):
         self.cache = cache
-        self._reader = reader  # what the stamp is read from (a SQLiteReader or the Store)
+        self._reader = reader  # what the stamp is read from (a SQLiteReader or the MetadataStore)
 
     @classmethod
     def open(cls, place) -> TantivyLexical:

@@ -41,7 +41,7 @@ SELECT, IDS, EXPRESSION = "select", "ids", "expression"
 
 class LexicalSource(Protocol):
     """What a lexical store is caught up from and checked against: the metadata store (a
-    Store; a SQLiteReader for the tantivy cache; checks pass a snapshot)."""
+    MetadataStore; a SQLiteReader for the tantivy cache; checks pass a snapshot)."""
 
     def chunk_stamp(self) -> tuple[int, int]: ...
 
@@ -56,8 +56,8 @@ class LexicalPlace:
     takes what it needs)."""
 
     index_dir: Path
-    reader: Any  # the fast reader (SQLiteReader) or the Store: unfiltered reads
-    store: Callable[[], Any]  # the Store (SQLAlchemy), opened when a filter needs it
+    reader: Any  # the fast reader (SQLiteReader) or the MetadataStore: unfiltered reads
+    store: Callable[[], Any]  # the MetadataStore (SQLAlchemy), opened when a filter needs it
     service_uri: str | None = None  # a vector service that may keep BM25 (Milvus)
     owner: str = ""  # the index id a service's collections carry
 

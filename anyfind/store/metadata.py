@@ -153,7 +153,7 @@ def _vector_row(chunk_id: int, space: str, vec, changes: VectorChanges) -> dict[
 
 
 def chunk_stamp_of(conn) -> tuple[int, int]:
-    """`Store.chunk_stamp` on a connection (checks read it from their snapshot)."""
+    """`MetadataStore.chunk_stamp` on a connection (checks read it from their snapshot)."""
     if conn.dialect.name == "sqlite":
         from .reader import CHUNK_STAMP_SQL
 
@@ -163,7 +163,7 @@ def chunk_stamp_of(conn) -> tuple[int, int]:
     return int(top or 0), int(count)
 
 
-class Store:
+class MetadataStore:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)

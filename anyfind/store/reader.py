@@ -6,10 +6,10 @@ query and the source names. Importing SQLAlchemy and building its engine and ORM
 models costs a cold `anyfind search` a few hundred milliseconds, so those reads go
 through plain sqlite3 when the store is a SQLite file at the current schema version.
 
-Everything else keeps using the Store (SQLAlchemy): writes, filters (SQL built from
+Everything else keeps using the MetadataStore (SQLAlchemy): writes, filters (SQL built from
 the filter syntax), PostgreSQL and other URLs, and a store at another schema version
-(an older one is migrated by the Store, a newer one refused there with one sentence).
-The SQL here mirrors Store and FullTextSQL; tests compare their answers.
+(an older one is migrated by the MetadataStore, a newer one refused there with one sentence).
+The SQL here mirrors MetadataStore and FullTextSQL; tests compare their answers.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Fts5Reader:
 
     def search(self, terms: Sequence[str], depth: int, allowed: Any = None
                ) -> list[tuple[int, float]]:
-        if allowed is not None:  # filters are SQLAlchemy selects: the Store answers those
+        if allowed is not None:  # filters are SQLAlchemy selects: the MetadataStore answers those
             raise ValueError("the sqlite3 reader does not take filters")
         if not terms or depth <= 0:
             return []
@@ -174,7 +174,7 @@ class SQLiteReader:
 
     def vectors(self, space: str, ids: Sequence[int] | None = None, dim: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, matrix) of a space, all of it or the given chunk ids (as Store.vectors:
+        """(ids, matrix) of a space, all of it or the given chunk ids (as MetadataStore.vectors:
         not those only the vector service holds, whose blob is empty)."""
         if ids is None:
             rows = self.query("SELECT chunk_id, vector FROM embeddings WHERE space = ? "
@@ -205,7 +205,7 @@ class SQLiteReader:
         return {int(c): (int(i), m, im) for c, i, m, im in rows}
 
     def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """Chunks with their item and source, by chunk id (as Store.chunk_rows)."""
+        """Chunks with their item and source, by chunk id (as MetadataStore.chunk_rows)."""
         out: dict[int, dict[str, Any]] = {}
         ids = [int(i) for i in chunk_ids]
         cur = self._conn().execute(_ROW_SQL, (_ids(ids),))
@@ -217,7 +217,7 @@ class SQLiteReader:
         return out
 
     def relations_of(self, item_ids: Sequence[int]) -> list[dict[str, Any]]:
-        """The links and embeds to and from these items (as Store.relations_of)."""
+        """The links and embeds to and from these items (as MetadataStore.relations_of)."""
         ids = [int(i) for i in item_ids]
         if not ids:
             return []
@@ -235,12 +235,12 @@ class SQLiteReader:
 
     def embeds_in(self, chunk_ids: Sequence[int]) -> list[tuple[int, int, int]]:
         """(note chunk id, image item id, image chunk id) of the images embedded in these
-        chunks of notes (as Store.embeds_in)."""
+        chunks of notes (as MetadataStore.embeds_in)."""
         rows = self.query(_EMBEDS_SQL, (_ids(chunk_ids),)) if chunk_ids else []
         return [(int(c), int(i), int(x)) for c, i, x in rows if x is not None]
 
     def sources(self) -> list[dict[str, Any]]:
-        """Every source with its item count, by name (as Store.sources)."""
+        """Every source with its item count, by name (as MetadataStore.sources)."""
         counts = dict(self.query("SELECT source_id, count(*) FROM items GROUP BY source_id"))
         conn = self._conn()
         cur = conn.execute("SELECT * FROM sources ORDER BY name")

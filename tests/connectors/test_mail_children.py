@@ -20,7 +20,7 @@ from sqlalchemy import MetaData, Table, UniqueConstraint, func, insert, inspect,
 from anyfind import Index
 from anyfind.connectors.base import Blob
 from anyfind.extract import extract
-from anyfind.store.metadata import ItemRecord, NewChild, Store, make_engine
+from anyfind.store.metadata import ItemRecord, MetadataStore, NewChild, make_engine
 from anyfind.store.migrations import LATEST, MIGRATIONS, current_version
 from anyfind.store.schema import Base, Chunk, Embedding, Item, Meta, Source
 from tests.makers import make_docx, make_pdf
@@ -449,7 +449,7 @@ def test_store_deletes_descendants_itself_with_foreign_keys_off(tmp_path):
 
     from anyfind.store.metadata import ChunkRecord
 
-    store = Store(f"sqlite:///{tmp_path / 'meta.db'}")
+    store = MetadataStore(f"sqlite:///{tmp_path / 'meta.db'}")
     store.engine.dispose()
     event.listen(store.engine, "connect",
                  lambda conn, _: conn.execute("PRAGMA foreign_keys=OFF"))
@@ -510,7 +510,7 @@ def _v2_store(url: str) -> None:
 
 
 def _upgraded(url: str) -> None:
-    store = Store(url)
+    store = MetadataStore(url)
     try:
         with store.engine.connect() as conn:
             assert current_version(conn) == LATEST >= 3  # and every later step ran

@@ -1,6 +1,6 @@
 """The lexical-store contract (anyfind/store/lexical_store.py), run against every backend
 registered in `lexical_stores`, with plain BM25 in NumPy over the same chunks as the
-oracle and a real metadata Store (SQLite; PostgreSQL for its own full text) as the
+oracle and a real metadata MetadataStore (SQLite; PostgreSQL for its own full text) as the
 source of truth. A new backend arrives with these tests already written: register it
 and add how to open it to `open_backend`.
 
@@ -20,7 +20,7 @@ from test_lexical import postgres_server, postgres_url  # noqa: F401 (fixtures, 
 from anyfind.search.allowed import Allowed
 from anyfind.search.filters import parse_filters
 from anyfind.store.lexical_store import LexicalPlace, LexicalStore, lexical_stores
-from anyfind.store.metadata import ChunkRecord, ItemRecord, Store
+from anyfind.store.metadata import ChunkRecord, ItemRecord, MetadataStore
 from anyfind.store.reader import SQLiteReader
 
 VOCAB = ["zebra", "quartz", "falcon", "cobalt", "violin", "harbor", "nickel", "lemon",
@@ -39,9 +39,9 @@ def corpus(rng: np.random.Generator, n: int, start: int = 0) -> list[list[str]]:
 
 
 class Corpus:
-    """A Store holding one item per chunk (half .md, half .txt) and the words of each."""
+    """A MetadataStore holding one item per chunk (half .md, half .txt) and the words of each."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: MetadataStore):
         self.store = store
         self.source = store.ensure_source("src", "filesystem", "/data")
         self.words: dict[int, list[str]] = {}  # chunk id -> its words
@@ -115,7 +115,7 @@ def setup(request, tmp_path):
         pytest.importorskip("pymilvus")
     url = (request.getfixturevalue("postgres_url") if name == "postgres"
            else f"sqlite:///{tmp_path / 'meta.db'}")
-    store = Store(url)
+    store = MetadataStore(url)
     if name == "milvus":
         store.enable_outbox(lexical=True)  # what an index whose vectors live there does
     data = Corpus(store)
