@@ -4,7 +4,7 @@
                                      [--work DIR] [--out results.json]
 
 A lecture is built here with its ground-truth timeline: `--slides` slides of 1280x720
-(PIL, tests/video_fixtures.py), each shown at least `--seconds`, each narrated by
+(PIL, tests/support/video_fixtures.py), each shown at least `--seconds`, each narrated by
 espeak-ng; H.264 + AAC at 25 fps muxed by PyAV. The text comes from real abstracts
 (the CISI corpus, ../shared/data/cisi-beir, when present; else generated sentences):
 a slide's title and bullets are phrases of one abstract, its narration other sentences

@@ -3,7 +3,7 @@
 #   1. a venv over the machine's own CUDA torch (--system-site-packages), anyfind and what
 #      the GPU tests need installed from PyPI, or from WHEELS=DIR on a machine with no
 #      network (make that folder on a connected one: benchmarks/gpu_check.sh --download DIR);
-#   2. the GPU-marked tests (tests/test_gpu.py: fp16 text and CLIP encoders against the
+#   2. the GPU-marked tests (tests/encoders/test_gpu.py: fp16 text and CLIP encoders against the
 #      CPU, faiss-gpu against faiss-cpu, faster-whisper float16, an index built on CUDA);
 #   3. throughput (benchmarks/gpu_throughput.py): text chunks/s (MiniLM fp16), images/s
 #      (ViT-B-32, random weights, 224 px), Whisper tiny.en real-time factor (float16),
@@ -52,7 +52,7 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "device",
 PY
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 status=0
-timeout 300 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py -rs \
+timeout 300 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m gpu tests/encoders/test_gpu.py -rs \
     || status=$?
 timeout 240 "$venv/bin/python" benchmarks/gpu_throughput.py ${OUT:+--json "$OUT/gpu_check.json"} \
     || status=$?

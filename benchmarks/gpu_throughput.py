@@ -8,7 +8,7 @@ needed), fp16, 224 px, images/s of the image tower alone. whisper: tiny.en throu
 anyfind's Transcriber (float16 on CUDA) on ~60 s of espeak-ng speech, the real-time
 factor (seconds of compute per second of audio). ocr: RapidOCR's PP-OCRv4 models through
 anyfind's engine on onnxruntime's CUDA provider (onnxruntime-gpu), 1920x1080 slides
-rendered with PIL (tests/ocr_fixtures.py), slides/s of a full read. Each after a warm-up;
+rendered with PIL (tests/support/ocr_fixtures.py), slides/s of a full read. Each after a warm-up;
 median of 3.
 """
 

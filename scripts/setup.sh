@@ -27,7 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# A real Milvus standalone server for the tests (tests/milvus_serve.py): the PyPI package
+# A real Milvus standalone server for the tests (tests/support/milvus_serve.py): the PyPI package
 # `milvus` 2.3 ships the binary; it needs setuptools<81 and marshmallow<4, so it gets a
 # venv of its own. anyfind talks to it with its own pymilvus (3.x works with the 2.3 server).
 # No pip cache: torch alone would be kept twice (wheel + install) on a machine with little disk.

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-import pytest
-from makers import make_docx, make_pdf
-from milvus_fixtures import milvus_process, milvus_server  # noqa: F401 (one for the session)
-from ray_fixtures import ray_cluster, ray_driver  # noqa: F401 (fixtures for every module)
+# Fixture modules (tests/support/) are imported by name, from any folder of tests.
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+
+import pytest  # noqa: E402
+from makers import make_docx, make_pdf  # noqa: E402
+from milvus_fixtures import milvus_process, milvus_server  # noqa: E402, F401 (one for the session)
+from ray_fixtures import ray_cluster, ray_driver  # noqa: E402, F401 (fixtures for every module)
 
 # Nothing may reach a model hub from the tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -110,7 +110,7 @@ def assert_same_answer(got: list[dict], want: list[dict]) -> None:
 def built(tmp_path_factory) -> dict:
     from anyfind import Index
     from anyfind.encoders.export import export_index
-    from tests.clip_fixtures import make_tiny_clip_checkpoint
+    from tests.support.clip_fixtures import make_tiny_clip_checkpoint
 
     root = tmp_path_factory.mktemp("coldpath")
     corpus = write_corpus(root / "corpus")

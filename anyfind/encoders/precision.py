@@ -3,7 +3,7 @@
 Settings (config `document_precision`, `anyfind index/sync --precision`):
 
   auto   the fastest path that keeps the vectors within the fidelity bound (cosine
-         >= 0.9999 to fp32 torch, tests/test_precision.py): fp16 on CUDA (as before),
+         >= 0.9999 to fp32 torch, tests/encoders/test_precision.py): fp16 on CUDA (as before),
          bf16 on a CPU with native bf16 matrix instructions (AMX-BF16 or AVX512-BF16),
          fp32 torch on any other CPU, the fp32 ONNX export when torch is not installed
   fp32   torch, full precision

@@ -106,7 +106,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def make_engine(url: str) -> Engine:
     # A server database (PostgreSQL) may restart under a long-lived index: a pooled
     # connection is pinged before use, so a dead one is replaced instead of failing the
-    # next write (tests/test_service_faults.py). SQLite has no server to lose.
+    # next write (tests/cluster/test_service_faults.py). SQLite has no server to lose.
     engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

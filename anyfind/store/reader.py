@@ -27,7 +27,7 @@ import numpy as np
 from .fts import fts5_match, fts5_reference
 from .held import STORED_SQL, matrix_of
 
-# migrations.LATEST without importing SQLAlchemy; tests/test_coldpath_store.py keeps
+# migrations.LATEST without importing SQLAlchemy; tests/store/test_coldpath_store.py keeps
 # them equal.
 STORE_SCHEMA = 7
 

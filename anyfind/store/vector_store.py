@@ -3,7 +3,7 @@
 A backend implements `VectorStore` (a handful of methods) and registers a factory under
 a name in `vector_stores` (built-ins here, plugins through the `anyfind.vector_stores`
 entry-point group); the index config's `vector_store` key picks it (default "faiss").
-Every backend passes the same contract suite (tests/test_vector_store_contract.py) with
+Every backend passes the same contract suite (tests/store/test_vector_store_contract.py) with
 the NumPy exact search as its oracle.
 
 The metadata store stays the truth for SQLite indexes: a backend is caught up from it

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from makers import make_docx, make_pdf
 from sqlalchemy import Index as SqlIndex
 from sqlalchemy import MetaData, Table, UniqueConstraint, func, insert, inspect, select, text
 
@@ -23,7 +24,6 @@ from anyfind.extract import extract
 from anyfind.store.metadata import ItemRecord, MetadataStore, NewChild, make_engine
 from anyfind.store.migrations import LATEST, MIGRATIONS, current_version
 from anyfind.store.schema import Base, Chunk, Embedding, Item, Meta, Source
-from tests.makers import make_docx, make_pdf
 
 INVOICE = "Invoice 77: three crates of oranges, forty-five euros, paid by bank transfer."
 TERMS = "Deliveries arrive at the harbour warehouse before noon on weekdays."
@@ -687,8 +687,9 @@ def test_photo_and_recording_attachments_in_every_space(tmp_path):
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed")
     pytest.importorskip("open_clip")
-    from tests.clip_fixtures import make_tiny_clip_checkpoint
-    from tests.makers import speak
+    from makers import speak
+
+    from tests.support.clip_fixtures import make_tiny_clip_checkpoint
 
     photos = Path(__file__).parent.parent / "fixtures" / "images"
     arch, ckpt = make_tiny_clip_checkpoint(tmp_path / "clip")

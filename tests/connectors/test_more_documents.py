@@ -78,7 +78,7 @@ def test_epub(tmp_path):
 
 
 def test_email_with_attachments(tmp_path):
-    from tests.makers import make_pdf
+    from makers import make_pdf
 
     pdf = make_pdf(tmp_path / "invoice.pdf", ["Invoice 77: three crates of oranges, 45 euros."])
     msg = EmailMessage()

@@ -89,7 +89,7 @@ def test_metadata_change_updates_meta_without_reembedding(tmp_path):
 
 
 def test_query_source_and_blob_column(tmp_path):
-    from tests.makers import make_pdf
+    from makers import make_pdf
 
     url = f"sqlite:///{tmp_path / 'files.db'}"
     pdf = make_pdf(tmp_path / "r.pdf", ["Quarterly revenue grew by twelve percent."])

@@ -6,7 +6,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from tests.makers import (  # noqa: F401
+from makers import (  # noqa: F401
     BUDGET,
     INTRO,
     LAUNCH,

@@ -217,7 +217,7 @@ def test_scores_show_relevance_and_the_floor_can_be_lifted(page):
 
 @pytest.fixture(scope="module")
 def vault_server(tmp_path_factory) -> str:
-    """A live server over a small notes vault (tests/vault_fixtures.py)."""
+    """A live server over a small notes vault (tests/support/vault_fixtures.py)."""
     pytest.importorskip("rapidocr_onnxruntime")
     from vault_fixtures import make_vault
 

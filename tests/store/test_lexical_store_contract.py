@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from test_lexical import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
+from postgres_fixtures import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
 
 from anyfind.search.allowed import Allowed
 from anyfind.search.filters import parse_filters

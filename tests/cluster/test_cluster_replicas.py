@@ -19,13 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 from milvus_fixtures import free_port
-from test_lexical import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
+from postgres_fixtures import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
 
 from anyfind import Index
 
 pytestmark = pytest.mark.timeout(900)
-ROOT = Path(__file__).resolve().parents[1]
-IMAGES = Path(__file__).parent / "fixtures" / "images"
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = Path(__file__).parents[1] / "fixtures" / "images"
 QUERIES = ["the moon and the tides", "espresso extraction", "tomato plants sunlight",
            "a cup of coffee", "fibonacci numbers in python"]
 

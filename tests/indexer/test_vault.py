@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_lexical import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
+from postgres_fixtures import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
 from vault_fixtures import DQN, TARGETS, make_vault
 
 from anyfind import Index

@@ -15,7 +15,7 @@ from anyfind.encoders import precision
 from anyfind.encoders.onnx import load_document_encoder
 from anyfind.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FIDELITY = 0.9999  # issue 17: document vectors within this cosine of fp32 torch
 
 

@@ -8,7 +8,9 @@ import threading
 
 import numpy as np
 import pytest
+import test_vectors
 from sqlalchemy import insert, update
+from vector_data import DIM, SPACE, uniform
 
 from anyfind.errors import ConfigError
 from anyfind.store.faiss_store import FaissVectorStore, exact_search
@@ -16,8 +18,6 @@ from anyfind.store.metadata import MetadataStore, make_engine
 from anyfind.store.migrations import LATEST, MIGRATIONS
 from anyfind.store.reader import STORE_SCHEMA, SQLiteReader, sqlite_path
 from anyfind.store.schema import Chunk, Item, Meta, Source
-from tests import test_vectors
-from tests.test_vectors import DIM, SPACE, uniform
 
 store = test_vectors.store  # the same fixtures as the vector tests
 writer = test_vectors.writer
@@ -214,7 +214,7 @@ def test_mapped_reader_survives_rewrites_then_catches_up(tmp_path, store, writer
     on_disk = _digest(reader.path)
     assert reader.catch_up(store)  # lags the store: read into memory, then caught up
     assert not reader.mapped
-    from tests.test_vectors import assert_mirrors
+    from test_vectors import assert_mirrors
 
     assert_mirrors(reader, store)
     assert _digest(reader.path) == on_disk  # nothing was written through the mapping

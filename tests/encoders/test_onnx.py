@@ -29,10 +29,10 @@ from anyfind.encoders.onnx import (  # noqa: E402
     load_query_encoder,
 )
 from anyfind.encoders.onnx_manifest import describe_files, export_dir  # noqa: E402
-from tests.clip_fixtures import make_tiny_clip_checkpoint  # noqa: E402
+from tests.support.clip_fixtures import make_tiny_clip_checkpoint  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = sorted((Path(__file__).parent / "fixtures" / "images").glob("*.jpg"))
+ROOT = Path(__file__).resolve().parents[2]
+PHOTOS = sorted((Path(__file__).parents[1] / "fixtures" / "images").glob("*.jpg"))
 MIN_COSINE = 0.9999
 TEXTS = [
     "late filing penalty",

@@ -14,9 +14,9 @@ Image = pytest.importorskip("PIL.Image")
 from anyfind.encoders import encoders  # noqa: E402
 from anyfind.encoders.clip import OpenClipEncoder  # noqa: E402
 from anyfind.errors import ConfigError  # noqa: E402
-from tests.clip_fixtures import make_tiny_clip_checkpoint  # noqa: E402
+from tests.support.clip_fixtures import make_tiny_clip_checkpoint  # noqa: E402
 
-IMAGES = Path(__file__).parent / "fixtures" / "images"
+IMAGES = Path(__file__).parents[1] / "fixtures" / "images"
 TEXTS = [
     "a photo of a cat",
     "an espresso in a white cup",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_lexical import postgres_server  # noqa: F401 (a fixture, by name)
+from postgres_fixtures import postgres_server  # noqa: F401 (a fixture, by name)
 
 from anyfind import Index
 from anyfind.search.allowed import Allowed

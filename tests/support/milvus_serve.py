@@ -1,5 +1,5 @@
 """A real Milvus standalone server (the PyPI package `milvus`, 2.3) on loopback, run by
-tests/milvus_fixtures.py with the interpreter of .venv-milvus (scripts/setup.sh makes it:
+tests/support/milvus_fixtures.py with the interpreter of .venv-milvus (scripts/setup.sh makes it:
 the server package needs setuptools<81 and marshmallow<4, which anyfind's venv does not
 pin). Prints "started" once it answers. With `auth` it requires credentials (user root,
 password Milvus: the server's default), as a real deployment does.
@@ -8,7 +8,7 @@ Commands on stdin, a line each: `stop` (a graceful shutdown) or `kill` (SIGKILL)
 printing "stopped", and `start` (again, on the same data and port; prints "started").
 It stops when stdin closes.
 
-    .venv-milvus/bin/python tests/milvus_serve.py BASE_DIR PORT [auth]
+    .venv-milvus/bin/python tests/support/milvus_serve.py BASE_DIR PORT [auth]
 """
 
 import socket

@@ -13,7 +13,7 @@ Image = pytest.importorskip("PIL.Image")
 from anyfind.encoders.tagger import ImageTagger, imagenet_labels, map_state_dict  # noqa: E402
 from anyfind.errors import ConfigError  # noqa: E402
 
-IMAGES = Path(__file__).parent / "fixtures" / "images"
+IMAGES = Path(__file__).parents[1] / "fixtures" / "images"
 # photo -> labels any of which is a right top-1 answer
 EXPECTED = {
     "chelsea.jpg": {"tabby", "tiger cat", "Egyptian cat"},

@@ -52,7 +52,7 @@ def test_clip_fp16_on_cuda_close_to_cpu(tmp_path):
     from PIL import Image
 
     from anyfind.encoders.clip import OpenClipEncoder
-    from tests.clip_fixtures import make_tiny_clip_checkpoint
+    from tests.support.clip_fixtures import make_tiny_clip_checkpoint
 
     arch, checkpoint = make_tiny_clip_checkpoint(tmp_path)
     config = str(tmp_path / "configs" / f"{arch}.json")

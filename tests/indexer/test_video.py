@@ -1,6 +1,6 @@
 """Videos: what is shown (kept frames, read by OCR) and what is said, found as moments.
 
-Real videos made here (tests/video_fixtures.py: PIL slides, espeak-ng narration, H.264 +
+Real videos made here (tests/support/video_fixtures.py: PIL slides, espeak-ng narration, H.264 +
 AAC or VP8 muxed by PyAV), indexed through the real pipeline."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ mode: a crash, recovered from its WAL) between two write transactions of a sync.
 is lost, nothing is duplicated: the items are exactly the folder's, the vectors exactly
 the metadata store's, and `anyfind check` passes. (Milvus unreachable at sync and at
 search, and vectors pending while it is down then caught up, are in
-tests/test_vector_store_contract.py.)"""
+tests/store/test_vector_store_contract.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_lexical import _pg_bin, postgres_server, postgres_url  # noqa: F401 (fixtures)
+from postgres_fixtures import _pg_bin, postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 N_FILES = 40
 TOPICS = ("tomato seedlings and compost", "the moon and the tides", "espresso and crema",

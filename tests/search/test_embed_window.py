@@ -99,7 +99,7 @@ def test_images_go_in_windows_of_their_own(tmp_path, batch_chunks, cap):
     their own window."""
     from PIL import Image
 
-    from tests.clip_fixtures import make_tiny_clip_checkpoint
+    from tests.support.clip_fixtures import make_tiny_clip_checkpoint
 
     arch, ckpt = make_tiny_clip_checkpoint(tmp_path / "clip")
     config = tmp_path / "clip" / "configs" / f"{arch}.json"

@@ -21,7 +21,7 @@ from anyfind.core.calibration import Scale
 from anyfind.search.feedback import rm3, rocchio
 from tests.conftest import write_corpus
 
-PHOTOS = Path(__file__).parent / "fixtures" / "images"
+PHOTOS = Path(__file__).parents[1] / "fixtures" / "images"
 
 
 def name(r) -> str:
@@ -327,7 +327,7 @@ def test_the_calibration_samples_a_large_index_without_listing_its_chunks(tmp_pa
     """Above LIST_BELOW chunks the background sample probes random ids (a 10^9-chunk
     index is never listed): distinct existing chunks, spread over the whole id range
     even where deletions left gaps."""
-    from test_vectors import StoreWriter
+    from vector_data import StoreWriter
 
     from anyfind.core.calibration import sample_chunk_ids
     from anyfind.store.metadata import MetadataStore

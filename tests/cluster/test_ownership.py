@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_lexical import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
+from postgres_fixtures import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
 
 from anyfind import Index
 from anyfind.errors import IndexDamaged
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def notes(root: Path, words: list[str]) -> Path:

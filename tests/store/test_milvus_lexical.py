@@ -11,7 +11,7 @@ import shutil
 import uuid
 
 import pytest
-from test_lexical import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
+from postgres_fixtures import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
 
 from anyfind import Index
 from anyfind.store.milvus_lexical import bm25_support

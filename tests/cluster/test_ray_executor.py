@@ -1,4 +1,4 @@
-"""Indexing on a real Ray cluster on loopback (tests/ray_fixtures.py): the same items,
+"""Indexing on a real Ray cluster on loopback (tests/support/ray_fixtures.py): the same items,
 chunks and vectors as the local executor; incremental rules; a killed actor and a killed
 driver lose and duplicate nothing; an unreachable cluster is one line."""
 
@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from makers import speak
-from test_lexical import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
+from postgres_fixtures import postgres_server, postgres_url  # noqa: F401 (fixtures, by name)
 
 from anyfind import Index
 from tests.conftest import write_corpus
 
 pytestmark = pytest.mark.timeout(420)  # every Ray test has a hard limit
-IMAGES = Path(__file__).parent / "fixtures" / "images"
+IMAGES = Path(__file__).parents[1] / "fixtures" / "images"
 ANYFIND = [sys.executable, "-m", "anyfind"]
 WORDS = ("river", "granite", "harvest", "lantern", "orbit", "ledger", "violin", "glacier",
          "pepper", "compiler", "meadow", "tunnel", "saddle", "beacon", "quartz", "ferry")

@@ -1,4 +1,4 @@
-"""A real Milvus server process on loopback for the tests (tests/milvus_serve.py), started
+"""A real Milvus server process on loopback for the tests (tests/support/milvus_serve.py), started
 once per session, stopped (its whole process group) afterwards."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CREDENTIALS = "root:Milvus"  # the server's default user and password
 PYTHON = Path(os.environ.get("ANYFIND_MILVUS_PYTHON", ROOT / ".venv-milvus" / "bin" / "python"))
 
@@ -24,13 +24,13 @@ def free_port() -> int:
 
 
 class MilvusProcess:
-    """The server process of tests/milvus_serve.py: its URI, and a stop and a start (on
+    """The server process of tests/support/milvus_serve.py: its URI, and a stop and a start (on
     the same data), each a bounded wait on the server's own line."""
 
     def __init__(self, base: Path, port: int):
         self.uri = f"milvus://127.0.0.1:{port}?token={CREDENTIALS}"
         self.proc = subprocess.Popen(
-            [str(PYTHON), str(ROOT / "tests" / "milvus_serve.py"), str(base), str(port),
+            [str(PYTHON), str(ROOT / "tests" / "support" / "milvus_serve.py"), str(base), str(port),
              "auth"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self._expect("started")

@@ -21,9 +21,9 @@ from anyfind.encoders.clip import OpenClipEncoder  # noqa: E402
 from anyfind.encoders.imageprep import ImagePrep, PreparedImage, pixels_for  # noqa: E402
 from anyfind.encoders.tagger import ImageTagger  # noqa: E402
 from anyfind.extract.image import to_rgb  # noqa: E402
-from tests.clip_fixtures import TINY_CONFIG, make_tiny_clip_checkpoint  # noqa: E402
+from tests.support.clip_fixtures import TINY_CONFIG, make_tiny_clip_checkpoint  # noqa: E402
 
-PHOTOS = Path(__file__).parent / "fixtures" / "images"
+PHOTOS = Path(__file__).parents[1] / "fixtures" / "images"
 
 
 def odd_images() -> dict[str, object]:

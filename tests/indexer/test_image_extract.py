@@ -25,7 +25,7 @@ from anyfind.extract.image import (  # noqa: E402
     to_rgb,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "images"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "images"
 
 
 def encode(img, fmt: str, **kwargs) -> bytes:

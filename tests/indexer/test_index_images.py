@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from anyfind import Index
 from anyfind.cli import cli
 
-PHOTOS = Path(__file__).parent / "fixtures" / "images"
+PHOTOS = Path(__file__).parents[1] / "fixtures" / "images"
 
 
 def name(r) -> str:
@@ -78,7 +78,7 @@ def test_thumbnails_cached_once(tagged):
 
 
 def test_clip_space_from_a_local_checkpoint(gallery, tmp_path):
-    from tests.clip_fixtures import make_tiny_clip_checkpoint
+    from tests.support.clip_fixtures import make_tiny_clip_checkpoint
 
     arch, ckpt = make_tiny_clip_checkpoint(tmp_path / "clip")
     config = tmp_path / "clip" / "configs" / f"{arch}.json"
@@ -157,7 +157,7 @@ def test_a_12mp_jpeg_is_indexed_from_a_draft_decode(tmp_path):
 
 def test_clip_only_index_decodes_to_clip_and_thumbnail_sizes(tmp_path):
     from anyfind.extract.image import DecodeSize
-    from tests.clip_fixtures import TINY_CONFIG, make_tiny_clip_checkpoint
+    from tests.support.clip_fixtures import TINY_CONFIG, make_tiny_clip_checkpoint
 
     arch, ckpt = make_tiny_clip_checkpoint(tmp_path / "clip")
     config = tmp_path / "clip" / "configs" / f"{arch}.json"

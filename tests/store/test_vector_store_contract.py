@@ -10,7 +10,7 @@ import uuid
 
 import numpy as np
 import pytest
-from test_vectors import DIM, SPACE, StoreWriter, normalise, sparse_ids, uniform
+from vector_data import DIM, SPACE, StoreWriter, normalise, sparse_ids, uniform
 
 from anyfind.store.faiss_store import exact_search
 from anyfind.store.metadata import MetadataStore
@@ -309,7 +309,7 @@ def test_a_token_from_the_environment_names_the_service_once(tmp_path, corpus, m
         [sys.executable, "-m", "anyfind", "index", str(corpus), "--index", str(tmp_path / "idx"),
          "-q", "--no-tags", "--no-audio", "--vector-store",
          "milvus://127.0.0.1:1?token=${MILVUS_TOKEN}"],
-        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
     out = done.stdout + done.stderr
     assert "s3cret" not in out and "cannot reach Milvus" in out
     lines = [ln for ln in out.splitlines() if "cannot reach Milvus" in ln]
@@ -644,7 +644,7 @@ def test_a_milvus_lite_file_held_by_another_process_is_one_sentence(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "tides.md").write_text("# Tides\n\nThe Moon raises the tides twice a day.")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     with Index.open(tmp_path / "idx", tagger=False, transcriber=None,
                     vector_store=f"milvus-lite://{tmp_path / 'v.db'}") as idx:
         idx.add([docs])
