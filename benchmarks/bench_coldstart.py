@@ -78,7 +78,7 @@ def build_index(work: Path, args) -> tuple[Path, list[str], dict[str, Any]]:
     sys.path.insert(0, str(REPO))
     from anyfind import Index
     from anyfind.encoders.export import export_index
-    from tests.clip_fixtures import make_tiny_clip_checkpoint
+    from tests.support.clip_fixtures import make_tiny_clip_checkpoint
 
     corpus = work / "corpus"
     queries = generate_corpus(corpus, args.files, args.seed)

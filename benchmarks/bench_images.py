@@ -411,7 +411,7 @@ def run_case(case: Case, set_name: str, folder: Path, images: list, work: Path,
 
 
 def load_clip_fixtures() -> Any:
-    spec = importlib.util.spec_from_file_location("clip_fixtures", REPO / "tests" / "clip_fixtures.py")
+    spec = importlib.util.spec_from_file_location("clip_fixtures", REPO / "tests" / "support" / "clip_fixtures.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

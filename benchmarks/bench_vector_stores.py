@@ -72,7 +72,7 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 def start_milvus(base: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen([str(ROOT / ".venv-milvus" / "bin" / "python"),
-                             str(ROOT / "tests" / "milvus_serve.py"), str(base), str(port)],
+                             str(ROOT / "tests" / "support" / "milvus_serve.py"), str(base), str(port)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
     line = proc.stdout.readline()

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from bench_common import ROOT, SHARED, finish, machine  # first: offline settings
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from anyfind import Index  # noqa: E402
 

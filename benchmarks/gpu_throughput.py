@@ -92,7 +92,7 @@ def whisper_rtf() -> dict:
 
 
 def ocr_rate() -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
     from ocr_fixtures import slide
     from PIL import Image
 

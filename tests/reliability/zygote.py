@@ -40,7 +40,7 @@ def prepare(workdir: Path, corpus: Path, settings: dict) -> dict:
     settings = dict(settings)
     clip = {}
     if settings.pop("clip", False):
-        sys.path.insert(0, str(ROOT / "tests"))
+        sys.path.insert(0, str(ROOT / "tests" / "support"))
         from clip_fixtures import make_tiny_clip_checkpoint
 
         arch, checkpoint = make_tiny_clip_checkpoint(workdir / "clip")
