@@ -43,7 +43,7 @@ from .lazy import built, built_once, forget
 if TYPE_CHECKING:
     from ..executors import EncodingExecutor
     from ..store.metadata import MetadataStore
-    from ..store.reader import SQLiteReader
+    from ..store.reader import SearchReads
 
 log = logging.getLogger("anyfind.index")
 
@@ -80,7 +80,7 @@ class OpenIndex:
             self.models = None
         # Opened on first use: a search reads through `reader` and may never need `store`.
         self._store: MetadataStore | None = None
-        self._reader: SQLiteReader | MetadataStore | None = None
+        self._reader: SearchReads | None = None
         self._bm25 = ServiceLookup(self._open_bm25, "the BM25 collection")
         self._open_lock = threading.RLock()
         self._catch_up_lock = threading.Lock()
@@ -146,7 +146,7 @@ class OpenIndex:
         forget(self, "chunker")
         return self.spaces[name]
 
-    def handles(self, modality: str | None) -> bool:
+    def indexes_modality(self, modality: str | None) -> bool:
         """Whether items of this modality are indexed: by the encoders' declared
         modalities (a plugin's image encoder counts), the tagger and the transcriber."""
         if modality == "text":
@@ -157,11 +157,11 @@ class OpenIndex:
         if modality == "audio":
             return self.config.transcriber is not None
         if modality == "video":  # its frames, its sound, or both
-            return self.handles("image") or self.config.transcriber is not None
+            return self.indexes_modality("image") or self.config.transcriber is not None
         return False
 
     @staticmethod
-    def why_not(modality: str | None) -> str:
+    def why_not_indexed(modality: str | None) -> str:
         if modality == "image":
             return "enable image tags, OCR or a space whose encoder reads images (CLIP)"
         if modality == "audio":
@@ -204,7 +204,7 @@ class OpenIndex:
         return self._store
 
     @property
-    def reader(self) -> SQLiteReader | MetadataStore:
+    def reader(self) -> SearchReads:
         """What a search reads from: a sqlite3 reader when the store is a SQLite file at
         the current schema (no SQLAlchemy on the cold path), else the MetadataStore itself."""
         if self._reader is None:

@@ -324,7 +324,7 @@ def process_distributed(opened: OpenIndex, writer: BatchWriter, connector, todo,
     shares = executor.shares_files()
     portable = _portable(connector, shares)
     pictures = _may_hold_images(todo)
-    decode = opened.image_inputs.decode_size() if opened.handles("image") and pictures else None
+    decode = opened.image_inputs.decode_size() if opened.indexes_modality("image") and pictures else None
     spec = WorkerSpec(uuid.uuid4().hex, opened.config, str(opened.path) if shares else None,
                       opened.device, decode)
     stages = stages_for(opened, spec, connector if portable else None, pictures)

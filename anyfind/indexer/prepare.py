@@ -182,9 +182,9 @@ class Preparer:
                 raise ExtractionError(f"content is not {claimed} (binary or corrupt data)")
             item.status, item.error = "skipped", f"unsupported format ({item.media_type})"
             return
-        if not view.handles(item.modality):
+        if not view.indexes_modality(item.modality):
             item.status = "skipped"
-            item.error = f"{item.media_type} is not indexed ({view.why_not(item.modality)})"
+            item.error = f"{item.media_type} is not indexed ({view.why_not_indexed(item.modality)})"
             return
         context = self.context()
         if depth == 0 and self._frames is not None:

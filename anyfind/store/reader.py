@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 import numpy as np
@@ -69,6 +69,40 @@ CHUNK_STAMP_SQL = ("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'",
 # A list of ids is ONE bound parameter, a JSON array read by json_each: no SQL is ever
 # built from values, and no limit on the number of bound parameters.
 _IDS = "(SELECT value FROM json_each(?))"
+
+
+@runtime_checkable
+class SearchReads(Protocol):
+    """What a search reads of the metadata store, whichever answers: the sqlite3
+    `SQLiteReader` below (a SQLite file at the current schema) or the MetadataStore
+    itself (any other database). Both implement it with the same answers
+    (tests/store/test_coldpath_store.py); `OpenIndex.reader` is one of them."""
+
+    dialect: str
+    lexical: Any  # the store's full-text queries: FTS5 here, FullTextSQL in the MetadataStore
+
+    def generation(self, space: str) -> int: ...
+
+    def vector_ids(self, space: str) -> np.ndarray: ...
+
+    def vectors(self, space: str, ids: Sequence[int] | None = None, dim: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def chunk_stamp(self) -> tuple[int, int]: ...
+
+    def chunk_ids(self) -> np.ndarray: ...
+
+    def chunk_texts(self, chunk_ids: Sequence[int]) -> list[tuple[int, str | None]]: ...
+
+    def chunk_facts(self, chunk_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]: ...
+
+    def chunk_rows(self, chunk_ids: Sequence[int]) -> dict[int, dict[str, Any]]: ...
+
+    def relations_of(self, item_ids: Sequence[int]) -> list[dict[str, Any]]: ...
+
+    def embeds_in(self, chunk_ids: Sequence[int]) -> list[tuple[int, int, int]]: ...
+
+    def sources(self) -> list[dict[str, Any]]: ...
 
 
 def _ids(ids: Sequence[int]) -> str:

@@ -87,7 +87,7 @@ def test_a_plugin_image_encoder_indexes_and_finds_images(plugin, tmp_path):
     (folder / "note.md").write_text("# Shopping\n\nBuy flour and eggs.")
     with Index.open(tmp_path / "idx", tagger=False, transcriber=None,
                     spaces={"colour": {"encoder": plugin}}) as idx:
-        assert idx.opened.handles("image")  # by declared modalities: no tagger, no CLIP
+        assert idx.opened.indexes_modality("image")  # by declared modalities: no tagger, no CLIP
         report = idx.add([folder])
         assert report.added == 4 and report.skipped == 0, report.errors
         hits = idx.search("something red modality:image", mode="dense", k=3)

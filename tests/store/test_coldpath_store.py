@@ -232,3 +232,25 @@ def test_highlights_of_a_page_in_one_go():
         assert h.spans_of(texts)[0] == [[0, 7]] and h.spans_of(texts)[2] == []
     finally:
         h.close()
+
+
+def test_both_readers_implement_what_a_search_reads(store, tmp_path):
+    """The sqlite3 reader and the MetadataStore answer the same reads (SearchReads), with
+    the same parameters: a search takes either."""
+    import inspect
+
+    from anyfind.store.metadata import MetadataStore
+    from anyfind.store.reader import SearchReads
+
+    reader = SQLiteReader.open(store.url)
+    try:
+        assert isinstance(reader, SearchReads) and isinstance(store, SearchReads)
+    finally:
+        reader.close()
+    for name, member in vars(SearchReads).items():
+        if name.startswith("_") or not callable(member):
+            continue
+        want = list(inspect.signature(member).parameters)
+        for cls in (SQLiteReader, MetadataStore):
+            got = list(inspect.signature(getattr(cls, name)).parameters)
+            assert got[:len(want)] == want, (cls.__name__, name, got)
