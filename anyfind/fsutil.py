@@ -20,18 +20,42 @@ def fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-TEMP_GLOB = ".*.tmp"  # the temp files below: ".<name>.<random>.tmp" beside their target
+TEMP_GLOB = ".*.tmp"  # the temp files below: ".<name>.<pid>.<random>.tmp" beside their target
 
 
-def remove_temp_files(directory: Path) -> int:
-    """Delete temp files an interrupted atomic write left under `directory` (recursively).
-    Only for a writer that holds the index's write lock: nobody else writes there."""
+def remove_temp_files(directory: Path, *, recursive: bool = True,
+                      dead_writers_only: bool = False) -> int:
+    """Delete temp files an interrupted atomic write left under `directory`. Recursively,
+    every one: only for a folder nobody but the lock's holder writes in. With
+    `dead_writers_only` (the index folder itself, whose config.json any process opening
+    the index may write): only those whose writer, named in the file name, is gone."""
     removed = 0
-    for path in Path(directory).rglob(TEMP_GLOB):
+    found = Path(directory).rglob(TEMP_GLOB) if recursive else Path(directory).glob(TEMP_GLOB)
+    for path in found:
+        if dead_writers_only and not _writer_gone(path.name):
+            continue
         with contextlib.suppress(OSError):
             path.unlink()
             removed += 1
     return removed
+
+
+def _writer_gone(name: str) -> bool:
+    """Whether the process that named this temp file (".<name>.<pid>.<random>.tmp") has
+    exited; False when the name carries no pid (an older writer's: left to `check`)."""
+    parts = name[:-len(".tmp")].rsplit(".", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -45,7 +69,9 @@ def atomic_write_with(path: Path, writer) -> None:
     A writer that fails its own way (FAISS raises RuntimeError) on a full or read-only
     disk raises the OSError that says so."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The writer's pid in the name: a later writer removes a temp file whose writer is gone.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     os.close(fd)
     try:
         try:

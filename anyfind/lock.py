@@ -93,6 +93,8 @@ class WriteLock:
         self._depth = 1
         for folder in LOCKED_FOLDERS:
             remove_temp_files(self.path.parent / folder)
+        # config.json, calibration.json: any process opening the index may write those
+        remove_temp_files(self.path.parent, recursive=False, dead_writers_only=True)
 
     def release(self) -> None:
         if self._fd is None:

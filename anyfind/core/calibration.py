@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..fsutil import atomic_write_bytes
 
 log = logging.getLogger("anyfind.calibration")
 
@@ -191,9 +192,7 @@ def refresh(opened: FitInputs, force: bool = False) -> Calibration | None:
         calib = fit(opened, chunks)
         path = opened.folder / FILE
         content = json.dumps(calib.to_json(), indent=1).encode()
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, content)
         if opened.shared is not None:  # for servers with only the config
             opened.shared.put(FILE, content)
         return calib

@@ -4,6 +4,7 @@ re-embedding where that is possible (missing vectors: the next sync re-embeds)."
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -149,11 +150,23 @@ def test_temp_files_left_by_a_killed_writer(damaged, pristine):
         p.write_bytes(b"half written")
     assert_found_then_repaired(index, "temp-files", "warning")
     assert not any(p.exists() for p in leftovers)
-    # the next writer removes those of its own folders by itself
+    # the next writer removes those of its own folders by itself, and in the index folder
+    # those whose writer (named in the file) has exited: a killed writer's config.json
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
     (index / "vectors" / ".text.json.x3.tmp").write_bytes(b"")
+    killed = index / f".config.json.{gone}.x4.tmp"
+    writing = index / f".config.json.{os.getpid()}.x5.tmp"  # a live process's, mid-write
+    for p in (killed, writing):
+        p.write_bytes(b"{")
     with Index.open(index, create=False) as idx:
         idx.add([pristine[1]])
     assert not (index / "vectors" / ".text.json.x3.tmp").exists()
+    assert not killed.exists() and writing.exists()
+    writing.unlink()
 
 
 def test_lexical_index(damaged):
