@@ -144,6 +144,43 @@ def test_ray_gives_the_local_items_chunks_and_vectors(ray_cluster, ray_driver, c
     assert_same(part(ours, corpus_root.name), local_reference)
 
 
+def ray_actors() -> list[str]:
+    """The process titles of the Ray actors alive on this machine ("ray::<class>"), idle
+    workers left out."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("ray::") and not title.startswith("ray::IDLE"):
+            found.append(title.split()[0])
+    return sorted(found)
+
+
+def actors_after_the_run(limit: float = 60.0) -> list[str]:
+    """The actors left once the job's own have exited (they go asynchronously after the
+    driver disconnects: polled, at most `limit` seconds)."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while True:
+        left = ray_actors()
+        if all(_ray_data_helper(t) for t in left) or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
+
+
+# Ray Data's cluster-wide detached actors (its statistics, autoscaling, where actors run),
+# one each per cluster, reused by every later run (docs/SCALE.md), and each node's agents.
+HELPERS = ("_StatsActor", "_AutoscalingCoordinatorActor", "AutoscalingRequester",
+           "ActorLocationTracker", "DashboardAgent", "RuntimeEnvAgent")
+
+
+def _ray_data_helper(title: str) -> bool:
+    return title.removeprefix("ray::") in HELPERS
+
+
 def test_ray_incremental_rules_and_shipped_bytes(ray_cluster, ray_driver, corpus_root,
                                                  tmp_path, tmp_path_factory):
     root = tmp_path / "corpus"
@@ -156,6 +193,10 @@ def test_ray_incremental_rules_and_shipped_bytes(ray_cluster, ray_driver, corpus
         import ray
 
         ray.shutdown()
+        # The run's actors (readers, encoders) are gone with its driver; what stays is
+        # Ray Data's own helpers, and a second run adds none (checked below).
+        helpers = actors_after_the_run()
+        assert all(_ray_data_helper(t) for t in helpers), helpers
         idx.use_executor("ray", address=ray_cluster, shared_files=False)  # a fresh one
         again = idx.add([root])  # nothing changed: no cluster is even contacted
         assert again.unchanged >= 12 and again.added == again.updated == 0
@@ -168,6 +209,8 @@ def test_ray_incremental_rules_and_shipped_bytes(ray_cluster, ray_driver, corpus
         report = idx.add([root])
         assert (report.renamed, report.copied, report.removed, report.updated) == (1, 1, 1, 1)
         assert idx.check().ok
+        ray.shutdown()
+        assert actors_after_the_run() == helpers  # nothing accumulates run after run
     fresh = tmp_path_factory.mktemp("ray-fresh") / "idx"
     with Index.open(fresh) as idx:
         idx.add([root])
@@ -292,15 +335,19 @@ def test_a_worker_view_without_the_index_folder_removes_its_scratch_folder():
 
 
 @pytest.mark.slow  # Ray's client retries an unauthenticated connection for ~20 s
-def test_a_missing_ray_token_is_said_as_such_in_one_line(ray_cluster, corpus, tmp_path):
-    """Without the cluster's token Ray printed twenty InvalidAuthToken lines, then "cannot
-    reach the Ray cluster ... ConnectionError" (a network fault, it read): one sentence
-    that names the token now."""
+@pytest.mark.parametrize("token", [None, "not-the-clusters-token"])
+def test_a_missing_ray_token_is_said_as_such_in_one_line(token, ray_cluster, corpus, tmp_path):
+    """Without the cluster's token (or with another) Ray printed twenty InvalidAuthToken
+    lines, then "cannot reach the Ray cluster ... ConnectionError" (a network fault, it
+    read): one sentence that names the token now."""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    if token is not None:
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     run = subprocess.run(ANYFIND + ["index", str(corpus), "--index", str(tmp_path / "idx"),
                                     "-q", "--ray-address", ray_cluster],
                          capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 1
     lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, lines
-    assert "refused this process (no token)" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
+    said = "no token" if token is None else "a wrong token"
+    assert f"refused this process ({said})" in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
