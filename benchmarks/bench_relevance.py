@@ -108,6 +108,50 @@ def photos(work: Path, classes: list[str], per_class: int) -> dict:
         index.close()
 
 
+RECEIPTS = Path("/work/shared/data/ocr-receipts")
+# Nothing a shop receipt is about: every result of these is unrelated.
+NOT_RECEIPTS = ["volcano eruption", "piano lesson", "wedding dress", "suspension bridge",
+                "birthday party photos", "guitar chords", "quantum physics lecture",
+                "holiday at the beach", "train timetable", "knitting pattern"]
+
+
+def receipts(work: Path) -> dict:
+    """A one-subject collection read from pixels: scanned shop receipts (SROIE), the
+    default index (OCR on), queried "<shop> receipt <date>" (queries.tsv). Every item is
+    a receipt, so "unrelated" is a narrow band: the floor must still keep the one asked
+    for, and hide what a query about something else reaches."""
+    import shutil
+
+    folder, index_dir = work / "receipts", work / "receipts-index"
+    if not index_dir.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for p in sorted((RECEIPTS / "img").glob("*.jpg")):
+            shutil.copy(p, folder / p.name)
+    index = Index.open(index_dir)
+    started = time.perf_counter()
+    index.add([folder])
+    index_s = time.perf_counter() - started
+    try:
+        def search(text: str, floor: bool) -> list[str]:
+            return [Path(r.path).name for r in index.search(text, k=10, floor=floor,
+                                                            syntax=False)]
+
+        queries, relevant = {}, {}
+        for n, line in enumerate((RECEIPTS / "queries.tsv").read_text("utf-8").splitlines()):
+            text, path = line.split("\t")
+            queries[str(n)], relevant[str(n)] = text, {Path(path).name}
+        out = {"receipts": len(list(folder.iterdir())), "index_s": round(index_s, 1),
+               **floor_effect(search, queries, relevant)}
+        out["unrelated_query_shown_per_query"] = round(sum(
+            len(search(q, True)) for q in NOT_RECEIPTS) / len(NOT_RECEIPTS), 2)
+        out["unrelated_query_shown_without_floor"] = round(sum(
+            len(search(q, False)) for q in NOT_RECEIPTS) / len(NOT_RECEIPTS), 2)
+        print(f"  receipts         {json.dumps(out)}", flush=True)
+        return out
+    finally:
+        index.close()
+
+
 def one(data_dir: Path, work: Path) -> dict:
     data = load_beir(data_dir)
     index = Index.open(work / f"{data.name}-index")
@@ -147,11 +191,20 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="indexes are kept here")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--no-photos", action="store_true", help="skip the CIFAR-10 photo sets")
+    ap.add_argument("--only-receipts", action="store_true",
+                    help="only the OCR'd receipts (a one-subject collection)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="anyfind-bench-relevance-"))
     datasets = [d for d in (args.data or DEFAULTS) if (d / "corpus.jsonl").exists()]
-    result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "collections": [one(d, work) for d in datasets]}
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    if args.only_receipts:
+        result = {"machine": machine, "receipts": receipts(work)}
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2))
+        return
+    result = {"machine": machine, "collections": [one(d, work) for d in datasets]}
+    if RECEIPTS.is_dir():
+        result["receipts"] = receipts(work)
     if CIFAR.is_dir() and not args.no_photos:
         result["photos"] = [photos(work, ["cat", "dog", "ship", "truck"], 20),
                             photos(work, ["airplane", "automobile", "bird", "cat", "deer",
