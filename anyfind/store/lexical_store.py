@@ -188,13 +188,15 @@ class LexicalSearch:
             try:
                 return backend.search(terms, depth, form)
             except Exception as exc:  # noqa: BLE001 (the next backend answers the same query)
-                warn_once(f"the lexical {backend.name} cache failed "
+                warn_once(f"the lexical {backend.describe()} cache failed "
                           f"({type(exc).__name__}: {exc}); searching "
-                          f"{self.store_backend.name} instead")
+                          f"{self.store_backend.describe()} instead")
         raise RuntimeError("no lexical backend took the query")  # the store's always does
 
     def reference(self, terms: Sequence[str]) -> float | None:
-        """The reference score on the scale of the backend that answers (Lexical.reference)."""
+        """The reference score (`LexicalStore.reference`) on the scale of the backend that
+        answers an unfiltered query now; None when it fails (scores then saturate at a
+        fixed level)."""
         if not terms:
             return None
         try:
