@@ -32,19 +32,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_common import ROOT, SHARED  # noqa: E402 (first: offline settings, the repository on the path)
+
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from PIL import Image  # noqa: E402
 
 from anyfind import Index  # noqa: E402
 from anyfind.ocr import ocr_engine  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
 
 
 def words(text: str) -> list[str]:

@@ -21,10 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_common import ROOT  # noqa: E402, F401 (first: offline settings, the repository on the path)
 
 from anyfind import Index  # noqa: E402
 from anyfind.evaluate import index_dataset, load_beir, run_mode  # noqa: E402
