@@ -21,10 +21,10 @@ class built_once(Generic[T]):  # noqa: N801 (used as a decorator, like cached_pr
     def __init__(self, build: Callable[[Any], T]):
         self.build = build
         self.__doc__ = build.__doc__
-        self.slot = f"_built_{build.__name__}"
+        self.slot = _slot(build.__name__)
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = f"_built_{name}"
+        self.slot = _slot(name)
 
     def __get__(self, obj: Any, owner: type | None = None) -> T:
         if obj is None:
@@ -41,9 +41,14 @@ class built_once(Generic[T]):  # noqa: N801 (used as a decorator, like cached_pr
 
 def built(obj: Any, name: str) -> Any:
     """What `name` holds if it was built, else None (closing without building)."""
-    return obj.__dict__.get(f"_built_{name}")
+    return obj.__dict__.get(_slot(name))
 
 
 def forget(obj: Any, name: str) -> None:
     """Drop what `name` built: the next use builds it again."""
-    obj.__dict__.pop(f"_built_{name}", None)
+    obj.__dict__.pop(_slot(name), None)
+
+
+def _slot(name: str) -> str:
+    """Where the owner keeps what `name` built (its instance dict, like cached_property)."""
+    return f"_built_{name}"

@@ -214,10 +214,11 @@ class LexicalSearch:
                 return found.describe()
             why = self._service()[1] or "the BM25 collection is filled by the next sync"
             return f"{store.describe()} ({why})"
-        for backend in self.chain[:-1]:
-            if backend.ready():
-                return f"{backend.describe()} (current)"
-            return (f"{store.describe()} (the {backend.describe()} cache is stale or missing: "
+        cache = self.chain[0] if len(self.chain) > 1 else None  # the one in front of it
+        if cache is not None and cache.ready():
+            return f"{cache.describe()} (current)"
+        if cache is not None:
+            return (f"{store.describe()} (the {cache.describe()} cache is stale or missing: "
                     "rebuilt by the next sync)")
         return f"{store.describe()} ({self.why_alone})" if self.why_alone else store.describe()
 

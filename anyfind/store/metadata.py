@@ -184,7 +184,7 @@ class MetadataStore:
         """The collation filters fold case under: PostgreSQL's ICU root locale where the
         server has ICU (its lower() is then full Unicode case mapping, as Python's; a
         libc "C" locale folds ASCII only); None elsewhere (SQLite folds with Python)."""
-        if self.engine.dialect.name != "postgresql":
+        if self.dialect != "postgresql":
             return None
         try:
             with self.engine.connect() as conn:
@@ -257,7 +257,7 @@ class MetadataStore:
 
     def _clean(self, value: Any) -> Any:
         """PostgreSQL text cannot hold NUL characters (PDF text sometimes has them)."""
-        if isinstance(value, str) and "\x00" in value and self.engine.dialect.name != "sqlite":
+        if isinstance(value, str) and "\x00" in value and self.dialect != "sqlite":
             return value.replace("\x00", "")
         return value
 
