@@ -36,7 +36,7 @@ from .fulltext_sql import FullTextSQL
 from .held import HELD, is_held, matrix_of
 from .migrations import migrate
 from .outbox import HeldVector, VectorChanges
-from .reader import passage_around
+from .reader import CONTENT_KEY_CHARS, content_key, passage_around
 from .schema import Chunk, Embedding, Item, Relation, Source, Space, VectorOutbox
 from .sqltext import fold_like_python, like_escape
 
@@ -876,6 +876,14 @@ class MetadataStore:
             query = select(Chunk.id).order_by(Chunk.id)
         with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
+    def chunk_content_keys(self) -> list[tuple[int, str]]:
+        """(chunk id, what the chunk is by content), for every chunk (as
+        SQLiteReader.chunk_content_keys)."""
+        q = select(Chunk.id, Chunk.modality, Chunk.ordinal, func.length(Chunk.text),
+                   func.substr(Chunk.text, 1, CONTENT_KEY_CHARS))
+        with self.engine.connect() as conn:
+            return [(int(c), content_key(*rest)) for c, *rest in conn.execute(q)]
 
     def chunk_texts(self, chunk_ids: Sequence[int]) -> list[tuple[int, str | None]]:
         """(chunk id, its text) for the chunks that exist."""

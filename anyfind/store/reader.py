@@ -66,6 +66,18 @@ _FTS_SQL = ("SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts "
 # The chunks' stamp (see chunk_stamp): its AUTOINCREMENT high-water mark, its row count.
 CHUNK_STAMP_SQL = ("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'",
                    "SELECT count(*) FROM chunks")
+# What a chunk is by content (chunk_content_keys): cheap to read for every chunk, the
+# same in every build of one corpus whatever ids its chunks got.
+CONTENT_KEY_CHARS = 160
+CONTENT_KEY_SQL = ("SELECT id, modality, ordinal, length(text), substr(text, 1, "
+                   f"{CONTENT_KEY_CHARS}) FROM chunks")
+
+
+def content_key(modality: str | None, ordinal: int | None, length: int | None,
+                opening: str | None) -> str:
+    return f"{modality or ''}|{ordinal or 0}|{length or 0}|{opening or ''}"
+
+
 # A list of ids is ONE bound parameter, a JSON array read by json_each: no SQL is ever
 # built from values, and no limit on the number of bound parameters.
 _IDS = "(SELECT value FROM json_each(?))"
@@ -91,6 +103,8 @@ class SearchReads(Protocol):
     def chunk_stamp(self) -> tuple[int, int]: ...
 
     def chunk_ids(self) -> np.ndarray: ...
+
+    def chunk_content_keys(self) -> list[tuple[int, str]]: ...
 
     def chunk_texts(self, chunk_ids: Sequence[int]) -> list[tuple[int, str | None]]: ...
 
@@ -228,6 +242,13 @@ class SQLiteReader:
     def chunk_ids(self) -> np.ndarray:
         rows = self.query("SELECT id FROM chunks ORDER BY id")
         return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def chunk_content_keys(self) -> list[tuple[int, str]]:
+        """(chunk id, what the chunk is by content: its modality, place in its item, length
+        and opening words), for every chunk: the same in every build of one corpus,
+        whatever ids the chunks got (see core/calibration.py)."""
+        rows = self.query(CONTENT_KEY_SQL)
+        return [(int(c), content_key(*rest)) for c, *rest in rows]
 
     def chunk_texts(self, chunk_ids: Sequence[int]) -> list[tuple[int, str | None]]:
         return self.query(f"SELECT id, text FROM chunks WHERE id IN {_IDS}", (_ids(chunk_ids),))

@@ -62,6 +62,9 @@ def test_reader_answers_as_the_store(store, writer):
         assert {(r["parent_id"], r["parent_path"]) for r in rows.values()
                 if r["item_id"] == child} == {(with_meta, f"/data/{with_meta}.txt")}
         assert reader.sources() == store.sources()
+        keys = reader.chunk_content_keys()
+        assert sorted(keys) == sorted(store.chunk_content_keys())
+        assert len(keys) == len(store.chunk_ids()) and len(set(dict(keys).values())) > 1
         for terms in (["chunk"], ["chunk", "12"], ["absent"], []):
             assert reader.lexical.search(terms, 25) == store.lexical.search(terms, 25)
         assert reader.generation("no-such-space") == 0
