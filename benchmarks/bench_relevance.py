@@ -6,7 +6,9 @@ BEIR-format text collections (docs/SEARCH_QUALITY.md).
 Default collections: CISI (/work/shared/data/cisi-beir, when present), Cranfield 1400
 and CACM (benchmarks/data/cranfield-beir, cacm-beir, in the repository). Each is indexed once into --work
 (kept: a second run only searches). Every judged query runs at depth 100 in each
-configuration; nothing is tuned on the labels.
+configuration; nothing is tuned on the labels. Then the floor, on and off, on the sets
+under /work/shared/data when present: the OCR'd receipts, the figures (by caption), a
+notes vault (by section heading: one course's notes), the CIFAR-10 photo folders.
 """
 
 from __future__ import annotations
@@ -138,10 +140,7 @@ def receipts(work: Path) -> dict:
             queries[str(n)], relevant[str(n)] = text, {Path(path).name}
         out = {"receipts": len(list(folder.iterdir())), "index_s": round(index_s, 1),
                **floor_effect(search, queries, relevant)}
-        out["unrelated_query_shown_per_query"] = round(sum(
-            len(search(q, True)) for q in NOT_RECEIPTS) / len(NOT_RECEIPTS), 2)
-        out["unrelated_query_shown_without_floor"] = round(sum(
-            len(search(q, False)) for q in NOT_RECEIPTS) / len(NOT_RECEIPTS), 2)
+        out.update(unrelated_shown(search))
         print(f"  receipts         {json.dumps(out)}", flush=True)
         return out
     finally:
@@ -181,6 +180,102 @@ def one(data_dir: Path, work: Path) -> dict:
             "runs": rows}
 
 
+def unrelated_shown(search) -> dict:
+    """Results shown per query, with and without the floor, for queries about nothing in
+    the collection (every result unrelated: what the floor exists to hide)."""
+    return {"unrelated_query_shown_per_query": round(sum(
+                len(search(q, True)) for q in NOT_RECEIPTS) / len(NOT_RECEIPTS), 2),
+            "unrelated_query_shown_without_floor": round(sum(
+                len(search(q, False)) for q in NOT_RECEIPTS) / len(NOT_RECEIPTS), 2)}
+
+
+FIGURES = Path("/work/shared/data/figures")
+
+
+def figures(work: Path) -> dict:
+    """Figures and screenshots with printed text (OCR on), each queried by its caption
+    (captions.tsv: what it shows, with its main visible words): the floor on pictures
+    found by the text in their pixels and by their tags."""
+    import shutil
+
+    folder, index_dir = work / "figures", work / "figures-index"
+    lines = [line.split("\t") for line in
+             (FIGURES / "captions.tsv").read_text("utf-8").splitlines() if "\t" in line]
+    if not index_dir.exists():
+        for rel, _ in lines:
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(FIGURES / rel, folder / rel)
+    index = Index.open(index_dir)
+    started = time.perf_counter()
+    index.add([folder])
+    index_s = time.perf_counter() - started
+    try:
+        def search(text: str, floor: bool) -> list[str]:
+            return [Path(r.path).relative_to(folder).as_posix()
+                    for r in index.search(text, k=10, floor=floor, syntax=False)]
+
+        queries = {str(n): caption for n, (_, caption) in enumerate(lines)}
+        relevant = {str(n): {rel} for n, (rel, _) in enumerate(lines)}
+        out = {"figures": len(lines), "index_s": round(index_s, 1),
+               **floor_effect(search, queries, relevant), **unrelated_shown(search)}
+        print(f"  figures          {json.dumps(out)}", flush=True)
+        return out
+    finally:
+        index.close()
+
+
+VAULT = Path("/work/shared/data/notes-vault")
+
+
+def section_queries(root: Path) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """Known-item queries from a notes folder, no labels needed: each section heading
+    (## / ###, outside code fences, two words or more) that only one note has, asking
+    for that note."""
+    import re
+
+    found: dict[str, set[str]] = {}
+    for note in sorted(root.rglob("*.md")):
+        fenced = False
+        for line in note.read_text("utf-8", errors="replace").splitlines():
+            if line.lstrip().startswith(("```", "~~~")):
+                fenced = not fenced
+            elif not fenced and (m := re.match(r"#{2,3}\s+(.+?)\s*#*$", line)):
+                heading = re.sub(r"[`*_\[\]]", "", m.group(1)).strip()
+                if len(heading.split()) >= 2:
+                    found.setdefault(heading.lower(), set()).add(
+                        note.relative_to(root).as_posix())
+    unique = sorted((h, notes) for h, notes in found.items() if len(notes) == 1)
+    return ({str(n): h for n, (h, _) in enumerate(unique)},
+            {str(n): notes for n, (_, notes) in enumerate(unique)})
+
+
+def vault(work: Path) -> dict:
+    """One course's notes: a real notes vault on one subject (a plugin's documentation,
+    Markdown notes and their screenshots, OCR on), queried by its section headings for
+    the note that holds them, and by queries about nothing it says."""
+    import shutil
+
+    folder, index_dir = work / "vault", work / "vault-index"
+    if not folder.exists():
+        shutil.copytree(VAULT, folder)
+    index = Index.open(index_dir)
+    started = time.perf_counter()
+    index.add([folder])
+    index_s = time.perf_counter() - started
+    try:
+        def search(text: str, floor: bool) -> list[str]:
+            return [Path(r.path).relative_to(folder).as_posix()
+                    for r in index.search(text, k=10, floor=floor, syntax=False)]
+
+        queries, relevant = section_queries(folder)
+        out = {"notes": len(list(folder.rglob("*.md"))), "index_s": round(index_s, 1),
+               **floor_effect(search, queries, relevant), **unrelated_shown(search)}
+        print(f"  vault            {json.dumps(out)}", flush=True)
+        return out
+    finally:
+        index.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, action="append", default=None)
@@ -189,6 +284,8 @@ def main() -> None:
     ap.add_argument("--no-photos", action="store_true", help="skip the CIFAR-10 photo sets")
     ap.add_argument("--only-receipts", action="store_true",
                     help="only the OCR'd receipts (a one-subject collection)")
+    ap.add_argument("--only-pictures-and-notes", action="store_true",
+                    help="only the figures (by caption) and the notes vault (by heading)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="anyfind-bench-relevance-"))
     datasets = [d for d in (args.data or DEFAULTS) if (d / "corpus.jsonl").exists()]
@@ -198,9 +295,18 @@ def main() -> None:
         if args.out:
             args.out.write_text(json.dumps(result, indent=2))
         return
+    if args.only_pictures_and_notes:
+        result = {"machine": machine, "figures": figures(work), "vault": vault(work)}
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2))
+        return
     result = {"machine": machine, "collections": [one(d, work) for d in datasets]}
     if RECEIPTS.is_dir():
         result["receipts"] = receipts(work)
+    if FIGURES.is_dir():
+        result["figures"] = figures(work)
+    if VAULT.is_dir():
+        result["vault"] = vault(work)
     if CIFAR.is_dir() and not args.no_photos:
         result["photos"] = [photos(work, ["cat", "dog", "ship", "truck"], 20),
                             photos(work, ["airplane", "automobile", "bird", "cat", "deer",
