@@ -125,26 +125,12 @@ def receipts(work: Path) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         for p in sorted((RECEIPTS / "img").glob("*.jpg")):
             shutil.copy(p, folder / p.name)
-    index = Index.open(index_dir)
-    started = time.perf_counter()
-    index.add([folder])
-    index_s = time.perf_counter() - started
-    try:
-        def search(text: str, floor: bool) -> list[str]:
-            return [Path(r.path).name for r in index.search(text, k=10, floor=floor,
-                                                            syntax=False)]
-
-        queries, relevant = {}, {}
-        for n, line in enumerate((RECEIPTS / "queries.tsv").read_text("utf-8").splitlines()):
-            text, path = line.split("\t")
-            queries[str(n)], relevant[str(n)] = text, {Path(path).name}
-        out = {"receipts": len(list(folder.iterdir())), "index_s": round(index_s, 1),
-               **floor_effect(search, queries, relevant)}
-        out.update(unrelated_shown(search))
-        print(f"  receipts         {json.dumps(out)}", flush=True)
-        return out
-    finally:
-        index.close()
+    queries, relevant = {}, {}
+    for n, line in enumerate((RECEIPTS / "queries.tsv").read_text("utf-8").splitlines()):
+        text, path = line.split("\t")
+        queries[str(n)], relevant[str(n)] = text, {Path(path).name}
+    return floor_on_folder("receipts", folder, index_dir, queries, relevant,
+                           receipts=len(list(folder.iterdir())))
 
 
 def one(data_dir: Path, work: Path) -> dict:
@@ -189,6 +175,27 @@ def unrelated_shown(search) -> dict:
                 len(search(q, False)) for q in NOT_RECEIPTS) / len(NOT_RECEIPTS), 2)}
 
 
+def floor_on_folder(label: str, folder: Path, index_dir: Path, queries: dict[str, str],
+                    relevant: dict[str, set[str]], **about) -> dict:
+    """Index a folder (timed), then the floor's effect on its queries (results named by
+    their path under the folder) and on queries about nothing in it."""
+    index = Index.open(index_dir)
+    started = time.perf_counter()
+    index.add([folder])
+    index_s = time.perf_counter() - started
+    try:
+        def search(text: str, floor: bool) -> list[str]:
+            return [Path(r.path).relative_to(folder).as_posix()
+                    for r in index.search(text, k=10, floor=floor, syntax=False)]
+
+        out = {**about, "index_s": round(index_s, 1),
+               **floor_effect(search, queries, relevant), **unrelated_shown(search)}
+        print(f"  {label:16} {json.dumps(out)}", flush=True)
+        return out
+    finally:
+        index.close()
+
+
 FIGURES = Path("/work/shared/data/figures")
 
 
@@ -205,23 +212,10 @@ def figures(work: Path) -> dict:
         for rel, _ in lines:
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(FIGURES / rel, folder / rel)
-    index = Index.open(index_dir)
-    started = time.perf_counter()
-    index.add([folder])
-    index_s = time.perf_counter() - started
-    try:
-        def search(text: str, floor: bool) -> list[str]:
-            return [Path(r.path).relative_to(folder).as_posix()
-                    for r in index.search(text, k=10, floor=floor, syntax=False)]
-
-        queries = {str(n): caption for n, (_, caption) in enumerate(lines)}
-        relevant = {str(n): {rel} for n, (rel, _) in enumerate(lines)}
-        out = {"figures": len(lines), "index_s": round(index_s, 1),
-               **floor_effect(search, queries, relevant), **unrelated_shown(search)}
-        print(f"  figures          {json.dumps(out)}", flush=True)
-        return out
-    finally:
-        index.close()
+    queries = {str(n): caption for n, (_, caption) in enumerate(lines)}
+    relevant = {str(n): {rel} for n, (rel, _) in enumerate(lines)}
+    return floor_on_folder("figures", folder, index_dir, queries, relevant,
+                           figures=len(lines))
 
 
 VAULT = Path("/work/shared/data/notes-vault")
@@ -258,22 +252,9 @@ def vault(work: Path) -> dict:
     folder, index_dir = work / "vault", work / "vault-index"
     if not folder.exists():
         shutil.copytree(VAULT, folder)
-    index = Index.open(index_dir)
-    started = time.perf_counter()
-    index.add([folder])
-    index_s = time.perf_counter() - started
-    try:
-        def search(text: str, floor: bool) -> list[str]:
-            return [Path(r.path).relative_to(folder).as_posix()
-                    for r in index.search(text, k=10, floor=floor, syntax=False)]
-
-        queries, relevant = section_queries(folder)
-        out = {"notes": len(list(folder.rglob("*.md"))), "index_s": round(index_s, 1),
-               **floor_effect(search, queries, relevant), **unrelated_shown(search)}
-        print(f"  vault            {json.dumps(out)}", flush=True)
-        return out
-    finally:
-        index.close()
+    queries, relevant = section_queries(folder)
+    return floor_on_folder("vault", folder, index_dir, queries, relevant,
+                           notes=len(list(folder.rglob("*.md"))))
 
 
 def main() -> None:
