@@ -155,7 +155,7 @@ def one(data_dir: Path, work: Path) -> dict:
 
         relevant = {q: {d for d, g in data.qrels.get(q, {}).items() if g > 0}
                     for q in data.queries}
-        floor = floor_effect(search, data.queries, relevant)
+        floor = {**floor_effect(search, data.queries, relevant), **unrelated_shown(search)}
         print(f"  {data.name:16} floor at depth 10: {json.dumps(floor)}", flush=True)
     finally:
         index.close()
