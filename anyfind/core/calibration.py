@@ -10,8 +10,7 @@ query-like text to chunks it has nothing to do with, per chunk modality:
   hash of what each chunk is: modality, place in its item, length, opening words), not by
   chunk id, so two builds of one corpus that numbered its chunks otherwise (a Ray sync
   writes them as they come back) fit the same scales; an index past LIST_BELOW chunks
-  probes random ids instead (it is never listed; its sample is large enough that two
-  draws agree closely);
+  probes random ids instead (it is never listed, so its sample still follows the ids);
 - background: their cosines to sampled chunks of *other* items. Its centre and spread
   come from its lower half (median, and MAD below the median), so the related pairs
   that a sample of a real corpus always holds (two notes on coffee) fatten only the
