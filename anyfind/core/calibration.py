@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from ..fsutil import atomic_write_bytes
+from ..store.reader import CONTENT_KEY_CHARS, content_key
 
 log = logging.getLogger("anyfind.calibration")
 
@@ -210,17 +211,14 @@ LIST_BELOW = 200_000  # chunks: their ids are listed (1.6 MB) and sampled; probe
 
 
 def sample_chunk_ids(reader, n: int, rng: np.random.Generator,
-                     list_below: int = LIST_BELOW,
-                     keys: dict[int, str] | None = None) -> np.ndarray:
-    """Up to n distinct chunk ids, sorted: those whose content key hashes lowest (`keys`,
-    read when not given), a sample as random as the hash and the same in every build of
-    one corpus. A large index is never listed (10^9 ids are 8 GB): random ids up to the
+                     list_below: int = LIST_BELOW) -> np.ndarray:
+    """Up to n distinct chunk ids, sorted: those whose content key hashes lowest, a
+    sample as random as the hash and the same in every build of one corpus. A large index is never listed (10^9 ids are 8 GB): random ids up to the
     highest are probed in batches and the existing ones kept, each existing chunk as
     likely as any other (ids are never reused, so the gaps are deletions)."""
     top, count = reader.chunk_stamp()
     if count <= list_below:
-        if keys is None:
-            keys = dict(reader.chunk_content_keys())
+        keys = dict(reader.chunk_content_keys())
         return np.sort(np.asarray(in_content_order(keys)[:n], dtype=np.int64))
     found: set[int] = set()
     for _ in range(20):  # each round expects to find what is missing
@@ -242,15 +240,20 @@ def in_content_order(keys: dict[int, str]) -> list[int]:
     return [c for c, _ in sorted(keys.items(), key=rank)]
 
 
+def row_key(row: dict[str, Any]) -> str:
+    """A chunk row's content key, as the store's `chunk_content_keys` gives it."""
+    text = row.get("text") or ""
+    return content_key(row.get("chunk_modality"), row.get("ordinal"), len(text),
+                       text[:CONTENT_KEY_CHARS])
+
+
 def fit(opened: FitInputs, chunks: int, seed: int = 0) -> Calibration:
     rng = np.random.default_rng(seed)
     reader = opened.reader
-    listed = reader.chunk_stamp()[1] <= LIST_BELOW
-    keys = dict(reader.chunk_content_keys()) if listed else None
-    ids = sample_chunk_ids(reader, SAMPLE_CHUNKS, rng, keys=keys)
+    ids = sample_chunk_ids(reader, SAMPLE_CHUNKS, rng)
     rows = reader.chunk_rows(ids.tolist()) if len(ids) else {}
-    if keys is not None:  # pseudo-queries are cut in content order too (rows come by id)
-        rows = {c: rows[c] for c in in_content_order({c: keys[c] for c in rows if c in keys})}
+    # pseudo-queries are cut in content order too (rows come in id order)
+    rows = {c: rows[c] for c in in_content_order({c: row_key(r) for c, r in rows.items()})}
     queries, origins = pseudo_queries(rows, rng)
     spaces: dict[str, dict[str, Scale]] = {}
     for name, space in opened.spaces.items():

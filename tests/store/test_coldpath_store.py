@@ -65,6 +65,8 @@ def test_reader_answers_as_the_store(store, writer):
         keys = reader.chunk_content_keys()
         assert sorted(keys) == sorted(store.chunk_content_keys())
         assert len(keys) == len(store.chunk_ids()) and len(set(dict(keys).values())) > 1
+        from anyfind.core.calibration import row_key  # the calibration keys rows alike
+        assert {c: row_key(r) for c, r in rows.items()} == {c: k for c, k in keys if c in rows}
         for terms in (["chunk"], ["chunk", "12"], ["absent"], []):
             assert reader.lexical.search(terms, 25) == store.lexical.search(terms, 25)
         assert reader.generation("no-such-space") == 0
