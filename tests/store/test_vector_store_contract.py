@@ -393,7 +393,9 @@ def test_search_consistency_is_session_unless_the_uri_says(tmp_path):
         level("milvus://127.0.0.1:1?consistency=sometimes")
 
 
-@pytest.mark.parametrize("engine", ["lite", "server"])
+# The server variant (and its IVF_PQ) runs in `make test-long`: ~40 s of CI time, the
+# same rule as Milvus Lite's.
+@pytest.mark.parametrize("engine", ["lite", pytest.param("server", marks=pytest.mark.slow)])
 def test_the_milvus_index_type_follows_the_collection_size(tmp_path, engine, meta, request):
     """FLAT while small, HNSW once past `exact_below` (rebuilt by the catch-up of the sync
     that crosses it, and read back by a later process), a fixed type when the URI names
@@ -516,7 +518,11 @@ def test_milvus_vectors_of_another_model_are_refused_and_reindex_replaces_them(t
                           model="sentence-transformers:another-model#0123456789ab")
 
 
-@pytest.mark.parametrize("point", ["batch.committed", "milvus.upserted", "milvus.applied"])
+# The two outer windows run in `make test-long` (~20 s each of CI time): the middle one,
+# Milvus written and the store still holding the copies, is the one both sides can lose.
+@pytest.mark.parametrize("point", [pytest.param("batch.committed", marks=pytest.mark.slow),
+                                   "milvus.upserted",
+                                   pytest.param("milvus.applied", marks=pytest.mark.slow)])
 def test_a_writer_killed_between_the_store_and_milvus_loses_and_duplicates_nothing(
         tmp_path, corpus, point):
     """SIGKILL after the metadata commit but before Milvus is written (batch.committed),
