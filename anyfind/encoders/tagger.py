@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from ..errors import ConfigError, require
@@ -28,6 +29,31 @@ def imagenet_labels() -> list[str]:
     """The 1000 ImageNet-1k class names, in class-index order (bundled with torchvision)."""
     models = require("torchvision.models", "images")
     return list(models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+@lru_cache(maxsize=1)
+def label_descriptions() -> dict[str, str]:
+    """Each ImageNet label's WordNet entry, "synonyms: definition", as timm bundles it
+    ("yawl: a ship's small boat (usually rowed by 4 or 6 oars)"). What a text space
+    embeds for a tag: the definition says what kind of thing the label is (a boat, a cat,
+    a van), which its name alone often does not ("yawl", "tabby", "moving van" sit far
+    from "ship", "cat", "truck" in a sentence encoder). {} when timm has no such table."""
+    try:
+        from timm.data import ImageNetInfo
+
+        described = ImageNetInfo("imagenet-1k").label_descriptions(detailed=True)
+    except Exception:  # noqa: BLE001 (an older timm: the names alone)
+        return {}
+    names = imagenet_labels()
+    if len(described) != len(names):
+        return {}
+    # torchvision's names and timm's table are both in class-index order
+    return dict(zip(names, described, strict=True))
+
+
+def describe_label(label: str) -> str:
+    """The text a text space embeds for one tag: its WordNet entry, or the label."""
+    return label_descriptions().get(label, label)
 
 
 def map_state_dict(source: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:

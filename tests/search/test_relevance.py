@@ -175,15 +175,22 @@ def recall_at_10(idx, query: str, cls: str, floor: bool) -> float:
 def test_the_floor_never_hides_the_photos_a_class_word_finds(photos):
     """A photo folder is a collection on few subjects: its pseudo-queries' background is
     made of related photos. The floor must still show what the query finds. (Before the
-    off-topic background it showed none for "cat" here.) "a photo of a X" is not asserted:
-    in a space that sees photos through their tags the template dilutes the query to the
-    off-topic level (docs/SEARCH_QUALITY.md, run 9)."""
-    words = {"chelsea": "cat", "coffee": "coffee", "rocket": "rocket", "camera": "camera"}
+    off-topic background it showed none for "cat" here.) The camera: every rendition the
+    tagger sees its tripod in; its 40-pixel ones are tagged "assault rifle, Arabian camel,
+    bulletproof vest, binoculars", nothing a camera is, and sit at the image floor (0.02
+    over it with bare tag names, 0.01 under it since tags are embedded with their
+    dictionary entries, which lifted P@10 on 10,000 CIFAR photos 0.68 -> 0.82:
+    docs/SEARCH_QUALITY.md, run 14)."""
+    words = {"chelsea": "cat", "coffee": "coffee", "rocket": "rocket"}
     for cls, word in words.items():
         query = word
         shown = recall_at_10(photos, query, cls, floor=True)
         assert shown >= recall_at_10(photos, query, cls, floor=False) - 1e-9, query
         assert shown > 0, query
+    shown = {h.path for h in photos.search("camera", k=10)}
+    tripods = [h.path for h in photos.search("camera", k=10, floor=False)
+               if Path(h.path).parent.name == "camera" and "tripod" in h.text]
+    assert len(tripods) >= 4 and set(tripods) <= shown
 
 
 def test_the_floor_shows_the_photos_a_photo_of_a_x_finds(photos):
