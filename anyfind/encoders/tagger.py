@@ -34,10 +34,11 @@ def imagenet_labels() -> list[str]:
 @lru_cache(maxsize=1)
 def label_descriptions() -> dict[str, str]:
     """Each ImageNet label's WordNet entry, "synonyms: definition", as timm bundles it
-    ("yawl: a ship's small boat (usually rowed by 4 or 6 oars)"). What a text space
-    embeds for a tag: the definition says what kind of thing the label is (a boat, a cat,
-    a van), which its name alone often does not ("yawl", "tabby", "moving van" sit far
-    from "ship", "cat", "truck" in a sentence encoder). {} when timm has no such table."""
+    ("yawl: a ship's small boat (usually rowed by 4 or 6 oars)"). A text space embeds a
+    tag as its name and this entry (encoders/tag_vectors.py): the definition says what
+    kind of thing the label is (a boat, a cat, a van), which its name alone often does
+    not ("yawl", "tabby", "moving van" sit far from "ship", "cat", "truck" in a sentence
+    encoder). {} when timm has no such table."""
     try:
         from timm.data import ImageNetInfo
 
@@ -52,7 +53,7 @@ def label_descriptions() -> dict[str, str]:
 
 
 def describe_label(label: str) -> str:
-    """The text a text space embeds for one tag: its WordNet entry, or the label."""
+    """One tag's WordNet entry ("synonyms: definition"), or the label when it has none."""
     return label_descriptions().get(label, label)
 
 

@@ -316,6 +316,7 @@ def test_an_unreachable_cluster_is_one_line_and_writes_nothing(corpus, tmp_path)
         assert idx.add([corpus]).added == 6  # later, in this process: all of it
 
 
+@pytest.mark.slow  # ~20 s of CI time: Ray itself is tested on the loopback cluster above
 def test_without_an_address_a_local_ray_runs_for_the_sync(ray_driver, tmp_path):
     """It also declares a GPU (a logical resource here: the models still run on the CPU),
     so the model pools ask for GPU shares, as on a GPU cluster, and are scheduled."""
