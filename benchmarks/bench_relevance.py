@@ -275,21 +275,15 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="anyfind-bench-relevance-"))
     datasets = [d for d in (args.data or DEFAULTS) if (d / "corpus.jsonl").exists()]
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    if args.only_receipts:
-        result = {"machine": machine, "receipts": receipts(work)}
-        if args.out:
-            args.out.write_text(json.dumps(result, indent=2))
-        return
-    if args.only_pictures_and_notes:
-        result = {"machine": machine, "figures": figures(work), "vault": vault(work)}
-        if args.out:
-            args.out.write_text(json.dumps(result, indent=2))
-        return
-    if args.only_cifar_10k:
-        result = {"machine": machine, "photos": [photos(work, CLASSES, 1000)]}
-        if args.out:
-            args.out.write_text(json.dumps(result, indent=2))
-        return
+    only = {"only_receipts": lambda: {"receipts": receipts(work)},
+            "only_pictures_and_notes": lambda: {"figures": figures(work), "vault": vault(work)},
+            "only_cifar_10k": lambda: {"photos": [photos(work, CLASSES, 1000)]}}
+    for flag, run in only.items():
+        if getattr(args, flag):
+            result = {"machine": machine, **run()}
+            if args.out:
+                args.out.write_text(json.dumps(result, indent=2))
+            return
     result = {"machine": machine, "collections": [one(d, work) for d in datasets]}
     if RECEIPTS.is_dir():
         result["receipts"] = receipts(work)

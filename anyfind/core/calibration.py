@@ -213,9 +213,10 @@ LIST_BELOW = 200_000  # chunks: their ids are listed (1.6 MB) and sampled; probe
 def sample_chunk_ids(reader, n: int, rng: np.random.Generator,
                      list_below: int = LIST_BELOW) -> np.ndarray:
     """Up to n distinct chunk ids, sorted: those whose content key hashes lowest, a
-    sample as random as the hash and the same in every build of one corpus. A large index is never listed (10^9 ids are 8 GB): random ids up to the
-    highest are probed in batches and the existing ones kept, each existing chunk as
-    likely as any other (ids are never reused, so the gaps are deletions)."""
+    sample as random as the hash and the same in every build of one corpus. A large
+    index is never listed (10^9 ids are 8 GB): random ids up to the highest are probed
+    in batches and the existing ones kept, each existing chunk as likely as any other
+    (ids are never reused, so the gaps are deletions)."""
     top, count = reader.chunk_stamp()
     if count <= list_below:
         keys = dict(reader.chunk_content_keys())
